@@ -1,0 +1,151 @@
+/*
+tallyd configuration: `npm start` runs `node dist/main.js config/tallyd.conf.js`.
+
+The syntax is Etsy statsd's: a JavaScript object literal, so a statsd config
+file works here as it is and this file works with statsd. tallyd reads it as
+JSON5 (comments, unquoted keys, single quotes and trailing commas are fine)
+and never runs it: values must be plain strings, numbers, booleans, arrays
+and objects, not expressions. The parentheses around the object are optional;
+they only make the file valid JavaScript for editors and linters (statsd
+evaluates `config = ` + the file, which accepts them too). The same settings
+may also be written as JSON (.json) or YAML (.yaml / .yml).
+
+Precedence: built-in defaults < this file < environment (TALLYD_REDIS_URL or
+REDIS_URL, TALLYD_REDIS_KEY_PREFIX, TALLYD_FLUSH_INTERVAL, TALLYD_LOG_LEVEL)
+< command-line overrides. A misspelt key is an error ("did you mean ...?");
+statsd keys tallyd does not implement (graphiteProtocol "pickle",
+graphitePicklePort, keyFlush, automaticConfigReload, debug, console,
+repeater, repeaterProtocol, title, socket, log.backend, non-graphite
+backends) load with a warning and are ignored.
+*/
+// eslint-disable-next-line @typescript-eslint/no-unused-expressions -- statsd evaluates `config = ` + this file
+({
+  // ---- Listening ---------------------------------------------------------
+
+  // Sockets that receive statsd lines (`name:value|type[|@rate][|#tags]`).
+  // server: "udp" or "tcp" (statsd's "./servers/udp" / "./servers/tcp" work
+  // too; missing means udp). address: bind address, "0.0.0.0" = every IPv4
+  // interface. address_ipv6: bind an IPv6 socket (address defaults to "::").
+  // port: 0 picks a free port. maxPacketSize: largest UDP datagram / TCP line
+  // in bytes; longer ones are counted and dropped [65536].
+  // Without `servers`, statsd's top-level port / address / address_ipv6 /
+  // server / maxPacketSize keys describe a single server.
+  servers: [
+    { server: "udp", address: "0.0.0.0", port: 8125, address_ipv6: false, maxPacketSize: 65536 },
+    { server: "tcp", address: "0.0.0.0", port: 8125, address_ipv6: false, maxPacketSize: 65536 },
+  ],
+
+  // statsd's management console (help, stats, counters, health, ...) [0.0.0.0, 8126].
+  mgmt_address: "0.0.0.0",
+  mgmt_port: 8126,
+
+  // Reported by the console's `health` command until changed there: "up" or "down".
+  healthStatus: "up",
+
+  // ---- Graphite output ---------------------------------------------------
+
+  // Carbon's plaintext receiver. Without graphiteHost, aggregates are
+  // computed and discarded, as statsd does.
+  graphiteHost: "127.0.0.1",
+  graphitePort: 2003,
+  // statsd's graphiteProtocol: only "text" (plaintext) is implemented;
+  // "pickle" and graphitePicklePort load with a warning and are ignored.
+  // graphiteProtocol: "text",
+
+  // Only the graphite backend exists; other entries load with a warning.
+  backends: ["./backends/graphite"],
+
+  // Metric names, exactly as statsd's graphite backend builds them.
+  graphite: {
+    // true: statsd's legacy names (stats.<counter>, stats_counts.<counter>,
+    // stats.timers.<t>.*, stats.gauges.<g>, stats.sets.<s>.count, statsd.numStats).
+    // false: the prefixes below are used.
+    legacyNamespace: true,
+    globalPrefix: "stats",      // first component of every name (non-legacy)
+    prefixCounter: "counters",  // stats.counters.<name>.rate / .count
+    prefixTimer: "timers",      // stats.timers.<name>.mean, .upper_90, ...
+    prefixGauge: "gauges",      // stats.gauges.<name>
+    prefixSet: "sets",          // stats.sets.<name>.count
+    globalSuffix: "",           // appended as ".<suffix>" to every name when not empty, e.g. a host name
+  },
+
+  // Prefix of tallyd's own metrics (statsd.bad_lines_seen, statsd.numStats, ...).
+  prefixStats: "statsd",
+
+  // ---- Aggregation -------------------------------------------------------
+
+  // Length of one aggregation period in ms; flushes happen on wall-clock
+  // multiples of it, so every tallyd node agrees on the boundaries.
+  flushInterval: 10000,
+
+  // Timer percentiles to compute: a number or a list; negative = top N%
+  // (lower_N instead of upper_N). Each non-zero, between -100 and 100.
+  percentThreshold: [90],
+
+  // Timer histograms: first entry whose metric is a substring of the timer
+  // name wins; bins are ascending exclusive upper bounds, 'inf' last.
+  // An entry with bins: [] excludes the timers it matches.
+  histogram: [
+    // { metric: "render", bins: [0.01, 0.1, 1, 10, "inf"] },
+  ],
+
+  // Timer sub-metrics to send; [] sends all. Names: count, count_ps, lower,
+  // upper, mean, sum, sum_squares, std, median, histogram, and the
+  // per-percentile count_percent, mean_percent, upper_percent,
+  // lower_percent, sum_percent, sum_squares_percent.
+  calculatedTimerMetrics: [],
+
+  // Idle metrics (no sample in a period): statsd sends 0 for counters,
+  // timers and sets and repeats a gauge's last value. deleteIdleStats: true
+  // stops all of that; each delete* below overrides it for one type.
+  deleteIdleStats: false,
+  // deleteCounters: false,
+  // deleteTimers: false,
+  // deleteSets: false,
+  // deleteGauges: false,
+
+  // With deleteGauges: flushes without an update before a gauge counts as
+  // idle and is dropped (an integer > 1, anything else means 1).
+  gaugesMaxTTL: 1,
+
+  // Replace characters Graphite cannot store in names ('/' -> '-', spaces -> '_', others dropped).
+  keyNameSanitize: true,
+
+  // Also send counts (stats_counts.<name>, or <name>.count), not just rates.
+  flush_counts: true,
+
+  // Log every received line at debug level (slow; a debugging aid).
+  dumpMessages: false,
+
+  // ---- tallyd: Redis state -----------------------------------------------
+
+  redis: {
+    // redis:// or rediss:// (TLS); user, password and db number go in the URL.
+    url: "redis://127.0.0.1:6379",
+    // Prefix of every key; tallyd adds a layout version and a {shard} hash tag.
+    keyPrefix: "tallyd:",
+  },
+
+  // ms between merges of the local batch into Redis (one round trip each);
+  // must be less than flushInterval.
+  batchInterval: 200,
+
+  // ms the flushing leader's lease lasts without renewal.
+  leaseTtl: 5000,
+
+  // Most Graphite chunks kept in the Redis outbox while Carbon is
+  // unreachable; what does not fit is dropped and counted, never silently.
+  outboxMaxChunks: 100000,
+
+  // Most batches kept in memory while Redis is unreachable; what does not
+  // fit is dropped and counted, never silently.
+  maxPendingBatches: 1000,
+
+  // ---- tallyd: logging -----------------------------------------------------
+
+  // JSON lines on stderr (pino). level: fatal, error, warn, info, debug,
+  // trace or silent (statsd's LOG_INFO-style names are mapped, with a warning).
+  log: {
+    level: "info",
+  },
+})

@@ -1,0 +1,196 @@
+/**
+ * statsd's management console on mgmt_port: the same commands, the same
+ * replies (util.inspect dumps, "END\n\n" terminators), reading the state
+ * shared in Redis rather than one process's memory.
+ */
+import net from 'node:net';
+import { inspect } from 'node:util';
+import { unpackSamples } from '../aggregate/merge-args.js';
+import type { Config } from '../config/types.js';
+import { internalCounterNames } from '../flush/build-period.js';
+import { ListenError } from '../ingest/listen-error.js';
+import type { Logger } from '../observability/logger.js';
+import type { SelfStats } from '../observability/self-stats.js';
+import { FIELD_SEP } from '../store/keys.js';
+import type { Store } from '../store/store.js';
+
+export const HELP = 'Commands: stats, counters, timers, gauges, sets, delcounters, deltimers, delgauges, health, config, quit\n\n';
+
+export class ManagementConsole {
+  private server: net.Server | null = null;
+  private readonly conns = new Set<net.Socket>();
+  healthStatus: 'up' | 'down';
+
+  constructor(
+    private readonly cfg: Config,
+    private readonly store: Store,
+    private readonly self: SelfStats,
+    private readonly log: Logger,
+    /** statsd's messages.bad_lines_seen: this process's parser count. */
+    private readonly badLines: () => number,
+  ) {
+    this.healthStatus = cfg.healthStatus;
+  }
+
+  start(): Promise<number> {
+    const { cfg } = this;
+    const server = net.createServer((sock) => {
+      this.conns.add(sock);
+      sock.on('close', () => this.conns.delete(sock));
+      sock.setEncoding('ascii');
+      sock.on('data', (data: string) => {
+        const cmdline = data.trim().split(' ');
+        const cmd = cmdline.shift() ?? '';
+        this.handle(cmd, cmdline, sock).catch((err: unknown) => {
+          this.log.warn({ err: (err as Error).message, cmd }, 'management command failed');
+          if (!sock.destroyed) sock.write(`ERROR ${(err as Error).message}\n`);
+        });
+      });
+      sock.on('error', (err) => this.log.warn({ err: err.message }, 'MGMT: caught error, moving on'));
+    });
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) =>
+        reject(new ListenError(err.code ?? 'ELISTEN', `management tcp ${cfg.mgmt_address}:${cfg.mgmt_port}`, err));
+      server.once('error', onError);
+      server.listen(cfg.mgmt_port, cfg.mgmt_address, () => {
+        server.off('error', onError);
+        const addr = server.address();
+        const port = typeof addr === 'object' && addr ? addr.port : cfg.mgmt_port;
+        this.log.info({ address: cfg.mgmt_address, port }, 'management console listening');
+        resolve(port);
+      });
+    });
+  }
+
+  stop(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    if (!server) return Promise.resolve();
+    return new Promise((resolve) => {
+      server.close(() => resolve());
+      for (const sock of this.conns) sock.destroy();
+    });
+  }
+
+  async handle(cmd: string, params: string[], out: net.Socket): Promise<void> {
+    switch (cmd) {
+      case 'help':
+        out.write(HELP);
+        return;
+      case 'config':
+        out.write(writeConfig(this.cfg));
+        return;
+      case 'health': {
+        const action = params[0]?.toLowerCase();
+        if (action === 'up' || action === 'down') this.healthStatus = action;
+        out.write(`health: ${this.healthStatus}\n`);
+        return;
+      }
+      case 'stats':
+        out.write(this.stats());
+        return;
+      case 'counters':
+      case 'timers':
+      case 'gauges':
+      case 'sets':
+        out.write(inspect(await this.dump(cmd)) + '\nEND\n\n');
+        return;
+      case 'delcounters':
+      case 'deltimers':
+      case 'delgauges':
+        out.write(await this.del(cmd.slice(3) as 'counters' | 'timers' | 'gauges', params));
+        return;
+      case 'quit':
+        out.end();
+        return;
+      default:
+        out.write('ERROR\n');
+    }
+  }
+
+  private stats(): string {
+    const now = Math.round(Date.now() / 1000);
+    const s = this.self;
+    const line = (group: string, metric: string, val: number) =>
+      `${group}.${metric}: ${metric.startsWith('last_') ? now - val : val}\n`;
+    let text = `uptime: ${now - s.startedAt}\n`;
+    text += line('messages', 'last_msg_seen', s.lastMsgSeen);
+    text += line('messages', 'bad_lines_seen', this.badLines());
+    for (const [k, v] of Object.entries(s.graphite)) text += line('graphite', k, v);
+    return text + 'END\n\n';
+  }
+
+  private async dump(type: 'counters' | 'timers' | 'gauges' | 'sets'): Promise<Record<string, unknown>> {
+    const cur = await this.store.readCurrent();
+    const out: Record<string, unknown> = {};
+    if (type === 'counters') {
+      for (const n of internalCounterNames(this.cfg.prefixStats)) out[n] = 0;
+      for (const n of cur.known.counters) out[n] = 0;
+      for (const [n, v] of Object.entries(cur.counters)) out[n] = Number(v);
+    } else if (type === 'gauges') {
+      for (const [n, v] of Object.entries(cur.gauges)) out[n] = Number(v);
+    } else if (type === 'timers') {
+      for (const n of cur.known.timers) out[n] = [];
+      for (const [field, packed] of cur.timers) {
+        const n = field.slice(0, field.indexOf(FIELD_SEP));
+        const values = (out[n] as number[] | undefined) ?? [];
+        unpackSamples(packed, values);
+        out[n] = values;
+      }
+    } else {
+      for (const n of cur.known.sets) out[n] = [];
+      for (const field of cur.sets) {
+        const i = field.indexOf(FIELD_SEP);
+        const n = field.slice(0, i);
+        const members = (out[n] as string[] | undefined) ?? [];
+        members.push(field.slice(i + 1));
+        out[n] = members;
+      }
+    }
+    return out;
+  }
+
+  private async del(type: 'counters' | 'timers' | 'gauges', buckets: string[]): Promise<string> {
+    const all = Object.keys(await this.dump(type));
+    let text = '';
+    const doomed: string[] = [];
+    for (const bucket of buckets) {
+      const matches = existingStats(all, bucket);
+      if (matches.length === 0) text += `metric ${bucket} not found\n`;
+      for (const m of matches) {
+        doomed.push(m);
+        text += `deleted: ${m}\n`;
+      }
+    }
+    await this.store.deleteNames(type, doomed);
+    return text + 'END\n\n';
+  }
+}
+
+/** statsd's existing_stats: an exact name, or every name under `folder.*`. */
+export function existingStats(names: readonly string[], bucket: string): string[] {
+  const matches: string[] = [];
+  if (names.includes(bucket)) matches.push(bucket);
+  if (bucket.endsWith('.*')) {
+    const folder = bucket.slice(0, -1);
+    for (const n of names) if (n.startsWith(folder)) matches.push(n);
+  }
+  return matches;
+}
+
+/** statsd's helpers.writeConfig, with the redis url's password hidden. */
+function writeConfig(cfg: Config): string {
+  let text = '\n';
+  for (const [prop, val] of Object.entries(cfg)) {
+    if (typeof val !== 'object' || val === null) {
+      text += `${prop}: ${String(val)}\n`;
+      continue;
+    }
+    for (const [sub, v] of Object.entries(val as Record<string, unknown>)) {
+      const shown = prop === 'redis' && sub === 'url' ? String(v).replace(/\/\/([^@/]*)@/, '//***@') : v;
+      text += `${prop} > ${sub}: ${typeof shown === 'object' ? JSON.stringify(shown) : String(shown)}\n`;
+    }
+  }
+  return text;
+}

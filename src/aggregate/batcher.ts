@@ -1,0 +1,156 @@
+/**
+ * Owns the current Batch and merges it into Redis every batchInterval:
+ * swap, encode, one merge-7 call, at most one in flight. While Redis is down
+ * encoded batches wait in a bounded queue (oldest dropped and counted past
+ * maxPendingBatches) and are retried in order; a batch id makes a retried
+ * merge land at most once.
+ */
+import { randomBytes } from 'node:crypto';
+import type { SampleSink } from '../parse/sample-sink.js';
+import type { Logger } from '../observability/logger.js';
+import { RateLimitedLog } from '../observability/rate-limited-log.js';
+import type { SelfStats } from '../observability/self-stats.js';
+import { Batch } from './batch.js';
+import { encodeMerge, type MergeArg } from './merge-args.js';
+
+export interface MergeTarget {
+  merge(batchId: string, args: MergeArg[]): Promise<boolean>;
+}
+
+/** Process-local counters the batcher folds into each batch as statsd counters. */
+export interface IngestCounters {
+  readonly metricsReceived: number;
+  readonly badLines: number;
+}
+
+export interface BatcherOptions {
+  readonly batchInterval: number;
+  readonly maxPendingBatches: number;
+  readonly prefixStats: string;
+}
+
+interface Encoded {
+  id: string;
+  args: MergeArg[];
+}
+
+export class Batcher implements SampleSink {
+  private current = new Batch();
+  private readonly queue: Encoded[] = [];
+  private inFlight: Promise<void> | null = null;
+  private ticker: NodeJS.Timeout | null = null;
+  private readonly node = randomBytes(6).toString('hex');
+  private seq = 0;
+  private readonly mergeLog: RateLimitedLog;
+  private seen = { packets: 0, metrics: 0, bad: 0 };
+  private readonly names: { packets: string; metrics: string; bad: string };
+
+  constructor(
+    private readonly target: MergeTarget,
+    private readonly opts: BatcherOptions,
+    private readonly self: SelfStats,
+    private readonly ingest: IngestCounters,
+    private readonly log: Logger,
+  ) {
+    this.mergeLog = new RateLimitedLog(log);
+    const p = opts.prefixStats;
+    this.names = { packets: `${p}.packets_received`, metrics: `${p}.metrics_received`, bad: `${p}.bad_lines_seen` };
+  }
+
+  counter(name: string, value: number, rate: number): void {
+    this.current.counter(name, value, rate);
+  }
+  gauge(name: string, value: number, delta: boolean): void {
+    this.current.gauge(name, value, delta);
+  }
+  timer(name: string, value: number, rate: number): void {
+    this.current.timer(name, value, rate);
+  }
+  set(name: string, member: string): void {
+    this.current.set(name, member);
+  }
+
+  start(): void {
+    this.ticker = setInterval(() => this.tick(), this.opts.batchInterval);
+  }
+
+  /** Batches waiting for Redis (for /health and tests). */
+  get backlog(): number {
+    return this.queue.length + (this.inFlight ? 1 : 0);
+  }
+
+  /** Swap the current batch into the queue and start a merge if none runs. */
+  tick(): void {
+    this.swap();
+    if (!this.inFlight && this.queue.length > 0) {
+      this.inFlight = this.drain().finally(() => {
+        this.inFlight = null;
+      });
+    }
+  }
+
+  /** Stop ticking, merge everything received, give up after timeoutMs. */
+  async stop(timeoutMs: number): Promise<void> {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = null;
+    this.swap();
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.inFlight) await this.inFlight;
+      if (this.queue.length === 0) return;
+      this.inFlight = this.drain().finally(() => {
+        this.inFlight = null;
+      });
+      await this.inFlight;
+      if (this.queue.length > 0) await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
+    }
+    if (this.queue.length > 0) {
+      this.log.error({ batches: this.queue.length }, 'stopping with batches that could not be merged into redis');
+    }
+  }
+
+  private swap(): void {
+    const b = this.current;
+    const { packetsReceived } = this.self;
+    const { metricsReceived, badLines } = this.ingest;
+    const d = { packets: packetsReceived - this.seen.packets, metrics: metricsReceived - this.seen.metrics, bad: badLines - this.seen.bad };
+    if (b.isEmpty && d.packets === 0 && d.metrics === 0 && d.bad === 0) return;
+    if (d.packets) b.counter(this.names.packets, d.packets, 1);
+    if (d.metrics) b.counter(this.names.metrics, d.metrics, 1);
+    if (d.bad) b.counter(this.names.bad, d.bad, 1);
+    this.seen = { packets: packetsReceived, metrics: metricsReceived, bad: badLines };
+    this.current = new Batch();
+    const id = `${this.node}:${++this.seq}`;
+    this.queue.push({ id, args: encodeMerge(b, id) });
+    while (this.queue.length > this.opts.maxPendingBatches) {
+      this.queue.shift();
+      this.self.batchesDropped++;
+      this.mergeLog.warn(() => ({
+        msg: 'redis unavailable too long: dropped the oldest local batch',
+        fields: { maxPendingBatches: this.opts.maxPendingBatches, batchesDropped: this.self.batchesDropped },
+      }));
+    }
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const next = this.queue[0] as Encoded;
+      try {
+        await this.target.merge(next.id, next.args);
+      } catch (err) {
+        this.self.mergeErrors++;
+        this.mergeLog.warn(() => ({
+          msg: 'merge into redis failed; the batch is kept and retried',
+          fields: { err: (err as Error).message, backlog: this.queue.length },
+        }));
+        return;
+      }
+      if (this.queue[0] === next) this.queue.shift();
+      this.self.batchesMerged++;
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,81 @@
+/**
+ * Default values: Etsy statsd 0.9's (stats.js, backends/graphite.js,
+ * servers/*.js) for every statsd key, then tallyd's own. A key left out of
+ * the config file resolves to the value here.
+ */
+
+import type { Config, GraphiteConfig, LogConfig, ServerConfig } from './types.js';
+
+/** Largest datagram (UDP) or line (TCP) accepted, in bytes: the largest UDP payload. */
+export const DEFAULT_MAX_PACKET_SIZE = 65536;
+
+/** statsd: `server.bind(config.port || 8125, config.address || undefined)`, udp4 unless address_ipv6. */
+export const DEFAULT_SERVER: ServerConfig = Object.freeze({
+  server: 'udp',
+  address: '0.0.0.0',
+  port: 8125,
+  address_ipv6: false,
+  maxPacketSize: DEFAULT_MAX_PACKET_SIZE,
+});
+
+/** Bind address when none is given: all interfaces, IPv6 ones for an address_ipv6 server. */
+export function defaultAddress(ipv6: boolean): string {
+  return ipv6 ? '::' : '0.0.0.0';
+}
+
+export const DEFAULT_GRAPHITE: GraphiteConfig = Object.freeze({
+  legacyNamespace: true,
+  globalPrefix: 'stats',
+  prefixCounter: 'counters',
+  prefixTimer: 'timers',
+  prefixGauge: 'gauges',
+  prefixSet: 'sets',
+  globalSuffix: '',
+});
+
+export const LOG_LEVELS: ReadonlyArray<LogConfig['level']> = Object.freeze([
+  'fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent',
+]);
+
+/** statsd's calculatedTimerMetrics vocabulary (`*_percent` selects the per-percentile ones). */
+export const TIMER_METRICS: ReadonlyArray<string> = Object.freeze([
+  'count', 'count_ps', 'lower', 'upper', 'mean', 'sum', 'sum_squares', 'std', 'median', 'histogram',
+  'count_percent', 'mean_percent', 'upper_percent', 'lower_percent', 'sum_percent', 'sum_squares_percent',
+]);
+
+/** The resolved config of an empty file. */
+export const DEFAULTS: Config = Object.freeze({
+  source: null,
+
+  servers: Object.freeze([DEFAULT_SERVER]),
+  mgmt_address: '0.0.0.0',
+  mgmt_port: 8126,
+
+  // statsd: no graphiteHost = metrics are computed but not sent anywhere.
+  graphiteHost: null,
+  graphitePort: 2003,
+  graphite: DEFAULT_GRAPHITE,
+
+  flushInterval: 10000,
+  percentThreshold: Object.freeze([90]),
+  histogram: Object.freeze([]),
+  calculatedTimerMetrics: Object.freeze([]),
+  deleteIdleStats: false,
+  deleteCounters: false,
+  deleteTimers: false,
+  deleteGauges: false,
+  deleteSets: false,
+  gaugesMaxTTL: 1,
+  prefixStats: 'statsd',
+  keyNameSanitize: true,
+  flush_counts: true,
+  healthStatus: 'up',
+  dumpMessages: false,
+
+  redis: Object.freeze({ url: 'redis://127.0.0.1:6379', keyPrefix: 'tallyd:' }),
+  batchInterval: 200,
+  leaseTtl: 5000,
+  outboxMaxChunks: 100000,
+  maxPendingBatches: 1000,
+  log: Object.freeze({ level: 'info' }),
+});

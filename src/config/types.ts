@@ -1,0 +1,92 @@
+/**
+ * The resolved, validated configuration: the one source of the Config type.
+ * Field names follow Etsy statsd's config keys where statsd has them, so a
+ * statsd config file maps onto this shape without renaming. tallyd's own
+ * settings live in their own sections (`redis`, `batchInterval`, `log`).
+ */
+
+export type ServerKind = 'udp' | 'tcp';
+
+export interface ServerConfig {
+  /** 'udp' or 'tcp' (statsd's './servers/udp' and './servers/tcp' spellings are normalised). */
+  readonly server: ServerKind;
+  /** Bind address; statsd's default is all interfaces. */
+  readonly address: string;
+  readonly port: number;
+  /** statsd's `address_ipv6`: bind a udp6 socket. */
+  readonly address_ipv6: boolean;
+  /** Largest accepted datagram / TCP line in bytes; longer ones are counted and dropped. */
+  readonly maxPacketSize: number;
+}
+
+export interface HistogramConfig {
+  /** Substring matched against a timer's name (statsd: `key.indexOf(metric) > -1`), first match wins. */
+  readonly metric: string;
+  /** Upper bounds (exclusive) of the bins, ascending; 'inf' for the last open bin. */
+  readonly bins: ReadonlyArray<number | 'inf'>;
+}
+
+export interface GraphiteConfig {
+  readonly legacyNamespace: boolean;
+  readonly globalPrefix: string;
+  readonly prefixCounter: string;
+  readonly prefixTimer: string;
+  readonly prefixGauge: string;
+  readonly prefixSet: string;
+  /** Raw suffix as configured ('' when unset); encode adds the '.' like statsd. */
+  readonly globalSuffix: string;
+}
+
+export interface RedisConfig {
+  readonly url: string;
+  /** Prefix of every key; the layout version and the hash-tagged shard follow it. */
+  readonly keyPrefix: string;
+}
+
+export interface LogConfig {
+  readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export interface Config {
+  /** Path of the file the config came from, or null for defaults only. */
+  readonly source: string | null;
+
+  readonly servers: ReadonlyArray<ServerConfig>;
+  readonly mgmt_address: string;
+  readonly mgmt_port: number;
+
+  readonly graphiteHost: string | null;
+  readonly graphitePort: number;
+  readonly graphite: GraphiteConfig;
+
+  readonly flushInterval: number;
+  readonly percentThreshold: ReadonlyArray<number>;
+  readonly histogram: ReadonlyArray<HistogramConfig>;
+  /** statsd's calculatedTimerMetrics; empty means "all". */
+  readonly calculatedTimerMetrics: ReadonlyArray<string>;
+  readonly deleteIdleStats: boolean;
+  readonly deleteCounters: boolean;
+  readonly deleteTimers: boolean;
+  readonly deleteGauges: boolean;
+  readonly deleteSets: boolean;
+  /** Flushes a gauge survives without updates when deleteGauges is on (statsd forces < 2 to 1). */
+  readonly gaugesMaxTTL: number;
+  readonly prefixStats: string;
+  readonly keyNameSanitize: boolean;
+  /** statsd's flush_counts: also emit stats_counts.* / <counter>.count. */
+  readonly flush_counts: boolean;
+  readonly healthStatus: 'up' | 'down';
+  /** statsd's dumpMessages: log every received line (debug aid, slow). */
+  readonly dumpMessages: boolean;
+
+  readonly redis: RedisConfig;
+  /** Milliseconds between merges of the local batch into Redis. */
+  readonly batchInterval: number;
+  /** Lease time-to-live in ms for the flushing leader. */
+  readonly leaseTtl: number;
+  /** Largest number of chunks kept in the Redis outbox while Carbon is unreachable. */
+  readonly outboxMaxChunks: number;
+  /** Largest number of batches kept in memory while Redis is unreachable. */
+  readonly maxPendingBatches: number;
+  readonly log: LogConfig;
+}

@@ -1,0 +1,153 @@
+/**
+ * The list-shaped statsd settings: servers (with statsd's fallback to the
+ * top-level server keys), percentThreshold, histogram, calculatedTimerMetrics
+ * and backends.
+ */
+
+import { type Checker, isObject, join, type Raw } from './checker.js';
+import { DEFAULT_MAX_PACKET_SIZE, DEFAULTS, defaultAddress, TIMER_METRICS } from './defaults.js';
+import { describe, HISTOGRAM_KEYS, SERVER_KEYS, suggest, UNIMPLEMENTED_SERVER } from './keys.js';
+import type { HistogramConfig, ServerConfig, ServerKind } from './types.js';
+
+const SERVER_NAME = /^(?:\.\/)?(?:servers\/)?(udp|tcp|zmq)(?:\.js)?$/;
+const GRAPHITE_BACKEND = /^(?:\.\/)?(?:backends\/)?graphite(?:\.js)?$/;
+
+/** One server from an entry of `servers`, or from the top level (path ''); null if it is skipped. */
+function readServer(c: Checker, entry: Raw, path: string, packetSize: number): ServerConfig | null {
+  const name = entry['server'];
+  let server: ServerKind = 'udp'; // statsd: "The default server is UDP"
+  if (name !== undefined) {
+    const match = typeof name === 'string' ? SERVER_NAME.exec(name) : null;
+    if (match?.[1] === 'zmq') {
+      c.warn(join(path, 'server'), 'ZeroMQ servers are not implemented yet; this server is ignored');
+      return null;
+    }
+    if (match?.[1] === 'udp' || match?.[1] === 'tcp') server = match[1];
+    else c.problem(join(path, 'server'), `must be "udp", "tcp", "./servers/udp" or "./servers/tcp", got ${describe(name)}`);
+  }
+  if (path !== '') c.keys(entry, path, SERVER_KEYS, UNIMPLEMENTED_SERVER);
+  const address_ipv6 = c.bool(entry, 'address_ipv6', path, false);
+  return {
+    server,
+    address: c.str(entry, 'address', path, defaultAddress(address_ipv6), true),
+    port: c.port(entry, 'port', path, 8125),
+    address_ipv6,
+    maxPacketSize: c.count(entry, 'maxPacketSize', path, packetSize),
+  };
+}
+
+export function readServers(c: Checker, raw: Raw): ReadonlyArray<ServerConfig> {
+  const packetSize = c.count(raw, 'maxPacketSize', '', DEFAULT_MAX_PACKET_SIZE);
+  const list = c.array(raw, 'servers', '', 'an array of server objects');
+  if (raw['servers'] === undefined) {
+    const single = readServer(c, raw, '', packetSize);
+    return single === null ? [] : [single];
+  }
+  for (const key of ['server', 'address', 'address_ipv6', 'port']) {
+    if (raw[key] !== undefined) c.warn(key, 'ignored because servers is set (as in statsd)');
+  }
+  const servers: ServerConfig[] = [];
+  const seen = new Map<string, string>();
+  (list ?? []).forEach((entry, i) => {
+    const path = join('servers', i);
+    if (!isObject(entry)) {
+      c.problem(path, `must be an object like { server: "udp", port: 8125 }, got ${describe(entry)}`);
+      return;
+    }
+    const server = readServer(c, entry, path, packetSize);
+    if (server === null) return;
+    const id = `${server.server} ${server.address}:${server.port}`;
+    const first = seen.get(id);
+    if (first !== undefined && server.port !== 0) c.problem(path, `listens on the same ${id} as ${first}`);
+    seen.set(id, path);
+    servers.push(server);
+  });
+  return servers;
+}
+
+export function readPercentThreshold(c: Checker, raw: Raw): ReadonlyArray<number> {
+  const value = raw['percentThreshold'];
+  if (value === undefined) return DEFAULTS.percentThreshold;
+  const what = 'a number or an array of numbers, each non-zero and between -100 and 100';
+  const valid = (p: unknown): p is number => typeof p === 'number' && Number.isFinite(p) && p !== 0 && Math.abs(p) <= 100;
+  if (!Array.isArray(value)) {
+    if (valid(value)) return [value];
+    c.problem('percentThreshold', `must be ${what}, got ${describe(value)}`);
+    return DEFAULTS.percentThreshold;
+  }
+  const out: number[] = [];
+  value.forEach((p: unknown, i) => {
+    if (valid(p)) out.push(p);
+    else c.problem(join('percentThreshold', i), `must be a non-zero number between -100 and 100, got ${describe(p)}`);
+  });
+  return out;
+}
+
+function readBins(c: Checker, bins: ReadonlyArray<unknown>, path: string): Array<number | 'inf'> {
+  const out: Array<number | 'inf'> = [];
+  let last = -Infinity;
+  bins.forEach((bin, i) => {
+    const at = join(path, i);
+    if (bin === 'inf') {
+      if (i !== bins.length - 1) c.problem(at, "'inf' must be the last bin");
+      out.push(bin);
+    } else if (typeof bin === 'number' && Number.isFinite(bin)) {
+      if (bin <= last) c.problem(at, `bins must be in ascending order, got ${bin} after ${last}`);
+      last = bin;
+      out.push(bin);
+    } else {
+      c.problem(at, `must be a number or 'inf', got ${describe(bin)}`);
+    }
+  });
+  return out;
+}
+
+export function readHistogram(c: Checker, raw: Raw): ReadonlyArray<HistogramConfig> {
+  const list = c.array(raw, 'histogram', '', "an array of { metric, bins } objects");
+  const out: HistogramConfig[] = [];
+  (list ?? []).forEach((entry, i) => {
+    const path = join('histogram', i);
+    if (!isObject(entry)) {
+      c.problem(path, `must be an object like { metric: "render", bins: [0.1, 1, 'inf'] }, got ${describe(entry)}`);
+      return;
+    }
+    c.keys(entry, path, HISTOGRAM_KEYS);
+    if (typeof entry['metric'] !== 'string') c.problem(join(path, 'metric'), `must be a string, got ${describe(entry['metric'])}`);
+    const bins = entry['bins'];
+    if (!Array.isArray(bins)) c.problem(join(path, 'bins'), `must be an array of numbers and 'inf', got ${describe(bins)}`);
+    const metric = typeof entry['metric'] === 'string' ? entry['metric'] : '';
+    out.push({ metric, bins: Array.isArray(bins) ? readBins(c, bins, join(path, 'bins')) : [] });
+  });
+  return out;
+}
+
+export function readTimerMetrics(c: Checker, raw: Raw): ReadonlyArray<string> {
+  const list = c.array(raw, 'calculatedTimerMetrics', '', 'an array of timer metric names');
+  const out: string[] = [];
+  (list ?? []).forEach((name, i) => {
+    if (typeof name === 'string' && TIMER_METRICS.includes(name)) {
+      out.push(name);
+      return;
+    }
+    const hint = typeof name === 'string' ? suggest(name, TIMER_METRICS) : null;
+    c.problem(join('calculatedTimerMetrics', i), `unknown timer metric ${describe(name)}${hint === null ? '' : ` (did you mean ${hint}?)`}; `
+      + `expected one of ${TIMER_METRICS.join(', ')}`);
+  });
+  return out;
+}
+
+/** Checks `backends`; returns the non-graphite ones (which tallyd ignores). */
+export function checkBackends(c: Checker, raw: Raw): ReadonlyArray<string> {
+  const list = c.array(raw, 'backends', '', 'an array of backend names');
+  if (list === null) return [];
+  const others: string[] = [];
+  let graphite = false;
+  list.forEach((name, i) => {
+    if (typeof name !== 'string') c.problem(join('backends', i), `must be a string, got ${describe(name)}`);
+    else if (GRAPHITE_BACKEND.test(name)) graphite = true;
+    else others.push(name);
+  });
+  for (const name of others) c.warn('backends', `backend ${describe(name)} is not supported by tallyd and is ignored (only graphite is)`);
+  if (!graphite) c.warn('backends', 'does not list graphite; tallyd writes to Graphite anyway whenever graphiteHost is set');
+  return others;
+}

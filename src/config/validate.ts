@@ -1,0 +1,158 @@
+/**
+ * Raw merged settings -> Config. Every key is checked; problems are collected
+ * (never thrown one by one) and returned with the warnings about statsd keys
+ * tallyd accepts but ignores. Absent keys take their default from DEFAULTS,
+ * with statsd's own resolution rules (deleteIdleStats, gaugesMaxTTL, ...).
+ */
+
+import { Checker, type OriginOf, type Raw } from './checker.js';
+import { DEFAULT_GRAPHITE, DEFAULTS, LOG_LEVELS } from './defaults.js';
+import type { ConfigProblem } from './errors.js';
+import {
+  describe, GRAPHITE_KEYS, LOG_KEYS, REDIS_KEYS, SYSLOG_LEVELS, TOP_LEVEL_KEYS, UNIMPLEMENTED_LOG, UNIMPLEMENTED_TOP_LEVEL,
+} from './keys.js';
+import type { Config, GraphiteConfig, LogConfig, RedisConfig } from './types.js';
+import { checkBackends, readHistogram, readPercentThreshold, readServers, readTimerMetrics } from './validate-lists.js';
+
+export interface Validated {
+  /** The resolved config, or null when there are problems. */
+  readonly config: Config | null;
+  readonly problems: ReadonlyArray<ConfigProblem>;
+  readonly warnings: ReadonlyArray<ConfigProblem>;
+}
+
+function checkTopLevel(c: Checker, raw: Raw, otherBackends: ReadonlyArray<string>): void {
+  // Settings that match what tallyd does anyway need no warning.
+  const known = [...TOP_LEVEL_KEYS];
+  if (raw['debug'] === false) known.push('debug');
+  if (raw['automaticConfigReload'] === false) known.push('automaticConfigReload');
+  const lenient = otherBackends.length === 0 ? undefined
+    : (): string => `unknown key, ignored (perhaps a setting of ${otherBackends.map(describe).join(' or ')}, not loaded by tallyd)`;
+  c.keys(raw, '', known, UNIMPLEMENTED_TOP_LEVEL, lenient);
+}
+
+/** Problems in the order their top-level keys appear in the settings (file order), then the rest. */
+function inKeyOrder(raw: Raw, problems: ReadonlyArray<ConfigProblem>): ConfigProblem[] {
+  const order = Object.keys(raw);
+  const rank = (p: ConfigProblem): number => {
+    const i = order.indexOf(p.key.split(/[.[]/)[0] ?? '');
+    return i < 0 ? order.length : i;
+  };
+  return problems.map((p, i) => ({ p, i })).sort((a, b) => rank(a.p) - rank(b.p) || a.i - b.i).map(({ p }) => p);
+}
+
+function readGraphite(c: Checker, raw: Raw): GraphiteConfig {
+  const g = c.section(raw, 'graphite', '');
+  c.keys(g, 'graphite', GRAPHITE_KEYS);
+  const p = 'graphite';
+  const d = DEFAULT_GRAPHITE;
+  return {
+    legacyNamespace: c.bool(g, 'legacyNamespace', p, d.legacyNamespace),
+    globalPrefix: c.str(g, 'globalPrefix', p, d.globalPrefix),
+    prefixCounter: c.str(g, 'prefixCounter', p, d.prefixCounter),
+    prefixTimer: c.str(g, 'prefixTimer', p, d.prefixTimer),
+    prefixGauge: c.str(g, 'prefixGauge', p, d.prefixGauge),
+    prefixSet: c.str(g, 'prefixSet', p, d.prefixSet),
+    globalSuffix: c.str(g, 'globalSuffix', p, d.globalSuffix),
+  };
+}
+
+function readRedis(c: Checker, raw: Raw): RedisConfig {
+  const r = c.section(raw, 'redis', '');
+  c.keys(r, 'redis', REDIS_KEYS);
+  let url = c.str(r, 'url', 'redis', DEFAULTS.redis.url);
+  if (!/^rediss?:\/\/./.test(url)) {
+    c.problem('redis.url', `must start with redis:// or rediss://, got ${describe(url)}`);
+    url = DEFAULTS.redis.url;
+  }
+  const keyPrefix = c.str(r, 'keyPrefix', 'redis', DEFAULTS.redis.keyPrefix);
+  if (/[{}]/.test(keyPrefix)) c.problem('redis.keyPrefix', `must not contain { or } (tallyd adds the hash tag), got ${describe(keyPrefix)}`);
+  return { url, keyPrefix };
+}
+
+function readLog(c: Checker, raw: Raw): LogConfig {
+  const l = c.section(raw, 'log', '');
+  c.keys(l, 'log', LOG_KEYS, UNIMPLEMENTED_LOG);
+  const level = l['level'];
+  const syslog = typeof level === 'string' && Object.hasOwn(SYSLOG_LEVELS, level) ? SYSLOG_LEVELS[level] : undefined;
+  if (syslog !== undefined) {
+    c.warn('log.level', `statsd's syslog level ${describe(level)} is read as pino level "${syslog}"`);
+    return { level: syslog };
+  }
+  return { level: c.oneOf(l, 'level', 'log', DEFAULTS.log.level, LOG_LEVELS) };
+}
+
+function readGraphiteTarget(c: Checker, raw: Raw): Pick<Config, 'graphiteHost' | 'graphitePort'> {
+  const host = raw['graphiteHost'];
+  const graphiteHost = host === undefined || host === null ? null : c.str(raw, 'graphiteHost', '', '', true) || null;
+  const protocol = c.oneOf(raw, 'graphiteProtocol', '', 'text', ['text', 'pickle']);
+  if (protocol === 'pickle') c.warn('graphiteProtocol', 'tallyd writes the plaintext protocol only; "pickle" is ignored and text is sent to graphitePort');
+  return { graphiteHost, graphitePort: c.port(raw, 'graphitePort', '', DEFAULTS.graphitePort, 1) };
+}
+
+/** statsd forces gaugesMaxTTL to 1 unless it is an integer > 1; a non-number is an error here. */
+function readGaugesMaxTTL(c: Checker, raw: Raw): number {
+  const ttl = raw['gaugesMaxTTL'];
+  if (ttl === undefined) return DEFAULTS.gaugesMaxTTL;
+  if (typeof ttl !== 'number' || Number.isNaN(ttl)) {
+    c.problem('gaugesMaxTTL', `must be an integer number of flushes, got ${describe(ttl)}`);
+    return DEFAULTS.gaugesMaxTTL;
+  }
+  if (Number.isInteger(ttl) && ttl > 1) return ttl;
+  if (ttl !== 1) c.warn('gaugesMaxTTL', `${describe(ttl)} is not an integer > 1, so 1 is used (as in statsd)`);
+  return 1;
+}
+
+export function validate(raw: Raw, source: string | null, originOf: OriginOf): Validated {
+  const c = new Checker(originOf);
+  const otherBackends = checkBackends(c, raw);
+  checkTopLevel(c, raw, otherBackends);
+
+  const flushInterval = c.millis(raw, 'flushInterval', '', DEFAULTS.flushInterval);
+  const batchInterval = c.millis(raw, 'batchInterval', '', DEFAULTS.batchInterval);
+  if (batchInterval >= flushInterval && raw['batchInterval'] !== undefined) {
+    c.problem('batchInterval', `must be less than flushInterval (${flushInterval}), got ${batchInterval}`);
+  } else if (batchInterval >= flushInterval) {
+    c.problem('flushInterval', `must be greater than batchInterval (${batchInterval}), got ${flushInterval}`);
+  }
+
+  // statsd's stats.js: deleteIdleStats turns on every delete* that is not set explicitly.
+  const deleteIdleStats = c.bool(raw, 'deleteIdleStats', '', DEFAULTS.deleteIdleStats);
+  const del = (key: 'deleteCounters' | 'deleteTimers' | 'deleteGauges' | 'deleteSets'): boolean =>
+    c.bool(raw, key, '', deleteIdleStats);
+
+  const config: Config = {
+    source,
+    servers: readServers(c, raw),
+    mgmt_address: c.str(raw, 'mgmt_address', '', DEFAULTS.mgmt_address, true),
+    mgmt_port: c.port(raw, 'mgmt_port', '', DEFAULTS.mgmt_port),
+    ...readGraphiteTarget(c, raw),
+    graphite: readGraphite(c, raw),
+    flushInterval,
+    percentThreshold: readPercentThreshold(c, raw),
+    histogram: readHistogram(c, raw),
+    calculatedTimerMetrics: readTimerMetrics(c, raw),
+    deleteIdleStats,
+    deleteCounters: del('deleteCounters'),
+    deleteTimers: del('deleteTimers'),
+    deleteGauges: del('deleteGauges'),
+    deleteSets: del('deleteSets'),
+    gaugesMaxTTL: readGaugesMaxTTL(c, raw),
+    prefixStats: c.str(raw, 'prefixStats', '', DEFAULTS.prefixStats),
+    keyNameSanitize: c.bool(raw, 'keyNameSanitize', '', DEFAULTS.keyNameSanitize),
+    flush_counts: c.bool(raw, 'flush_counts', '', DEFAULTS.flush_counts),
+    healthStatus: c.oneOf(raw, 'healthStatus', '', DEFAULTS.healthStatus, ['up', 'down']),
+    dumpMessages: c.bool(raw, 'dumpMessages', '', DEFAULTS.dumpMessages),
+    redis: readRedis(c, raw),
+    batchInterval,
+    leaseTtl: c.millis(raw, 'leaseTtl', '', DEFAULTS.leaseTtl),
+    outboxMaxChunks: c.count(raw, 'outboxMaxChunks', '', DEFAULTS.outboxMaxChunks),
+    maxPendingBatches: c.count(raw, 'maxPendingBatches', '', DEFAULTS.maxPendingBatches),
+    log: readLog(c, raw),
+  };
+  return {
+    config: c.problems.length === 0 ? config : null,
+    problems: inKeyOrder(raw, c.problems),
+    warnings: inKeyOrder(raw, c.warnings),
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * Composition root. Starts in stages, downstream first (store -> sink ->
+ * flusher -> batcher -> ingest -> console) so nothing is received before it
+ * has somewhere to go; stops in reverse, merging the last batch before exit.
+ */
+import { ManagementConsole } from './admin/console.js';
+import { Batcher } from './aggregate/batcher.js';
+import type { Config } from './config/types.js';
+import { Flusher } from './flush/flusher.js';
+import { TcpServer } from './ingest/tcp.js';
+import { UdpServer } from './ingest/udp.js';
+import { quote, type Logger } from './observability/logger.js';
+import { RateLimitedLog } from './observability/rate-limited-log.js';
+import { SelfStats } from './observability/self-stats.js';
+import { StatsdLineParser, statusText } from './parse/statsd-line.js';
+import { CarbonSink } from './sink/graphite/carbon.js';
+import { Store } from './store/store.js';
+
+export interface ListeningPorts {
+  udp: number[];
+  tcp: number[];
+  mgmt: number;
+}
+
+interface Stoppable {
+  stop(): Promise<void>;
+}
+
+export class Daemon {
+  readonly self = new SelfStats();
+  readonly parser: StatsdLineParser;
+  store: Store | null = null;
+  flusher: Flusher | null = null;
+  batcher: Batcher | null = null;
+  sink: CarbonSink | null = null;
+  console: ManagementConsole | null = null;
+  readonly ports: ListeningPorts = { udp: [], tcp: [], mgmt: 0 };
+  private readonly ingest: Stoppable[] = [];
+  private stopping: Promise<void> | null = null;
+
+  constructor(
+    readonly cfg: Config,
+    private readonly log: Logger,
+  ) {
+    this.parser = new StatsdLineParser({ keyNameSanitize: cfg.keyNameSanitize });
+    const badLog = new RateLimitedLog(log.child({ component: 'parse' }));
+    this.parser.onBadLine = (status, buf, start, end) =>
+      badLog.warn(() => ({
+        msg: `bad line: ${statusText(status)}`,
+        fields: { line: quote(buf.toString('utf8', start, Math.min(end, start + 400))), badLinesSeen: this.parser.badLines },
+      }));
+  }
+
+  async start(): Promise<void> {
+    const { cfg, log } = this;
+    try {
+      const store = await Store.open(cfg.redis, log.child({ component: 'store' }));
+      this.store = store;
+      log.info({ keys: store.keys.base }, 'connected to redis');
+
+      const flusherLog = log.child({ component: 'flusher' });
+      const flusher = new Flusher(store, cfg, this.self, flusherLog, () => this.sink?.kick());
+      this.flusher = flusher;
+      if (cfg.graphiteHost) {
+        this.sink = new CarbonSink(
+          { host: cfg.graphiteHost, port: cfg.graphitePort },
+          store,
+          () => (flusher.isLeader ? flusher.token : null),
+          this.self,
+          log.child({ component: 'carbon' }),
+        );
+        this.sink.start();
+        log.info({ host: cfg.graphiteHost, port: cfg.graphitePort }, 'graphite plaintext output');
+      } else {
+        log.warn('no graphiteHost configured: metrics are aggregated but not sent anywhere (as statsd)');
+      }
+      await flusher.start();
+
+      const batcher = new Batcher(store, cfg, this.self, this.parser, log.child({ component: 'batcher' }));
+      this.batcher = batcher;
+      batcher.start();
+
+      for (const server of cfg.servers) {
+        const ingestLog = log.child({ component: server.server });
+        if (server.server === 'udp') {
+          const udp = new UdpServer(server, this.parser, batcher, this.self, ingestLog);
+          this.ingest.push(udp);
+          this.ports.udp.push(await udp.start());
+        } else {
+          const tcp = new TcpServer(server, this.parser, batcher, this.self, ingestLog);
+          this.ingest.push(tcp);
+          this.ports.tcp.push(await tcp.start());
+        }
+      }
+
+      this.console = new ManagementConsole(cfg, store, this.self, log.child({ component: 'mgmt' }), () => this.parser.badLines);
+      this.ports.mgmt = await this.console.start();
+      log.info({ flushInterval: cfg.flushInterval, batchInterval: cfg.batchInterval }, 'tallyd is up');
+    } catch (err) {
+      await this.stop().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Idempotent; resolves once everything received is merged into Redis. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    const log = this.log;
+    await Promise.all(this.ingest.map((s) => s.stop()));
+    await this.batcher?.stop(5000);
+    await this.flusher?.stop();
+    await this.sink?.stop(1000);
+    await this.console?.stop();
+    await this.store?.quit();
+    log.info('tallyd stopped');
+  }
+}

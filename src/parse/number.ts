@@ -1,0 +1,104 @@
+/**
+ * Decimal number parsing over a Buffer slice, for the statsd line parser.
+ *
+ * Accepted grammar (ASCII): `[+-]? digits* ('.' digits*)? ([eE] [+-]? digits+)?`
+ * with at least one digit before the exponent. '.5' and '5.' are accepted,
+ * like statsd (which uses `Number(text)`). Everything else is rejected:
+ * empty text, whitespace anywhere, hex (`0x10`), `Infinity`, `NaN`, '_'
+ * separators. statsd's `isNaN`/`Number` check accepts ' 1', '0x10' and
+ * 'Infinity'; tallyd does not. A value that overflows to ±Infinity
+ * (`1e999`) is rejected too.
+ *
+ * The result equals `Number(text)` exactly for every accepted text: short
+ * mantissas with small exponents are built from digits with one correctly
+ * rounded multiply or divide by an exact power of ten (Clinger's fast path);
+ * anything else is handed to `Number()` after the bytes were validated.
+ */
+
+const DIGIT_0 = 0x30;
+const PLUS = 0x2b;
+const MINUS = 0x2d;
+const DOT = 0x2e;
+const LOWER_E = 0x65;
+const UPPER_E = 0x45;
+
+/** Powers of ten that are exact doubles (10^0 .. 10^22). */
+const POW10: readonly number[] = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
+
+/** Largest count of significant digits whose integer value is always an exact double. */
+const MAX_EXACT_DIGITS = 15;
+
+/**
+ * Parse buf[start, end) as a decimal number. Returns NaN when the text is
+ * not an accepted decimal or is not finite (NaN is never a valid result, so
+ * callers test `v !== v`). Never throws.
+ */
+export function parseDecimal(buf: Buffer, start: number, end: number): number {
+  let p = start;
+  let neg = false;
+  let c = p < end ? buf[p] : -1;
+  if (c === PLUS || c === MINUS) {
+    neg = c === MINUS;
+    p++;
+  }
+  let mant = 0;
+  let sig = 0; // significant digits folded into mant (leading zeros excluded)
+  let digits = 0;
+  let scale = 0; // minus the number of fraction digits
+  while (p < end) {
+    const d = buf[p]! - DIGIT_0;
+    if (d < 0 || d > 9) break;
+    if (sig !== 0 || d !== 0) sig++;
+    mant = mant * 10 + d;
+    digits++;
+    p++;
+  }
+  if (p < end && buf[p] === DOT) {
+    p++;
+    while (p < end) {
+      const d = buf[p]! - DIGIT_0;
+      if (d < 0 || d > 9) break;
+      if (sig !== 0 || d !== 0) sig++;
+      mant = mant * 10 + d;
+      digits++;
+      scale--;
+      p++;
+    }
+  }
+  if (digits === 0) return NaN;
+  let exp = 0;
+  if (p < end) {
+    c = buf[p];
+    if (c !== LOWER_E && c !== UPPER_E) return NaN;
+    p++;
+    let expNeg = false;
+    c = p < end ? buf[p] : -1;
+    if (c === PLUS || c === MINUS) {
+      expNeg = c === MINUS;
+      p++;
+    }
+    let expDigits = 0;
+    while (p < end) {
+      const d = buf[p]! - DIGIT_0;
+      if (d < 0 || d > 9) return NaN;
+      if (exp < 100000) exp = exp * 10 + d; // large enough to force the slow path
+      expDigits++;
+      p++;
+    }
+    if (expDigits === 0) return NaN;
+    if (expNeg) exp = -exp;
+  }
+  let v: number;
+  const e10 = exp + scale;
+  if (mant === 0) {
+    v = 0;
+  } else if (sig <= MAX_EXACT_DIGITS && e10 >= -22 && e10 <= 22) {
+    v = e10 >= 0 ? mant * POW10[e10]! : mant / POW10[-e10]!;
+  } else {
+    // Validated above: Number() reads exactly the grammar we accepted.
+    v = Number(buf.toString('latin1', start, end));
+    if (v === Infinity || v === -Infinity) return NaN;
+    return v;
+  }
+  return neg ? -v : v;
+}

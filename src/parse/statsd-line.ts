@@ -1,0 +1,295 @@
+/**
+ * The statsd / DogStatsD line parser: Buffer in, SampleSink calls out.
+ *
+ *   name:value|type[|@rate][|#tags][|T<ts>][|c:<id>][|e:<x>][|card:<x>][:value|type[fields]]...
+ *
+ * Types c, g, ms, h, d, s. Fields after the type come in any order. Tags
+ * apply to the whole line and become `name;k=v;flag` like statsd; the key is
+ * then sanitized like statsd's sanitizeKeyName. A line is all-or-nothing: it
+ * is validated completely (into fixed scratch arrays) before the sink sees any
+ * of its values. Bad input returns a status code; nothing here throws.
+ *
+ * Stricter than statsd 0.9 on purpose (statsd's behaviour in brackets):
+ * - values must be plain decimals (' 1', '0x10', 'Infinity' accepted);
+ * - unknown types are bad lines (counted as counters, as are 'h' and 'd',
+ *   which tallyd treats as timers), an empty type too ('a:1|' is a counter);
+ * - rate must be a decimal in (0, 1] ('@0', '@2' accepted; '@1e-1' read as 1;
+ *   '@+0.5' throws inside statsd); rate must be the third field there, here
+ *   any field after the type;
+ * - unknown fields, two rates, two tag fields, empty tags ('#a,,b' gives
+ *   'name;a;;b') are bad lines;
+ * - a tags field ends at the next '|' (statsd takes everything up to the end
+ *   of the line, so 'a:1|c|#t:v|@0.5' gets tag 't=v0.5' and rate 1);
+ * - a multi-value line with one bad entry is dropped whole and counted once
+ *   (the other entries land and each bad one is counted);
+ * - trailing spaces, tabs and '\r' are trimmed from the line (statsd trims
+ *   the type only, so its 'a:-1|ms\r' skips the negative-timer check).
+ */
+import type { SampleSink } from './sample-sink.js';
+import { parseDecimal } from './number.js';
+import { KeyBuilder } from './sanitize.js';
+import {
+  LINE_OK, LINE_EMPTY, LINE_NO_VALUE, LINE_EMPTY_NAME, LINE_NAME_TOO_LONG, LINE_NO_TYPE, LINE_BAD_TYPE,
+  LINE_BAD_VALUE, LINE_NEGATIVE_TIMER, LINE_BAD_RATE, LINE_BAD_TAGS, LINE_BAD_FIELD, LINE_TOO_MANY_VALUES,
+} from './line-status.js';
+
+export * from './line-status.js';
+
+export interface ParseOptions {
+  keyNameSanitize: boolean;
+  /** Longest accepted key in bytes, tags included; default 1024. */
+  maxNameLength?: number;
+}
+
+/** Most values one multi-value line may carry. */
+export const MAX_VALUES = 64;
+export const DEFAULT_MAX_NAME_LENGTH = 1024;
+
+const NL = 0x0a;
+const CR = 0x0d;
+const TAB = 0x09;
+const SPACE = 0x20;
+const COLON = 0x3a;
+const PIPE = 0x7c;
+const COMMA = 0x2c;
+const AT = 0x40;
+const HASH = 0x23;
+const PLUS = 0x2b;
+const MINUS = 0x2d;
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
+const LOWER_A = 0x61;
+const LOWER_C = 0x63;
+const LOWER_D = 0x64;
+const LOWER_E = 0x65;
+const LOWER_G = 0x67;
+const LOWER_H = 0x68;
+const LOWER_M = 0x6d;
+const LOWER_R = 0x72;
+const LOWER_S = 0x73;
+const UPPER_T = 0x54;
+
+const T_COUNTER = 1;
+const T_GAUGE = 2;
+const T_TIMER = 3; // ms: must be >= 0
+const T_HISTOGRAM = 4; // h, d: timers that may be negative
+const T_SET = 5;
+
+/** Type code of buf[s, e), or 0. */
+function typeCode(buf: Buffer, s: number, e: number): number {
+  const len = e - s;
+  const a = buf[s];
+  if (len === 1) {
+    if (a === LOWER_C) return T_COUNTER;
+    if (a === LOWER_G) return T_GAUGE;
+    if (a === LOWER_S) return T_SET;
+    if (a === LOWER_H || a === LOWER_D) return T_HISTOGRAM;
+  } else if (len === 2 && a === LOWER_M && buf[s + 1] === LOWER_S) {
+    return T_TIMER;
+  }
+  return 0;
+}
+
+/** End of a field that may be followed by ':' (next value) or '|'. */
+function shortFieldEnd(buf: Buffer, p: number, end: number): number {
+  while (p < end) {
+    const b = buf[p];
+    if (b === PIPE || b === COLON) break;
+    p++;
+  }
+  return p;
+}
+
+/** End of a field that runs to the next '|' (tags, DogStatsD `c:`/`e:`/`card:`). */
+function longFieldEnd(buf: Buffer, p: number, end: number): number {
+  while (p < end && buf[p] !== PIPE) p++;
+  return p;
+}
+
+/** Is buf[p, end) a DogStatsD `c:`, `e:` or `card:` field? */
+function isOriginField(buf: Buffer, p: number, end: number): boolean {
+  const a = buf[p];
+  if ((a === LOWER_C || a === LOWER_E) && p + 1 < end && buf[p + 1] === COLON) return true;
+  return (
+    a === LOWER_C &&
+    p + 4 < end &&
+    buf[p + 1] === LOWER_A &&
+    buf[p + 2] === LOWER_R &&
+    buf[p + 3] === LOWER_D &&
+    buf[p + 4] === COLON
+  );
+}
+
+export class StatsdLineParser {
+  /** Non-empty lines seen, good or bad (statsd's metrics_received). */
+  metricsReceived = 0;
+  /** Lines rejected (statsd's bad_lines_seen, but once per line). */
+  badLines = 0;
+  /** Told about each bad line; the buffer region is only valid during the call. */
+  onBadLine?: (status: number, buf: Buffer, start: number, end: number) => void;
+
+  private readonly key: KeyBuilder;
+  // Scratch, one slot per value of the current line.
+  private readonly types = new Uint8Array(MAX_VALUES);
+  private readonly values = new Float64Array(MAX_VALUES);
+  private readonly rates = new Float64Array(MAX_VALUES);
+  private readonly deltas = new Uint8Array(MAX_VALUES);
+  private readonly memberStart = new Int32Array(MAX_VALUES);
+  private readonly memberEnd = new Int32Array(MAX_VALUES);
+  private tagStart = 0;
+  private tagEnd = 0;
+
+  constructor(opts: ParseOptions) {
+    const max = opts.maxNameLength ?? DEFAULT_MAX_NAME_LENGTH;
+    this.key = new KeyBuilder(opts.keyNameSanitize, Math.max(1, Math.floor(max)));
+  }
+
+  /** Split buf[start, end) on '\n' and parse each non-empty line. */
+  parsePacket(buf: Buffer, start: number, end: number, sink: SampleSink): void {
+    if (end > buf.length) end = buf.length;
+    let s = start < 0 ? 0 : start;
+    while (s < end) {
+      let e = s;
+      while (e < end && buf[e] !== NL) e++;
+      if (e > s) {
+        this.metricsReceived++;
+        const status = this.parseLine(buf, s, e, sink);
+        if (status !== LINE_OK) {
+          this.badLines++;
+          if (this.onBadLine !== undefined) this.onBadLine(status, buf, s, e);
+        }
+      }
+      s = e + 1;
+    }
+  }
+
+  /** Parse one line buf[start, end) (no '\n' inside); feeds sink only if the whole line is valid. */
+  parseLine(buf: Buffer, start: number, end: number, sink: SampleSink): number {
+    if (start < 0) start = 0;
+    if (end > buf.length) end = buf.length;
+    while (end > start) {
+      const b = buf[end - 1];
+      if (b !== CR && b !== SPACE && b !== TAB) break;
+      end--;
+    }
+    if (end <= start) return LINE_EMPTY;
+
+    let p = start;
+    while (p < end && buf[p] !== COLON) p++;
+    if (p === end) return LINE_NO_VALUE;
+    const nameEnd = p;
+    if (nameEnd === start) return LINE_EMPTY_NAME;
+    p++;
+
+    this.tagStart = -1;
+    let n = 0;
+    while (true) {
+      if (n === MAX_VALUES) return LINE_TOO_MANY_VALUES;
+      const vs = p;
+      while (p < end && buf[p] !== PIPE && buf[p] !== COLON) p++;
+      const ve = p;
+      if (p === end || buf[p] !== PIPE) return LINE_NO_TYPE;
+      p++;
+      const ts = p;
+      p = shortFieldEnd(buf, p, end);
+      const type = typeCode(buf, ts, p);
+      if (type === 0) return LINE_BAD_TYPE;
+      this.types[n] = type;
+      if (type === T_SET) {
+        this.memberStart[n] = vs;
+        this.memberEnd[n] = ve;
+      } else {
+        if (vs === ve) return LINE_NO_VALUE;
+        const v = parseDecimal(buf, vs, ve);
+        if (v !== v) return LINE_BAD_VALUE;
+        if (type === T_TIMER && v < 0) return LINE_NEGATIVE_TIMER;
+        this.values[n] = v;
+        const sign = buf[vs];
+        this.deltas[n] = sign === PLUS || sign === MINUS ? 1 : 0;
+      }
+      const status = this.parseFields(buf, p, end, n);
+      if (status < 0) return -status;
+      p = status;
+      n++;
+      if (p === end) break;
+      p++; // ':' starts the next value
+    }
+
+    const key = this.key;
+    key.reset();
+    key.appendName(buf, start, nameEnd);
+    if (key.length === 0 && !key.overflow) return LINE_EMPTY_NAME;
+    const tagEnd = this.tagEnd;
+    let t = this.tagStart;
+    if (t >= 0 && t < tagEnd) {
+      while (true) {
+        let c = t;
+        while (c < tagEnd && buf[c] !== COMMA) c++;
+        if (c === t) return LINE_BAD_TAGS;
+        key.appendTag(buf, t, c);
+        if (c === tagEnd) break;
+        t = c + 1;
+        if (t === tagEnd) return LINE_BAD_TAGS;
+      }
+    }
+    if (key.overflow) return LINE_NAME_TOO_LONG;
+
+    const name = key.toString();
+    for (let i = 0; i < n; i++) {
+      const type = this.types[i];
+      if (type === T_COUNTER) {
+        sink.counter(name, this.values[i]!, this.rates[i]!);
+      } else if (type === T_GAUGE) {
+        sink.gauge(name, this.values[i]!, this.deltas[i] === 1);
+      } else if (type === T_SET) {
+        const ms = this.memberStart[i]!;
+        const me = this.memberEnd[i]!;
+        sink.set(name, ms === me ? '0' : buf.toString('utf8', ms, me));
+      } else {
+        sink.timer(name, this.values[i]!, this.rates[i]!);
+      }
+    }
+    return LINE_OK;
+  }
+
+  /**
+   * Parse the fields after value n's type, from p (at '|', ':' or end).
+   * Returns the position after them (at ':' or end), or -status.
+   */
+  private parseFields(buf: Buffer, p: number, end: number, n: number): number {
+    let rate = 1;
+    let haveRate = false;
+    while (p < end && buf[p] === PIPE) {
+      p++;
+      const c = buf[p];
+      if (p < end && c === AT) {
+        const e = shortFieldEnd(buf, p + 1, end);
+        if (haveRate) return -LINE_BAD_RATE;
+        rate = parseDecimal(buf, p + 1, e);
+        if (!(rate > 0 && rate <= 1)) return -LINE_BAD_RATE;
+        haveRate = true;
+        p = e;
+      } else if (p < end && c === HASH) {
+        const e = longFieldEnd(buf, p + 1, end);
+        if (this.tagStart >= 0) return -LINE_BAD_TAGS;
+        this.tagStart = p + 1;
+        this.tagEnd = e;
+        p = e;
+      } else if (p < end && c === UPPER_T) {
+        const e = shortFieldEnd(buf, p + 1, end);
+        if (e === p + 1) return -LINE_BAD_FIELD;
+        for (let i = p + 1; i < e; i++) {
+          const d = buf[i]!;
+          if (d < DIGIT_0 || d > DIGIT_9) return -LINE_BAD_FIELD;
+        }
+        p = e; // DogStatsD timestamp: ignored, aggregation is per flush period
+      } else if (p < end && isOriginField(buf, p, end)) {
+        p = longFieldEnd(buf, p, end); // DogStatsD container / origin: ignored
+      } else {
+        return -LINE_BAD_FIELD;
+      }
+    }
+    this.rates[n] = rate;
+    return p;
+  }
+}

@@ -1,0 +1,11 @@
+/** Typed error at the store boundary: a code to branch on, the cause kept. */
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+  constructor(
+    readonly code: 'EREDIS_UNREACHABLE' | 'ESCRIPT' | 'EREDIS',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Loads the Lua scripts under ./scripts once at start: defineCommand for the
+ * EVALSHA fast path, plus SCRIPT LOAD so a syntax error fails the start
+ * rather than the first flush.
+ */
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import { StoreError } from './errors.js';
+
+export const SCRIPTS = {
+  merge: 'merge-7.lua',
+  rotate: 'rotate-15.lua',
+  commit: 'commit-15.lua',
+  ack: 'ack-2.lua',
+  renew: 'renew-1.lua',
+  release: 'release-1.lua',
+} as const;
+export type ScriptName = keyof typeof SCRIPTS;
+
+export type ScriptArg = string | Buffer | number;
+export type ScriptFn = (...args: ScriptArg[]) => Promise<unknown>;
+
+function numKeys(file: string): number {
+  const m = /-(\d+)\.lua$/.exec(file);
+  if (!m?.[1]) throw new Error(`script file name must end in -<numKeys>.lua: ${file}`);
+  return Number(m[1]);
+}
+
+export async function loadScripts(redis: Redis): Promise<Record<ScriptName, ScriptFn>> {
+  const fns = {} as Record<ScriptName, ScriptFn>;
+  for (const [name, file] of Object.entries(SCRIPTS) as [ScriptName, string][]) {
+    const lua = readFileSync(new URL(`./scripts/${file}`, import.meta.url), 'utf8');
+    try {
+      await redis.script('LOAD', lua);
+    } catch (err) {
+      throw new StoreError('ESCRIPT', `Lua script ${file} failed to load: ${(err as Error).message}`, { cause: err });
+    }
+    const cmd = `tallyd_${name}`;
+    redis.defineCommand(cmd, { numberOfKeys: numKeys(file), lua });
+    const bound = (redis as unknown as Record<string, ScriptFn>)[cmd];
+    if (!bound) throw new StoreError('ESCRIPT', `defineCommand did not register ${cmd}`);
+    fns[name] = bound.bind(redis);
+  }
+  return fns;
+}

@@ -1,0 +1,85 @@
+/**
+ * A Carbon stand-in: a TCP server that records every plaintext line it gets
+ * (`name value ts`). Tests read what tallyd (or Etsy statsd) really sent.
+ */
+import net from 'node:net';
+
+export interface CarbonLine {
+  name: string;
+  value: string;
+  ts: number;
+}
+
+export class CarbonListener {
+  readonly lines: CarbonLine[] = [];
+  private server: net.Server | null = null;
+  private readonly conns = new Set<net.Socket>();
+  port = 0;
+
+  async start(port = 0): Promise<number> {
+    const server = net.createServer((sock) => {
+      this.conns.add(sock);
+      let rest = '';
+      sock.setEncoding('utf8');
+      sock.on('data', (d: string) => {
+        rest += d;
+        let i: number;
+        while ((i = rest.indexOf('\n')) !== -1) {
+          const line = rest.slice(0, i);
+          rest = rest.slice(i + 1);
+          const parts = line.split(' ');
+          if (parts.length === 3) this.lines.push({ name: parts[0] as string, value: parts[1] as string, ts: Number(parts[2]) });
+        }
+      });
+      sock.on('error', () => undefined);
+      sock.on('close', () => this.conns.delete(sock));
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+    const addr = server.address();
+    this.port = typeof addr === 'object' && addr ? addr.port : port;
+    return this.port;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.conns) s.destroy();
+    const server = this.server;
+    this.server = null;
+    if (server) await new Promise<void>((r) => server.close(() => r()));
+  }
+
+  /** Values of a metric by timestamp, in arrival order. */
+  series(name: string): CarbonLine[] {
+    return this.lines.filter((l) => l.name === name);
+  }
+
+  /** Sum of a metric's values over all periods received. */
+  sum(name: string): number {
+    return this.series(name).reduce((a, l) => a + Number(l.value), 0);
+  }
+
+  async waitFor(pred: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pred()) {
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Resolve a free TCP port by binding port 0 and closing. */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const addr = s.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}

@@ -1,0 +1,28 @@
+/** Each test gets its own key prefix on the real Redis and removes its keys. */
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export function testPrefix(name: string): string {
+  return `tallyd-test:${name}:${randomBytes(4).toString('hex')}:`;
+}
+
+export async function cleanup(prefix: string, url = REDIS_URL): Promise<void> {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await r.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await r.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    r.disconnect();
+  }
+}
+
+export function client(url = REDIS_URL): Redis {
+  return new Redis(url, { maxRetriesPerRequest: 1 });
+}

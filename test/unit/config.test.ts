@@ -1,0 +1,259 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { runInNewContext } from 'node:vm';
+import { DEFAULTS } from '../../src/config/defaults.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { GRAPHITE_KEYS, REDIS_KEYS, TOP_LEVEL_KEYS } from '../../src/config/keys.js';
+import { loadConfig, parseConfigText } from '../../src/config/load.js';
+import type { Config } from '../../src/config/types.js';
+
+/** Repository paths, relative to the working directory so that messages are short and exact. */
+const rel = (p: string): string => relative(process.cwd(), fileURLToPath(new URL(`../../${p}`, import.meta.url)));
+const SHIPPED = rel('config/tallyd.conf.js');
+const STATSD_EXAMPLE = rel('config/statsd-example.js');
+const ETSY_EXAMPLE = rel('node_modules/statsd/exampleConfig.js');
+const fixture = (name: string): string => rel(`test/fixtures/config/${name}`);
+
+/** Loads with an empty environment unless one is given. */
+function load(file: string | null, overrides: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}) {
+  return loadConfig({ file, env, overrides });
+}
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('shipped and statsd configs', () => {
+  it('loads config/tallyd.conf.js without warnings; everything but servers and graphiteHost is a default', () => {
+    const { config, warnings } = load(SHIPPED);
+    assert.deepEqual(warnings, []);
+    assert.equal(config.source, SHIPPED);
+    assert.deepEqual(config.servers.map((s) => [s.server, s.address, s.port]), [['udp', '0.0.0.0', 8125], ['tcp', '0.0.0.0', 8125]]);
+    assert.equal(config.graphiteHost, '127.0.0.1');
+    assert.deepEqual({ ...config, source: null, servers: DEFAULTS.servers, graphiteHost: null }, DEFAULTS);
+  });
+
+  it('documents every supported key in config/tallyd.conf.js', () => {
+    const text = readFileSync(SHIPPED, 'utf8');
+    for (const key of [...TOP_LEVEL_KEYS, ...GRAPHITE_KEYS, ...REDIS_KEYS, 'deleteCounters', 'deleteGauges']) {
+      assert.match(text, new RegExp(`\\b${key}: `), key);
+    }
+  });
+
+  it('returns a deep-frozen config', () => {
+    const { config } = load(SHIPPED);
+    assert.ok(Object.isFrozen(config) && Object.isFrozen(config.servers) && Object.isFrozen(config.servers[0]));
+    assert.ok(Object.isFrozen(config.redis) && Object.isFrozen(config.graphite) && Object.isFrozen(config.percentThreshold));
+    assert.throws(() => {
+      (config.redis as { url: string }).url = 'redis://elsewhere';
+    }, TypeError);
+  });
+
+  it("loads Etsy statsd's own exampleConfig.js as it is", () => {
+    const { config, warnings } = load(ETSY_EXAMPLE);
+    assert.deepEqual(warnings, []);
+    assert.equal(config.graphiteHost, 'graphite.example.com');
+    assert.equal(config.graphitePort, 2003);
+    assert.deepEqual(config.servers, DEFAULTS.servers);
+  });
+
+  it('loads config/statsd-example.js with statsd semantics', () => {
+    const { config, warnings } = load(STATSD_EXAMPLE);
+    assert.deepEqual(warnings, [`${STATSD_EXAMPLE}: port: ignored because servers is set (as in statsd)`]);
+    assert.deepEqual(config.percentThreshold, [90, 99, -10]);
+    assert.deepEqual([config.deleteCounters, config.deleteTimers, config.deleteSets, config.deleteGauges], [true, true, true, false]);
+    assert.equal(config.gaugesMaxTTL, 3);
+    assert.deepEqual(config.histogram[0], { metric: 'render', bins: [0.01, 0.1, 1, 10, 'inf'] });
+    assert.deepEqual(config.graphite, { ...DEFAULTS.graphite, legacyNamespace: false, globalSuffix: 'web01' });
+    assert.deepEqual(config.servers.map((s) => [s.server, s.address, s.port, s.address_ipv6]),
+      [['udp', '0.0.0.0', 8125, false], ['tcp', '0.0.0.0', 8125, false], ['udp', '::', 8127, true]]);
+  });
+
+  it("reads each JS config exactly as statsd's eval('config = ' + data) does, without running it", () => {
+    for (const file of [SHIPPED, STATSD_EXAMPLE, ETSY_EXAMPLE]) {
+      const text = readFileSync(file, 'utf8');
+      const evaluated: unknown = JSON.parse(JSON.stringify(runInNewContext(`config = ${text}`, {})));
+      assert.deepEqual(parseConfigText(text, file), evaluated, file);
+    }
+  });
+});
+
+describe('file formats', () => {
+  it('gives deep-equal configs for the same settings in JSON and YAML', () => {
+    const json = load(fixture('same.json'));
+    const yaml = load(fixture('same.yaml'));
+    assert.deepEqual([json.warnings, yaml.warnings], [[], []]);
+    assert.deepEqual({ ...json.config, source: null }, { ...yaml.config, source: null });
+    assert.deepEqual(json.config.servers.map((s) => [s.server, s.address]), [['udp', '0.0.0.0'], ['tcp', '127.0.0.1']]);
+    assert.deepEqual(json.config.histogram, [{ metric: 'render', bins: [0.1, 1, 10, 'inf'] }]);
+    assert.deepEqual(json.config.redis, { url: 'redis://10.0.0.5:6380/2', keyPrefix: 'app:' });
+  });
+
+  it('strips module.exports / export default / parentheses without moving line numbers', () => {
+    assert.deepEqual(parseConfigText('// c\nmodule.exports = {\n  port: 1, // x\n};\n', 'a.js'), { port: 1 });
+    assert.deepEqual(parseConfigText('/* c */ export default { port: 2 }', 'a.js'), { port: 2 });
+    assert.deepEqual(parseConfigText("({ a: ')', b: [1, 2,], })  ;", 'a.js'), { a: ')', b: [1, 2] });
+    const err = configError(() => parseConfigText('module.exports = {\n  a: 1,\n  b: ;\n};\n', 'w.js'));
+    assert.equal(err.message, 'w.js:3:6: syntax error: invalid character \';\' (an object literal of plain values is expected; code is not run)');
+  });
+
+  it('detects the syntax of other extensions from the content', () => {
+    assert.deepEqual(parseConfigText('{ port: 8125, }', 'statsd.conf'), { port: 8125 });
+    assert.deepEqual(parseConfigText('# yaml\nport: 8125\n', 'statsd.conf'), { port: 8125 });
+    assert.deepEqual(parseConfigText('', 'empty.yaml'), {});
+    assert.equal(configError(() => parseConfigText('[1]', 'x.json')).message,
+      'x.json: the top level must be an object of settings, got an array');
+  });
+});
+
+describe('statsd semantics', () => {
+  const deletes = (c: Config): boolean[] => [c.deleteCounters, c.deleteTimers, c.deleteSets, c.deleteGauges];
+
+  it('turns deleteIdleStats into every delete* not set explicitly, as stats.js does', () => {
+    assert.deepEqual(deletes(load(null).config), [false, false, false, false]);
+    assert.deepEqual(deletes(load(null, { deleteIdleStats: true }).config), [true, true, true, true]);
+    assert.deepEqual(deletes(load(null, { deleteIdleStats: true, deleteGauges: false }).config), [true, true, true, false]);
+    assert.deepEqual(deletes(load(null, { deleteCounters: true }).config), [true, false, false, false]);
+    assert.deepEqual(deletes(load(null, { deleteIdleStats: false, deleteSets: true }).config), [false, false, true, false]);
+  });
+
+  it('normalises server names and defaults a missing one to udp', () => {
+    const { config } = load(null, {
+      servers: [{ server: 'udp', port: 1 }, { server: 'tcp', port: 2 }, { server: './servers/udp', port: 3 },
+        { server: './servers/tcp', port: 4, maxPacketSize: 1024 }, { port: 5, address_ipv6: true }],
+    });
+    assert.deepEqual(config.servers, [
+      { server: 'udp', address: '0.0.0.0', port: 1, address_ipv6: false, maxPacketSize: 65536 },
+      { server: 'tcp', address: '0.0.0.0', port: 2, address_ipv6: false, maxPacketSize: 65536 },
+      { server: 'udp', address: '0.0.0.0', port: 3, address_ipv6: false, maxPacketSize: 65536 },
+      { server: 'tcp', address: '0.0.0.0', port: 4, address_ipv6: false, maxPacketSize: 1024 },
+      { server: 'udp', address: '::', port: 5, address_ipv6: true, maxPacketSize: 65536 },
+    ]);
+  });
+
+  it('uses the top-level port/address/server as the single server when servers is absent', () => {
+    assert.deepEqual(load(null).config.servers, DEFAULTS.servers);
+    assert.deepEqual(load(null, { port: 9125, address: '127.0.0.1' }).config.servers,
+      [{ server: 'udp', address: '127.0.0.1', port: 9125, address_ipv6: false, maxPacketSize: 65536 }]);
+    assert.deepEqual(load(null, { server: './servers/tcp', port: 0 }).config.servers,
+      [{ server: 'tcp', address: '0.0.0.0', port: 0, address_ipv6: false, maxPacketSize: 65536 }]);
+  });
+
+  it('listifies percentThreshold and forces a small or fractional gaugesMaxTTL to 1', () => {
+    assert.deepEqual(load(null, { percentThreshold: -95.5 }).config.percentThreshold, [-95.5]);
+    assert.equal(load(null, { gaugesMaxTTL: 5 }).config.gaugesMaxTTL, 5);
+    const loaded = load(null, { gaugesMaxTTL: 2.5 });
+    assert.equal(loaded.config.gaugesMaxTTL, 1);
+    assert.deepEqual(loaded.warnings, ['overrides: gaugesMaxTTL: 2.5 is not an integer > 1, so 1 is used (as in statsd)']);
+  });
+
+  it('warns about statsd keys it ignores, and about other backends and their settings', () => {
+    const { warnings } = load(null, {
+      backends: ['./backends/graphite', './backends/console', 'statsd-influxdb-backend'],
+      graphiteProtocol: 'pickle', keyFlush: { interval: 1000 }, debug: false, title: 'statsd', influxdb: { host: 'x' },
+      log: { backend: 'syslog', level: 'LOG_DEBUG' },
+    });
+    assert.deepEqual(warnings, [
+      'overrides: backends: backend "./backends/console" is not supported by tallyd and is ignored (only graphite is)',
+      'overrides: backends: backend "statsd-influxdb-backend" is not supported by tallyd and is ignored (only graphite is)',
+      'overrides: graphiteProtocol: tallyd writes the plaintext protocol only; "pickle" is ignored and text is sent to graphitePort',
+      "overrides: keyFlush: statsd's frequent-keys log is not implemented; ignored",
+      'overrides: title: tallyd does not change its process title; ignored',
+      'overrides: influxdb: unknown key, ignored (perhaps a setting of "./backends/console" or "statsd-influxdb-backend", '
+        + 'not loaded by tallyd)',
+      'overrides: log.backend: tallyd logs JSON lines to stdout (pino); statsd\'s log backend is ignored',
+      'overrides: log.level: statsd\'s syslog level "LOG_DEBUG" is read as pino level "debug"',
+    ]);
+    assert.equal(load(null, { log: { level: 'LOG_DEBUG' } }).config.log.level, 'debug');
+  });
+});
+
+describe('layering', () => {
+  const file = fixture('same.json');
+
+  it('lets REDIS_URL and TALLYD_* override the file, and overrides beat the environment', () => {
+    assert.equal(load(file).config.redis.url, 'redis://10.0.0.5:6380/2');
+    assert.equal(load(file, {}, { REDIS_URL: 'redis://env:6379' }).config.redis.url, 'redis://env:6379');
+    const env = { REDIS_URL: 'redis://env:6379', TALLYD_REDIS_URL: 'rediss://tallyd:6380', TALLYD_FLUSH_INTERVAL: '2000',
+      TALLYD_LOG_LEVEL: 'debug', TALLYD_REDIS_KEY_PREFIX: 'env:' };
+    const { config } = load(file, {}, env);
+    assert.deepEqual([config.redis.url, config.redis.keyPrefix, config.flushInterval, config.log.level],
+      ['rediss://tallyd:6380', 'env:', 2000, 'debug']);
+    const over = load(file, { 'redis.keyPrefix': 'flag:', redis: { url: 'redis://flag:1' } }, env).config;
+    assert.deepEqual(over.redis, { url: 'redis://flag:1', keyPrefix: 'flag:' });
+    assert.equal(load(file, {}, { REDIS_URL: '' }).config.redis.url, 'redis://10.0.0.5:6380/2');
+  });
+
+  it('names the environment variable behind a bad value', () => {
+    const err = configError(() => load(file, {}, { TALLYD_FLUSH_INTERVAL: 'abc', REDIS_URL: 'localhost:6379' }));
+    assert.deepEqual(err.message.split('\n'), [
+      'env TALLYD_FLUSH_INTERVAL: flushInterval: must be a positive integer number of milliseconds, got "abc"',
+      'env REDIS_URL: redis.url: must start with redis:// or rediss://, got "localhost:6379"',
+    ]);
+  });
+});
+
+describe('errors', () => {
+  it('reports a syntax error with file, line and column', () => {
+    const file = fixture('bad-syntax.js');
+    const err = configError(() => load(file));
+    assert.equal(err.code, 'ECONFIG');
+    assert.equal(err.file, file);
+    assert.equal(err.message,
+      `${file}:4:23: syntax error: invalid character ';' (an object literal of plain values is expected; code is not run)`);
+    assert.ok(err.cause instanceof SyntaxError);
+    assert.match(configError(() => load(fixture('bad-syntax.json'))).message,
+      new RegExp(`^${fixture('bad-syntax.json')}:3:3: syntax error: .*\\(strict JSON; use a \\.js file for comments\\)$`));
+    assert.match(configError(() => load(fixture('bad-syntax.yaml'))).message,
+      new RegExp(`^${fixture('bad-syntax.yaml')}:3:1: syntax error: \\S`));
+  });
+
+  it('rejects unknown keys, suggesting the closest known one', () => {
+    const file = fixture('unknown-key.js');
+    assert.equal(configError(() => load(file)).message, [
+      `${file}: flushInteval: unknown key (did you mean flushInterval?)`,
+      `${file}: redis.keyprefix: unknown key (did you mean keyPrefix?)`,
+      `${file}: frobnicate: unknown key`,
+    ].join('\n'));
+  });
+
+  it('lists every wrong value in one error', () => {
+    const file = fixture('bad-types.js');
+    const err = configError(() => load(file));
+    assert.equal(err.message, [
+      `${file}: flushInterval: must be a positive integer number of milliseconds, got "abc"`,
+      `${file}: deleteIdleStats: must be true or false, got "yes"`,
+      `${file}: percentThreshold[1]: must be a non-zero number between -100 and 100, got 0`,
+      `${file}: percentThreshold[2]: must be a non-zero number between -100 and 100, got 150`,
+      `${file}: servers[0].server: must be "udp", "tcp", "./servers/udp" or "./servers/tcp", got "./servers/sctp"`,
+      `${file}: servers[0].port: must be an integer port number 0..65535, got 70000`,
+      `${file}: graphite.legacyNamespace: must be true or false, got 1`,
+      `${file}: redis.url: must start with redis:// or rediss://, got "http://127.0.0.1:6379"`,
+      `${file}: log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent", got "verbose"`,
+      `${file}: gaugesMaxTTL: must be an integer number of flushes, got "3"`,
+    ].join('\n'));
+    assert.equal(err.problems.length, 10);
+    assert.deepEqual(err.problems[0], { key: 'flushInterval', reason: 'must be a positive integer number of milliseconds, got "abc"' });
+  });
+
+  it('checks batchInterval against flushInterval', () => {
+    assert.equal(configError(() => load(null, { flushInterval: 1000, batchInterval: 1000 })).message,
+      'overrides: batchInterval: must be less than flushInterval (1000), got 1000');
+  });
+
+  it('names a missing file', () => {
+    const file = fixture('missing.js');
+    const err = configError(() => load(file));
+    assert.equal(err.message, `${file}: cannot read the config file: ENOENT (no such file or directory)`);
+    assert.equal((err.cause as NodeJS.ErrnoException).code, 'ENOENT');
+  });
+});
