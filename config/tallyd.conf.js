@@ -27,11 +27,13 @@ backends) load with a warning and are ignored.
   // too; missing means udp). address: bind address, "0.0.0.0" = every IPv4
   // interface. address_ipv6: bind an IPv6 socket (address defaults to "::").
   // port: 0 picks a free port. maxPacketSize: largest UDP datagram / TCP line
-  // in bytes; longer ones are counted and dropped [65536].
+  // in bytes; longer ones are counted and dropped [65536]. recvBufferSize:
+  // the UDP receive buffer asked of the kernel, in bytes [8388608]; Linux
+  // clamps it to net.core.rmem_max (tallyd warns once when it does).
   // Without `servers`, statsd's top-level port / address / address_ipv6 /
   // server / maxPacketSize keys describe a single server.
   servers: [
-    { server: "udp", address: "0.0.0.0", port: 8125, address_ipv6: false, maxPacketSize: 65536 },
+    { server: "udp", address: "0.0.0.0", port: 8125, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608 },
     { server: "tcp", address: "0.0.0.0", port: 8125, address_ipv6: false, maxPacketSize: 65536 },
   ],
 

@@ -17,6 +17,8 @@ export interface ServerConfig {
   readonly address_ipv6: boolean;
   /** Largest accepted datagram / TCP line in bytes; longer ones are counted and dropped. */
   readonly maxPacketSize: number;
+  /** UDP: SO_RCVBUF to ask the kernel for, in bytes (it may clamp it to net.core.rmem_max). */
+  readonly recvBufferSize: number;
 }
 
 export interface HistogramConfig {

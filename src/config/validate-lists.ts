@@ -5,7 +5,7 @@
  */
 
 import { type Checker, isObject, join, type Raw } from './checker.js';
-import { DEFAULT_MAX_PACKET_SIZE, DEFAULTS, defaultAddress, TIMER_METRICS } from './defaults.js';
+import { DEFAULT_MAX_PACKET_SIZE, DEFAULT_RECV_BUFFER_SIZE, DEFAULTS, defaultAddress, TIMER_METRICS } from './defaults.js';
 import { describe, HISTOGRAM_KEYS, SERVER_KEYS, suggest, UNIMPLEMENTED_SERVER } from './keys.js';
 import type { HistogramConfig, ServerConfig, ServerKind } from './types.js';
 
@@ -13,7 +13,7 @@ const SERVER_NAME = /^(?:\.\/)?(?:servers\/)?(udp|tcp|zmq)(?:\.js)?$/;
 const GRAPHITE_BACKEND = /^(?:\.\/)?(?:backends\/)?graphite(?:\.js)?$/;
 
 /** One server from an entry of `servers`, or from the top level (path ''); null if it is skipped. */
-function readServer(c: Checker, entry: Raw, path: string, packetSize: number): ServerConfig | null {
+function readServer(c: Checker, entry: Raw, path: string, packetSize: number, recvBuffer: number): ServerConfig | null {
   const name = entry['server'];
   let server: ServerKind = 'udp'; // statsd: "The default server is UDP"
   if (name !== undefined) {
@@ -33,14 +33,16 @@ function readServer(c: Checker, entry: Raw, path: string, packetSize: number): S
     port: c.port(entry, 'port', path, 8125),
     address_ipv6,
     maxPacketSize: c.count(entry, 'maxPacketSize', path, packetSize),
+    recvBufferSize: c.count(entry, 'recvBufferSize', path, recvBuffer),
   };
 }
 
 export function readServers(c: Checker, raw: Raw): ReadonlyArray<ServerConfig> {
   const packetSize = c.count(raw, 'maxPacketSize', '', DEFAULT_MAX_PACKET_SIZE);
+  const recvBuffer = c.count(raw, 'recvBufferSize', '', DEFAULT_RECV_BUFFER_SIZE);
   const list = c.array(raw, 'servers', '', 'an array of server objects');
   if (raw['servers'] === undefined) {
-    const single = readServer(c, raw, '', packetSize);
+    const single = readServer(c, raw, '', packetSize, recvBuffer);
     return single === null ? [] : [single];
   }
   for (const key of ['server', 'address', 'address_ipv6', 'port']) {
@@ -54,7 +56,7 @@ export function readServers(c: Checker, raw: Raw): ReadonlyArray<ServerConfig> {
       c.problem(path, `must be an object like { server: "udp", port: 8125 }, got ${describe(entry)}`);
       return;
     }
-    const server = readServer(c, entry, path, packetSize);
+    const server = readServer(c, entry, path, packetSize, recvBuffer);
     if (server === null) return;
     const id = `${server.server} ${server.address}:${server.port}`;
     const first = seen.get(id);

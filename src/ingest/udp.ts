@@ -37,11 +37,30 @@ export class UdpServer {
       sock.bind(cfg.port, cfg.address, () => {
         sock.off('error', onError);
         sock.on('error', (err) => this.log.error({ err: err.message }, 'udp socket error'));
+        this.applyRecvBuffer(sock);
         const port = sock.address().port;
         this.log.info({ address: cfg.address, port }, 'listening for statsd on udp');
         resolve(port);
       });
     });
+  }
+
+  /** Ask for recvBufferSize; warn once if the kernel gives less (Linux reports double what it granted). */
+  private applyRecvBuffer(sock: dgram.Socket): void {
+    const want = this.cfg.recvBufferSize;
+    try {
+      sock.setRecvBufferSize(want);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, recvBufferSize: want }, 'could not set the udp receive buffer');
+      return;
+    }
+    const got = sock.getRecvBufferSize();
+    if (got < want) {
+      this.log.warn(
+        { recvBufferSize: want, granted: got },
+        'the kernel clamped the udp receive buffer (raise net.core.rmem_max); bursts may be dropped before tallyd sees them',
+      );
+    }
   }
 
   private onMessage(msg: Buffer): void {
