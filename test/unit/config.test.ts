@@ -129,23 +129,23 @@ describe('statsd semantics', () => {
   it('normalises server names and defaults a missing one to udp', () => {
     const { config } = load(null, {
       servers: [{ server: 'udp', port: 1 }, { server: 'tcp', port: 2 }, { server: './servers/udp', port: 3 },
-        { server: './servers/tcp', port: 4, maxPacketSize: 1024 }, { port: 5, address_ipv6: true }],
+        { server: './servers/tcp', port: 4, maxPacketSize: 1024, recvBufferSize: 65536 }, { port: 5, address_ipv6: true }],
     });
     assert.deepEqual(config.servers, [
-      { server: 'udp', address: '0.0.0.0', port: 1, address_ipv6: false, maxPacketSize: 65536 },
-      { server: 'tcp', address: '0.0.0.0', port: 2, address_ipv6: false, maxPacketSize: 65536 },
-      { server: 'udp', address: '0.0.0.0', port: 3, address_ipv6: false, maxPacketSize: 65536 },
-      { server: 'tcp', address: '0.0.0.0', port: 4, address_ipv6: false, maxPacketSize: 1024 },
-      { server: 'udp', address: '::', port: 5, address_ipv6: true, maxPacketSize: 65536 },
+      { server: 'udp', address: '0.0.0.0', port: 1, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608 },
+      { server: 'tcp', address: '0.0.0.0', port: 2, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608 },
+      { server: 'udp', address: '0.0.0.0', port: 3, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608 },
+      { server: 'tcp', address: '0.0.0.0', port: 4, address_ipv6: false, maxPacketSize: 1024, recvBufferSize: 65536 },
+      { server: 'udp', address: '::', port: 5, address_ipv6: true, maxPacketSize: 65536, recvBufferSize: 8388608 },
     ]);
   });
 
   it('uses the top-level port/address/server as the single server when servers is absent', () => {
     assert.deepEqual(load(null).config.servers, DEFAULTS.servers);
     assert.deepEqual(load(null, { port: 9125, address: '127.0.0.1' }).config.servers,
-      [{ server: 'udp', address: '127.0.0.1', port: 9125, address_ipv6: false, maxPacketSize: 65536 }]);
+      [{ server: 'udp', address: '127.0.0.1', port: 9125, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608 }]);
     assert.deepEqual(load(null, { server: './servers/tcp', port: 0 }).config.servers,
-      [{ server: 'tcp', address: '0.0.0.0', port: 0, address_ipv6: false, maxPacketSize: 65536 }]);
+      [{ server: 'tcp', address: '0.0.0.0', port: 0, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608 }]);
   });
 
   it('listifies percentThreshold and forces a small or fractional gaugesMaxTTL to 1', () => {
