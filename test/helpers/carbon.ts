@@ -83,3 +83,29 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((r) => s.close(() => r()));
   return port;
 }
+
+/** Sleep until `offsetMs` after the next wall-clock multiple of intervalMs (a fresh flush period). */
+export async function alignToPeriod(intervalMs: number, offsetMs = 150): Promise<number> {
+  const now = Date.now();
+  const next = (Math.floor(now / intervalMs) + 1) * intervalMs;
+  await sleep(next - now + offsetMs);
+  return next;
+}
+
+/** A free UDP port on loopback (bind 0, read, close). */
+export async function freeUdpPort(): Promise<number> {
+  const { createSocket } = await import('node:dgram');
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** Send statsd lines over UDP, one datagram per entry. */
+export async function sendUdp(port: number, datagrams: readonly string[]): Promise<void> {
+  const { createSocket } = await import('node:dgram');
+  const s = createSocket('udp4');
+  for (const d of datagrams) await new Promise<void>((r, j) => s.send(d, port, '127.0.0.1', (e) => (e ? j(e) : r())));
+  await new Promise<void>((r) => s.close(() => r()));
+}

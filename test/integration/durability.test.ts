@@ -1,0 +1,145 @@
+/**
+ * What the Redis state buys: a kill -9 after the batches were merged loses
+ * nothing; SIGTERM merges the last in-memory batch before exit; Carbon being
+ * unreachable for three periods delays their lines but keeps each period's
+ * own timestamp; two processes on one prefix flush each period once.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { Keys } from '../../src/store/keys.js';
+import { alignToPeriod, CarbonListener, freePort, freeUdpPort, sendUdp, sleep } from '../helpers/carbon.js';
+import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
+import { spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
+
+const UP = 'tallyd is up';
+
+function childConfig(prefix: string, carbonPort: number, udpPort: number, extra: Record<string, unknown> = {}) {
+  return testConfig(prefix, carbonPort, {
+    servers: [{ server: 'udp', address: '127.0.0.1', port: udpPort }],
+    log: { level: 'info' },
+    ...extra,
+  });
+}
+
+async function curCounter(prefix: string, name: string): Promise<number> {
+  const r = new Redis(REDIS_URL);
+  try {
+    return Number((await r.hget(new Keys(prefix).cur('counters'), name)) ?? 0);
+  } finally {
+    r.disconnect();
+  }
+}
+
+function counterLines(n: number, name: string): string[] {
+  return Array.from({ length: n }, () => `${name}:1|c`);
+}
+
+describe('durability', () => {
+  const children: ChildTallyd[] = [];
+  const listeners: CarbonListener[] = [];
+  let prefix = '';
+
+  afterEach(async () => {
+    for (const c of children.splice(0)) {
+      if (c.proc.exitCode === null && c.proc.signalCode === null) {
+        c.proc.kill('SIGKILL');
+        await c.exited;
+      }
+    }
+    for (const l of listeners.splice(0)) await l.stop();
+    await cleanup(prefix);
+  });
+
+  test('kill -9 after the batches were merged, restart: the counts arrive complete, once', async () => {
+    prefix = testPrefix('kill9');
+    const carbon = new CarbonListener();
+    listeners.push(carbon);
+    await carbon.start();
+    const udp = await freeUdpPort();
+    const cfg = childConfig(prefix, carbon.port, udp, { flushInterval: 4000 });
+    const first = spawnTallyd(cfg);
+    children.push(first);
+    await waitForOutput(first, UP);
+    await alignToPeriod(4000, 200);
+    await sendUdp(udp, counterLines(500, 'durable.hits'));
+    const deadline = Date.now() + 2500;
+    while ((await curCounter(prefix, 'durable.hits')) < 500) {
+      assert.ok(Date.now() < deadline, 'batches merged into redis');
+      await sleep(20);
+    }
+    first.proc.kill('SIGKILL');
+    assert.equal(await first.exited, 'SIGKILL');
+    assert.equal(carbon.sum('stats_counts.durable.hits'), 0, 'killed before its flush');
+
+    const second = spawnTallyd(cfg);
+    children.push(second);
+    await waitForOutput(second, UP);
+    await carbon.waitFor(() => carbon.sum('stats_counts.durable.hits') >= 500, 15_000, 'the 500 hits after restart');
+    await sleep(1500);
+    assert.equal(carbon.sum('stats_counts.durable.hits'), 500);
+    assert.equal(carbon.series('stats_counts.durable.hits').filter((l) => l.value !== '0').length, 1, 'one period, one line');
+  });
+
+  test('SIGTERM merges the last batch into redis and exits 0', async () => {
+    prefix = testPrefix('sigterm');
+    const udp = await freeUdpPort();
+    // A batch interval longer than the test's send so the samples are only in memory at SIGTERM.
+    const child = spawnTallyd(childConfig(prefix, await freePort(), udp, { flushInterval: 60_000, batchInterval: 30_000 }));
+    children.push(child);
+    await waitForOutput(child, UP);
+    await sendUdp(udp, counterLines(300, 'term.hits'));
+    await sleep(200);
+    assert.equal(await curCounter(prefix, 'term.hits'), 0, 'still in memory before the signal');
+    child.proc.kill('SIGTERM');
+    assert.equal(await child.exited, 0, child.output());
+    assert.equal(await curCounter(prefix, 'term.hits'), 300);
+  });
+
+  test('carbon unreachable for three periods, then started: all three arrive with their own timestamps', async () => {
+    prefix = testPrefix('outage');
+    const carbonPort = await freePort();
+    const udp = await freeUdpPort();
+    const child = spawnTallyd(childConfig(prefix, carbonPort, udp, { flushInterval: 1000 }));
+    children.push(child);
+    await waitForOutput(child, UP);
+    const boundaries: number[] = [];
+    for (let i = 1; i <= 3; i++) {
+      boundaries.push((await alignToPeriod(1000, 200)) / 1000 + 1);
+      await sendUdp(udp, counterLines(i * 10, 'outage.hits'));
+    }
+    await sleep(1500);
+    const carbon = new CarbonListener();
+    listeners.push(carbon);
+    await carbon.start(carbonPort);
+    await carbon.waitFor(() => carbon.sum('stats_counts.outage.hits') >= 60, 15_000, 'the three periods');
+    const points = carbon.series('stats_counts.outage.hits').filter((l) => l.value !== '0');
+    assert.deepEqual(
+      points.map((l) => [l.ts, l.value]),
+      boundaries.map((ts, i) => [ts, String((i + 1) * 10)]),
+    );
+  });
+
+  test('two processes on one prefix act as one: every sample once, one flush per period', async () => {
+    prefix = testPrefix('two');
+    const carbon = new CarbonListener();
+    listeners.push(carbon);
+    await carbon.start();
+    const ports = [await freeUdpPort(), await freeUdpPort()];
+    const procs = ports.map((p) => spawnTallyd(childConfig(prefix, carbon.port, p, { flushInterval: 1000 })));
+    children.push(...procs);
+    for (const p of procs) await waitForOutput(p, UP);
+    for (let round = 0; round < 3; round++) {
+      await alignToPeriod(1000, 200);
+      await Promise.all(ports.map((p) => sendUdp(p, counterLines(100, 'shared.hits'))));
+    }
+    await carbon.waitFor(() => carbon.sum('stats_counts.shared.hits') >= 600, 10_000, '600 hits');
+    await sleep(2000);
+    assert.equal(carbon.sum('stats_counts.shared.hits'), 600);
+    const perTs = new Map<number, number>();
+    for (const l of carbon.series('stats_counts.shared.hits')) perTs.set(l.ts, (perTs.get(l.ts) ?? 0) + 1);
+    for (const [ts, n] of perTs) assert.equal(n, 1, `period ${ts} flushed ${n} times`);
+    const leaders = procs.filter((p) => p.output().includes('became the flushing leader'));
+    assert.equal(leaders.length, 1, 'exactly one leader');
+  });
+});
