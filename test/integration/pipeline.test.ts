@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { after, afterEach, before, describe, test } from 'node:test';
-import StatsD from 'hot-shots';
+import StatsD, { type StatsD as StatsDClient } from 'hot-shots';
 import type { Daemon } from '../../src/daemon.js';
 import { alignToPeriod, CarbonListener } from '../helpers/carbon.js';
 import { cleanup, testPrefix } from '../helpers/redis.js';
@@ -14,7 +14,7 @@ import { startDaemon, testConfig } from '../helpers/tallyd.js';
 
 const FLUSH = 1000;
 
-function closeClient(c: StatsD): Promise<void> {
+function closeClient(c: StatsDClient): Promise<void> {
   return new Promise((resolve) => c.close(() => resolve()));
 }
 
