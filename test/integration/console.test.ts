@@ -1,0 +1,102 @@
+/**
+ * statsd's management console on mgmt_port, answering from the Redis state:
+ * the same commands and the same replies as Etsy statsd's mgmt_server.
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import type { Daemon } from '../../src/daemon.js';
+import { sendUdp, sleep } from '../helpers/carbon.js';
+import { cleanup, testPrefix } from '../helpers/redis.js';
+import { startDaemon, testConfig } from '../helpers/tallyd.js';
+
+/** Send one command and collect the reply until `until` appears (or the socket closes). */
+function ask(port: number, cmd: string, until = 'END\n\n'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = net.createConnection(port, '127.0.0.1');
+    let text = '';
+    const t = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no "${JSON.stringify(until)}" in reply to ${cmd}: ${JSON.stringify(text)}`));
+    }, 3000);
+    sock.setEncoding('ascii');
+    sock.on('data', (d: string) => {
+      text += d;
+      if (until && text.includes(until)) {
+        clearTimeout(t);
+        sock.end();
+        resolve(text);
+      }
+    });
+    sock.on('close', () => {
+      clearTimeout(t);
+      resolve(text);
+    });
+    sock.write(`${cmd}\n`);
+  });
+}
+
+describe('management console', () => {
+  const prefix = testPrefix('console');
+  let daemon: Daemon;
+  let port = 0;
+
+  before(async () => {
+    daemon = await startDaemon(testConfig(prefix, null, { flushInterval: 60_000 }));
+    port = daemon.ports.mgmt;
+    await sendUdp(daemon.ports.udp[0]!, ['con.a:5|c\ncon.b:1|c\ncon.g:42|g\ncon.t:3|ms\ncon.t:4|ms\ncon.s:x|s', 'junk']);
+    await sleep(400); // merged within one batchInterval
+  });
+  after(async () => {
+    await daemon.stop();
+    await cleanup(prefix);
+  });
+
+  test('help lists the commands', async () => {
+    assert.equal(
+      await ask(port, 'help', '\n\n'),
+      'Commands: stats, counters, timers, gauges, sets, delcounters, deltimers, delgauges, health, config, quit\n\n',
+    );
+  });
+
+  test('counters, gauges, timers and sets dump the current state like statsd (util.inspect)', async () => {
+    const counters = await ask(port, 'counters');
+    assert.match(counters, /'con\.a': 5/);
+    assert.match(counters, /'statsd\.bad_lines_seen': 1/);
+    assert.ok(counters.endsWith('\nEND\n\n'));
+    assert.match(await ask(port, 'gauges'), /'con\.g': 42/);
+    assert.match(await ask(port, 'timers'), /'con\.t': \[ 3, 4 \]/);
+    assert.match(await ask(port, 'sets'), /'con\.s': \[ 'x' \]/);
+  });
+
+  test('health reports and toggles the status', async () => {
+    assert.equal(await ask(port, 'health', '\n'), 'health: up\n');
+    assert.equal(await ask(port, 'health down', '\n'), 'health: down\n');
+    assert.equal(await ask(port, 'health', '\n'), 'health: down\n');
+    assert.equal(await ask(port, 'health up', '\n'), 'health: up\n');
+  });
+
+  test('stats reports uptime, messages and graphite status', async () => {
+    const text = await ask(port, 'stats');
+    assert.match(text, /^uptime: \d+\n/);
+    assert.match(text, /\nmessages\.bad_lines_seen: 1\n/);
+    assert.match(text, /\nmessages\.last_msg_seen: \d+\n/);
+    assert.match(text, /\ngraphite\.flush_length: \d+\n/);
+  });
+
+  test('delcounters deletes exact names and folders, and says what it did not find', async () => {
+    const reply = await ask(port, 'delcounters con.a nope.x');
+    assert.equal(reply, 'deleted: con.a\nmetric nope.x not found\nEND\n\n');
+    const counters = await ask(port, 'counters');
+    assert.doesNotMatch(counters, /'con\.a'/);
+    assert.match(counters, /'con\.b': 1/);
+    assert.equal(await ask(port, 'delgauges con.*'), 'deleted: con.g\nEND\n\n');
+    assert.equal(await ask(port, 'deltimers con.t'), 'deleted: con.t\nEND\n\n');
+    assert.doesNotMatch(await ask(port, 'timers'), /con\.t/);
+  });
+
+  test('unknown commands get ERROR; quit closes the connection', async () => {
+    assert.equal(await ask(port, 'frobnicate', '\n'), 'ERROR\n');
+    assert.equal(await ask(port, 'quit', ''), '');
+  });
+});
