@@ -116,7 +116,7 @@ backends) load with a warning and are ignored.
   // Also send counts (stats_counts.<name>, or <name>.count), not just rates.
   flush_counts: true,
 
-  // Log every received line at debug level (slow; a debugging aid).
+  // Log every received line (info level; slow, a debugging aid).
   dumpMessages: false,
 
   // ---- tallyd: Redis state -----------------------------------------------

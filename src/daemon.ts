@@ -49,6 +49,10 @@ export class Daemon {
         msg: `bad line: ${statusText(status)}`,
         fields: { line: quote(buf.toString('utf8', start, Math.min(end, start + 400))), badLinesSeen: this.parser.badLines },
       }));
+    if (cfg.dumpMessages) {
+      const dump = log.child({ component: 'dump' });
+      this.parser.onLine = (buf, start, end) => dump.info({ line: buf.toString('utf8', start, end) }, 'received');
+    }
   }
 
   async start(): Promise<void> {

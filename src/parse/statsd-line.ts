@@ -127,6 +127,8 @@ export class StatsdLineParser {
   badLines = 0;
   /** Told about each bad line; the buffer region is only valid during the call. */
   onBadLine?: (status: number, buf: Buffer, start: number, end: number) => void;
+  /** Called for every non-empty line before it is parsed (statsd's dumpMessages); unset on the hot path. */
+  onLine?: (buf: Buffer, start: number, end: number) => void;
 
   private readonly key: KeyBuilder;
   // Scratch, one slot per value of the current line.
@@ -153,6 +155,7 @@ export class StatsdLineParser {
       while (e < end && buf[e] !== NL) e++;
       if (e > s) {
         this.metricsReceived++;
+        if (this.onLine !== undefined) this.onLine(buf, s, e);
         const status = this.parseLine(buf, s, e, sink);
         if (status !== LINE_OK) {
           this.badLines++;
