@@ -42,8 +42,8 @@ export class Batcher implements SampleSink {
   private readonly node = randomBytes(6).toString('hex');
   private seq = 0;
   private readonly mergeLog: RateLimitedLog;
-  private seen = { packets: 0, metrics: 0, bad: 0 };
-  private readonly names: { packets: string; metrics: string; bad: string };
+  /** Self-metrics folded into each batch as counters: [name, read current total, total at the last swap]. */
+  private readonly selfCounters: Array<[string, () => number, number]>;
 
   constructor(
     private readonly target: MergeTarget,
@@ -54,7 +54,17 @@ export class Batcher implements SampleSink {
   ) {
     this.mergeLog = new RateLimitedLog(log);
     const p = opts.prefixStats;
-    this.names = { packets: `${p}.packets_received`, metrics: `${p}.metrics_received`, bad: `${p}.bad_lines_seen` };
+    // statsd's own three, then tallyd's loss counters (see SelfStats), which only appear once non-zero.
+    this.selfCounters = [
+      [`${p}.packets_received`, () => self.packetsReceived, 0],
+      [`${p}.metrics_received`, () => ingest.metricsReceived, 0],
+      [`${p}.bad_lines_seen`, () => ingest.badLines, 0],
+      [`${p}.oversized_packets`, () => self.oversizedPackets, 0],
+      [`${p}.batches_dropped`, () => self.batchesDropped, 0],
+      [`${p}.merge_errors`, () => self.mergeErrors, 0],
+      [`${p}.outbox_dropped`, () => self.outboxDropped, 0],
+      [`${p}.carbon_errors`, () => self.carbonErrors, 0],
+    ];
   }
 
   counter(name: string, value: number, rate: number): void {
@@ -111,14 +121,16 @@ export class Batcher implements SampleSink {
 
   private swap(): void {
     const b = this.current;
-    const { packetsReceived } = this.self;
-    const { metricsReceived, badLines } = this.ingest;
-    const d = { packets: packetsReceived - this.seen.packets, metrics: metricsReceived - this.seen.metrics, bad: badLines - this.seen.bad };
-    if (b.isEmpty && d.packets === 0 && d.metrics === 0 && d.bad === 0) return;
-    if (d.packets) b.counter(this.names.packets, d.packets, 1);
-    if (d.metrics) b.counter(this.names.metrics, d.metrics, 1);
-    if (d.bad) b.counter(this.names.bad, d.bad, 1);
-    this.seen = { packets: packetsReceived, metrics: metricsReceived, bad: badLines };
+    let changed = !b.isEmpty;
+    for (const entry of this.selfCounters) {
+      const total = entry[1]();
+      if (total !== entry[2]) {
+        b.counter(entry[0], total - entry[2], 1);
+        entry[2] = total;
+        changed = true;
+      }
+    }
+    if (!changed) return;
     this.current = new Batch();
     const id = `${this.node}:${++this.seq}`;
     this.queue.push({ id, args: encodeMerge(b, id) });

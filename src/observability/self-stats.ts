@@ -1,20 +1,21 @@
 /**
  * Process-local self-metrics: plain number counters bumped on the hot path.
- * The batcher folds the statsd-compatible ones into every batch as counters
- * (statsd.packets_received, statsd.metrics_received, statsd.bad_lines_seen),
- * so all processes sharing a Redis prefix add up. The others are tallyd's own
- * and are emitted by the leader under `<prefixStats>.tallyd.*` as gauges.
+ * The batcher folds them into every batch as counters, so the totals of all
+ * processes sharing a Redis prefix add up and are emitted like any counter
+ * (`stats.<prefixStats>.x` rate and `stats_counts.<prefixStats>.x`). statsd's
+ * three are always emitted; tallyd's loss counters appear once non-zero.
  *
- * | counter            | meaning                                                         |
- * | ------------------ | --------------------------------------------------------------- |
- * | packetsReceived    | UDP datagrams and TCP chunks of complete lines received          |
- * | oversizedPackets   | datagrams / TCP lines longer than maxPacketSize, dropped         |
- * | batchesMerged      | local batches merged into Redis                                 |
- * | batchesDropped     | batches dropped because Redis stayed down past maxPendingBatches |
- * | mergeErrors        | failed merge attempts (retried)                                 |
- * | outboxDropped      | Graphite chunks trimmed from a full outbox (Carbon down too long)|
- * | carbonErrors       | Carbon connection errors                                        |
- * | linesSent          | Graphite lines written to Carbon                                |
+ * | counter          | emitted as                  | meaning                                                          |
+ * | ---------------- | --------------------------- | ---------------------------------------------------------------- |
+ * | packetsReceived  | <prefixStats>.packets_received | UDP datagrams and TCP chunks of complete lines (as statsd)     |
+ * | (parser)         | <prefixStats>.metrics_received | non-empty lines, good or bad (as statsd)                       |
+ * | (parser)         | <prefixStats>.bad_lines_seen   | rejected lines (as statsd, but once per line)                  |
+ * | oversizedPackets | <prefixStats>.oversized_packets | datagrams / TCP lines longer than maxPacketSize, dropped      |
+ * | batchesDropped   | <prefixStats>.batches_dropped | batches dropped: Redis down past maxPendingBatches               |
+ * | mergeErrors      | <prefixStats>.merge_errors   | failed merge attempts (each batch is retried)                     |
+ * | outboxDropped    | <prefixStats>.outbox_dropped | Graphite chunks trimmed from a full outbox (Carbon down too long) |
+ * | carbonErrors     | <prefixStats>.carbon_errors  | Carbon connection or write errors                                 |
+ * | batchesMerged, linesSent | (console `stats`)    | work done                                                        |
  */
 export class SelfStats {
   packetsReceived = 0;

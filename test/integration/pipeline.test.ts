@@ -8,7 +8,7 @@ import dgram from 'node:dgram';
 import { after, afterEach, before, describe, test } from 'node:test';
 import StatsD, { type StatsD as StatsDClient } from 'hot-shots';
 import type { Daemon } from '../../src/daemon.js';
-import { alignToPeriod, CarbonListener } from '../helpers/carbon.js';
+import { alignToPeriod, CarbonListener, sendUdp } from '../helpers/carbon.js';
 import { cleanup, testPrefix } from '../helpers/redis.js';
 import { startDaemon, testConfig } from '../helpers/tallyd.js';
 
@@ -112,5 +112,20 @@ describe('statsd ingest to Carbon', () => {
     await carbon.waitFor(() => carbon.sum('stats_counts.statsd.bad_lines_seen') === 4, 3000, 'bad_lines_seen = 4');
     assert.equal(carbon.sum('stats_counts.statsd.metrics_received'), 8);
     assert.ok(!carbon.lines.some((l) => l.name.includes('bad.')), 'no metric from a bad line');
+  });
+
+  test('oversized datagrams are counted as statsd.oversized_packets, not parsed', async () => {
+    prefix = testPrefix('pipeline-oversized');
+    daemon = await startDaemon(
+      testConfig(prefix, carbon.port, {
+        flushInterval: FLUSH,
+        servers: [{ server: 'udp', address: '127.0.0.1', port: 0, maxPacketSize: 64 }],
+      }),
+    );
+    const big = Array.from({ length: 10 }, () => 'big.lines:1|c').join('\n');
+    await sendUdp(daemon.ports.udp[0]!, [big, 'small.line:1|c']);
+    await carbon.waitFor(() => carbon.sum('stats_counts.statsd.oversized_packets') === 1, 5000, 'oversized_packets = 1');
+    assert.equal(carbon.sum('stats_counts.small.line'), 1);
+    assert.equal(carbon.sum('stats_counts.big.lines'), 0);
   });
 });
