@@ -151,8 +151,8 @@ export class StatsdLineParser {
     if (end > buf.length) end = buf.length;
     let s = start < 0 ? 0 : start;
     while (s < end) {
-      let e = s;
-      while (e < end && buf[e] !== NL) e++;
+      let e = buf.indexOf(NL, s);
+      if (e === -1 || e > end) e = end;
       if (e > s) {
         this.metricsReceived++;
         if (this.onLine !== undefined) this.onLine(buf, s, e);
