@@ -18,6 +18,8 @@ export class Batch implements SampleSink {
   readonly timerCounts = new Map<string, number>();
   readonly gauges = new Map<string, GaugeOp>();
   readonly sets = new Map<string, Set<string>>();
+  /** Finished Graphite lines (`name value ts`, no newline) that bypass aggregation. */
+  readonly passthroughLines: string[] = [];
   /** Samples folded in, for sizing decisions and self-metrics. */
   samples = 0;
 
@@ -61,8 +63,13 @@ export class Batch implements SampleSink {
     }
   }
 
+  passthrough(line: string): void {
+    this.samples++;
+    this.passthroughLines.push(line);
+  }
+
   get isEmpty(): boolean {
-    return this.counters.size + this.timers.size + this.gauges.size + this.sets.size === 0;
+    return this.counters.size + this.timers.size + this.gauges.size + this.sets.size + this.passthroughLines.length === 0;
   }
 
   /** Distinct names in the batch: what a merge costs in Redis. */

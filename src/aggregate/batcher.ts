@@ -1,6 +1,6 @@
 /**
  * Owns the current Batch and merges it into Redis every batchInterval:
- * swap, encode, one merge-7 call, at most one in flight. While Redis is down
+ * swap, encode, one merge-8 call, at most one in flight. While Redis is down
  * encoded batches wait in a bounded queue (oldest dropped and counted past
  * maxPendingBatches) and are retried in order; a batch id makes a retried
  * merge land at most once.
@@ -78,6 +78,9 @@ export class Batcher implements SampleSink {
   }
   set(name: string, member: string): void {
     this.current.set(name, member);
+  }
+  passthrough(line: string): void {
+    this.current.passthrough(line);
   }
 
   start(): void {

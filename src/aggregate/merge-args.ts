@@ -1,9 +1,10 @@
 /**
- * Encodes a Batch as the ARGV of merge-7.lua (see the script's header).
+ * Encodes a Batch as the ARGV of merge-8.lua (see the script's header).
  * Timer samples travel packed as float64 little-endian so percentiles stay
  * exact; numbers travel as String(x), the shortest text that round-trips.
  */
 import type { Batch } from './batch.js';
+import { chunkLines } from '../sink/graphite/chunk.js';
 import { FIELD_SEP } from '../store/keys.js';
 
 export type MergeArg = string | Buffer;
@@ -32,5 +33,7 @@ export function encodeMerge(batch: Batch, batchId: string): MergeArg[] {
   for (const m of batch.sets.values()) members += m.size;
   args.push(String(members));
   for (const [name, m] of batch.sets) for (const member of m) args.push(name + FIELD_SEP + member);
+  const chunks = chunkLines(batch.passthroughLines);
+  args.push(String(chunks.length), ...chunks);
   return args;
 }

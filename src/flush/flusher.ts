@@ -11,14 +11,13 @@ import type { Config } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { SelfStats } from '../observability/self-stats.js';
+import { chunkLines } from '../sink/graphite/chunk.js';
 import { encodePeriod } from '../sink/graphite/encode.js';
 import type { Store } from '../store/store.js';
 import { buildPeriod } from './build-period.js';
 import { nextBoundary, systemClock, type Clock } from './clock.js';
 
 export type FlushConfig = Omit<Config, 'servers' | 'source' | 'redis' | 'log'>;
-
-const CHUNK_BYTES = 256 * 1024;
 
 export class Flusher {
   readonly token = randomUUID();
@@ -183,22 +182,4 @@ export class Flusher {
       this.onCommitted();
     }
   }
-}
-
-/** Joins lines into '\n'-terminated chunks of about CHUNK_BYTES. */
-export function chunkLines(lines: readonly string[], maxBytes = CHUNK_BYTES): string[] {
-  const chunks: string[] = [];
-  let cur: string[] = [];
-  let size = 0;
-  for (const line of lines) {
-    cur.push(line);
-    size += line.length + 1;
-    if (size >= maxBytes) {
-      chunks.push(cur.join('\n') + '\n');
-      cur = [];
-      size = 0;
-    }
-  }
-  if (cur.length > 0) chunks.push(cur.join('\n') + '\n');
-  return chunks;
 }

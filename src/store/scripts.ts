@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { StoreError } from './errors.js';
 
 export const SCRIPTS = {
-  merge: 'merge-7.lua',
+  merge: 'merge-8.lua',
   rotate: 'rotate-15.lua',
   commit: 'commit-15.lua',
   ack: 'ack-2.lua',

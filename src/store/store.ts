@@ -76,12 +76,12 @@ export class Store {
     return this.scripts[name](...keys, ...args);
   }
 
-  /** merge-7: true when merged, false when this batch id was already merged. */
+  /** merge-8: true when merged, false when this batch id was already merged. */
   async merge(batchId: string, args: ScriptArg[]): Promise<boolean> {
     const k = this.keys;
     const res = await this.run(
       'merge',
-      [k.merged, k.cur('counters'), k.cur('timers'), k.cur('timer_counts'), k.cur('sets'), k.gauges, k.cur('gauges_touched')],
+      [k.merged, k.cur('counters'), k.cur('timers'), k.cur('timer_counts'), k.cur('sets'), k.gauges, k.cur('gauges_touched'), k.outbox],
       [batchId, Date.now(), DEDUPE_WINDOW_MS, ...args],
     );
     return res === 1;

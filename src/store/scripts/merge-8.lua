@@ -1,5 +1,5 @@
 --[[
-merge-7: fold one local batch into the current period, atomically and at most once.
+merge-8: fold one local batch into the current period, atomically and at most once.
 
 KEYS[1] merged            zset  batch id -> ms merged (dedupe window)
 KEYS[2] cur:counters      hash  name -> sum of value * (1/rate), %.17g
@@ -8,6 +8,7 @@ KEYS[4] cur:timer_counts  hash  name -> sum of 1/rate, %.17g
 KEYS[5] cur:sets          hash  name "\n" member -> 1
 KEYS[6] gauges            hash  name -> value (persists across periods)
 KEYS[7] cur:gauges_touched hash name -> 1 (gauges updated this period)
+KEYS[8] outbox            list  Graphite plaintext chunks waiting for Carbon
 
 ARGV[1] batch id, ARGV[2] now (ms), ARGV[3] dedupe window (ms), then sections,
 each a count n followed by its items:
@@ -16,6 +17,8 @@ each a count n followed by its items:
   timer_counts: n, (name, delta) * n
   gauges:       n, (name, mode "s"|"d", value) * n
   sets:         n, field * n
+  passthrough:  n, chunk * n   (finished Graphite lines with their own
+                                timestamps, RPUSHed to the outbox as they are)
 
 Returns 1 when merged, 0 when this batch id was merged before (a retry).
 Arithmetic is in Lua doubles and stored with %.17g, which round-trips
@@ -61,5 +64,9 @@ end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
   redis.call('HSET', KEYS[5], ARGV[i], '1'); i = i + 1
+end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  redis.call('RPUSH', KEYS[8], ARGV[i]); i = i + 1
 end
 return 1
