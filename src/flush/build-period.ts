@@ -18,6 +18,20 @@ export interface BuiltPeriod {
   newKnown: Record<KnownType, string[]>;
 }
 
+/**
+ * statsd re-emits an idle counter as 0 unless deleteCounters; even then it
+ * keeps any counter whose name merely contains one of its own three counter
+ * names (a substring test, whatever prefixStats is): replicated.
+ */
+export function keepsIdleCounter(cfg: BuildConfig, name: string): boolean {
+  return (
+    !cfg.deleteCounters ||
+    name.includes('packets_received') ||
+    name.includes('metrics_received') ||
+    name.includes('bad_lines_seen')
+  );
+}
+
 export function internalCounterNames(prefixStats: string): string[] {
   return [`${prefixStats}.bad_lines_seen`, `${prefixStats}.packets_received`, `${prefixStats}.metrics_received`];
 }
@@ -30,7 +44,7 @@ export function buildPeriod(
 ): BuiltPeriod {
   const counters = new Map<string, number>();
   for (const name of internalCounterNames(cfg.prefixStats)) counters.set(name, 0);
-  if (!cfg.deleteCounters) for (const name of known.counters) counters.set(name, 0);
+  for (const name of known.counters) if (keepsIdleCounter(cfg, name)) counters.set(name, 0);
   for (const [name, v] of Object.entries(raw.counters)) counters.set(name, Number(v));
 
   const timers = new Map<string, TimerSamples>();
@@ -60,7 +74,7 @@ export function buildPeriod(
   return {
     data: { counters, timers, gauges, sets },
     newKnown: {
-      counters: cfg.deleteCounters ? [] : newNames(Object.keys(raw.counters), known.counters, cfg.prefixStats),
+      counters: newNames(Object.keys(raw.counters), known.counters, cfg.prefixStats).filter((n) => keepsIdleCounter(cfg, n)),
       timers: cfg.deleteTimers ? [] : newNames(Object.keys(raw.timerCounts), known.timers, cfg.prefixStats),
       sets: cfg.deleteSets ? [] : newNames(setNames(raw.sets), known.sets, cfg.prefixStats),
     },

@@ -68,8 +68,12 @@ export class Store {
       if (warned) log.info('redis connection restored');
       warned = false;
     });
-    const scripts = await loadScripts(redis);
-    return new Store(redis, new Keys(cfg.keyPrefix), scripts);
+    try {
+      return new Store(redis, new Keys(cfg.keyPrefix), await loadScripts(redis));
+    } catch (err) {
+      redis.disconnect();
+      throw err;
+    }
   }
 
   private run(name: ScriptName, keys: string[], args: ScriptArg[]): Promise<unknown> {
