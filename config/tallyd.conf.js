@@ -32,9 +32,27 @@ backends) load with a warning and are ignored.
   // clamps it to net.core.rmem_max (tallyd warns once when it does).
   // Without `servers`, statsd's top-level port / address / address_ipv6 /
   // server / maxPacketSize keys describe a single server.
+  //
+  // server: "zmq" entries receive ZeroMQ status messages: each message's
+  // last frame (a leading topic frame is ignored), zlib-compressed or plain,
+  // holding a JSON array of {name, value, time} items, one such object, or
+  // statsd lines. tallyd binds; publishers connect. Keys:
+  //   bind: "tcp://host:port" (port 0 or * = any free port) or "ipc:///path" [tcp://0.0.0.0:5555]
+  //   type: "sub" for PUB publishers (they drop messages at their
+  //         high-water mark, never block) or "pull" for PUSH publishers
+  //         (they block when tallyd falls behind: backpressure) ["sub"]
+  //   mode: "aggregate" folds items into the statsd aggregation (an item's
+  //         type: c, g, ms, h, d or s; default g); "passthrough" writes
+  //         `<prefix><name> <value> <time>` to Carbon with the item's own
+  //         timestamp, without aggregating ["aggregate"]
+  //   prefix: prepended as it is to every name from this socket, e.g. "servers." [""]
+  //   maxMessageSize: largest message in bytes, as received and once
+  //         inflated; larger ones are counted (statsd.zmq_oversized) and dropped [1048576]
+  //   highWaterMark: messages libzmq queues for tallyd (ZMQ_RCVHWM) [10000]
   servers: [
     { server: "udp", address: "0.0.0.0", port: 8125, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608 },
     { server: "tcp", address: "0.0.0.0", port: 8125, address_ipv6: false, maxPacketSize: 65536 },
+    { server: "zmq", bind: "tcp://0.0.0.0:5555", type: "sub", mode: "aggregate", prefix: "", maxMessageSize: 1048576, highWaterMark: 10000 },
   ],
 
   // statsd's management console (help, stats, counters, health, ...) [0.0.0.0, 8126].

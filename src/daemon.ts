@@ -5,10 +5,11 @@
  */
 import { ManagementConsole } from './admin/console.js';
 import { Batcher } from './aggregate/batcher.js';
-import type { Config } from './config/types.js';
+import { type Config, isZmqServer } from './config/types.js';
 import { Flusher } from './flush/flusher.js';
 import { TcpServer } from './ingest/tcp.js';
 import { UdpServer } from './ingest/udp.js';
+import { ZmqServer } from './ingest/zmq.js';
 import { quote, type Logger } from './observability/logger.js';
 import { RateLimitedLog } from './observability/rate-limited-log.js';
 import { SelfStats } from './observability/self-stats.js';
@@ -19,6 +20,8 @@ import { Store } from './store/store.js';
 export interface ListeningPorts {
   udp: number[];
   tcp: number[];
+  /** Endpoints the ZeroMQ sockets bound, e.g. `tcp://0.0.0.0:5555`, with the real port when 0 was asked. */
+  zmq: string[];
   mgmt: number;
 }
 
@@ -34,7 +37,7 @@ export class Daemon {
   batcher: Batcher | null = null;
   sink: CarbonSink | null = null;
   console: ManagementConsole | null = null;
-  readonly ports: ListeningPorts = { udp: [], tcp: [], mgmt: 0 };
+  readonly ports: ListeningPorts = { udp: [], tcp: [], zmq: [], mgmt: 0 };
   private readonly ingest: Stoppable[] = [];
   private stopping: Promise<void> | null = null;
 
@@ -86,7 +89,11 @@ export class Daemon {
 
       for (const server of cfg.servers) {
         const ingestLog = log.child({ component: server.server });
-        if (server.server === 'udp') {
+        if (isZmqServer(server)) {
+          const zmq = new ZmqServer(server, cfg.keyNameSanitize, this.parser, batcher, this.self, ingestLog);
+          this.ingest.push(zmq);
+          this.ports.zmq.push(await zmq.start());
+        } else if (server.server === 'udp') {
           const udp = new UdpServer(server, this.parser, batcher, this.self, ingestLog);
           this.ingest.push(udp);
           this.ports.udp.push(await udp.start());

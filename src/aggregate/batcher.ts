@@ -54,7 +54,7 @@ export class Batcher implements SampleSink {
   ) {
     this.mergeLog = new RateLimitedLog(log);
     const p = opts.prefixStats;
-    // statsd's own three, then tallyd's loss counters (see SelfStats), which only appear once non-zero.
+    // statsd's own three, then tallyd's loss and ZeroMQ counters (see SelfStats), which only appear once non-zero.
     this.selfCounters = [
       [`${p}.packets_received`, () => self.packetsReceived, 0],
       [`${p}.metrics_received`, () => ingest.metricsReceived, 0],
@@ -64,6 +64,10 @@ export class Batcher implements SampleSink {
       [`${p}.merge_errors`, () => self.mergeErrors, 0],
       [`${p}.outbox_dropped`, () => self.outboxDropped, 0],
       [`${p}.carbon_errors`, () => self.carbonErrors, 0],
+      [`${p}.zmq_messages_received`, () => self.zmqMessagesReceived, 0],
+      [`${p}.zmq_bad_frames`, () => self.zmqBadFrames, 0],
+      [`${p}.zmq_bad_items`, () => self.zmqBadItems, 0],
+      [`${p}.zmq_oversized`, () => self.zmqOversized, 0],
     ];
   }
 

@@ -16,6 +16,15 @@ export const DEFAULT_MAX_PACKET_SIZE = 65536;
  */
 export const DEFAULT_RECV_BUFFER_SIZE = 8 * 1024 * 1024;
 
+/** ZeroMQ: largest message accepted, as received and once inflated (1 MiB; a status message is ~2 KiB). */
+export const DEFAULT_ZMQ_MAX_MESSAGE_SIZE = 1024 * 1024;
+
+/** ZeroMQ: ZMQ_RCVHWM in messages; at ~20 items a message, 10,000 hold ~200,000 samples of backlog. */
+export const DEFAULT_ZMQ_HIGH_WATER_MARK = 10000;
+
+/** ZeroMQ: where a zmq server binds when `bind` is not given (the port of the original pipeline). */
+export const DEFAULT_ZMQ_BIND = 'tcp://0.0.0.0:5555';
+
 /** statsd: `server.bind(config.port || 8125, config.address || undefined)`, udp4 unless address_ipv6. */
 export const DEFAULT_SERVER: ServerConfig = Object.freeze({
   server: 'udp',

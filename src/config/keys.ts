@@ -33,6 +33,9 @@ export const UNIMPLEMENTED_TOP_LEVEL: Readonly<Record<string, string>> = {
 
 export const SERVER_KEYS: ReadonlyArray<string> = ['server', 'address', 'address_ipv6', 'port', 'maxPacketSize', 'recvBufferSize'];
 
+/** Keys of a `{ server: "zmq" }` entry of `servers`. */
+export const ZMQ_SERVER_KEYS: ReadonlyArray<string> = ['server', 'bind', 'type', 'mode', 'prefix', 'maxMessageSize', 'highWaterMark'];
+
 export const UNIMPLEMENTED_SERVER: Readonly<Record<string, string>> = {
   socket: 'unix domain sockets are not implemented; ignored',
   socket_mod: 'unix domain sockets are not implemented; ignored',

@@ -21,6 +21,32 @@ export interface ServerConfig {
   readonly recvBufferSize: number;
 }
 
+export type ZmqSocketType = 'sub' | 'pull';
+export type ZmqMode = 'aggregate' | 'passthrough';
+
+/** A ZeroMQ socket receiving status messages (src/ingest/zmq.ts); tallyd binds, publishers connect. */
+export interface ZmqServerConfig {
+  readonly server: 'zmq';
+  /** `tcp://host:port` (port 0 or `*`: any free port) or `ipc:///path`. */
+  readonly bind: string;
+  /** 'sub': bound SUB for PUB publishers (drops at the high-water mark); 'pull': bound PULL for PUSH publishers (backpressure). */
+  readonly type: ZmqSocketType;
+  /** 'aggregate': items join the statsd aggregation; 'passthrough': `<prefix><name> <value> <time>` straight to the outbox. */
+  readonly mode: ZmqMode;
+  /** Prepended as it is to every name received on this socket. */
+  readonly prefix: string;
+  /** Largest accepted message in bytes, as received and once inflated; larger ones are counted and dropped. */
+  readonly maxMessageSize: number;
+  /** ZMQ_RCVHWM: messages queued in libzmq before SUB drops or PUSH publishers block. */
+  readonly highWaterMark: number;
+}
+
+export type AnyServerConfig = ServerConfig | ZmqServerConfig;
+
+export function isZmqServer(server: AnyServerConfig): server is ZmqServerConfig {
+  return server.server === 'zmq';
+}
+
 export interface HistogramConfig {
   /** Substring matched against a timer's name (statsd: `key.indexOf(metric) > -1`), first match wins. */
   readonly metric: string;
@@ -53,7 +79,8 @@ export interface Config {
   /** Path of the file the config came from, or null for defaults only. */
   readonly source: string | null;
 
-  readonly servers: ReadonlyArray<ServerConfig>;
+  /** statsd servers (udp, tcp) and ZeroMQ sockets, in file order. */
+  readonly servers: ReadonlyArray<AnyServerConfig>;
   readonly mgmt_address: string;
   readonly mgmt_port: number;
 

@@ -1,29 +1,33 @@
 /**
  * The list-shaped statsd settings: servers (with statsd's fallback to the
- * top-level server keys), percentThreshold, histogram, calculatedTimerMetrics
- * and backends.
+ * top-level server keys, and tallyd's ZeroMQ entries), percentThreshold,
+ * histogram, calculatedTimerMetrics and backends.
  */
 
 import { type Checker, isObject, join, type Raw } from './checker.js';
-import { DEFAULT_MAX_PACKET_SIZE, DEFAULT_RECV_BUFFER_SIZE, DEFAULTS, defaultAddress, TIMER_METRICS } from './defaults.js';
-import { describe, HISTOGRAM_KEYS, SERVER_KEYS, suggest, UNIMPLEMENTED_SERVER } from './keys.js';
-import type { HistogramConfig, ServerConfig, ServerKind } from './types.js';
+import {
+  DEFAULT_MAX_PACKET_SIZE, DEFAULT_RECV_BUFFER_SIZE, DEFAULT_ZMQ_BIND, DEFAULT_ZMQ_HIGH_WATER_MARK, DEFAULT_ZMQ_MAX_MESSAGE_SIZE,
+  DEFAULTS, defaultAddress, TIMER_METRICS,
+} from './defaults.js';
+import { describe, HISTOGRAM_KEYS, SERVER_KEYS, suggest, UNIMPLEMENTED_SERVER, ZMQ_SERVER_KEYS } from './keys.js';
+import { type AnyServerConfig, type HistogramConfig, isZmqServer, type ServerKind, type ZmqServerConfig } from './types.js';
 
 const SERVER_NAME = /^(?:\.\/)?(?:servers\/)?(udp|tcp|zmq)(?:\.js)?$/;
 const GRAPHITE_BACKEND = /^(?:\.\/)?(?:backends\/)?graphite(?:\.js)?$/;
 
 /** One server from an entry of `servers`, or from the top level (path ''); null if it is skipped. */
-function readServer(c: Checker, entry: Raw, path: string, packetSize: number, recvBuffer: number): ServerConfig | null {
+function readServer(c: Checker, entry: Raw, path: string, packetSize: number, recvBuffer: number): AnyServerConfig | null {
   const name = entry['server'];
   let server: ServerKind = 'udp'; // statsd: "The default server is UDP"
   if (name !== undefined) {
     const match = typeof name === 'string' ? SERVER_NAME.exec(name) : null;
     if (match?.[1] === 'zmq') {
-      c.warn(join(path, 'server'), 'ZeroMQ servers are not implemented yet; this server is ignored');
+      if (path !== '') return readZmqServer(c, entry, path);
+      c.problem(join(path, 'server'), 'ZeroMQ servers are entries of servers, e.g. servers: [{ server: "zmq", bind: "tcp://0.0.0.0:5555" }]');
       return null;
     }
     if (match?.[1] === 'udp' || match?.[1] === 'tcp') server = match[1];
-    else c.problem(join(path, 'server'), `must be "udp", "tcp", "./servers/udp" or "./servers/tcp", got ${describe(name)}`);
+    else c.problem(join(path, 'server'), `must be "udp", "tcp", "zmq", "./servers/udp" or "./servers/tcp", got ${describe(name)}`);
   }
   if (path !== '') c.keys(entry, path, SERVER_KEYS, UNIMPLEMENTED_SERVER);
   const address_ipv6 = c.bool(entry, 'address_ipv6', path, false);
@@ -37,7 +41,43 @@ function readServer(c: Checker, entry: Raw, path: string, packetSize: number, re
   };
 }
 
-export function readServers(c: Checker, raw: Raw): ReadonlyArray<ServerConfig> {
+/** `tcp://host:port` (host `*`, a name, an IPv4 or a bracketed IPv6 address; port 0..65535 or `*`) or `ipc://path`. */
+const ZMQ_TCP = /^tcp:\/\/(\*|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\*|\d{1,5})$/;
+const ZMQ_IPC = /^ipc:\/\/\S+$/;
+
+/** The port of a tcp:// endpoint ('*' reads as 0), or null for ipc://. */
+function zmqPort(bind: string): number | null {
+  const m = ZMQ_TCP.exec(bind);
+  if (m === null) return null;
+  return m[2] === '*' ? 0 : Number(m[2]);
+}
+
+function readZmqServer(c: Checker, entry: Raw, path: string): ZmqServerConfig {
+  c.keys(entry, path, ZMQ_SERVER_KEYS, UNIMPLEMENTED_SERVER);
+  // '' (never a valid endpoint) when the value is bad, so it is not compared with the other servers'.
+  let bind = c.str(entry, 'bind', path, '', true);
+  if (entry['bind'] === undefined) bind = DEFAULT_ZMQ_BIND;
+  else if (bind !== '' && !ZMQ_IPC.test(bind) && (zmqPort(bind) ?? 65536) > 65535) {
+    c.problem(join(path, 'bind'), `must be "tcp://host:port" (port 0..65535 or *) or "ipc:///path", got ${describe(bind)}`);
+    bind = '';
+  }
+  let prefix = c.str(entry, 'prefix', path, '');
+  if (/[\s;]/.test(prefix)) {
+    c.problem(join(path, 'prefix'), `must not contain whitespace or ';' (it is prepended to metric names), got ${describe(prefix)}`);
+    prefix = '';
+  }
+  return {
+    server: 'zmq',
+    bind,
+    type: c.oneOf(entry, 'type', path, 'sub', ['sub', 'pull']),
+    mode: c.oneOf(entry, 'mode', path, 'aggregate', ['aggregate', 'passthrough']),
+    prefix,
+    maxMessageSize: c.count(entry, 'maxMessageSize', path, DEFAULT_ZMQ_MAX_MESSAGE_SIZE),
+    highWaterMark: c.count(entry, 'highWaterMark', path, DEFAULT_ZMQ_HIGH_WATER_MARK),
+  };
+}
+
+export function readServers(c: Checker, raw: Raw): ReadonlyArray<AnyServerConfig> {
   const packetSize = c.count(raw, 'maxPacketSize', '', DEFAULT_MAX_PACKET_SIZE);
   const recvBuffer = c.count(raw, 'recvBufferSize', '', DEFAULT_RECV_BUFFER_SIZE);
   const list = c.array(raw, 'servers', '', 'an array of server objects');
@@ -48,7 +88,7 @@ export function readServers(c: Checker, raw: Raw): ReadonlyArray<ServerConfig> {
   for (const key of ['server', 'address', 'address_ipv6', 'port']) {
     if (raw[key] !== undefined) c.warn(key, 'ignored because servers is set (as in statsd)');
   }
-  const servers: ServerConfig[] = [];
+  const servers: AnyServerConfig[] = [];
   const seen = new Map<string, string>();
   (list ?? []).forEach((entry, i) => {
     const path = join('servers', i);
@@ -58,9 +98,11 @@ export function readServers(c: Checker, raw: Raw): ReadonlyArray<ServerConfig> {
     }
     const server = readServer(c, entry, path, packetSize, recvBuffer);
     if (server === null) return;
-    const id = `${server.server} ${server.address}:${server.port}`;
+    const id = isZmqServer(server) ? `zmq ${server.bind}` : `${server.server} ${server.address}:${server.port}`;
+    // Port 0 picks a free port; a bad bind ('') was reported already.
+    const unique = isZmqServer(server) ? server.bind !== '' && zmqPort(server.bind) !== 0 : server.port !== 0;
     const first = seen.get(id);
-    if (first !== undefined && server.port !== 0) c.problem(path, `listens on the same ${id} as ${first}`);
+    if (first !== undefined && unique) c.problem(path, `listens on the same ${id} as ${first}`);
     seen.set(id, path);
     servers.push(server);
   });

@@ -15,7 +15,13 @@
  * | mergeErrors      | <prefixStats>.merge_errors   | failed merge attempts (each batch is retried)                     |
  * | outboxDropped    | <prefixStats>.outbox_dropped | Graphite chunks trimmed from a full outbox (Carbon down too long) |
  * | carbonErrors     | <prefixStats>.carbon_errors  | Carbon connection or write errors                                 |
+ * | zmqMessagesReceived | <prefixStats>.zmq_messages_received | ZeroMQ messages received, good or bad                     |
+ * | zmqBadFrames     | <prefixStats>.zmq_bad_frames | ZeroMQ messages that gave nothing: not zlib or UTF-8 text, not JSON, empty, or every item/line bad |
+ * | zmqBadItems      | <prefixStats>.zmq_bad_items  | JSON items rejected (no name, non-numeric value, bad type/rate/tags/time), each skipped |
+ * | zmqOversized     | <prefixStats>.zmq_oversized  | ZeroMQ messages longer than maxMessageSize, as received or once inflated, dropped |
  * | batchesMerged, linesSent | (console `stats`)    | work done                                                        |
+ *
+ * statsd lines inside ZeroMQ messages count in metrics_received and bad_lines_seen like any others.
  */
 export class SelfStats {
   packetsReceived = 0;
@@ -26,6 +32,10 @@ export class SelfStats {
   outboxDropped = 0;
   carbonErrors = 0;
   linesSent = 0;
+  zmqMessagesReceived = 0;
+  zmqBadFrames = 0;
+  zmqBadItems = 0;
+  zmqOversized = 0;
   /** unix seconds of the last good line (statsd's messages.last_msg_seen). */
   lastMsgSeen = Math.round(Date.now() / 1000);
   readonly startedAt = Math.round(Date.now() / 1000);

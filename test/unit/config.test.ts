@@ -6,9 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { runInNewContext } from 'node:vm';
 import { DEFAULTS } from '../../src/config/defaults.js';
 import { ConfigError } from '../../src/config/errors.js';
-import { GRAPHITE_KEYS, REDIS_KEYS, TOP_LEVEL_KEYS } from '../../src/config/keys.js';
+import { GRAPHITE_KEYS, REDIS_KEYS, TOP_LEVEL_KEYS, ZMQ_SERVER_KEYS } from '../../src/config/keys.js';
 import { loadConfig, parseConfigText } from '../../src/config/load.js';
-import type { Config } from '../../src/config/types.js';
+import { type Config, isZmqServer, type ServerConfig } from '../../src/config/types.js';
 
 /** Repository paths, relative to the working directory so that messages are short and exact. */
 const rel = (p: string): string => relative(process.cwd(), fileURLToPath(new URL(`../../${p}`, import.meta.url)));
@@ -20,6 +20,14 @@ const fixture = (name: string): string => rel(`test/fixtures/config/${name}`);
 /** Loads with an empty environment unless one is given. */
 function load(file: string | null, overrides: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}) {
   return loadConfig({ file, env, overrides });
+}
+
+/** The statsd (udp/tcp) servers of a config, asserting it has no ZeroMQ one. */
+function statsdServers(config: Config): ServerConfig[] {
+  return config.servers.map((s) => {
+    assert.ok(!isZmqServer(s), `unexpected zmq server ${JSON.stringify(s)}`);
+    return s;
+  });
 }
 
 function configError(fn: () => unknown): ConfigError {
@@ -37,14 +45,15 @@ describe('shipped and statsd configs', () => {
     const { config, warnings } = load(SHIPPED);
     assert.deepEqual(warnings, []);
     assert.equal(config.source, SHIPPED);
-    assert.deepEqual(config.servers.map((s) => [s.server, s.address, s.port]), [['udp', '0.0.0.0', 8125], ['tcp', '0.0.0.0', 8125]]);
+    assert.deepEqual(config.servers.map((s) => (isZmqServer(s) ? [s.server, s.bind, s.type, s.mode] : [s.server, s.address, s.port])),
+      [['udp', '0.0.0.0', 8125], ['tcp', '0.0.0.0', 8125], ['zmq', 'tcp://0.0.0.0:5555', 'sub', 'aggregate']]);
     assert.equal(config.graphiteHost, '127.0.0.1');
     assert.deepEqual({ ...config, source: null, servers: DEFAULTS.servers, graphiteHost: null }, DEFAULTS);
   });
 
   it('documents every supported key in config/tallyd.conf.js', () => {
     const text = readFileSync(SHIPPED, 'utf8');
-    for (const key of [...TOP_LEVEL_KEYS, ...GRAPHITE_KEYS, ...REDIS_KEYS, 'deleteCounters', 'deleteGauges']) {
+    for (const key of [...TOP_LEVEL_KEYS, ...GRAPHITE_KEYS, ...REDIS_KEYS, ...ZMQ_SERVER_KEYS, 'deleteCounters', 'deleteGauges']) {
       assert.match(text, new RegExp(`\\b${key}: `), key);
     }
   });
@@ -74,7 +83,7 @@ describe('shipped and statsd configs', () => {
     assert.equal(config.gaugesMaxTTL, 3);
     assert.deepEqual(config.histogram[0], { metric: 'render', bins: [0.01, 0.1, 1, 10, 'inf'] });
     assert.deepEqual(config.graphite, { ...DEFAULTS.graphite, legacyNamespace: false, globalSuffix: 'web01' });
-    assert.deepEqual(config.servers.map((s) => [s.server, s.address, s.port, s.address_ipv6]),
+    assert.deepEqual(statsdServers(config).map((s) => [s.server, s.address, s.port, s.address_ipv6]),
       [['udp', '0.0.0.0', 8125, false], ['tcp', '0.0.0.0', 8125, false], ['udp', '::', 8127, true]]);
   });
 
@@ -93,7 +102,7 @@ describe('file formats', () => {
     const yaml = load(fixture('same.yaml'));
     assert.deepEqual([json.warnings, yaml.warnings], [[], []]);
     assert.deepEqual({ ...json.config, source: null }, { ...yaml.config, source: null });
-    assert.deepEqual(json.config.servers.map((s) => [s.server, s.address]), [['udp', '0.0.0.0'], ['tcp', '127.0.0.1']]);
+    assert.deepEqual(statsdServers(json.config).map((s) => [s.server, s.address]), [['udp', '0.0.0.0'], ['tcp', '127.0.0.1']]);
     assert.deepEqual(json.config.histogram, [{ metric: 'render', bins: [0.1, 1, 10, 'inf'] }]);
     assert.deepEqual(json.config.redis, { url: 'redis://10.0.0.5:6380/2', keyPrefix: 'app:' });
   });
@@ -234,7 +243,7 @@ describe('errors', () => {
       `${file}: deleteIdleStats: must be true or false, got "yes"`,
       `${file}: percentThreshold[1]: must be a non-zero number between -100 and 100, got 0`,
       `${file}: percentThreshold[2]: must be a non-zero number between -100 and 100, got 150`,
-      `${file}: servers[0].server: must be "udp", "tcp", "./servers/udp" or "./servers/tcp", got "./servers/sctp"`,
+      `${file}: servers[0].server: must be "udp", "tcp", "zmq", "./servers/udp" or "./servers/tcp", got "./servers/sctp"`,
       `${file}: servers[0].port: must be an integer port number 0..65535, got 70000`,
       `${file}: graphite.legacyNamespace: must be true or false, got 1`,
       `${file}: redis.url: must start with redis:// or rediss://, got "http://127.0.0.1:6379"`,
@@ -255,5 +264,56 @@ describe('errors', () => {
     const err = configError(() => load(file));
     assert.equal(err.message, `${file}: cannot read the config file: ENOENT (no such file or directory)`);
     assert.equal((err.cause as NodeJS.ErrnoException).code, 'ENOENT');
+  });
+});
+
+describe('ZeroMQ servers', () => {
+  it('reads zmq entries of servers with their defaults, beside udp and tcp ones', () => {
+    const { config, warnings } = load(null, {
+      servers: [
+        { server: 'udp', port: 8125 },
+        { server: 'zmq' },
+        { server: './servers/zmq', bind: 'ipc:///run/tallyd/status.sock', type: 'pull', mode: 'passthrough', prefix: 'servers.',
+          maxMessageSize: 4096, highWaterMark: 100 },
+        { server: 'zmq', bind: 'tcp://127.0.0.1:0' },
+        { server: 'zmq', bind: 'tcp://*:*' },
+      ],
+    });
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(config.servers.slice(1), [
+      { server: 'zmq', bind: 'tcp://0.0.0.0:5555', type: 'sub', mode: 'aggregate', prefix: '', maxMessageSize: 1048576, highWaterMark: 10000 },
+      { server: 'zmq', bind: 'ipc:///run/tallyd/status.sock', type: 'pull', mode: 'passthrough', prefix: 'servers.',
+        maxMessageSize: 4096, highWaterMark: 100 },
+      { server: 'zmq', bind: 'tcp://127.0.0.1:0', type: 'sub', mode: 'aggregate', prefix: '', maxMessageSize: 1048576, highWaterMark: 10000 },
+      { server: 'zmq', bind: 'tcp://*:*', type: 'sub', mode: 'aggregate', prefix: '', maxMessageSize: 1048576, highWaterMark: 10000 },
+    ]);
+  });
+
+  it('reports every bad zmq key at once, unknown keys included', () => {
+    const err = configError(() => load(null, {
+      servers: [
+        { server: 'zmq', bind: 'tcp://0.0.0.0', type: 'push', mode: 'raw', prefix: 'a b', maxMessageSize: 0, port: 5555 },
+        { server: 'zmq', bind: 'tcp://0.0.0.0:70000' },
+        { server: 'zmq', bind: 'http://0.0.0.0:5555', highWaterMark: '10' },
+      ],
+    }));
+    assert.deepEqual(err.message.split('\n'), [
+      'overrides: servers[0].port: unknown key',
+      'overrides: servers[0].bind: must be "tcp://host:port" (port 0..65535 or *) or "ipc:///path", got "tcp://0.0.0.0"',
+      'overrides: servers[0].prefix: must not contain whitespace or \';\' (it is prepended to metric names), got "a b"',
+      'overrides: servers[0].type: must be "sub" or "pull", got "push"',
+      'overrides: servers[0].mode: must be "aggregate" or "passthrough", got "raw"',
+      'overrides: servers[0].maxMessageSize: must be a positive integer, got 0',
+      'overrides: servers[1].bind: must be "tcp://host:port" (port 0..65535 or *) or "ipc:///path", got "tcp://0.0.0.0:70000"',
+      'overrides: servers[2].bind: must be "tcp://host:port" (port 0..65535 or *) or "ipc:///path", got "http://0.0.0.0:5555"',
+      'overrides: servers[2].highWaterMark: must be a positive integer, got "10"',
+    ]);
+  });
+
+  it('rejects two zmq servers on one endpoint, and a zmq server outside servers', () => {
+    assert.equal(configError(() => load(null, { servers: [{ server: 'zmq', bind: 'tcp://0.0.0.0:5555' }, { server: 'zmq' }] })).message,
+      'overrides: servers[1]: listens on the same zmq tcp://0.0.0.0:5555 as servers[0]');
+    assert.equal(configError(() => load(null, { server: 'zmq' })).message,
+      'overrides: server: ZeroMQ servers are entries of servers, e.g. servers: [{ server: "zmq", bind: "tcp://0.0.0.0:5555" }]');
   });
 });

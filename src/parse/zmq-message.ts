@@ -1,0 +1,155 @@
+/**
+ * Decodes one ZeroMQ status frame (the last frame of a message; a leading
+ * topic frame is the caller's to drop). The format is detected, not
+ * configured:
+ *
+ *   1. zlib or plain: a frame that opens with a valid zlib header (CM 8,
+ *      window <= 32K, no preset dictionary, (CMF*256+FLG) % 31 == 0) and
+ *      inflates is zlib; anything else must be UTF-8 text without control
+ *      characters other than tab, CR and LF.
+ *   2. JSON or statsd: text whose first non-blank character is '[' is a JSON
+ *      array of items, '{' a single item; anything else is statsd lines,
+ *      returned as bytes for the statsd line parser.
+ *
+ * The frame as received and its inflated text are both bounded by
+ * maxMessageSize (inflating stops there, so a zlib bomb costs nothing).
+ * Bad input is a status code, never an exception.
+ */
+import { isUtf8 } from 'node:buffer';
+import { inflateSync } from 'node:zlib';
+import { type ItemOptions, readItem, type StatusItem } from './zmq-item.js';
+
+export const FRAME_OK = 0;
+/** Zero bytes, or only whitespace. */
+export const FRAME_EMPTY = 1;
+/** Longer than maxMessageSize as received or once inflated. */
+export const FRAME_OVERSIZED = 2;
+/** A zlib header whose stream does not inflate. */
+export const FRAME_BAD_ZLIB = 3;
+/** Not UTF-8 text (binary garbage). */
+export const FRAME_NOT_TEXT = 4;
+/** Starts like JSON ('[' or '{') but does not parse. */
+export const FRAME_BAD_JSON = 5;
+
+const FRAME_TEXT = ['ok', 'empty message', 'message too large', 'bad zlib stream', 'not zlib and not UTF-8 text', 'bad JSON'];
+
+export function frameStatusText(code: number): string {
+  return FRAME_TEXT[code] ?? `unknown status ${code}`;
+}
+
+export interface FrameOptions extends ItemOptions {
+  /** Largest frame, and largest inflated text, in bytes. */
+  readonly maxMessageSize: number;
+}
+
+export interface BadItem {
+  readonly reason: string;
+  /** The item as parsed, for logs. */
+  readonly item: unknown;
+}
+
+export interface DecodedFrame {
+  readonly status: number;
+  /** The frame was zlib-deflated. */
+  readonly compressed: boolean;
+  /** What the text held, when status is FRAME_OK. */
+  readonly format: 'json' | 'statsd' | null;
+  /** The text (inflated if it was compressed): statsd lines for the line parser. */
+  readonly text: Buffer;
+  readonly items: StatusItem[];
+  readonly badItems: BadItem[];
+  /** More about a bad status (the JSON or zlib error), for logs. */
+  readonly detail: string;
+}
+
+const TAB = 0x09;
+const LF = 0x0a;
+const CR = 0x0d;
+const SPACE = 0x20;
+const DEL = 0x7f;
+const OPEN_BRACKET = 0x5b;
+const OPEN_BRACE = 0x7b;
+
+/** Does buf open with a zlib (RFC 1950) header that inflateSync can take? */
+export function looksLikeZlib(buf: Buffer): boolean {
+  if (buf.length < 2) return false;
+  const cmf = buf[0]!;
+  const flg = buf[1]!;
+  return (cmf & 0x0f) === 8 && cmf >> 4 <= 7 && (flg & 0x20) === 0 && (cmf * 256 + flg) % 31 === 0;
+}
+
+/** UTF-8 text without control characters other than tab, LF and CR. */
+export function isText(buf: Buffer): boolean {
+  for (let i = 0; i < buf.length; i++) {
+    const b = buf[i]!;
+    if ((b < SPACE && b !== TAB && b !== LF && b !== CR) || b === DEL) return false;
+  }
+  return isUtf8(buf);
+}
+
+/** Index of the first byte that is not whitespace (nor a UTF-8 byte-order mark). */
+function firstSignificant(buf: Buffer): number {
+  let p = 0;
+  if (buf.length >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) p = 3;
+  while (p < buf.length) {
+    const b = buf[p];
+    if (b !== SPACE && b !== TAB && b !== LF && b !== CR) break;
+    p++;
+  }
+  return p;
+}
+
+function result(status: number, compressed: boolean, text: Buffer, detail = ''): DecodedFrame {
+  return { status, compressed, format: null, text, items: [], badItems: [], detail };
+}
+
+/** Inflates, or says why it could not. */
+function inflate(frame: Buffer, max: number): { status: number; text: Buffer; detail: string } {
+  try {
+    return { status: FRAME_OK, text: inflateSync(frame, { maxOutputLength: max }), detail: '' };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError) {
+      return { status: FRAME_OVERSIZED, text: frame, detail: `inflates to more than ${max} bytes` };
+    }
+    return { status: FRAME_BAD_ZLIB, text: frame, detail: e.message };
+  }
+}
+
+export function decodeFrame(frame: Buffer, opts: FrameOptions): DecodedFrame {
+  if (frame.length > opts.maxMessageSize) return result(FRAME_OVERSIZED, false, frame, `${frame.length} bytes`);
+  let text = frame;
+  let compressed = false;
+  if (looksLikeZlib(frame)) {
+    const inflated = inflate(frame, opts.maxMessageSize);
+    if (inflated.status === FRAME_OK) {
+      text = inflated.text;
+      compressed = true;
+    } else if (inflated.status === FRAME_OVERSIZED || !isText(frame)) {
+      return result(inflated.status, true, frame, inflated.detail);
+    }
+    // else: text that happens to open like a zlib header ("x^..."): read it as text.
+  }
+  if (!isText(text)) return result(FRAME_NOT_TEXT, compressed, text);
+  const start = firstSignificant(text);
+  if (start === text.length) return result(FRAME_EMPTY, compressed, text);
+
+  const first = text[start];
+  if (first !== OPEN_BRACKET && first !== OPEN_BRACE) {
+    return { status: FRAME_OK, compressed, format: 'statsd', text, items: [], badItems: [], detail: '' };
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text.toString('utf8', start));
+  } catch (err) {
+    return result(FRAME_BAD_JSON, compressed, text, (err as Error).message);
+  }
+  const items: StatusItem[] = [];
+  const badItems: BadItem[] = [];
+  for (const raw of Array.isArray(parsed) ? parsed : [parsed]) {
+    const item = readItem(raw, opts);
+    if (typeof item === 'string') badItems.push({ reason: item, item: raw });
+    else items.push(item);
+  }
+  return { status: FRAME_OK, compressed, format: 'json', text, items, badItems, detail: '' };
+}
