@@ -12,11 +12,14 @@ import { createLogger } from './observability/logger.js';
 
 const USAGE = `Usage: tallyd [options] [config-file]
 
-A statsd-compatible metrics aggregator: statsd over UDP/TCP in, aggregation
-state in Redis, Graphite plaintext out to Carbon.
+A statsd-compatible metrics aggregator: statsd over UDP/TCP and ZeroMQ
+status messages in, aggregation state in Redis, Graphite plaintext out to
+Carbon.
 
   config-file      an Etsy statsd config (JS object literal or JSON) or YAML;
-                   without one, statsd's defaults (UDP 8125, console 8126)
+                   ZeroMQ sockets are {"server": "zmq", ...} entries of its
+                   servers array; without a file, statsd's defaults (UDP 8125,
+                   console 8126)
   -h, --help       show this help
   -v, --version    print the version
   --check          load and validate the config, print it, and exit
