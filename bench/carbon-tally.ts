@@ -1,0 +1,124 @@
+/**
+ * A Carbon stand-in for the bench: a TCP server that reads Graphite
+ * plaintext (`name value ts\n`) and keeps only what loss accounting needs,
+ * name by name: sums of stats_counts.bench.c.N, stats.timers.bench.t.N.count
+ * and stats.sets.bench.s.N.count over all flushes, and the last
+ * stats.gauges.bench.g.N. It also notes when each flush's burst of lines
+ * arrived, so the trial knows when the flush after the load is in.
+ */
+import net from 'node:net';
+import { emptyTotals, type Totals } from './load.js';
+
+/** Lines arriving after this much silence start a new flush burst. */
+const BURST_GAP_MS = 400;
+
+const PATTERNS: ReadonlyArray<readonly [prefix: string, suffix: string, type: keyof Totals]> = [
+  ['stats_counts.bench.c.', '', 'c'],
+  ['stats.timers.bench.t.', '.count', 'ms'],
+  ['stats.sets.bench.s.', '.count', 's'],
+  ['stats.gauges.bench.g.', '', 'g'],
+];
+
+export interface Burst {
+  /** Date.now() of its first and last line. */
+  start: number;
+  end: number;
+  lines: number;
+}
+
+export class CarbonTally {
+  readonly received: Totals;
+  readonly bursts: Burst[] = [];
+  lines = 0;
+  /** Lines that look like ours but don't parse (a bug in a server or here). */
+  malformed = 0;
+  port = 0;
+  private server: net.Server | null = null;
+  private readonly conns = new Set<net.Socket>();
+
+  constructor(private readonly names: number) {
+    this.received = emptyTotals(names);
+  }
+
+  async start(): Promise<number> {
+    const server = net.createServer((sock) => {
+      this.conns.add(sock);
+      let rest = '';
+      sock.setEncoding('utf8');
+      sock.on('data', (chunk: string) => {
+        const text = rest + chunk;
+        const cut = text.lastIndexOf('\n');
+        rest = text.slice(cut + 1);
+        if (cut >= 0) this.onLines(text.slice(0, cut));
+      });
+      sock.on('error', () => undefined);
+      sock.on('close', () => this.conns.delete(sock));
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    const addr = server.address();
+    this.port = typeof addr === 'object' && addr ? addr.port : 0;
+    return this.port;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.conns) s.destroy();
+    const server = this.server;
+    this.server = null;
+    if (server) await new Promise<void>((r) => server.close(() => r()));
+  }
+
+  private onLines(block: string): void {
+    const now = Date.now();
+    let n = 0;
+    let from = 0;
+    while (from < block.length) {
+      let to = block.indexOf('\n', from);
+      if (to < 0) to = block.length;
+      if (to > from) {
+        this.onLine(block, from, to);
+        n++;
+      }
+      from = to + 1;
+    }
+    this.lines += n;
+    const last = this.bursts.at(-1);
+    if (last && now - last.end < BURST_GAP_MS) {
+      last.end = now;
+      last.lines += n;
+    } else {
+      this.bursts.push({ start: now, end: now, lines: n });
+    }
+  }
+
+  private onLine(block: string, from: number, to: number): void {
+    if (block.charCodeAt(from) !== 0x73 /* s */) return;
+    for (const [prefix, suffix, type] of PATTERNS) {
+      if (!block.startsWith(prefix, from)) continue;
+      const sp1 = block.indexOf(' ', from);
+      const sp2 = sp1 < 0 ? -1 : block.indexOf(' ', sp1 + 1);
+      if (sp1 < 0 || sp2 < 0 || sp2 > to) {
+        this.malformed++;
+        return;
+      }
+      let id = block.slice(from + prefix.length, sp1);
+      if (suffix) {
+        if (!id.endsWith(suffix)) return; // another timer or set sub-metric
+        id = id.slice(0, -suffix.length);
+      }
+      if (!/^\d+$/.test(id)) return;
+      const i = Number(id);
+      const value = Number(block.slice(sp1 + 1, sp2));
+      const arr = this.received[type];
+      if (i >= this.names || !Number.isFinite(value)) {
+        this.malformed++;
+        return;
+      }
+      arr[i] = type === 'g' ? value : (arr[i] ?? 0) + value;
+      return;
+    }
+  }
+}

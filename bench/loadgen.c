@@ -1,0 +1,186 @@
+/*
+ * tallyd bench load generator: sends a fixed number of UDP datagrams to
+ * 127.0.0.1:<port> at a paced rate with sendmmsg, looping over a corpus file.
+ *
+ *   loadgen <corpus> <port> <datagrams-per-second> <count>
+ *
+ * The corpus is the datagrams one after another, each ended by a NUL byte
+ * (bench/load.ts writes it and knows the exact totals of any prefix). Every
+ * run of 7 '#' bytes is a loop stamp: before each pass over the corpus it is
+ * overwritten with the pass number, zero-padded, so set members stay distinct
+ * across passes and set sizes can be summed like counters.
+ *
+ * Pacing: datagram k is due at start + k / rate; every millisecond the due
+ * ones go out in sendmmsg batches. If the sender falls behind it sends as
+ * fast as it can and the report shows it (elapsed_s > count / rate).
+ *
+ * Prints one JSON line: {"sent":..,"elapsed_s":..,"errors":..,"loops":..,
+ * "cpu_user_s":..,"cpu_sys_s":..,"max_behind_ms":..}
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BATCH 256
+#define STAMP_LEN 7
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *buf = malloc((size_t)n + 1);
+  if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+    fclose(f);
+    free(buf);
+    return NULL;
+  }
+  fclose(f);
+  *len = (size_t)n;
+  return buf;
+}
+
+static void stamp(char *buf, size_t *at, size_t n_at, unsigned long loop) {
+  char digits[16];
+  snprintf(digits, sizeof digits, "%0*lu", STAMP_LEN, loop % 10000000UL);
+  for (size_t i = 0; i < n_at; i++) memcpy(buf + at[i], digits, STAMP_LEN);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 5) {
+    fprintf(stderr, "usage: loadgen <corpus> <port> <datagrams-per-second> <count>\n");
+    return 2;
+  }
+  size_t len = 0;
+  char *buf = read_file(argv[1], &len);
+  if (!buf) {
+    perror(argv[1]);
+    return 1;
+  }
+  int port = atoi(argv[2]);
+  double rate = atof(argv[3]);
+  unsigned long long count = strtoull(argv[4], NULL, 10);
+  if (port <= 0 || rate <= 0) {
+    fprintf(stderr, "loadgen: bad port or rate\n");
+    return 2;
+  }
+
+  /* Index the datagrams and the loop stamps. */
+  size_t n = 0, n_stamps = 0;
+  for (size_t i = 0; i < len; i++) if (buf[i] == 0) n++;
+  struct iovec *iov = calloc(n ? n : 1, sizeof *iov);
+  size_t *stamps = NULL, cap = 0;
+  size_t start = 0, d = 0, run = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (buf[i] == '#') {
+      if (++run == STAMP_LEN) {
+        if (n_stamps == cap) {
+          cap = cap ? cap * 2 : 1024;
+          stamps = realloc(stamps, cap * sizeof *stamps);
+        }
+        stamps[n_stamps++] = i + 1 - STAMP_LEN;
+        run = 0;
+      }
+      continue;
+    }
+    run = 0;
+    if (buf[i] == 0) {
+      iov[d].iov_base = buf + start;
+      iov[d].iov_len = i - start;
+      d++;
+      start = i + 1;
+    }
+  }
+  if (n == 0) {
+    fprintf(stderr, "loadgen: empty corpus\n");
+    return 1;
+  }
+
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  int sndbuf = 4 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  struct sockaddr_in to = {0};
+  to.sin_family = AF_INET;
+  to.sin_port = htons((uint16_t)port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&to, sizeof to) != 0) {
+    perror("connect");
+    return 1;
+  }
+
+  struct mmsghdr msgs[BATCH];
+  memset(msgs, 0, sizeof msgs);
+  unsigned long long sent = 0, errors = 0;
+  unsigned long loop = 0;
+  size_t pos = 0;
+  stamp(buf, stamps, n_stamps, loop);
+  double t0 = now_s(), max_behind = 0;
+  const double give_up = t0 + (double)count / rate * 3 + 10;
+
+  while (sent < count) {
+    double t = now_s();
+    if (t > give_up) break;
+    unsigned long long due = (unsigned long long)((t - t0) * rate) + 1;
+    if (due > count) due = count;
+    if (due <= sent) {
+      double next = t0 + (double)(sent) / rate;
+      double wait = next - t;
+      if (wait > 0.001) wait = 0.001;
+      struct timespec ts = {0, (long)(wait * 1e9)};
+      if (wait > 0) nanosleep(&ts, NULL);
+      continue;
+    }
+    double behind = (t - (t0 + (double)sent / rate)) * 1000;
+    if (behind > max_behind) max_behind = behind;
+    while (sent < due) {
+      unsigned int k = 0;
+      while (k < BATCH && sent + k < due && pos + k < n) {
+        msgs[k].msg_hdr.msg_iov = &iov[pos + k];
+        msgs[k].msg_hdr.msg_iovlen = 1;
+        k++;
+      }
+      int r = sendmmsg(fd, msgs, k, 0);
+      if (r < 0) {
+        errors++;
+        if (errno != ECONNREFUSED && errno != ENOBUFS && errno != EAGAIN && errno != EINTR) {
+          perror("sendmmsg");
+          goto done;
+        }
+        continue;
+      }
+      sent += (unsigned long long)r;
+      pos += (size_t)r;
+      if (pos == n) {
+        pos = 0;
+        stamp(buf, stamps, n_stamps, ++loop);
+      }
+    }
+  }
+done:;
+  double elapsed = now_s() - t0;
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  printf("{\"sent\":%llu,\"elapsed_s\":%.6f,\"errors\":%llu,\"loops\":%lu,\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,"
+         "\"max_behind_ms\":%.3f}\n",
+         sent, elapsed, errors, loop, ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
+         ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6, max_behind);
+  close(fd);
+  return sent == count ? 0 : 1;
+}

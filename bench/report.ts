@@ -1,0 +1,162 @@
+/**
+ * What the bench prints and saves: the machine, one table per mode (medians
+ * over runs, tallyd/statsd from the same run), and a JSON file with every
+ * trial.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { TYPES, type Mode } from './load.js';
+import { median, type Bound, type SearchResult } from './search.js';
+import { redisServerInfo, ROOT, type ServerName } from './servers.js';
+
+export const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
+
+export interface Machine {
+  nproc: number;
+  cpuModel: string;
+  node: string;
+  kernel: string;
+  loadAvg1: number;
+  redis: string;
+  udpRmemDefault: number | null;
+  udpRmemMax: number | null;
+  commit: string | null;
+  srcDirty: boolean | null;
+}
+
+export async function machine(): Promise<Machine> {
+  const readNum = (f: string) => {
+    try {
+      return Number(readFileSync(f, 'utf8').trim());
+    } catch {
+      return null;
+    }
+  };
+  const git = (...args: string[]) => {
+    try {
+      return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return null;
+    }
+  };
+  const status = git('status', '--porcelain', '--', 'src');
+  return {
+    nproc: os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    kernel: `${os.type()} ${os.release()}`,
+    loadAvg1: Math.round((os.loadavg()[0] ?? 0) * 100) / 100,
+    redis: (await redisServerInfo()).version,
+    udpRmemDefault: readNum('/proc/sys/net/core/rmem_default'),
+    udpRmemMax: readNum('/proc/sys/net/core/rmem_max'),
+    commit: git('rev-parse', '--short', 'HEAD'),
+    srcDirty: status === null ? null : status !== '',
+  };
+}
+
+export function machineText(m: Machine, tallydRecvBuffer?: number): string {
+  return [
+    `machine: ${m.nproc} CPUs, ${m.cpuModel}, ${m.kernel}; node ${m.node}; redis ${m.redis}; load average ${m.loadAvg1}`,
+    `tallyd: commit ${m.commit ?? '?'}${m.srcDirty ? ' + uncommitted changes in src/' : ''}; ` +
+      `udp receive buffers: kernel default ${m.udpRmemDefault ?? '?'} B (statsd 0.9 uses it), max ${m.udpRmemMax ?? '?'} B (tallyd asks for ${tallydRecvBuffer ?? '8 MiB, its default'})`,
+  ].join('\n');
+}
+
+export interface Summary {
+  mode: string;
+  server: ServerName;
+  runs: number[];
+  lossFreeRate: number;
+  /** Lowest failing rate of any run: with lossFreeRate 0, the server lost data at every rate tried. */
+  failedRate: number | null;
+  /** '>=' when a run hit the generator's or --max-rate's ceiling. */
+  atLeast: boolean;
+  bounds: Bound[];
+  cpuPct: number;
+  redisCpuPct: number | null;
+  loadgenCpuPct: number;
+  peakRssMB: number;
+}
+
+export function summarize(mode: string, server: ServerName, results: readonly SearchResult[]): Summary {
+  const mine = results.filter((r) => r.mode === mode && r.server === server);
+  const bests = mine.flatMap((r) => (r.best ? [r.best] : []));
+  const redis = bests.flatMap((b) => (b.redisCpuPct === null ? [] : [b.redisCpuPct]));
+  return {
+    mode,
+    server,
+    runs: mine.map((r) => r.lossFreeRate),
+    lossFreeRate: Math.round(median(mine.map((r) => r.lossFreeRate))),
+    failedRate: mine.reduce<number | null>((m, r) => (r.failedRate === null ? m : m === null ? r.failedRate : Math.min(m, r.failedRate)), null),
+    atLeast: mine.some((r) => r.bound === 'generator' || r.bound === 'max-rate'),
+    bounds: mine.map((r) => r.bound),
+    cpuPct: median(bests.map((b) => b.cpuPct)),
+    redisCpuPct: redis.length ? median(redis) : null,
+    loadgenCpuPct: median(bests.map((b) => b.loadgenCpuPct)),
+    peakRssMB: median(bests.map((b) => b.peakRssMB)),
+  };
+}
+
+export function modeTitle(mode: Mode, names: number): string {
+  const mix = TYPES.filter((t) => mode.mix[t] > 0);
+  const what = mix.length === 1 ? `${mix[0]} only` : mix.map((t) => `${t} ${mode.mix[t]}`).join(' / ');
+  return `${mode.name}: ${what}, ${mode.perDatagram} per datagram, ${names} names per type, udp`;
+}
+
+const HEAD = ['server', 'loss-free metrics/s', 'runs', 'CPU %', 'Redis CPU %', 'loadgen CPU %', 'peak RSS MB'];
+
+/** Server + Redis + loadgen above this share of all cores: the machine, not only the server, set the limit. */
+const SATURATED = 0.85;
+
+export function table(title: string, rows: readonly Summary[], nproc: number): string {
+  const busy = (s: Summary) => s.cpuPct + (s.redisCpuPct ?? 0) + s.loadgenCpuPct > SATURATED * 100 * nproc;
+  const cells = rows.map((s) => [
+    s.server,
+    s.lossFreeRate === 0 && s.failedRate !== null ? `< ${fmt(s.failedRate)}` : `${s.atLeast ? '>= ' : ''}${fmt(s.lossFreeRate)}${busy(s) ? ' *' : ''}`,
+    s.runs.map(short).join(' '),
+    s.cpuPct.toFixed(0),
+    s.redisCpuPct === null ? '-' : s.redisCpuPct.toFixed(0),
+    s.loadgenCpuPct.toFixed(0),
+    s.peakRssMB.toFixed(0),
+  ]);
+  const widths = HEAD.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)));
+  const line = (c: readonly string[]) => c.map((x, i) => (i === 0 || i === 2 ? x.padEnd(widths[i] ?? 0) : x.padStart(widths[i] ?? 0))).join('  ');
+  const out = [`== ${title}`, line(HEAD), ...cells.map(line)];
+  if (rows.some(busy)) {
+    out.push(`* server + Redis + loadgen used over ${SATURATED * 100} % of all ${nproc} cores at this rate: the machine was saturated, the server may go higher`);
+  }
+  const t = rows.find((r) => r.server === 'tallyd');
+  const s = rows.find((r) => r.server === 'statsd');
+  if (t && s) out.push(`tallyd/statsd: ${ratio(t, s)}`);
+  return out.join('\n');
+}
+
+export function ratio(t: Summary, s: Summary): string {
+  if (s.lossFreeRate === 0) return 'n/a (statsd lost data at every rate tried)';
+  if (t.lossFreeRate === 0) return 'n/a (tallyd lost data at every rate tried)';
+  const r = (t.lossFreeRate / s.lossFreeRate).toFixed(2);
+  if (t.atLeast && s.atLeast) return `n/a (both hit the load generator's ceiling; ${r}x is a lower bound of nothing)`;
+  return `${t.atLeast ? '>= ' : s.atLeast ? '<= ' : ''}${r}x`;
+}
+
+export function saveJson(doc: unknown): string {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const file = path.join(RESULTS_DIR, `bench-${stamp}.json`);
+  const text = JSON.stringify(doc, null, 2) + '\n';
+  writeFileSync(file, text);
+  writeFileSync(path.join(RESULTS_DIR, 'latest.json'), text);
+  return file;
+}
+
+function fmt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+function short(n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toPrecision(3)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toPrecision(3)}k`;
+  return String(n);
+}
