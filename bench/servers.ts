@@ -7,12 +7,12 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { freePort, freeUdpPort } from '../test/helpers/carbon.js';
+import { cleanup } from '../test/helpers/redis.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -56,7 +56,7 @@ export interface ServerOptions {
 
 export async function startServer(name: ServerName, carbonPort: number, o: ServerOptions = {}): Promise<RunningServer> {
   const udpPort = await freeUdpPort();
-  const mgmtPort = await freeTcpPort();
+  const mgmtPort = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), `tallyd-bench-${name}-`));
   const common = {
     mgmt_address: '127.0.0.1',
@@ -108,7 +108,7 @@ export async function startServer(name: ServerName, carbonPort: number, o: Serve
         clearTimeout(timer);
       }
       rmSync(dir, { recursive: true, force: true });
-      if (keyPrefix) await deleteKeys(keyPrefix);
+      if (keyPrefix) await cleanup(keyPrefix, REDIS_URL);
     })();
     return stopping;
   };
@@ -193,34 +193,4 @@ export async function redisCpuSeconds(): Promise<number> {
 export async function redisServerInfo(): Promise<{ version: string; pid: number }> {
   const i = await info('server');
   return { version: i.get('redis_version') ?? '?', pid: Number(i.get('process_id') ?? 0) };
-}
-
-async function deleteKeys(prefix: string): Promise<void> {
-  const r = redisClient();
-  let cursor = '0';
-  do {
-    const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await r.del(...keys);
-  } while (cursor !== '0');
-}
-
-export async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    s.once('error', reject);
-    s.bind(0, '127.0.0.1', () => resolve());
-  });
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-export async function freeTcpPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const addr = s.address();
-  const port = typeof addr === 'object' && addr ? addr.port : 0;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }

@@ -9,22 +9,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { CarbonLine } from './carbon.js';
-import { freePort } from './carbon.js';
+import { freePort, freeUdpPort } from './carbon.js';
 import { ROOT } from './tallyd.js';
 
 export const STATSD_MAIN = path.join(ROOT, 'node_modules', 'statsd', 'stats.js');
-
-/** Resolve a free UDP port on loopback by binding port 0 and closing. */
-export async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    s.once('error', reject);
-    s.bind(0, '127.0.0.1', () => resolve());
-  });
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 export interface EtsyStatsd {
   readonly proc: ChildProcess;
