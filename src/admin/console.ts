@@ -118,6 +118,17 @@ export class ManagementConsole {
     text += line('messages', 'last_msg_seen', s.lastMsgSeen);
     text += line('messages', 'bad_lines_seen', this.badLines());
     for (const [k, v] of Object.entries(s.graphite)) text += line('graphite', k, v);
+    // tallyd's own work and loss counters for this process (the same ones are emitted as statsd.* counters).
+    const own: Array<[string, number]> = [
+      ['batches_merged', s.batchesMerged],
+      ['batches_dropped', s.batchesDropped],
+      ['merge_errors', s.mergeErrors],
+      ['oversized_packets', s.oversizedPackets],
+      ['outbox_dropped', s.outboxDropped],
+      ['carbon_errors', s.carbonErrors],
+      ['lines_sent', s.linesSent],
+    ];
+    for (const [k, v] of own) text += line('tallyd', k, v);
     return text + 'END\n\n';
   }
 

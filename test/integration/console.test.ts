@@ -82,6 +82,8 @@ describe('management console', () => {
     assert.match(text, /\nmessages\.bad_lines_seen: 1\n/);
     assert.match(text, /\nmessages\.last_msg_seen: \d+\n/);
     assert.match(text, /\ngraphite\.flush_length: \d+\n/);
+    assert.match(text, /\ntallyd\.batches_merged: [1-9]\d*\n/);
+    assert.match(text, /\ntallyd\.batches_dropped: 0\n/);
   });
 
   test('delcounters deletes exact names and folders, and says what it did not find', async () => {
