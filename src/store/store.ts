@@ -31,6 +31,8 @@ export interface CommitPayload {
 }
 
 const DEDUPE_WINDOW_MS = 15 * 60_000;
+/** Fields asked per HSCAN round trip when reading a rotated period. */
+const SCAN_COUNT = 5000;
 
 export class Store {
   private constructor(
@@ -115,29 +117,46 @@ export class Store {
     return (await this.redis.zrange(this.keys.pending, 0, -1)).map(Number);
   }
 
+  /**
+   * Reads a rotated period with HSCAN, a few thousand fields per round trip,
+   * so a period with a million names never arrives as one reply that blocks
+   * the event loop (and ingest) while it is parsed. The rotated hashes no
+   * longer change, so the scan sees all of them; a field HSCAN returns twice
+   * lands on the same key.
+   */
   async readPeriod(ts: number): Promise<RawPeriod> {
     const k = this.keys;
-    const res = await this.redis
-      .pipeline()
-      .hgetall(k.pendingPart(ts, 'counters'))
-      .hgetallBuffer(k.pendingPart(ts, 'timers'))
-      .hgetall(k.pendingPart(ts, 'timer_counts'))
-      .hgetall(k.pendingPart(ts, 'sets'))
-      .hgetall(k.pendingPart(ts, 'gauges'))
-      .hgetall(k.pendingPart(ts, 'gauges_touched'))
-      .exec();
-    const out = results(res);
-    const timersRaw = out[1] as Record<string, Buffer>;
-    const timers = new Map<string, Buffer>();
-    for (const [f, v] of Object.entries(timersRaw)) timers.set(f, v);
-    return {
-      counters: out[0] as Record<string, string>,
-      timers,
-      timerCounts: out[2] as Record<string, string>,
-      sets: out[3] as Record<string, string>,
-      gauges: out[4] as Record<string, string>,
-      gaugesTouched: out[5] as Record<string, string>,
-    };
+    const [counters, timers, timerCounts, sets, gauges, gaugesTouched] = await Promise.all([
+      this.scanHash(k.pendingPart(ts, 'counters')),
+      this.scanHashBuffers(k.pendingPart(ts, 'timers')),
+      this.scanHash(k.pendingPart(ts, 'timer_counts')),
+      this.scanHash(k.pendingPart(ts, 'sets')),
+      this.scanHash(k.pendingPart(ts, 'gauges')),
+      this.scanHash(k.pendingPart(ts, 'gauges_touched')),
+    ]);
+    return { counters, timers, timerCounts, sets, gauges, gaugesTouched };
+  }
+
+  private async scanHash(key: string): Promise<Record<string, string>> {
+    const out: Record<string, string> = Object.create(null) as Record<string, string>;
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.redis.hscan(key, cursor, 'COUNT', SCAN_COUNT);
+      for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i] as string] = flat[i + 1] as string;
+      cursor = next;
+    } while (cursor !== '0');
+    return out;
+  }
+
+  private async scanHashBuffers(key: string): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.redis.hscanBuffer(key, cursor, 'COUNT', SCAN_COUNT);
+      for (let i = 0; i + 1 < flat.length; i += 2) out.set((flat[i] as Buffer).toString(), flat[i + 1] as Buffer);
+      cursor = next.toString();
+    } while (cursor !== '0');
+    return out;
   }
 
   async readKnown(): Promise<Record<KnownType, string[]>> {
