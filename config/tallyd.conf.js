@@ -161,6 +161,12 @@ backends) load with a warning and are ignored.
   // fit is dropped and counted, never silently.
   maxPendingBatches: 1000,
 
+  // Ingest processes (node:cluster). With more than 1, workers share the
+  // UDP/TCP ports and the console, each merges its own batches into Redis and
+  // one of them flushes; the ZeroMQ sockets bind in the first worker only.
+  // The state is in Redis, so this is how tallyd uses more than one core.
+  workers: 1,
+
   // ---- tallyd: logging -----------------------------------------------------
 
   // JSON lines on stderr (pino). level: fatal, error, warn, info, debug,

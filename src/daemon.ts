@@ -44,6 +44,8 @@ export class Daemon {
   constructor(
     readonly cfg: Config,
     private readonly log: Logger,
+    /** zmq: bind the ZeroMQ servers (false in every cluster worker but the first). */
+    private readonly role: { zmq: boolean } = { zmq: true },
   ) {
     this.parser = new StatsdLineParser({ keyNameSanitize: cfg.keyNameSanitize });
     const badLog = new RateLimitedLog(log.child({ component: 'parse' }));
@@ -90,6 +92,7 @@ export class Daemon {
       for (const server of cfg.servers) {
         const ingestLog = log.child({ component: server.server });
         if (isZmqServer(server)) {
+          if (!this.role.zmq) continue;
           const zmq = new ZmqServer(server, cfg.keyNameSanitize, this.parser, batcher, this.self, ingestLog);
           this.ingest.push(zmq);
           this.ports.zmq.push(await zmq.start());

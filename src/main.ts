@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './config/errors.js';
 import { loadConfig } from './config/load.js';
+import { reportToPrimary, runPrimary, workerIndex } from './cluster.js';
 import { Daemon } from './daemon.js';
 import { createLogger } from './observability/logger.js';
 
@@ -81,9 +82,11 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(JSON.stringify(config, null, 2) + '\n');
     return 0;
   }
-  log.info({ config: config.source ?? '(defaults)' }, 'starting tallyd');
+  const worker = workerIndex();
+  if (worker === null) log.info({ config: config.source ?? '(defaults)' }, 'starting tallyd');
+  if (worker === null && config.workers > 1) return runPrimary(config.workers, log);
 
-  const daemon = new Daemon(config, log);
+  const daemon = new Daemon(config, worker === null ? log : log.child({ worker }), { zmq: (worker ?? 0) === 0 });
   try {
     await daemon.start();
   } catch (err) {
@@ -91,13 +94,17 @@ async function main(argv: string[]): Promise<number> {
     log.fatal(e.message);
     log.flush();
     process.stderr.write(`tallyd: ${e.message}\n`);
+    reportToPrimary({ type: 'failed', error: e.message });
     return 1;
   }
+  reportToPrimary({ type: 'up' });
 
   return new Promise<number>((resolve) => {
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals) => {
       signals++;
+      // A worker may get the terminal's SIGINT and the primary's SIGTERM: both mean "stop".
+      if (signals > 1 && worker !== null) return;
       if (signals > 1) {
         log.warn({ sig }, 'second signal: exiting without waiting');
         resolve(1);

@@ -92,6 +92,7 @@ export const DEFAULTS: Config = Object.freeze({
   redis: Object.freeze({ url: 'redis://127.0.0.1:6379', keyPrefix: 'tallyd:' }),
   batchInterval: 200,
   leaseTtl: 5000,
+  workers: 1,
   outboxMaxChunks: 100000,
   maxPendingBatches: 1000,
   log: Object.freeze({ level: 'info' }),

@@ -117,5 +117,11 @@ export interface Config {
   readonly outboxMaxChunks: number;
   /** Largest number of batches kept in memory while Redis is unreachable. */
   readonly maxPendingBatches: number;
+  /**
+   * Ingest processes (node:cluster): workers share the UDP/TCP ports and the
+   * console, each merges its own batches, one holds the flush lease; ZeroMQ
+   * sockets bind in the first worker only. 1 runs everything in one process.
+   */
+  readonly workers: number;
   readonly log: LogConfig;
 }

@@ -148,6 +148,7 @@ export function validate(raw: Raw, source: string | null, originOf: OriginOf): V
     leaseTtl: c.millis(raw, 'leaseTtl', '', DEFAULTS.leaseTtl),
     outboxMaxChunks: c.count(raw, 'outboxMaxChunks', '', DEFAULTS.outboxMaxChunks),
     maxPendingBatches: c.count(raw, 'maxPendingBatches', '', DEFAULTS.maxPendingBatches),
+    workers: c.int(raw, 'workers', '', DEFAULTS.workers, 1, 64, 'an integer number of processes from 1 to 64'),
     log: readLog(c, raw),
   };
   return {

@@ -1,0 +1,53 @@
+/**
+ * `workers: 2`: two cluster workers share the UDP port, each merges its own
+ * batches into Redis, one flushes; SIGTERM to the primary stops both after
+ * merging what they received.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, describe, test } from 'node:test';
+import { alignToPeriod, CarbonListener, freeUdpPort, sendUdp, sleep } from '../helpers/carbon.js';
+import { cleanup, testPrefix } from '../helpers/redis.js';
+import { spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
+
+describe('workers', () => {
+  let child: ChildTallyd | null = null;
+  let carbon: CarbonListener | null = null;
+  let prefix = '';
+
+  afterEach(async () => {
+    if (child && child.proc.exitCode === null && child.proc.signalCode === null) {
+      child.proc.kill('SIGKILL');
+      await child.exited;
+    }
+    await carbon?.stop();
+    await cleanup(prefix);
+  });
+
+  test('two workers share the udp port; every sample counted once; SIGTERM exits 0', async () => {
+    prefix = testPrefix('workers');
+    carbon = new CarbonListener();
+    await carbon.start();
+    const udp = await freeUdpPort();
+    child = spawnTallyd(
+      testConfig(prefix, carbon.port, {
+        workers: 2,
+        servers: [{ server: 'udp', address: '127.0.0.1', port: udp }],
+        log: { level: 'info' },
+      }),
+    );
+    await waitForOutput(child, 'all workers are up');
+    await alignToPeriod(1000, 150);
+    const lines: string[] = [];
+    for (let i = 0; i < 2000; i++) lines.push(`workers.hits:1|c`);
+    await sendUdp(udp, lines);
+    await carbon.waitFor(() => carbon!.sum('stats_counts.workers.hits') >= 2000, 10_000, '2000 hits');
+    await sleep(1200);
+    assert.equal(carbon.sum('stats_counts.workers.hits'), 2000);
+    const out = child.output();
+    assert.equal(out.match(/"msg":"tallyd is up"/g)?.length, 2, 'two workers started');
+    assert.equal(out.match(/became the flushing leader/g)?.length, 1, 'one leader');
+    child.proc.kill('SIGTERM');
+    assert.equal(await child.exited, 0, child.output());
+    assert.equal(child.output().match(/"msg":"tallyd stopped"/g)?.length, 2);
+  });
+});
