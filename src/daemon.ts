@@ -6,7 +6,7 @@
 import { ManagementConsole } from './admin/console.js';
 import { Batcher } from './aggregate/batcher.js';
 import { type Config, isZmqServer } from './config/types.js';
-import { Flusher } from './flush/flusher.js';
+import { FlushHost } from './flush/flush-host.js';
 import { TcpServer } from './ingest/tcp.js';
 import { UdpServer } from './ingest/udp.js';
 import { ZmqServer } from './ingest/zmq.js';
@@ -14,7 +14,6 @@ import { quote, type Logger } from './observability/logger.js';
 import { RateLimitedLog } from './observability/rate-limited-log.js';
 import { SelfStats } from './observability/self-stats.js';
 import { StatsdLineParser, statusText } from './parse/statsd-line.js';
-import { CarbonSink } from './sink/graphite/carbon.js';
 import { Store } from './store/store.js';
 
 export interface ListeningPorts {
@@ -33,9 +32,8 @@ export class Daemon {
   readonly self = new SelfStats();
   readonly parser: StatsdLineParser;
   store: Store | null = null;
-  flusher: Flusher | null = null;
+  flush: FlushHost | null = null;
   batcher: Batcher | null = null;
-  sink: CarbonSink | null = null;
   console: ManagementConsole | null = null;
   readonly ports: ListeningPorts = { udp: [], tcp: [], zmq: [], mgmt: 0 };
   private readonly ingest: Stoppable[] = [];
@@ -46,6 +44,8 @@ export class Daemon {
     private readonly log: Logger,
     /** zmq: bind the ZeroMQ servers (false in every cluster worker but the first). */
     private readonly role: { zmq: boolean } = { zmq: true },
+    /** Fields for the flush thread's logger (e.g. the cluster worker index). */
+    private readonly logBindings: Record<string, unknown> = {},
   ) {
     this.parser = new StatsdLineParser({ keyNameSanitize: cfg.keyNameSanitize });
     const badLog = new RateLimitedLog(log.child({ component: 'parse' }));
@@ -67,23 +67,16 @@ export class Daemon {
       this.store = store;
       log.info({ keys: store.keys.base }, 'connected to redis');
 
-      const flusherLog = log.child({ component: 'flusher' });
-      const flusher = new Flusher(store, cfg, this.self, flusherLog, () => this.sink?.kick());
-      this.flusher = flusher;
+      // Flushing (lease, rotate, compute, commit) and the Carbon sink run in a
+      // worker thread, so a big period never stalls ingest on this thread.
+      const flush = new FlushHost(cfg, this.self, log, this.logBindings);
+      this.flush = flush;
+      await flush.start();
       if (cfg.graphiteHost) {
-        this.sink = new CarbonSink(
-          { host: cfg.graphiteHost, port: cfg.graphitePort },
-          store,
-          () => (flusher.isLeader ? flusher.token : null),
-          this.self,
-          log.child({ component: 'carbon' }),
-        );
-        this.sink.start();
         log.info({ host: cfg.graphiteHost, port: cfg.graphitePort }, 'graphite plaintext output');
       } else {
         log.warn('no graphiteHost configured: metrics are aggregated but not sent anywhere (as statsd)');
       }
-      await flusher.start();
 
       const batcher = new Batcher(store, cfg, this.self, this.parser, log.child({ component: 'batcher' }));
       this.batcher = batcher;
@@ -126,8 +119,7 @@ export class Daemon {
     const log = this.log;
     await Promise.all(this.ingest.map((s) => s.stop()));
     await this.batcher?.stop(5000);
-    await this.flusher?.stop();
-    await this.sink?.stop(1000);
+    await this.flush?.stop(1000);
     await this.console?.stop();
     await this.store?.quit();
     log.info('tallyd stopped');

@@ -86,7 +86,8 @@ async function main(argv: string[]): Promise<number> {
   if (worker === null) log.info({ config: config.source ?? '(defaults)' }, 'starting tallyd');
   if (worker === null && config.workers > 1) return runPrimary(config.workers, log);
 
-  const daemon = new Daemon(config, worker === null ? log : log.child({ worker }), { zmq: (worker ?? 0) === 0 });
+  const bindings = worker === null ? {} : { worker };
+  const daemon = new Daemon(config, log.child(bindings), { zmq: (worker ?? 0) === 0 }, bindings);
   try {
     await daemon.start();
   } catch (err) {

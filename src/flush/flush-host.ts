@@ -1,0 +1,112 @@
+/**
+ * Main-thread handle on the flush thread (flush-thread.ts): starts it,
+ * mirrors its counters into this process's SelfStats (so the batcher emits
+ * them and the console shows them), restarts it if it dies, and stops it
+ * after the last batch was merged.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Config } from '../config/types.js';
+import type { Logger } from '../observability/logger.js';
+import type { SelfStats } from '../observability/self-stats.js';
+
+export type FlushThreadMessage = { type: 'stop'; drainMs: number };
+
+export type FlushThreadReport =
+  | { type: 'ready' }
+  | { type: 'stopped' }
+  | { type: 'failed'; error: string }
+  | {
+      type: 'report';
+      leader: boolean;
+      periodsCommitted: number;
+      lastCommittedTs: number;
+      outboxDropped: number;
+      carbonErrors: number;
+      linesSent: number;
+      graphite: SelfStats['graphite'];
+    };
+
+const RESTART_AFTER_MS = 1000;
+const STOP_TIMEOUT_MS = 10_000;
+
+/** A worker for flush-thread, under tsx (tests, `node --import tsx`) or from dist/. */
+function spawnThread(workerData: unknown): Worker {
+  const isTs = import.meta.url.endsWith('.ts');
+  const url = new URL(isTs ? './flush-thread.ts' : './flush-thread.js', import.meta.url);
+  if (!isTs) return new Worker(url, { workerData });
+  // Worker threads don't inherit `--import tsx` on Node 20: register it first.
+  const boot = `import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(url.href)}); })`;
+  return new Worker(boot, { eval: true, workerData });
+}
+
+export class FlushHost {
+  private worker: Worker | null = null;
+  private stopping = false;
+  leader = false;
+  periodsCommitted = 0;
+  lastCommittedTs = 0;
+
+  constructor(
+    private readonly cfg: Config,
+    private readonly self: SelfStats,
+    private readonly log: Logger,
+    private readonly logBindings: Record<string, unknown> = {},
+  ) {}
+
+  /** Resolves once the thread connected to Redis and its flusher runs. */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const w = spawnThread({ config: this.cfg, logBindings: this.logBindings });
+      this.worker = w;
+      let ready = false;
+      w.on('message', (m: FlushThreadReport) => {
+        if (m.type === 'ready') {
+          ready = true;
+          resolve();
+        } else if (m.type === 'failed') {
+          if (!ready) reject(new Error(`flush thread: ${m.error}`));
+          else this.log.error({ err: m.error }, 'flush thread failed');
+        } else if (m.type === 'report') {
+          this.leader = m.leader;
+          this.periodsCommitted = m.periodsCommitted;
+          this.lastCommittedTs = m.lastCommittedTs;
+          this.self.outboxDropped = m.outboxDropped;
+          this.self.carbonErrors = m.carbonErrors;
+          this.self.linesSent = m.linesSent;
+          this.self.graphite = m.graphite;
+        }
+      });
+      w.on('error', (err) => {
+        this.log.error({ err: err.message }, 'flush thread crashed');
+        if (!ready) reject(err);
+      });
+      w.on('exit', (code) => {
+        if (this.worker === w) this.worker = null;
+        this.leader = false;
+        if (this.stopping || !ready) return;
+        this.log.error({ code }, `flush thread exited; restarting it in ${RESTART_AFTER_MS} ms`);
+        setTimeout(() => {
+          if (!this.stopping) this.start().catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'flush thread restart failed'));
+        }, RESTART_AFTER_MS);
+      });
+    });
+  }
+
+  /** Stops flushing (releasing the lease) after trying to drain the outbox for up to drainMs. */
+  async stop(drainMs = 1000): Promise<void> {
+    this.stopping = true;
+    const w = this.worker;
+    if (!w) return;
+    const done = new Promise<void>((r) => {
+      w.once('exit', () => r());
+      w.on('message', (m: FlushThreadReport) => {
+        if (m.type === 'stopped') r();
+      });
+    });
+    w.postMessage({ type: 'stop', drainMs } satisfies FlushThreadMessage);
+    const timeout = setTimeout(() => void w.terminate(), STOP_TIMEOUT_MS);
+    await done;
+    clearTimeout(timeout);
+    await w.terminate();
+  }
+}

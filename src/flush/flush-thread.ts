@@ -1,0 +1,75 @@
+/**
+ * The flush side of a tallyd process, run in a worker thread so that reading
+ * a big period, computing it and encoding its lines never stalls ingest on
+ * the main thread (a 100k-name period is ~0.4 s of CPU). It owns its own
+ * Redis connection, the Flusher (lease, rotate, compute, commit) and the
+ * Carbon sink, and reports its counters to the main thread.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Config } from '../config/types.js';
+import { createLogger } from '../observability/logger.js';
+import { SelfStats } from '../observability/self-stats.js';
+import { CarbonSink } from '../sink/graphite/carbon.js';
+import { Store } from '../store/store.js';
+import { Flusher } from './flusher.js';
+import type { FlushThreadMessage, FlushThreadReport } from './flush-host.js';
+
+const REPORT_EVERY_MS = 500;
+
+async function run(port: NonNullable<typeof parentPort>, config: Config, logBindings: Record<string, unknown>): Promise<void> {
+  const base = createLogger(config.log.level).child(logBindings);
+  const log = base.child({ component: 'flusher' });
+  const self = new SelfStats();
+  const store = await Store.open(config.redis, base.child({ component: 'flush-store' }));
+  let sink: CarbonSink | null = null;
+  const flusher = new Flusher(store, config, self, log, () => {
+    sink?.kick();
+    report();
+  });
+  const report = (): void => {
+    const msg: FlushThreadReport = {
+      type: 'report',
+      leader: flusher.isLeader,
+      periodsCommitted: flusher.periodsCommitted,
+      lastCommittedTs: flusher.lastCommittedTs,
+      outboxDropped: self.outboxDropped,
+      carbonErrors: self.carbonErrors,
+      linesSent: self.linesSent,
+      graphite: { ...self.graphite },
+    };
+    port.postMessage(msg);
+  };
+  if (config.graphiteHost) {
+    sink = new CarbonSink(
+      { host: config.graphiteHost, port: config.graphitePort },
+      store,
+      () => (flusher.isLeader ? flusher.token : null),
+      self,
+      base.child({ component: 'carbon' }),
+    );
+    sink.start();
+  }
+  await flusher.start();
+  const ticker = setInterval(report, REPORT_EVERY_MS);
+  port.on('message', (m: FlushThreadMessage) => {
+    if (m.type !== 'stop') return;
+    clearInterval(ticker);
+    void (async () => {
+      await flusher.stop();
+      await sink?.stop(m.drainMs);
+      report();
+      await store.quit();
+      port.postMessage({ type: 'stopped' } satisfies FlushThreadReport);
+      port.close();
+    })();
+  });
+  port.postMessage({ type: 'ready' } satisfies FlushThreadReport);
+}
+
+if (parentPort) {
+  const port = parentPort;
+  const { config, logBindings } = workerData as { config: Config; logBindings: Record<string, unknown> };
+  run(port, config, logBindings).catch((err: unknown) => {
+    port.postMessage({ type: 'failed', error: (err as Error).message } satisfies FlushThreadReport);
+  });
+}
