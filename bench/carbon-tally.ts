@@ -4,7 +4,9 @@
  * name by name: sums of stats_counts.bench.c.N, stats.timers.bench.t.N.count
  * and stats.sets.bench.s.N.count over all flushes, and the last
  * stats.gauges.bench.g.N. It also notes when each flush's burst of lines
- * arrived, so the trial knows when the flush after the load is in.
+ * arrived, so the trial knows when the flush after the load is in. For the
+ * scale curves it can also note when each period's lines arrived and hand
+ * chosen lines to a callback.
  */
 import net from 'node:net';
 import { emptyTotals, type Totals } from './load.js';
@@ -19,6 +21,20 @@ const PATTERNS: ReadonlyArray<readonly [prefix: string, suffix: string, type: ke
   ['stats.gauges.bench.g.', '', 'g'],
 ];
 
+/** When the lines stamped with one period's timestamp arrived (Date.now()). */
+export interface PeriodArrival {
+  first: number;
+  last: number;
+  lines: number;
+}
+
+export interface TallyOptions {
+  /** Track every line's timestamp in `periods` (the scale curves; costs a parse per line). */
+  trackPeriods?: boolean;
+  /** Called for each line whose name starts with `prefix`, with its arrival time. */
+  watch?: { prefix: string; fn: (name: string, value: number, ts: number, now: number) => void };
+}
+
 export interface Burst {
   /** Date.now() of its first and last line. */
   start: number;
@@ -29,6 +45,8 @@ export interface Burst {
 export class CarbonTally {
   readonly received: Totals;
   readonly bursts: Burst[] = [];
+  /** By line timestamp (unix s), with trackPeriods. */
+  readonly periods = new Map<number, PeriodArrival>();
   lines = 0;
   /** Lines that look like ours but don't parse (a bug in a server or here). */
   malformed = 0;
@@ -36,7 +54,10 @@ export class CarbonTally {
   private server: net.Server | null = null;
   private readonly conns = new Set<net.Socket>();
 
-  constructor(private readonly names: number) {
+  constructor(
+    private readonly names: number,
+    private readonly opts: TallyOptions = {},
+  ) {
     this.received = emptyTotals(names);
   }
 
@@ -79,6 +100,7 @@ export class CarbonTally {
       let to = block.indexOf('\n', from);
       if (to < 0) to = block.length;
       if (to > from) {
+        if (this.opts.trackPeriods || this.opts.watch) this.track(block, from, to, now);
         this.onLine(block, from, to);
         n++;
       }
@@ -91,6 +113,26 @@ export class CarbonTally {
       last.lines += n;
     } else {
       this.bursts.push({ start: now, end: now, lines: n });
+    }
+  }
+
+  private track(block: string, from: number, to: number, now: number): void {
+    const sp2 = block.lastIndexOf(' ', to - 1);
+    if (sp2 <= from) return;
+    const ts = Number(block.slice(sp2 + 1, to));
+    if (this.opts.trackPeriods) {
+      const p = this.periods.get(ts);
+      if (p) {
+        p.last = now;
+        p.lines++;
+      } else {
+        this.periods.set(ts, { first: now, last: now, lines: 1 });
+      }
+    }
+    const w = this.opts.watch;
+    if (w && block.startsWith(w.prefix, from)) {
+      const sp1 = block.indexOf(' ', from);
+      if (sp1 > from && sp1 < sp2) w.fn(block.slice(from, sp1), Number(block.slice(sp1 + 1, sp2)), ts, now);
     }
   }
 

@@ -1,36 +1,34 @@
 /**
- * The bench's workload: modes (type mix x metrics per datagram), a
- * deterministic corpus of datagrams for bench/loadgen.c, and the exact
+ * The bench's workload: modes (type mix x metrics per datagram, or items per
+ * ZeroMQ message), a deterministic corpus of datagrams for bench/loadgen.c
+ * (or of messages for bench/zmq-loadgen.ts), and the exact
  * totals of any prefix of the looped corpus, so what reached Carbon can be
  * checked name by name: counter sums, timer counts, set sizes (every set
  * member is distinct: loadgen stamps its loop number into it), gauge last
  * values.
  */
 import { writeFileSync } from 'node:fs';
+import { deflateSync } from 'node:zlib';
 
 export const TYPES = ['c', 'ms', 'g', 's'] as const;
 export type MetricType = (typeof TYPES)[number];
 export type Mix = Readonly<Record<MetricType, number>>;
 
-/** Where the load goes in. Only statsd over UDP exists today. */
-export type Transport = 'udp';
+/** Where the load goes in: statsd datagrams (bench/loadgen.c), or ZeroMQ messages to a PULL or SUB socket (bench/zmq-loadgen.ts). */
+export type Transport = 'udp' | 'zmq-push' | 'zmq-pub';
 
-/**
- * Transports the issue asks for that tallyd can't ingest yet. Extension
- * point: when src/ingest/zmq.ts lands, add a Transport ('zmq-push',
- * 'zmq-pub'), a sender beside loadgen (100-item messages) and a branch in
- * trial.ts; statsd has no ZeroMQ input, so those modes get no ratio.
- */
-export const PLANNED_MODES: Readonly<Record<string, string>> = {
-  'zmq-push-100': 'ZeroMQ PUSH, 100-item messages: tallyd has no ZeroMQ ingest yet',
-  'zmq-pub-100': 'ZeroMQ PUB, 100-item messages: tallyd has no ZeroMQ ingest yet',
-};
+/** The ZeroMQ modes: counters in `<items>`-item messages, zlib-compressed JSON; statsd has no ZeroMQ input, so tallyd only. */
+export const ZMQ_MODES = ['zmq-push-100', 'zmq-pub-100'];
+
+/** A fixed `time` member for every item (aggregate mode checks it but aggregates per flush period). */
+const ITEM_TIME = 1_764_000_000;
 
 export interface Mode {
-  /** e.g. counters-1, mixed-32 */
+  /** e.g. counters-1, mixed-32, zmq-push-100 */
   readonly name: string;
   readonly transport: Transport;
   readonly mix: Mix;
+  /** Metrics per datagram, or items per ZeroMQ message. */
   readonly perDatagram: number;
 }
 
@@ -42,15 +40,25 @@ const MIXES: Readonly<Record<string, Mix>> = {
   mixed: { c: 70, ms: 20, g: 5, s: 5 },
 };
 
-export const DEFAULT_MODES = ['counters-1', 'counters-32', 'mixed-1', 'mixed-32'];
+export const UDP_MODES = ['counters-1', 'counters-32', 'mixed-1', 'mixed-32'];
+export const DEFAULT_MODES = [...UDP_MODES, ...ZMQ_MODES];
 
-/** `<counters|timers|gauges|sets|mixed>-<metrics per datagram>`; `mixed` takes `mixOverride` (`c=70,ms=20,g=5,s=5`). */
+/**
+ * `<counters|timers|gauges|sets|mixed>-<metrics per datagram>`; `mixed` takes `mixOverride` (`c=70,ms=20,g=5,s=5`).
+ * `zmq-<push|pub>-<items per message>`: counters, so every item adds up in Carbon.
+ */
 export function parseMode(spec: string, mixOverride?: string): Mode {
+  const z = /^zmq-(push|pub)-(\d+)$/.exec(spec);
+  if (z) {
+    const items = Number(z[2]);
+    if (!(items >= 1 && items <= 10_000)) throw new Error(`bad mode ${spec}: want zmq-<push|pub>-<1..10000 items per message>`);
+    return { name: spec, transport: z[1] === 'push' ? 'zmq-push' : 'zmq-pub', mix: MIXES.counters as Mix, perDatagram: items };
+  }
   const m = /^(counters|timers|gauges|sets|mixed)-(\d+)$/.exec(spec);
   const kind = m?.[1];
   const per = Number(m?.[2]);
   if (!kind || !(per >= 1 && per <= 1000)) {
-    throw new Error(`bad mode ${spec}: want <counters|timers|gauges|sets|mixed>-<1..1000>, e.g. mixed-32`);
+    throw new Error(`bad mode ${spec}: want <counters|timers|gauges|sets|mixed>-<1..1000> or zmq-<push|pub>-<items>, e.g. mixed-32`);
   }
   const mix = kind === 'mixed' && mixOverride ? parseMix(mixOverride) : MIXES[kind];
   if (!mix) throw new Error(`bad mode ${spec}`);
@@ -112,8 +120,10 @@ export class Corpus {
     const rand = xorshift(0x7a11d);
     const weights = TYPES.map((t) => mode.mix[t]);
     const total = weights.reduce((a, b) => a + b, 0);
+    const zmq = mode.transport !== 'udp';
     const parts: Buffer[] = [];
     let text = '';
+    let items: Array<{ name: string; value: number; time: number; type: string }> = [];
     for (let j = 0; j < this.lines; j++) {
       let pick = (rand() / 0x100000000) * total;
       let code = 0;
@@ -125,6 +135,18 @@ export class Corpus {
       this.type[j] = code;
       this.name[j] = idx;
       this.value[j] = value;
+      if (zmq) {
+        // One message: a 4-byte length, then the deflated JSON array, as a publisher sends it.
+        items.push({ name: metricName(type, idx), value, time: ITEM_TIME, type });
+        if ((j + 1) % per === 0) {
+          const body = deflateSync(Buffer.from(JSON.stringify(items), 'utf8'));
+          const len = Buffer.alloc(4);
+          len.writeUInt32LE(body.length);
+          parts.push(len, body);
+          items = [];
+        }
+        continue;
+      }
       const val = type === 's' ? `u#######-${j}` : String(value);
       text += `${j % per !== 0 ? '\n' : ''}${metricName(type, idx)}:${val}|${type}`;
       if ((j + 1) % per === 0) {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { TYPES, type Mode } from './load.js';
 import { median, type Bound, type SearchResult } from './search.js';
 import { redisServerInfo, ROOT, type ServerName } from './servers.js';
+import type { TrialResult } from './trial.js';
 
 export const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
 
@@ -102,15 +103,38 @@ export function summarize(mode: string, server: ServerName, results: readonly Se
 export function modeTitle(mode: Mode, names: number): string {
   const mix = TYPES.filter((t) => mode.mix[t] > 0);
   const what = mix.length === 1 ? `${mix[0]} only` : mix.map((t) => `${t} ${mode.mix[t]}`).join(' / ');
+  if (mode.transport !== 'udp') {
+    const sock = mode.transport === 'zmq-push' ? 'PUSH -> tallyd PULL' : 'PUB -> tallyd SUB';
+    return `${mode.name}: ${what}, ${mode.perDatagram} items per zlib JSON message, ${names} names, ZeroMQ ${sock}`;
+  }
   return `${mode.name}: ${what}, ${mode.perDatagram} per datagram, ${names} names per type, udp`;
 }
 
+/** One line per trial while the bench runs. */
+export function progress(mode: string, run: number, t: TrialResult): void {
+  const verdict = t.error ? `ERROR ${t.error.split('\n')[0]}` : t.pass ? 'pass' : 'FAIL';
+  const extra = [
+    t.generatorLimited ? `loadgen reached only ${t.achievedRate}/s` : '',
+    t.backpressured ? `backpressure held PUSH to ${t.achievedRate}/s` : '',
+    t.overNames ? `${t.overNames} names over-counted` : '',
+    t.gauges.wrongLastValue ? `${t.gauges.wrongLastValue}/${t.gauges.names} gauges wrong` : '',
+  ].filter(Boolean);
+  console.log(
+    `  [${mode} run ${run}] ${t.server.padEnd(6)} ${String(t.rate).padStart(9)}/s  loss ${(t.loss * 100).toFixed(3).padStart(7)} %  ` +
+      `cpu ${t.cpuPct.toFixed(0).padStart(3)} %  ${t.redisCpuPct === null ? '' : `redis ${t.redisCpuPct.toFixed(0)} %  `}` +
+      `loadgen ${t.loadgenCpuPct.toFixed(0)} %  ${t.blockedPct === null ? '' : `blocked ${t.blockedPct.toFixed(0)} %  `}` +
+      `rss ${t.peakRssMB.toFixed(0)} MB  ${verdict}${extra.length ? ` (${extra.join('; ')})` : ''}`,
+  );
+}
+
 const HEAD = ['server', 'loss-free metrics/s', 'runs', 'CPU %', 'Redis CPU %', 'loadgen CPU %', 'peak RSS MB'];
+// ZeroMQ modes: metrics are items; "loadgen" is bench/zmq-loadgen.ts (Node).
 
 /** Server + Redis + loadgen above this share of all cores: the machine, not only the server, set the limit. */
 const SATURATED = 0.85;
 
-export function table(title: string, rows: readonly Summary[], nproc: number): string {
+/** `udp`: a batched UDP summary from the same run to compare a ZeroMQ mode with (the target: at least the batched UDP rate). */
+export function table(title: string, rows: readonly Summary[], nproc: number, zmq?: { udp: Summary | null }): string {
   const busy = (s: Summary) => s.cpuPct + (s.redisCpuPct ?? 0) + s.loadgenCpuPct > SATURATED * 100 * nproc;
   const cells = rows.map((s) => [
     s.server,
@@ -121,6 +145,7 @@ export function table(title: string, rows: readonly Summary[], nproc: number): s
     s.loadgenCpuPct.toFixed(0),
     s.peakRssMB.toFixed(0),
   ]);
+  if (zmq) cells.push(['statsd', 'n/a (no ZeroMQ input)', '', '', '', '', '']);
   const widths = HEAD.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)));
   const line = (c: readonly string[]) => c.map((x, i) => (i === 0 || i === 2 ? x.padEnd(widths[i] ?? 0) : x.padStart(widths[i] ?? 0))).join('  ');
   const out = [`== ${title}`, line(HEAD), ...cells.map(line)];
@@ -130,12 +155,16 @@ export function table(title: string, rows: readonly Summary[], nproc: number): s
   const t = rows.find((r) => r.server === 'tallyd');
   const s = rows.find((r) => r.server === 'statsd');
   if (t && s) out.push(`tallyd/statsd: ${ratio(t, s)}`);
+  if (zmq && t) {
+    const u = zmq.udp;
+    out.push(u ? `tallyd ${t.mode} / tallyd ${u.mode} (same run; target >= 1): ${ratio(t, u, t.mode, u.mode)}` : 'no batched UDP mode (counters-32 or mixed-32) in this run to compare with');
+  }
   return out.join('\n');
 }
 
-export function ratio(t: Summary, s: Summary): string {
-  if (s.lossFreeRate === 0) return 'n/a (statsd lost data at every rate tried)';
-  if (t.lossFreeRate === 0) return 'n/a (tallyd lost data at every rate tried)';
+export function ratio(t: Summary, s: Summary, tName = 'tallyd', sName = 'statsd'): string {
+  if (s.lossFreeRate === 0) return `n/a (${sName} lost data at every rate tried)`;
+  if (t.lossFreeRate === 0) return `n/a (${tName} lost data at every rate tried)`;
   const r = (t.lossFreeRate / s.lossFreeRate).toFixed(2);
   if (t.atLeast && s.atLeast) return `n/a (both hit the load generator's ceiling; ${r}x is a lower bound of nothing)`;
   return `${t.atLeast ? '>= ' : s.atLeast ? '<= ' : ''}${r}x`;

@@ -1,30 +1,42 @@
 /**
  * `npm run bench`: tallyd against Etsy statsd 0.9 on this machine, in the
  * same run. For each mode and server, the highest rate (metrics/s) at which
- * less than 0.1 % of what bench/loadgen.c sent went missing from Carbon;
+ * less than 0.1 % of what the load generator sent went missing from Carbon;
  * with the servers' CPU, Redis's CPU (tallyd's work is split with it) and
- * peak RSS at that rate. See bench/README.md.
+ * peak RSS at that rate. The ZeroMQ modes are tallyd's only and compare with
+ * its batched UDP rate. Then the scale curves (bench/scale-suite.ts). See
+ * bench/README.md.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Corpus, DEFAULT_MODES, parseMode, PLANNED_MODES, type Mode } from './load.js';
+import { ensureBuilt } from './build.js';
+import { Corpus, DEFAULT_MODES, parseMode, UDP_MODES, type Mode } from './load.js';
 import { buildLoadgen, BUILD_DIR } from './loadgen.js';
-import { machine, machineText, modeTitle, ratio, saveJson, summarize, table, type Summary } from './report.js';
+import { machine, machineText, modeTitle, progress, ratio, saveJson, summarize, table, type Summary } from './report.js';
+import { runScaleSuite, type ScaleReport, type ScaleSettings } from './scale-suite.js';
 import { median, search, type SearchOptions, type SearchResult } from './search.js';
 import { closeRedis, FLUSH_INTERVAL, ROOT, SERVERS, type ServerName } from './servers.js';
 import { MAX_LOSS, runTrial, type TrialResult } from './trial.js';
 
 class UsageError extends Error {}
 
-/** Each search of --quick stops starting trials after this long: 4 searches fit in 2 minutes. */
-const QUICK_SEARCH_BUDGET_MS = 25_000;
+/** Each search of --quick stops starting trials after this long: 4 searches and the small scale curve fit in 2 minutes. */
+const QUICK_SEARCH_BUDGET_MS = 22_000;
+/** ZeroMQ probes start at this many messages/s (x items): far above tallyd, within what the Node generator sends. */
+const ZMQ_PROBE_MESSAGE_RATE = 50_000;
+/** Concurrent counters-32 load during 100k-name flushes when this run has no counters-32 result and --scale-load is absent. */
+const DEFAULT_SCALE_LOAD = 1_000_000;
 
 const USAGE = `npm run bench -- [options]
-  --quick            under 2 minutes: modes counters-1,mixed-32, 1 run, 2 s trials, coarse search
-  --ci               plumbing check: one trial per server and mode at a low fixed rate; exit 0 unless something crashed
-  --modes a,b        ${DEFAULT_MODES.join(',')} (default all); any <counters|timers|gauges|sets|mixed>-<per datagram>
+  --quick            under 2 minutes: modes counters-1,mixed-32, 1 run, 2 s trials, coarse search; scale at 1k and 10k names
+  --ci               plumbing check: one trial per server and mode (counters-1, mixed-32, zmq-push-100) at a low fixed rate; no scale
+  --modes a,b        ${DEFAULT_MODES.join(',')} (default all);
+                     any <counters|timers|gauges|sets|mixed>-<per datagram> or zmq-<push|pub>-<items per message>
+  --scale            only the scale curves (1k, 10k, 100k, 1M names; rss-flat; ingest during 100k-name flushes)
+  --no-scale         skip the scale curves of the full and quick runs
+  --scale-names a,b  names per flush of the curve (default 1000,10000,100000,1000000; quick 1000,10000)
+  --scale-load R     counters-32 metrics/s sent during 100k-name flushes (default: this run's counters-32 rate, else ${DEFAULT_SCALE_LOAD})
   --servers a,b      tallyd,statsd (default both)
   --runs N           searches per server and mode; medians are reported (default 3, quick 1)
   --duration S       seconds of load per trial (default 4, quick 2, ci 2)
@@ -39,6 +51,10 @@ const USAGE = `npm run bench -- [options]
 const OPTIONS = {
   options: {
     quick: { type: 'boolean', default: false },
+    scale: { type: 'boolean', default: false },
+    'no-scale': { type: 'boolean', default: false },
+    'scale-names': { type: 'string' },
+    'scale-load': { type: 'string' },
     ci: { type: 'boolean', default: false },
     modes: { type: 'string' },
     servers: { type: 'string' },
@@ -76,11 +92,11 @@ async function main(): Promise<number> {
     return 0;
   }
   const profile = opt.ci ? 'ci' : opt.quick ? 'quick' : 'full';
-  const modeNames = (opt.modes ?? (profile === 'full' ? DEFAULT_MODES.join(',') : 'counters-1,mixed-32')).split(',');
-  const planned = modeNames.filter((m) => m in PLANNED_MODES);
+  const defaultModes = opt.scale ? '' : profile === 'full' ? DEFAULT_MODES.join(',') : profile === 'ci' ? 'counters-1,mixed-32,zmq-push-100' : 'counters-1,mixed-32';
+  const modeNames = (opt.modes ?? defaultModes).split(',').filter(Boolean);
   let modes: Mode[];
   try {
-    modes = modeNames.filter((m) => !(m in PLANNED_MODES)).map((m) => parseMode(m, opt.mix));
+    modes = modeNames.map((m) => parseMode(m, opt.mix));
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -92,6 +108,12 @@ async function main(): Promise<number> {
   const durationS = num(opt.duration, profile === 'full' ? 4 : 2, 'duration');
   const names = Math.round(num(opt.names, 1000, 'names'));
   const fixedRate = opt.rate !== undefined ? num(opt.rate, 0, 'rate') : profile === 'ci' ? 5000 : null;
+  const scaleNames = (opt['scale-names'] ?? (profile === 'quick' && !opt.scale ? '1000,10000' : '1000,10000,100000,1000000')).split(',').map((x) => Math.round(num(x, 0, 'scale-names')));
+  const small = profile === 'quick' && !opt.scale;
+  const scale: ScaleSettings | null =
+    opt.scale || (profile !== 'ci' && !opt['no-scale'] && opt.modes === undefined)
+      ? { names: scaleNames, flushes: small ? 2 : 3, rssSteps: small ? [] : [50_000, 100_000, 200_000, 400_000], concurrentRate: small ? null : 0 }
+      : null;
   const searchOpts: Omit<SearchOptions, 'start'> = {
     durationS,
     maxRate: num(opt['max-rate'], 10_000_000, 'max-rate'),
@@ -108,33 +130,37 @@ async function main(): Promise<number> {
   const m = await machine();
   console.log(machineText(m, searchOpts.serverOptions?.tallydRecvBuffer));
   console.log(
-    `bench: ${profile}; ${fixedRate ? `fixed rate ${fixedRate} metrics/s` : `search, ${runs} run(s)`}; ${durationS} s trials; ` +
+    modes.length === 0 ? 'bench: scale curves only' : `bench: ${profile}; ${fixedRate ? `fixed rate ${fixedRate} metrics/s` : `search, ${runs} run(s)`}; ${durationS} s trials; ` +
       `flushInterval ${FLUSH_INTERVAL} ms; pass = loss < ${MAX_LOSS * 100} % in Carbon`,
   );
   if (m.loadAvg1 > 0.5) console.log(`warning: load average ${m.loadAvg1} before the bench: other work on this machine skews the numbers`);
-  const unmeasured = Object.keys(PLANNED_MODES);
-  console.log(`not measured: ${unmeasured.join(', ')}: tallyd has no ZeroMQ ingest yet (extension point: PLANNED_MODES in bench/load.ts)`);
-  if (modes.length === 0) {
+  if (modes.length === 0 && !scale) {
     console.log('nothing to measure');
     await closeRedis();
     return 0;
   }
-  const build = servers.includes('tallyd') ? ensureBuilt(!opt['no-build']) : 'not used';
+  const build = servers.includes('tallyd') || scale ? ensureBuilt(!opt['no-build']) : 'not used';
   buildLoadgen();
 
   const work = mkdtempSync(path.join(BUILD_DIR, 'corpus-'));
   const results: SearchResult[] = [];
   const fixed: TrialResult[] = [];
   const summaries: Summary[] = [];
+  let scaleReport: ScaleReport | null = null;
   let crashed = false;
   try {
     for (const mode of modes) {
+      const zmq = mode.transport !== 'udp';
       const file = path.join(work, `${mode.name}.bin`);
       const corpus = new Corpus(mode, names, file);
       const title = modeTitle(mode, names);
-      console.log(`\n${title} (${corpus.datagrams} datagrams, ${corpus.bytes} bytes, looped)`);
+      console.log(`\n${title} (${corpus.datagrams} ${zmq ? 'messages' : 'datagrams'}, ${corpus.bytes} bytes, looped)`);
+      // statsd has no ZeroMQ input: those modes are tallyd's only.
+      const modeServers = zmq ? servers.filter((x) => x === 'tallyd') : servers;
+      if (zmq && servers.includes('statsd')) console.log('  statsd: n/a (no ZeroMQ input)');
+      const modeSearch = zmq ? { ...searchOpts, probeDatagramRate: ZMQ_PROBE_MESSAGE_RATE } : searchOpts;
       if (fixedRate) {
-        for (const server of servers) {
+        for (const server of modeServers) {
           const t = await runTrial({ server, corpus, corpusFile: file, rate: fixedRate, durationS, serverOptions: searchOpts.serverOptions });
           fixed.push(t);
           progress(mode.name, 1, t);
@@ -144,18 +170,30 @@ async function main(): Promise<number> {
       }
       for (let run = 1; run <= runs; run++) {
         // Alternate who goes first, so neither always gets the cooler machine.
-        const order = run % 2 ? servers : [...servers].reverse();
+        const order = run % 2 ? modeServers : [...modeServers].reverse();
         for (const server of order) {
           const earlier = results.filter((r) => r.mode === mode.name && r.server === server && r.lossFreeRate > 0);
           const start = earlier.length ? median(earlier.map((r) => r.lossFreeRate)) : undefined;
-          const res = await search(server, corpus, file, run, { ...searchOpts, start, onTrial: (t) => progress(mode.name, run, t) });
+          const res = await search(server, corpus, file, run, { ...modeSearch, start, onTrial: (t) => progress(mode.name, run, t) });
           results.push(res);
           if (res.bound === 'error') crashed = true;
         }
       }
-      const rows = servers.map((s) => summarize(mode.name, s, results));
+      const rows = modeServers.map((s) => summarize(mode.name, s, results));
       summaries.push(...rows);
-      console.log(`\n${table(title, rows, m.nproc)}`);
+      console.log(`\n${table(title, rows, m.nproc, zmq ? { udp: batchedUdp(summaries) } : undefined)}`);
+    }
+    if (scale) {
+      const c32 = summaries.find((x) => x.mode === 'counters-32' && x.server === 'tallyd' && x.lossFreeRate > 0);
+      if (scale.concurrentRate !== null) scale.concurrentRate = opt['scale-load'] ? num(opt['scale-load'], 0, 'scale-load') : (c32?.lossFreeRate ?? DEFAULT_SCALE_LOAD);
+      console.log(`\nscale curves: names ${scale.names.join(', ')}; flushInterval 2 s (10 s from 1M names)`);
+      scaleReport = await runScaleSuite(scale, work, (l) => console.log(l));
+      const all = [...scaleReport.curve, ...(scaleReport.rssFlat ? [scaleReport.rssFlat] : []), ...scaleReport.concurrent];
+      const failed = all.filter((r) => r.error).map((r) => r.label);
+      if (failed.length) {
+        console.log(`\nscale: tallyd failed at ${failed.join(', ')} (see the notes under the tables)`);
+        crashed = true;
+      }
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -168,6 +206,10 @@ async function main(): Promise<number> {
       const t = summaries.find((s) => s.mode === mode.name && s.server === 'tallyd');
       const s = summaries.find((x) => x.mode === mode.name && x.server === 'statsd');
       if (t && s) console.log(`${mode.name.padEnd(12)} tallyd/statsd ${ratio(t, s)}`);
+      const u = batchedUdp(summaries);
+      if (t && u && mode.transport !== 'udp') {
+        console.log(`${mode.name.padEnd(12)} tallyd/tallyd ${u.mode} ${ratio(t, u, mode.name, u.mode)}${mode.transport === 'zmq-push' ? ' (target >= 1)' : ''}`);
+      }
     }
   }
   const file = saveJson({
@@ -178,55 +220,25 @@ async function main(): Promise<number> {
     machine: m,
     tallydBuild: build,
     settings: { modes: modes.map((x) => ({ ...x })), servers, runs, durationS, names, fixedRate, flushInterval: FLUSH_INTERVAL, maxLoss: MAX_LOSS, search: searchOpts },
-    notMeasured: unmeasured.map((p) => ({ mode: p, requested: planned.includes(p), why: PLANNED_MODES[p] })),
+    notMeasured: modes.some((x) => x.transport !== 'udp') && servers.includes('statsd') ? [{ server: 'statsd', modes: modes.filter((x) => x.transport !== 'udp').map((x) => x.name), why: 'no ZeroMQ input' }] : [],
     summary: summaries,
     searches: results,
     trials: fixed,
+    scale: scaleReport,
   });
   console.log(`\nresults: ${path.relative(ROOT, file)} (and bench/results/latest.json); ${Math.round((Date.now() - started) / 1000)} s`);
-  if (crashed) console.log('a trial crashed: see "error" in the JSON');
+  if (crashed) console.log('a trial crashed or a scale run failed: see "error" in the JSON');
   return crashed ? 1 : 0;
 }
 
-function progress(mode: string, run: number, t: TrialResult): void {
-  const verdict = t.error ? `ERROR ${t.error.split('\n')[0]}` : t.pass ? 'pass' : 'FAIL';
-  const extra = [
-    t.generatorLimited ? `loadgen reached only ${t.achievedRate}/s` : '',
-    t.overNames ? `${t.overNames} names over-counted` : '',
-    t.gauges.wrongLastValue ? `${t.gauges.wrongLastValue}/${t.gauges.names} gauges wrong` : '',
-  ].filter(Boolean);
-  console.log(
-    `  [${mode} run ${run}] ${t.server.padEnd(6)} ${String(t.rate).padStart(9)}/s  loss ${(t.loss * 100).toFixed(3).padStart(7)} %  ` +
-      `cpu ${t.cpuPct.toFixed(0).padStart(3)} %  ${t.redisCpuPct === null ? '' : `redis ${t.redisCpuPct.toFixed(0)} %  `}` +
-      `loadgen ${t.loadgenCpuPct.toFixed(0)} %  rss ${t.peakRssMB.toFixed(0)} MB  ${verdict}${extra.length ? ` (${extra.join('; ')})` : ''}`,
-  );
-}
-
-/** Rebuilds dist/ when a file under src/ is newer than dist/main.js. Returns what was benchmarked. */
-function ensureBuilt(build: boolean): string {
-  const main = path.join(ROOT, 'dist', 'main.js');
-  const newest = (dir: string): number =>
-    readdirSync(dir, { withFileTypes: true }).reduce((t, e) => {
-      const p = path.join(dir, e.name);
-      return Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-    }, 0);
-  if (existsSync(main) && statSync(main).mtimeMs >= newest(path.join(ROOT, 'src'))) return 'dist/ up to date';
-  if (!build) {
-    console.log('warning: dist/ is older than src/ (--no-build): benchmarking the old build');
-    return 'stale dist/ (--no-build)';
+/** tallyd's batched UDP result of this run (counters-32, else mixed-32): what ZeroMQ PUSH should at least reach. */
+function batchedUdp(summaries: readonly Summary[]): Summary | null {
+  const udp = UDP_MODES.filter((x) => x.endsWith('-32'));
+  for (const mode of udp) {
+    const s = summaries.find((x) => x.mode === mode && x.server === 'tallyd');
+    if (s) return s;
   }
-  console.log('building tallyd (npm run build) ...');
-  try {
-    execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    return 'built';
-  } catch (err) {
-    if (!existsSync(main)) throw err;
-    const e = err as { stdout?: Buffer; stderr?: Buffer };
-    const why = `${e.stdout?.toString() ?? ''}${e.stderr?.toString() ?? ''}`.trim().split('\n').slice(0, 6).join('\n');
-    // tsc emits JavaScript despite type errors, so dist/ is src/ as it is now, maybe without the latest Lua scripts.
-    console.log(`warning: npm run build failed; benchmarking dist/ as it is:\n${why}`);
-    return `build failed, dist/ as tsc left it: ${why}`;
-  }
+  return null;
 }
 
 main().then(

@@ -91,7 +91,8 @@ export async function search(server: ServerName, corpus: Corpus, corpusFile: str
       rate = nice(Math.min(o.maxRate, probeRate * factor));
     } else {
       // What got through under overload, a bit lower: overload throughput overstates the loss-free rate.
-      const through = (probe.metricsSent * (1 - probe.loss)) / o.durationS;
+      // Over the time it really took: a PUSH generator held back by backpressure sends for longer than durationS.
+      const through = (probe.metricsSent * (1 - probe.loss)) / Math.max(o.durationS, probe.loadgen?.elapsed_s ?? 0);
       rate = nice(Math.max(o.minRate, Math.min(probeRate / down, through * 0.7)));
     }
   }

@@ -21,6 +21,8 @@ export type ServerName = (typeof SERVERS)[number];
 
 export const FLUSH_INTERVAL = 2000;
 const TALLYD_BATCH_INTERVAL = 200;
+/** ms after tallyd received a sample before a flush surely holds it: two batch merges and a margin. */
+export const TALLYD_SETTLE_MS = TALLYD_BATCH_INTERVAL * 2 + 300;
 /** statsd is spawned only in the first this-many ms of a second (see flushPhaseMs). */
 const STATSD_SPAWN_WINDOW_MS = 150;
 
@@ -43,6 +45,14 @@ export interface RunningServer {
    * starts it early in a second, when that rounding goes down.
    */
   readonly flushPhaseMs: number | null;
+  /** tallyd's Redis key prefix (null for statsd). */
+  readonly keyPrefix: string | null;
+  /** tcp://127.0.0.1:<port> of tallyd's ZeroMQ socket, when asked for. */
+  readonly zmqEndpoint: string | null;
+  /** Periods committed, from tallyd's debug log (empty at other levels). */
+  readonly commits: readonly Commit[];
+  /** tallyd's warn and error log lines as `msg: err` (at debug level only; the first 100). */
+  readonly warnings: readonly string[];
   output(): string;
   alive(): boolean;
   /** Stop (tallyd: SIGTERM, a clean stop; statsd: SIGKILL) and clean up. */
@@ -52,18 +62,37 @@ export interface RunningServer {
 export interface ServerOptions {
   /** tallyd's servers[].recvBufferSize; statsd 0.9 can't set one (the kernel default, net.core.rmem_default). */
   tallydRecvBuffer?: number;
+  /** tallyd: also bind a ZeroMQ socket of this type (aggregate mode) on a free port. */
+  zmq?: 'pull' | 'sub';
+  /** Default FLUSH_INTERVAL. */
+  flushInterval?: number;
+  /** tallyd's log level (default warn); at debug, `period committed` lines are parsed into RunningServer.commits. */
+  logLevel?: 'warn' | 'debug';
+}
+
+/** A `period committed` log line of tallyd's flusher (debug level). */
+export interface Commit {
+  /** The period's boundary, unix seconds (its lines' timestamp). */
+  ts: number;
+  /** Date.now() when the commit was logged: rotate, read, compute and commit are done. */
+  at: number;
+  lines: number;
+  chunks: number;
 }
 
 export async function startServer(name: ServerName, carbonPort: number, o: ServerOptions = {}): Promise<RunningServer> {
   const udpPort = await freeUdpPort();
   const mgmtPort = await freePort();
+  const zmqPort = o.zmq ? await freePort() : 0;
+  const zmqEndpoint = o.zmq ? `tcp://127.0.0.1:${zmqPort}` : null;
+  if (o.zmq && name !== 'tallyd') throw new Error(`${name} has no ZeroMQ input`);
   const dir = mkdtempSync(path.join(tmpdir(), `tallyd-bench-${name}-`));
   const common = {
     mgmt_address: '127.0.0.1',
     mgmt_port: mgmtPort,
     graphiteHost: '127.0.0.1',
     graphitePort: carbonPort,
-    flushInterval: FLUSH_INTERVAL,
+    flushInterval: o.flushInterval ?? FLUSH_INTERVAL,
   };
   let file: string;
   let args: string[];
@@ -73,10 +102,14 @@ export async function startServer(name: ServerName, carbonPort: number, o: Serve
     file = path.join(dir, 'config.json');
     const cfg = {
       ...common,
-      servers: [{ server: 'udp', address: '127.0.0.1', port: udpPort, ...(o.tallydRecvBuffer ? { recvBufferSize: o.tallydRecvBuffer } : {}) }],
+      // tallyd binds its servers in order: the udp one, which the bench waits for, last.
+      servers: [
+        ...(o.zmq ? [{ server: 'zmq', bind: zmqEndpoint, type: o.zmq, mode: 'aggregate', prefix: '' }] : []),
+        { server: 'udp', address: '127.0.0.1', port: udpPort, ...(o.tallydRecvBuffer ? { recvBufferSize: o.tallydRecvBuffer } : {}) },
+      ],
       batchInterval: TALLYD_BATCH_INTERVAL,
       redis: { url: REDIS_URL, keyPrefix },
-      log: { level: 'warn' },
+      log: { level: o.logLevel ?? 'warn' },
     };
     writeFileSync(file, JSON.stringify(cfg, null, 2));
     args = [path.join(ROOT, 'dist', 'main.js'), file];
@@ -91,8 +124,19 @@ export async function startServer(name: ServerName, carbonPort: number, o: Serve
   const spawnedAt = Date.now();
   const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
+  const commits: Commit[] = [];
+  const warnings: string[] = [];
+  let partial = '';
   const keep = (d: Buffer) => {
-    out = (out + d.toString()).slice(-20_000);
+    const text = d.toString();
+    out = (out + text).slice(-20_000);
+    if (o.logLevel !== 'debug') return;
+    const lines = (partial + text).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) {
+      if (l.includes('"period committed"')) commits.push(parseCommit(l));
+      else if (/"level":"(warn|error|fatal)"/.test(l) && warnings.length < 100) warnings.push(warningText(l));
+    }
   };
   proc.stdout?.on('data', keep);
   proc.stderr?.on('data', keep);
@@ -126,13 +170,31 @@ export async function startServer(name: ServerName, carbonPort: number, o: Serve
     name,
     pid: proc.pid ?? 0,
     udpPort,
-    settleMs: name === 'tallyd' ? TALLYD_BATCH_INTERVAL * 2 + 300 : 300,
+    settleMs: name === 'tallyd' ? TALLYD_SETTLE_MS : 300,
     lateFlushes: name === 'tallyd',
     flushPhaseMs: name === 'tallyd' ? 0 : statsdPhase,
+    keyPrefix,
+    zmqEndpoint,
+    commits,
+    warnings,
     output: () => out,
     alive,
     stop,
   };
+}
+
+function parseCommit(line: string): Commit {
+  const j = JSON.parse(line) as { time: string; ts: number; lines: number; chunks: number };
+  return { ts: j.ts, at: Date.parse(j.time), lines: j.lines, chunks: j.chunks };
+}
+
+function warningText(line: string): string {
+  try {
+    const j = JSON.parse(line) as { msg?: string; err?: string };
+    return `${j.msg ?? '?'}${j.err ? `: ${j.err}` : ''}`;
+  } catch {
+    return line.slice(0, 200);
+  }
 }
 
 /** Polls /proc/net/udp until something listens on the port (both servers bind last). */
@@ -161,14 +223,14 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / clkTck;
 }
 
-/** Peak resident set size in bytes (VmHWM). */
-export function peakRssBytes(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+/** Peak resident set size in bytes (VmHWM); with `now`, the current one (VmRSS). */
+export function peakRssBytes(pid: number, now = false): number {
+  const m = (now ? /VmRSS:\s+(\d+) kB/ : /VmHWM:\s+(\d+) kB/).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
 }
 
 let redis: Redis | null = null;
-function redisClient(): Redis {
+export function redisClient(): Redis {
   redis ??= new Redis(REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: false });
   return redis;
 }
@@ -179,7 +241,7 @@ export async function closeRedis(): Promise<void> {
   if (r) await r.quit().catch(() => r.disconnect());
 }
 
-async function info(section: string): Promise<Map<string, string>> {
+export async function info(section: string): Promise<Map<string, string>> {
   const text = await redisClient().info(section);
   return new Map(text.split('\r\n').flatMap((l) => (l.includes(':') ? [l.split(':', 2) as [string, string]] : [])));
 }

@@ -6,7 +6,7 @@
  */
 import { CarbonTally } from './carbon-tally.js';
 import type { Corpus, Totals } from './load.js';
-import { runLoadgen, type LoadgenReport } from './loadgen.js';
+import { runLoadgen, startZmqSender, type LoadgenReport, type Sender } from './loadgen.js';
 import { cpuSeconds, FLUSH_INTERVAL, peakRssBytes, redisCpuSeconds, startServer, type ServerName, type ServerOptions } from './servers.js';
 
 /** Loss at or above this fails a trial (0.1 %). */
@@ -17,6 +17,8 @@ const MIN_ACHIEVED = 0.97;
 const LEAD_MS = 1000;
 /** A flush burst is complete after this much silence. */
 const QUIET_MS = 450;
+/** A PUSH generator that spent more than this share of the window waiting on a full queue was held back by the server. */
+const BACKPRESSURE_SHARE = 0.05;
 
 export interface TrialResult {
   server: ServerName;
@@ -28,7 +30,12 @@ export interface TrialResult {
   metricsSent: number;
   /** Metrics/s loadgen really reached. */
   achievedRate: number;
+  /** loadgen fell short of the target rate on its own (not held back by the server). */
   generatorLimited: boolean;
+  /** ZeroMQ PUSH: the server's backpressure held the generator below the target rate (a fail: nothing is lost, it is slower). */
+  backpressured: boolean;
+  /** ZeroMQ: % of the window the generator waited on a full queue; null over UDP. */
+  blockedPct: number | null;
   /** Over counters (sum), timers (count) and sets (members), which add up across flushes. */
   expected: { c: number; ms: number; s: number };
   received: { c: number; ms: number; s: number };
@@ -70,14 +77,22 @@ export async function runTrial(spec: TrialSpec): Promise<TrialResult> {
   const per = corpus.mode.perDatagram;
   const began = Date.now();
   const count = Math.max(1, Math.round((rate * durationS) / per));
+  const transport = corpus.mode.transport;
+  const zmqType = transport === 'zmq-push' ? 'push' : transport === 'zmq-pub' ? 'pub' : null;
   const carbon = new CarbonTally(corpus.names);
   await carbon.start();
-  const server = await startServer(name, carbon.port, spec.serverOptions).catch(async (err: unknown) => {
+  const options = { ...spec.serverOptions, ...(zmqType ? { zmq: zmqType === 'push' ? ('pull' as const) : ('sub' as const) } : {}) };
+  const server = await startServer(name, carbon.port, options).catch(async (err: unknown) => {
     await carbon.stop();
     throw err;
   });
   const base = emptyResult(spec);
+  let sender: Sender | null = null;
   try {
+    if (zmqType) {
+      // Connected (and, for PUB, subscribed: the slow joiner is over) before the window opens.
+      sender = await startZmqSender(spec.corpusFile, server.zmqEndpoint ?? '', zmqType, rate / per, count, durationS * 2 + 2);
+    }
     // Start the load 1 s before a flush: with a duration of k flush
     // intervals the window holds k flushes at the same phases for either
     // server, and the flush after it comes 1 s after the last datagram.
@@ -93,7 +108,7 @@ export async function runTrial(spec: TrialSpec): Promise<TrialResult> {
     const sendStart = Date.now();
     const cpu0 = cpuSeconds(server.pid);
     const redis0 = name === 'tallyd' ? await redisCpuSeconds() : 0;
-    const report = await runLoadgen(spec.corpusFile, server.udpPort, rate / per, count);
+    const report = sender ? await sender.go() : await runLoadgen(spec.corpusFile, server.udpPort, rate / per, count);
     const sendEnd = Date.now();
     const cpu1 = cpuSeconds(server.pid);
     const redis1 = name === 'tallyd' ? await redisCpuSeconds() : 0;
@@ -113,13 +128,17 @@ export async function runTrial(spec: TrialSpec): Promise<TrialResult> {
     }
     if (!server.alive()) throw new Error(`${name} exited during the trial:\n${server.output().slice(-2000)}`);
     const achieved = report.sent * per / window;
+    const short = report.sent < count || achieved < rate * MIN_ACHIEVED;
+    const backpressured = short && zmqType === 'push' && (report.blocked_s ?? 0) > BACKPRESSURE_SHARE * window;
     return Object.assign(base, {
       datagramsSent: report.sent,
       metricsSent: report.sent * per,
       achievedRate: Math.round(achieved),
-      generatorLimited: report.sent < count || achieved < rate * MIN_ACHIEVED,
+      generatorLimited: short && !backpressured,
+      backpressured,
+      blockedPct: report.blocked_s === undefined ? null : round1((report.blocked_s / window) * 100),
       ...c,
-      pass: c.loss < MAX_LOSS && c.overNames === 0 && report.sent === count,
+      pass: c.loss < MAX_LOSS && c.overNames === 0 && report.sent === count && !backpressured,
       cpuPct: round1(((cpu1 - cpu0) / window) * 100),
       redisCpuPct: name === 'tallyd' ? round1(((redis1 - redis0) / window) * 100) : null,
       loadgenCpuPct: round1(((report.cpu_user_s + report.cpu_sys_s) / window) * 100),
@@ -136,6 +155,7 @@ export async function runTrial(spec: TrialSpec): Promise<TrialResult> {
   } catch (err) {
     return Object.assign(base, { error: (err as Error).message });
   } finally {
+    sender?.kill();
     await server.stop();
     await carbon.stop();
     base.wallMs = Date.now() - began; // base is the object returned above
@@ -153,7 +173,8 @@ async function waitBurst(carbon: CarbonTally, after: number, deadline: number, a
   }
 }
 
-function compare(expected: Totals, received: Totals, names: number) {
+/** Carbon's totals against what was sent: loss over counters, timers and sets, double counts, wrong gauges. */
+export function compare(expected: Totals, received: Totals, names: number) {
   const e = { c: 0, ms: 0, s: 0 };
   const r = { c: 0, ms: 0, s: 0 };
   let overNames = 0;
@@ -195,6 +216,8 @@ function emptyResult(spec: TrialSpec): TrialResult {
     metricsSent: 0,
     achievedRate: 0,
     generatorLimited: false,
+    backpressured: false,
+    blockedPct: null,
     expected: { c: 0, ms: 0, s: 0 },
     received: { c: 0, ms: 0, s: 0 },
     loss: 1,
