@@ -18,7 +18,12 @@ export const SCRIPTS = {
 export type ScriptName = keyof typeof SCRIPTS;
 
 export type ScriptArg = string | Buffer | number;
-export type ScriptFn = (...args: ScriptArg[]) => Promise<unknown>;
+/**
+ * A defined script, called with ONE array (KEYS then ARGV): ioredis flattens it
+ * into the command. Never spread a batch into call arguments: V8 overflows
+ * its stack past ~100k arguments, and a batch or a period can be bigger.
+ */
+export type ScriptFn = (keysAndArgs: ScriptArg[]) => Promise<unknown>;
 
 function numKeys(file: string): number {
   const m = /-(\d+)\.lua$/.exec(file);

@@ -79,7 +79,7 @@ export class Store {
   }
 
   private run(name: ScriptName, keys: string[], args: ScriptArg[]): Promise<unknown> {
-    return this.scripts[name](...keys, ...args);
+    return this.scripts[name]((keys as ScriptArg[]).concat(args));
   }
 
   /** merge-8: true when merged, false when this batch id was already merged. */
@@ -88,7 +88,7 @@ export class Store {
     const res = await this.run(
       'merge',
       [k.merged, k.cur('counters'), k.cur('timers'), k.cur('timer_counts'), k.cur('sets'), k.gauges, k.cur('gauges_touched'), k.outbox],
-      [batchId, Date.now(), DEDUPE_WINDOW_MS, ...args],
+      ([batchId, Date.now(), DEDUPE_WINDOW_MS] as ScriptArg[]).concat(args),
     );
     return res === 1;
   }
@@ -177,11 +177,17 @@ export class Store {
     for (const t of KNOWN_TYPES) keys.push(k.known(t));
     for (const part of PERIOD_PARTS) keys.push(k.pendingPart(ts, part));
     keys.push(k.pendingPart(ts, 'gauges'));
-    const args: ScriptArg[] = [token, ts, p.outboxMax, p.chunks.length, ...p.chunks];
-    for (const t of KNOWN_TYPES) args.push(p.known[t].length, ...p.known[t]);
+    // Built with loops, not spreads: these lists can hold a million names.
+    const args: ScriptArg[] = [token, ts, p.outboxMax, p.chunks.length];
+    const append = (list: readonly string[]): void => {
+      args.push(list.length);
+      for (const x of list) args.push(x);
+    };
+    for (const c of p.chunks) args.push(c);
+    for (const t of KNOWN_TYPES) append(p.known[t]);
     args.push(p.gaugeTtl.length);
     for (const [name, ttl] of p.gaugeTtl) args.push(name, ttl);
-    args.push(p.gaugeDeletes.length, ...p.gaugeDeletes);
+    append(p.gaugeDeletes);
     const res = (await this.run('commit', keys, args)) as [number, number];
     return { status: Number(res[0]), dropped: Number(res[1]) };
   }
