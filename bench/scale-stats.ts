@@ -43,7 +43,7 @@ export interface PeriodStat {
   flushMs: number | null;
   /** The period's own processing: commit minus the later of its boundary and the previous commit (periods go one at a time). */
   processMs: number | null;
-  /** Boundary to the first of its lines in Carbon, and to the moment every stats_counts.scale.<i> of it was in. */
+  /** Boundary to the first of its lines in Carbon, and to the moment every stats_counts.scale.<i> of it was in (or, with names lost, all it committed). */
   carbonFirstMs: number | null;
   carbonCompleteMs: number | null;
   /** Lines of the period as committed (log), and as received (re-sent lines included). */

@@ -30,10 +30,10 @@ export interface ScaleReport {
 const LONG_FLUSH_FROM = 1_000_000;
 const CONCURRENT_NAMES = 100_000;
 /**
- * Above this many names the curve introduces them RAMP_NEW_PER_FLUSH per flush before measuring: tallyd
- * 256180b cannot commit a period with more than about 450,000 names it has never seen (Store.commit spreads
- * them into one call, which overflows the flush thread's stack), so a 1M-name period can only be measured
- * once the names are known. COLD_NAMES, all new in one flush, shows that failure.
+ * Above this many names the curve introduces them RAMP_NEW_PER_FLUSH per flush before measuring, so the measured
+ * periods are the steady state (every name known); COLD_NAMES, all new in one flush, is the cold start. tallyd
+ * 256180b could not commit the cold one at all (a spread of the new names overflowed the flush thread's stack;
+ * fixed in 6e267e5).
  */
 const RAMP_FROM = 100_000;
 const RAMP_NEW_PER_FLUSH = 250_000;
@@ -44,9 +44,9 @@ export function flushIntervalFor(names: number): number {
 }
 
 /**
- * Load for N names: each name about twice per flush (1.25 times from 1M: any window longer than one loop over the
- * names still holds every name), at least 20,000 metrics/s. At 1M names, 2x (200,000 distinct names/s) overflowed
- * tallyd 256180b's merge: a batch of more than ~60,000 distinct names can't be merged (see README).
+ * Load for N names: each name about twice per flush, at least 20,000 metrics/s; 1.25 times from 1M names (any
+ * window longer than one loop over the names still holds every name), which spares the 2 cores 75,000 metrics/s.
+ * At 2x (200,000 distinct names/s) tallyd 256180b's merge overflowed V8's stack (fixed in 6e267e5).
  */
 export function scaleRate(names: number): number {
   const perFlush = names >= LONG_FLUSH_FROM ? 1.25 : 2;
@@ -117,7 +117,7 @@ export function curveTable(rows: readonly ScaleResult[]): string {
     return [
       r.label, `${r.flushInterval / 1000} s`, fmt(st?.achievedRate ?? 0), String(st?.periods ?? 0), fmt(r.linesPerPeriod ?? 0),
       d(st?.flushMs ?? null), d3(st?.processMs ?? null), st?.processMs ? ((st.processMs.min * 1000) / r.names).toFixed(2) : '-', d(st?.carbonCompleteMs ?? null), pct(r.loss),
-      String(r.redis.bytesPerName ?? '-'), cur ? cur.toFixed(0) : '-', String(r.redis.peakBytesPerName), String(r.redis.usedMemoryDeltaPerName ?? '-'),
+      String(r.redis.bytesPerName ?? '-'), cur ? cur.toFixed(0) : '-', String(r.redis.peakBytesPerName), r.redis.usedMemoryDeltaPerName === null || r.redis.usedMemoryDeltaPerName < 0 ? 'n/a' : String(r.redis.usedMemoryDeltaPerName),
       String(r.rssPeakMB), !l ? '-' : l.lost === l.probes ? `all ${l.probes} lost` : `${l.p50Ms}/${l.p90Ms}/${l.maxMs}${l.lost ? ` (${l.lost} lost)` : ''}`,
       l && l.lost < l.probes ? `${l.afterBoundaryP50Ms}/${l.afterBoundaryMaxMs}` : '-',
       `${r.cpuPct.toFixed(0)}/${r.redisCpuPct.toFixed(0)}/${r.loadgenCpuPct.toFixed(0)}`,

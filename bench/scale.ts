@@ -153,7 +153,11 @@ export async function runScale(spec: ScaleSpec, corpusFile: string, datagramsPer
     // Wait until the period holding the last sample is committed and all its lines are in Carbon.
     const lastTs = Math.ceil((sendEnd + TALLYD_SETTLE_MS) / F) * (F / 1000);
     const deadline = Date.now() + 2 * F + 60_000;
-    const complete = (ts: number) => server.commits.some((x) => x.ts === ts) && scaleLines.completeAt(ts) !== null;
+    // In: every name's counter line, or (names lost on the way in never get one) as many lines as tallyd committed.
+    const complete = (ts: number) => {
+      const commit = server.commits.find((x) => x.ts === ts);
+      return commit !== undefined && (scaleLines.completeAt(ts) !== null || (carbon.periods.get(ts)?.lines ?? 0) >= commit.lines);
+    };
     // A flush that fails is retried every flush interval and fails the same way: two intervals of that is enough.
     const failing = () => server.warnings.some((w) => w.startsWith('processing a pending period failed')) && Date.now() > sendEnd + 2 * F;
     while (!complete(lastTs) && Date.now() < deadline && server.alive() && !failing()) await sleep(50);
@@ -170,7 +174,7 @@ export async function runScale(spec: ScaleSpec, corpusFile: string, datagramsPer
     for (let ts = boundary0 / 1000 + F / 1000; ts <= lastTs; ts += F / 1000) {
       const commit = server.commits.find((x) => x.ts === ts);
       const arr = carbon.periods.get(ts);
-      const done = scaleLines.completeAt(ts);
+      const done = scaleLines.completeAt(ts) ?? (arr && commit && arr.lines >= commit.lines ? arr.last : null);
       const step = stepEnds.findIndex((end) => ts * 1000 <= end + START_AFTER_BOUNDARY_MS);
       result.periods.push({
         ts,
