@@ -32,6 +32,15 @@ export interface BatcherOptions {
 interface Encoded {
   id: string;
   args: MergeArg[];
+  /** Failures that were not about the connection (a script error, a batch too big to send). */
+  rejected: number;
+}
+
+/** A batch Redis rejects this many times (not a connection error) is dropped and counted, not retried forever. */
+const MAX_REJECTIONS = 3;
+
+function isRejection(err: unknown): boolean {
+  return err instanceof RangeError || err instanceof TypeError || (err as Error | undefined)?.name === 'ReplyError';
 }
 
 export class Batcher implements SampleSink {
@@ -140,7 +149,7 @@ export class Batcher implements SampleSink {
     if (!changed) return;
     this.current = new Batch();
     const id = `${this.node}:${++this.seq}`;
-    this.queue.push({ id, args: encodeMerge(b, id) });
+    this.queue.push({ id, args: encodeMerge(b, id), rejected: 0 });
     while (this.queue.length > this.opts.maxPendingBatches) {
       this.queue.shift();
       this.self.batchesDropped++;
@@ -158,6 +167,13 @@ export class Batcher implements SampleSink {
         await this.target.merge(next.id, next.args);
       } catch (err) {
         this.self.mergeErrors++;
+        if (isRejection(err) && ++next.rejected >= MAX_REJECTIONS) {
+          // Retrying would block every later batch behind this one forever.
+          if (this.queue[0] === next) this.queue.shift();
+          this.self.batchesDropped++;
+          this.log.error({ err: (err as Error).message, batch: next.id, batchesDropped: this.self.batchesDropped }, 'redis rejected a batch 3 times; dropped it');
+          continue;
+        }
         this.mergeLog.warn(() => ({
           msg: 'merge into redis failed; the batch is kept and retried',
           fields: { err: (err as Error).message, backlog: this.queue.length },

@@ -1,0 +1,57 @@
+/**
+ * The batcher's queue discipline, without Redis: a batch that fails on the
+ * connection is retried in order; one Redis keeps rejecting is dropped and
+ * counted after three tries instead of blocking every later batch.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Batcher, type MergeTarget } from '../../src/aggregate/batcher.js';
+import type { MergeArg } from '../../src/aggregate/merge-args.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { SelfStats } from '../../src/observability/self-stats.js';
+
+class ScriptedTarget implements MergeTarget {
+  merged: string[] = [];
+  constructor(private readonly fail: (id: string, args: MergeArg[]) => Error | null) {}
+  async merge(batchId: string, args: MergeArg[]): Promise<boolean> {
+    const err = this.fail(batchId, args);
+    if (err) throw err;
+    this.merged.push(args.map(String).join(' '));
+    return true;
+  }
+}
+
+function replyError(msg: string): Error {
+  const e = new Error(msg);
+  e.name = 'ReplyError';
+  return e;
+}
+
+const opts = { batchInterval: 1_000_000, maxPendingBatches: 100, prefixStats: 'statsd' };
+const ingest = { metricsReceived: 0, badLines: 0 };
+
+test('a batch redis keeps rejecting is dropped after 3 tries and counted; later batches still land', async () => {
+  const self = new SelfStats();
+  const target = new ScriptedTarget((_id, args) => (args.some((a) => String(a) === 'poison') ? replyError('ERR bad batch') : null));
+  const b = new Batcher(target, opts, self, ingest, createLogger('silent'));
+  b.counter('poison', 1, 1);
+  b.tick(); // first try fails
+  b.counter('good', 2, 1);
+  await b.stop(2000); // retries the poisoned batch, drops it, merges the next
+  assert.equal(self.batchesDropped, 1);
+  assert.equal(self.mergeErrors, 3);
+  assert.ok(target.merged.some((m) => m.includes('good 2')), 'the batch after the poisoned one was merged');
+  assert.ok(!target.merged.some((m) => m.includes('poison')));
+});
+
+test('a connection failure is retried, not dropped', async () => {
+  const self = new SelfStats();
+  let failures = 5;
+  const target = new ScriptedTarget(() => (failures-- > 0 ? new Error('Connection is closed.') : null));
+  const b = new Batcher(target, opts, self, ingest, createLogger('silent'));
+  b.counter('kept', 7, 1);
+  await b.stop(5000);
+  assert.equal(self.batchesDropped, 0);
+  assert.ok(target.merged.some((m) => m.includes('kept 7')));
+  assert.equal(self.mergeErrors, 5);
+});
