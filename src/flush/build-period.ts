@@ -2,13 +2,15 @@
  * Turns a rotated period as stored in Redis (RawPeriod) into PeriodData for
  * compute/encode, adding statsd's re-emitted idle metrics: known counters
  * (0), timers (empty) and sets (0) unless the matching delete* option is on,
- * and statsd's own three counters, which it always emits. Pure.
+ * and statsd's own three counters, which it always emits. Pure; written as a
+ * generator that yields every SLICE names (see slices.ts).
  */
 import type { Config } from '../config/types.js';
 import { unpackSamples } from '../aggregate/merge-args.js';
 import { FIELD_SEP, type KnownType } from '../store/keys.js';
 import type { RawPeriod } from '../store/store.js';
 import type { PeriodData, TimerSamples } from './period.js';
+import { runSync, SLICE, type Sliced } from './slices.js';
 
 export type BuildConfig = Pick<Config, 'deleteCounters' | 'deleteTimers' | 'deleteSets' | 'prefixStats'>;
 
@@ -38,18 +40,52 @@ export function internalCounterNames(prefixStats: string): string[] {
 
 export function buildPeriod(
   raw: RawPeriod,
-  known: Record<KnownType, readonly string[]>,
+  known: Record<KnownType, Iterable<string>>,
   cfg: BuildConfig,
   extraGauges: ReadonlyArray<[string, number]> = [],
 ): BuiltPeriod {
+  return runSync(buildPeriodSliced(raw, known, cfg, extraGauges));
+}
+
+/**
+ * A name is new when the map did not hold it before this period's value was
+ * set: known names (and statsd's own three) are put in first. With a
+ * delete* option on, idle names are not re-emitted, so none are remembered.
+ */
+export function* buildPeriodSliced(
+  raw: RawPeriod,
+  known: Record<KnownType, Iterable<string>>,
+  cfg: BuildConfig,
+  extraGauges: ReadonlyArray<[string, number]> = [],
+): Sliced<BuiltPeriod> {
+  const internal = new Set(internalCounterNames(cfg.prefixStats));
+  const newKnown: Record<KnownType, string[]> = { counters: [], timers: [], sets: [] };
+  let n = 0;
+
   const counters = new Map<string, number>();
-  for (const name of internalCounterNames(cfg.prefixStats)) counters.set(name, 0);
-  for (const name of known.counters) if (keepsIdleCounter(cfg, name)) counters.set(name, 0);
-  for (const [name, v] of Object.entries(raw.counters)) counters.set(name, Number(v));
+  for (const name of internal) counters.set(name, 0);
+  for (const name of known.counters) {
+    if (keepsIdleCounter(cfg, name)) counters.set(name, 0);
+    if (++n % SLICE === 0) yield;
+  }
+  for (const [name, v] of raw.counters) {
+    if (!counters.has(name) && keepsIdleCounter(cfg, name)) newKnown.counters.push(name);
+    counters.set(name, Number(v));
+    if (++n % SLICE === 0) yield;
+  }
 
   const timers = new Map<string, TimerSamples>();
-  if (!cfg.deleteTimers) for (const name of known.timers) timers.set(name, { values: [], count: 0 });
-  for (const [name, c] of Object.entries(raw.timerCounts)) timers.set(name, { values: [], count: Number(c) });
+  if (!cfg.deleteTimers) {
+    for (const name of known.timers) {
+      timers.set(name, { values: [], count: 0 });
+      if (++n % SLICE === 0) yield;
+    }
+  }
+  for (const [name, c] of raw.timerCounts) {
+    if (!cfg.deleteTimers && !timers.has(name) && !internal.has(name)) newKnown.timers.push(name);
+    timers.set(name, { values: [], count: Number(c) });
+    if (++n % SLICE === 0) yield;
+  }
   for (const [field, packed] of raw.timers) {
     const name = field.slice(0, field.indexOf(FIELD_SEP));
     let t = timers.get(name);
@@ -58,37 +94,30 @@ export function buildPeriod(
       timers.set(name, t);
     }
     unpackSamples(packed, t.values);
+    if (++n % SLICE === 0) yield;
   }
 
   const sets = new Map<string, number>();
-  if (!cfg.deleteSets) for (const name of known.sets) sets.set(name, 0);
-  for (const field of Object.keys(raw.sets)) {
+  if (!cfg.deleteSets) {
+    for (const name of known.sets) {
+      sets.set(name, 0);
+      if (++n % SLICE === 0) yield;
+    }
+  }
+  for (const field of raw.sets) {
     const name = field.slice(0, field.indexOf(FIELD_SEP));
-    sets.set(name, (sets.get(name) ?? 0) + 1);
+    const size = sets.get(name);
+    if (size === undefined && !cfg.deleteSets && !internal.has(name)) newKnown.sets.push(name);
+    sets.set(name, (size ?? 0) + 1);
+    if (++n % SLICE === 0) yield;
   }
 
   const gauges = new Map<string, number>();
-  for (const [name, v] of Object.entries(raw.gauges)) gauges.set(name, Number(v));
+  for (const [name, v] of raw.gauges) {
+    gauges.set(name, Number(v));
+    if (++n % SLICE === 0) yield;
+  }
   for (const [name, v] of extraGauges) gauges.set(name, v);
 
-  return {
-    data: { counters, timers, gauges, sets },
-    newKnown: {
-      counters: newNames(Object.keys(raw.counters), known.counters, cfg.prefixStats).filter((n) => keepsIdleCounter(cfg, n)),
-      timers: cfg.deleteTimers ? [] : newNames(Object.keys(raw.timerCounts), known.timers, cfg.prefixStats),
-      sets: cfg.deleteSets ? [] : newNames(setNames(raw.sets), known.sets, cfg.prefixStats),
-    },
-  };
-}
-
-function newNames(names: Iterable<string>, known: readonly string[], prefixStats: string): string[] {
-  const have = new Set(known);
-  for (const n of internalCounterNames(prefixStats)) have.add(n);
-  return [...names].filter((n) => !have.has(n));
-}
-
-function setNames(sets: Record<string, string>): Set<string> {
-  const names = new Set<string>();
-  for (const field of Object.keys(sets)) names.add(field.slice(0, field.indexOf(FIELD_SEP)));
-  return names;
+  return { data: { counters, timers, gauges, sets }, newKnown };
 }

@@ -11,23 +11,35 @@ import type { Config } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { SelfStats } from '../observability/self-stats.js';
-import { chunkLines } from '../sink/graphite/chunk.js';
-import { encodePeriod } from '../sink/graphite/encode.js';
+import { LineChunker } from '../sink/graphite/chunk.js';
+import { encodePeriodSliced } from '../sink/graphite/encode.js';
+import { KNOWN_TYPES, type KnownType } from '../store/keys.js';
 import type { Store } from '../store/store.js';
-import { buildPeriod } from './build-period.js';
+import { buildPeriodSliced } from './build-period.js';
 import { nextBoundary, systemClock, type Clock } from './clock.js';
+import { runSliced } from './slices.js';
 
 export type FlushConfig = Omit<Config, 'servers' | 'source' | 'redis' | 'log'>;
 
 export class Flusher {
   readonly token = randomUUID();
   private leader = false;
+  /** When the last successful lease check was sent (ms). */
+  private renewedAt = 0;
   private boundaryTimer: NodeJS.Timeout | null = null;
   private leaseTimer: NodeJS.Timeout | null = null;
   private processing: Promise<void> | null = null;
+  private leaseCheck: Promise<void> | null = null;
   private again = false;
   private stopped = false;
   private readonly errLog: RateLimitedLog;
+  /**
+   * The leader's copy of known:* (a million names are ~0.5 s to scan each
+   * flush). Only the leader adds names, and deletions bump known_version, so
+   * it is re-read when that changes and whenever this process becomes the
+   * leader again.
+   */
+  private known: { version: string; names: Record<KnownType, Set<string>> } | null = null;
   /** Periods committed by this process (tests and /health). */
   periodsCommitted = 0;
   lastCommittedTs = 0;
@@ -56,6 +68,8 @@ export class Flusher {
     this.stopped = true;
     if (this.boundaryTimer) this.clock.clearTimeout(this.boundaryTimer);
     if (this.leaseTimer) this.clock.clearTimeout(this.leaseTimer);
+    // A lease check in flight must not re-take the lease after the release below.
+    if (this.leaseCheck) await this.leaseCheck;
     if (this.processing) await this.processing;
     if (this.leader) {
       this.leader = false;
@@ -63,15 +77,26 @@ export class Flusher {
     }
   }
 
-  private async checkLease(): Promise<void> {
+  private checkLease(): Promise<void> {
+    this.leaseCheck = this.doCheckLease().finally(() => {
+      this.leaseCheck = null;
+    });
+    return this.leaseCheck;
+  }
+
+  private async doCheckLease(): Promise<void> {
     try {
       const was = this.leader;
+      const asked = Date.now();
       this.leader = await this.store.tryAcquireLease(this.token, this.cfg.leaseTtl);
+      if (this.leader) this.renewedAt = asked;
+      if (!this.leader) this.known = null;
       if (this.leader && !was) {
         this.log.info({ token: this.token }, 'became the flushing leader');
         this.kickProcessing();
       } else if (!this.leader && was) {
-        this.log.warn('lost the leader lease');
+        const holder = await this.store.leaseHolder().catch(() => null);
+        this.log.warn({ holder, sinceRenewalMs: Date.now() - this.renewedAt, leaseTtl: this.cfg.leaseTtl }, 'lost the leader lease');
       }
     } catch (err) {
       // Can't renew: behave as a follower until Redis answers again.
@@ -107,6 +132,7 @@ export class Flusher {
 
   /** Process pending periods; if already running, run once more afterwards. */
   kickProcessing(): Promise<void> {
+    if (this.stopped) return this.processing ?? Promise.resolve();
     if (this.processing) {
       this.again = true;
       return this.processing;
@@ -125,7 +151,7 @@ export class Flusher {
   private async processPending(): Promise<void> {
     try {
       for (const ts of await this.store.pendingPeriods()) {
-        if (!this.leader) return;
+        if (!this.leader || this.stopped) return;
         await this.processOne(ts);
       }
     } catch (err) {
@@ -133,38 +159,58 @@ export class Flusher {
     }
   }
 
+  private async knownNames(): Promise<Record<KnownType, Set<string>>> {
+    const version = await this.store.knownVersion();
+    if (this.known?.version !== version) {
+      const lists = await this.store.readKnown();
+      this.known = { version, names: { counters: new Set(lists.counters), timers: new Set(lists.timers), sets: new Set(lists.sets) } };
+    }
+    return this.known.names;
+  }
+
+  /**
+   * read (HSCAN) -> build -> remember new names -> encode into chunks ->
+   * commit. Build and encode run in slices (slices.ts), so even a period with
+   * a million names leaves this thread free every few ms to renew the lease.
+   */
   private async processOne(boundaryMs: number): Promise<void> {
     const cfg = this.cfg;
     const [raw, known, ttls] = await Promise.all([
       this.store.readPeriod(boundaryMs),
-      this.store.readKnown(),
+      this.knownNames(),
       cfg.deleteGauges ? this.store.readGaugeTtl() : Promise.resolve({} as Record<string, string>),
     ]);
     const started = Date.now();
     const ts = Math.round(boundaryMs / 1000);
     const lag = Math.round(started / 1000) - ts;
-    const { data, newKnown } = buildPeriod(raw, known, cfg, [[`${cfg.prefixStats}.timestamp_lag`, lag]]);
-    const { lines } = encodePeriod(data, ts, { processingTime: Date.now() - started, graphite: { ...this.self.graphite } }, cfg);
+    const built = await runSliced(buildPeriodSliced(raw, known, cfg, [[`${cfg.prefixStats}.timestamp_lag`, lag]]));
+    const { data, newKnown } = built.value;
+    if (!this.leader) return;
+    await this.store.rememberKnown(newKnown);
+    for (const t of KNOWN_TYPES) for (const name of newKnown[t]) known[t].add(name);
+    const chunker = new LineChunker();
+    const out = cfg.graphiteHost ? (line: string) => chunker.add(line) : () => {};
+    await runSliced(encodePeriodSliced(data, ts, { processingTime: built.busyMs, graphite: { ...this.self.graphite } }, cfg, out));
+    const chunks = chunker.finish();
 
     const gaugeTtl: Array<[string, number]> = [];
     const gaugeDeletes: string[] = [];
     if (cfg.deleteGauges) {
-      for (const name of Object.keys(raw.gauges)) {
-        const left = (name in raw.gaugesTouched ? cfg.gaugesMaxTTL : Number(ttls[name] ?? cfg.gaugesMaxTTL)) - 1;
+      for (const name of raw.gauges.keys()) {
+        const left = (raw.gaugesTouched.has(name) ? cfg.gaugesMaxTTL : Number(ttls[name] ?? cfg.gaugesMaxTTL)) - 1;
         if (left < 1) gaugeDeletes.push(name);
         else gaugeTtl.push([name, left]);
       }
     }
-    const chunks = cfg.graphiteHost ? chunkLines(lines) : [];
     const res = await this.store.commit(this.token, boundaryMs, {
       chunks,
-      known: newKnown,
       gaugeTtl,
       gaugeDeletes,
       outboxMax: cfg.outboxMaxChunks,
     });
     if (res.status === -1) {
       this.leader = false;
+      this.known = null;
       this.log.warn({ ts }, 'commit refused: the lease is no longer ours');
       return;
     }
@@ -178,7 +224,7 @@ export class Flusher {
     if (res.status === 1) {
       this.periodsCommitted++;
       this.lastCommittedTs = ts;
-      this.log.debug({ ts, lines: lines.length, chunks: chunks.length }, 'period committed');
+      this.log.debug({ ts, lines: chunker.lines, chunks: chunks.length }, 'period committed');
       this.onCommitted();
     }
   }

@@ -55,6 +55,11 @@ export class Keys {
     return `${this.base}known:${type}`;
   }
 
+  /** Bumped whenever names are deleted from known:*, so a leader's cached copy of them is re-read. */
+  get knownVersion(): string {
+    return `${this.base}known_version`;
+  }
+
   /** Sorted set of merged batch ids (score: ms), so a retried merge never counts twice. */
   get merged(): string {
     return `${this.base}merged`;

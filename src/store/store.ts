@@ -12,27 +12,28 @@ import { loadScripts, type ScriptArg, type ScriptFn, type ScriptName } from './s
 
 /** A rotated period as stored: the flusher turns it into PeriodData. */
 export interface RawPeriod {
-  counters: Record<string, string>;
+  counters: Map<string, string>;
   /** field `name\nbatch` -> packed samples */
   timers: Map<string, Buffer>;
-  timerCounts: Record<string, string>;
-  /** field `name\nmember` -> '1' */
-  sets: Record<string, string>;
-  gauges: Record<string, string>;
-  gaugesTouched: Record<string, string>;
+  timerCounts: Map<string, string>;
+  /** fields `name\nmember` */
+  sets: string[];
+  gauges: Map<string, string>;
+  gaugesTouched: Map<string, string>;
 }
 
 export interface CommitPayload {
   chunks: string[];
-  known: Record<KnownType, string[]>;
   gaugeTtl: Array<[string, number]>;
   gaugeDeletes: string[];
   outboxMax: number;
 }
 
 const DEDUPE_WINDOW_MS = 15 * 60_000;
-/** Fields asked per HSCAN round trip when reading a rotated period. */
+/** Fields asked per HSCAN round trip when reading a rotated period or known names. */
 const SCAN_COUNT = 5000;
+/** Names per HSET when remembering known names: a million new names never become one long command. */
+const KNOWN_SLICE = 5000;
 
 export class Store {
   private constructor(
@@ -99,6 +100,11 @@ export class Store {
     return (await this.run('renew', [this.keys.lease], [token, ttlMs])) === 1;
   }
 
+  /** The token holding the lease, or null. */
+  leaseHolder(): Promise<string | null> {
+    return this.redis.get(this.keys.lease);
+  }
+
   async releaseLease(token: string): Promise<void> {
     await this.run('release', [this.keys.lease], [token]);
   }
@@ -130,22 +136,34 @@ export class Store {
       this.scanHash(k.pendingPart(ts, 'counters')),
       this.scanHashBuffers(k.pendingPart(ts, 'timers')),
       this.scanHash(k.pendingPart(ts, 'timer_counts')),
-      this.scanHash(k.pendingPart(ts, 'sets')),
+      this.scanFields(k.pendingPart(ts, 'sets')),
       this.scanHash(k.pendingPart(ts, 'gauges')),
       this.scanHash(k.pendingPart(ts, 'gauges_touched')),
     ]);
     return { counters, timers, timerCounts, sets, gauges, gaugesTouched };
   }
 
-  private async scanHash(key: string): Promise<Record<string, string>> {
-    const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  private async scanHash(key: string): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
     let cursor = '0';
     do {
       const [next, flat] = await this.redis.hscan(key, cursor, 'COUNT', SCAN_COUNT);
-      for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i] as string] = flat[i + 1] as string;
+      for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i] as string, flat[i + 1] as string);
       cursor = next;
     } while (cursor !== '0');
     return out;
+  }
+
+  /** A hash's field names, scanned like scanHash (HKEYS would be one reply of a million names). */
+  private async scanFields(key: string): Promise<string[]> {
+    const seen = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.redis.hscan(key, cursor, 'COUNT', SCAN_COUNT);
+      for (let i = 0; i < flat.length; i += 2) seen.add(flat[i] as string);
+      cursor = next;
+    } while (cursor !== '0');
+    return [...seen];
   }
 
   private async scanHashBuffers(key: string): Promise<Map<string, Buffer>> {
@@ -159,22 +177,43 @@ export class Store {
     return out;
   }
 
+  /** The names statsd re-emits when idle (known:*), scanned a few thousand at a time. */
   async readKnown(): Promise<Record<KnownType, string[]>> {
-    const p = this.redis.pipeline();
-    for (const t of KNOWN_TYPES) p.hkeys(this.keys.known(t));
-    const out = results(await p.exec());
-    return { counters: out[0] as string[], timers: out[1] as string[], sets: out[2] as string[] };
+    const [counters, timers, sets] = await Promise.all(KNOWN_TYPES.map((t) => this.scanFields(this.keys.known(t))));
+    return { counters: counters as string[], timers: timers as string[], sets: sets as string[] };
+  }
+
+  /** Changes whenever names leave known:* (the console's del* commands). '' until the first deletion. */
+  async knownVersion(): Promise<string> {
+    return (await this.redis.get(this.keys.knownVersion)) ?? '';
+  }
+
+  /**
+   * Adds names to known:* in slices of KNOWN_SLICE. Not fenced and not part of
+   * the commit, on purpose: it runs before the commit, so a crash in between
+   * leaves the names known (they were seen, and the retried period finds them
+   * known), and a cold start with a million new names is many short HSETs,
+   * never one script that stalls every merge.
+   */
+  async rememberKnown(known: Record<KnownType, readonly string[]>): Promise<void> {
+    for (const t of KNOWN_TYPES) {
+      const names = known[t];
+      for (let i = 0; i < names.length; i += KNOWN_SLICE) {
+        const fields: string[] = [];
+        for (let j = i; j < Math.min(names.length, i + KNOWN_SLICE); j++) fields.push(names[j] as string, '1');
+        await this.redis.hset(this.keys.known(t), fields);
+      }
+    }
   }
 
   async readGaugeTtl(): Promise<Record<string, string>> {
     return this.redis.hgetall(this.keys.gaugeTtl);
   }
 
-  /** commit-15: -1 not the leader, 0 already committed, 1 committed (with chunks dropped). */
+  /** commit-12: -1 not the leader, 0 already committed, 1 committed (with chunks dropped). */
   async commit(token: string, ts: number, p: CommitPayload): Promise<{ status: number; dropped: number }> {
     const k = this.keys;
     const keys = [k.lease, k.pending, k.outbox, k.gauges, k.gaugeTtl, k.cur('gauges_touched')];
-    for (const t of KNOWN_TYPES) keys.push(k.known(t));
     for (const part of PERIOD_PARTS) keys.push(k.pendingPart(ts, part));
     keys.push(k.pendingPart(ts, 'gauges'));
     // Built with loops, not spreads: these lists can hold a million names.
@@ -184,7 +223,6 @@ export class Store {
       for (const x of list) args.push(x);
     };
     for (const c of p.chunks) args.push(c);
-    for (const t of KNOWN_TYPES) append(p.known[t]);
     args.push(p.gaugeTtl.length);
     for (const [name, ttl] of p.gaugeTtl) args.push(name, ttl);
     append(p.gaugeDeletes);
@@ -248,6 +286,7 @@ export class Store {
       if (fields.length > 0) p.hdel(k.cur('timers'), ...fields);
       p.hdel(k.cur('timer_counts'), ...names).hdel(k.known('timers'), ...names);
     }
+    p.incr(k.knownVersion);
     results(await p.exec());
   }
 

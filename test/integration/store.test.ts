@@ -72,15 +72,15 @@ describe('redis invariants', () => {
     assert.deepEqual(await a.pendingPeriods(), [1_000_000]);
     assert.deepEqual((await a.readCurrent()).counters, {}, 'the open period starts empty');
     const raw = await a.readPeriod(1_000_000);
-    assert.equal(raw.counters['m.c'], '6');
-    assert.equal(raw.gauges['m.g'], '3', 'the period holds a snapshot of the gauges');
+    assert.equal(raw.counters.get('m.c'), '6');
+    assert.equal(raw.gauges.get('m.g'), '3', 'the period holds a snapshot of the gauges');
   });
 
   test('a stale leader can neither rotate, commit nor ack', async () => {
     await a.releaseLease('token-a');
     assert.equal(await b.tryAcquireLease('token-b', 60_000), true);
     assert.equal(await a.rotate('token-a', 2_000_000), -1);
-    const payload = { chunks: ['x 1 1\n'], known: { counters: [], timers: [], sets: [] }, gaugeTtl: [], gaugeDeletes: [], outboxMax: 10 };
+    const payload = { chunks: ['x 1 1\n'], gaugeTtl: [], gaugeDeletes: [], outboxMax: 10 };
     assert.deepEqual(await a.commit('token-a', 1_000_000, payload), { status: -1, dropped: 0 });
     assert.equal(await a.ack('token-a', 1), false);
     assert.equal(await a.outboxLength(), 0);
@@ -106,9 +106,53 @@ describe('redis invariants', () => {
     assert.match(text, /^stats\.gauges\.m\.g 3 1000$/m);
     assert.match(text, /^stats\.sets\.m\.s\.count 1 1000$/m);
     // Committing the same period again is a no-op.
-    const payload = { chunks: ['dup 1 1\n'], known: { counters: [], timers: [], sets: [] }, gaugeTtl: [], gaugeDeletes: [], outboxMax: 10 };
+    const payload = { chunks: ['dup 1 1\n'], gaugeTtl: [], gaugeDeletes: [], outboxMax: 10 };
     assert.equal(await a.tryAcquireLease('token-c', 60_000), true);
     assert.equal((await a.commit('token-c', 1_000_000, payload)).status, 0);
     assert.doesNotMatch((await a.outboxHead(100)).join(''), /^dup /m);
+  });
+});
+
+describe('known names (statsd re-emits idle counters as 0)', () => {
+  const prefix = testPrefix('known');
+  let s: Store;
+
+  before(async () => {
+    s = await Store.open({ url: REDIS_URL, keyPrefix: prefix }, log);
+  });
+  after(async () => {
+    await s.quit();
+    await cleanup(prefix);
+  });
+
+  test("the leader's copy of known names is re-read after the console deletes one", async () => {
+    const { config } = loadConfig({
+      file: null,
+      env: {},
+      overrides: { graphiteHost: '127.0.0.1', flushInterval: 600_000, redis: { url: REDIS_URL, keyPrefix: prefix } },
+    });
+    const f = new Flusher(s, config, new SelfStats(), log);
+    assert.equal(await s.tryAcquireLease(f.token, 60_000), true);
+    await f.start();
+    after(() => f.stop());
+    const batch = new Batch();
+    batch.counter('k.a', 1, 1);
+    batch.counter('k.b', 1, 1);
+    await s.merge('k:1', encodeMerge(batch, 'k:1'));
+    const period = async (ts: number): Promise<string> => {
+      assert.equal(await s.rotate(f.token, ts * 1000), 1);
+      await f.kickProcessing();
+      return (await s.outboxHead(1000)).join('').split('\n').filter((l) => l.endsWith(` ${ts}`)).join('\n');
+    };
+    const first = await period(1000);
+    assert.match(first, /^stats_counts\.k\.a 1 1000$/m);
+    assert.match(first, /^stats_counts\.k\.b 1 1000$/m);
+    assert.deepEqual((await s.readKnown()).counters.sort(), ['k.a', 'k.b']);
+    // Idle: both re-emitted as 0 from the cached known names.
+    assert.match(await period(2000), /^stats_counts\.k\.a 0 2000$/m);
+    await s.deleteNames('counters', ['k.a']);
+    const third = await period(3000);
+    assert.doesNotMatch(third, /k\.a/);
+    assert.match(third, /^stats_counts\.k\.b 0 3000$/m);
   });
 });

@@ -1,19 +1,36 @@
 /** Outbox chunks: Graphite lines joined into '\n'-terminated strings of about CHUNK_BYTES. */
 export const CHUNK_BYTES = 256 * 1024;
 
-export function chunkLines(lines: readonly string[], maxBytes = CHUNK_BYTES): string[] {
-  const chunks: string[] = [];
-  let cur: string[] = [];
-  let size = 0;
-  for (const line of lines) {
-    cur.push(line);
-    size += line.length + 1;
-    if (size >= maxBytes) {
-      chunks.push(cur.join('\n') + '\n');
-      cur = [];
-      size = 0;
+/** Collects lines into chunks as they are encoded, so a big period never holds every line as its own string. */
+export class LineChunker {
+  readonly chunks: string[] = [];
+  private cur: string[] = [];
+  private size = 0;
+  lines = 0;
+
+  constructor(private readonly maxBytes = CHUNK_BYTES) {}
+
+  add(line: string): void {
+    this.cur.push(line);
+    this.lines++;
+    this.size += line.length + 1;
+    if (this.size >= this.maxBytes) {
+      this.chunks.push(this.cur.join('\n') + '\n');
+      this.cur = [];
+      this.size = 0;
     }
   }
-  if (cur.length > 0) chunks.push(cur.join('\n') + '\n');
-  return chunks;
+
+  finish(): string[] {
+    if (this.cur.length > 0) this.chunks.push(this.cur.join('\n') + '\n');
+    this.cur = [];
+    this.size = 0;
+    return this.chunks;
+  }
+}
+
+export function chunkLines(lines: readonly string[], maxBytes = CHUNK_BYTES): string[] {
+  const c = new LineChunker(maxBytes);
+  for (const line of lines) c.add(line);
+  return c.finish();
 }

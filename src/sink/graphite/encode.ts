@@ -9,6 +9,7 @@
 import type { Config } from '../../config/types.js';
 import { computeTimer, counterRate, type TimerOptions } from '../../flush/compute.js';
 import type { FlushSelfStats, PeriodData } from '../../flush/period.js';
+import { runSync, SLICE, type Sliced } from '../../flush/slices.js';
 
 export type NamerConfig = Pick<Config, 'graphite' | 'prefixStats' | 'keyNameSanitize' | 'flush_counts'>;
 
@@ -164,12 +165,30 @@ export function encodePeriod(
   cfg: EncodeConfig,
   now: () => number = Date.now,
 ): EncodedPeriod {
-  const start = now();
-  const namer = new GraphiteNamer(cfg);
   const lines: string[] = [];
+  const numStats = runSync(encodePeriodSliced(data, ts, self, cfg, (line) => lines.push(line), now));
+  return { lines, numStats };
+}
+
+/**
+ * encodePeriod as a generator that hands each line to `out` and yields every
+ * SLICE names (see flush/slices.ts); returns numStats. calculationtime
+ * counts only the time spent encoding, not the turns given away.
+ */
+export function* encodePeriodSliced(
+  data: PeriodData,
+  ts: number,
+  self: FlushSelfStats,
+  cfg: EncodeConfig,
+  out: (line: string) => void,
+  now: () => number = Date.now,
+): Sliced<number> {
+  let busy = 0;
+  let resumed = now();
+  const namer = new GraphiteNamer(cfg);
   const tail = ' ' + String(ts);
   const add = (name: string, value: number): void => {
-    lines.push(name + ' ' + String(value) + tail);
+    out(name + ' ' + String(value) + tail);
   };
   let numStats = 0;
 
@@ -177,7 +196,11 @@ export function encodePeriod(
     add(namer.counterRate(key), counterRate(value, cfg.flushInterval));
     const countName = namer.counterCount(key);
     if (countName !== null) add(countName, value);
-    numStats += 1;
+    if (++numStats % SLICE === 0) {
+      busy += now() - resumed;
+      yield;
+      resumed = now();
+    }
   }
 
   const opts: TimerOptions = {
@@ -190,22 +213,34 @@ export function encodePeriod(
     const split = namer.split(key);
     const stem = namer.stem(namer.timerNamespace, split);
     for (const stat of computeTimer(samples, opts, key)) add(namer.finish(stem, split, stat.path), stat.value);
-    numStats += 1;
+    if (++numStats % SLICE === 0) {
+      busy += now() - resumed;
+      yield;
+      resumed = now();
+    }
   }
 
   for (const [key, value] of data.gauges) {
     add(namer.gauge(key), value);
-    numStats += 1;
+    if (++numStats % SLICE === 0) {
+      busy += now() - resumed;
+      yield;
+      resumed = now();
+    }
   }
 
   for (const [key, size] of data.sets) {
     add(namer.set(key), size);
-    numStats += 1;
+    if (++numStats % SLICE === 0) {
+      busy += now() - resumed;
+      yield;
+      resumed = now();
+    }
   }
 
   add(namer.numStats(), numStats);
-  add(namer.calculationTime(), now() - start);
+  add(namer.calculationTime(), busy + now() - resumed);
   add(namer.statsdMetric('processing_time'), self.processingTime);
   for (const key of GRAPHITE_STATS) add(namer.graphiteStat(key), self.graphite[key]);
-  return { lines, numStats };
+  return numStats;
 }

@@ -1,17 +1,14 @@
 --[[
-commit-15: publish a computed period and drop its rotated state, fenced by
-the lease, exactly once per period.
+commit-12: publish a computed period and drop its rotated state, fenced by
+the lease, exactly once per period. (The period's new names were added to
+known:* before this, in short HSETs: Store.rememberKnown.)
 
 KEYS[1] lease   KEYS[2] pending   KEYS[3] outbox   KEYS[4] gauges
 KEYS[5] gauge_ttl   KEYS[6] cur:gauges_touched
-KEYS[7] known:counters   KEYS[8] known:timers   KEYS[9] known:sets
-KEYS[10..15] pending:<ts>:{counters,timers,timer_counts,sets,gauges_touched,gauges}
+KEYS[7..12] pending:<ts>:{counters,timers,timer_counts,sets,gauges_touched,gauges}
 
 ARGV[1] lease token, ARGV[2] ts, ARGV[3] outbox bound (chunks), then sections:
   chunks:        n, chunk * n            (RPUSHed to the outbox in order)
-  known counters n, name * n             (names to remember for re-emission)
-  known timers   n, name * n
-  known sets     n, name * n
   gauge ttls     n, (name, ttl) * n
   gauge deletes  n, name * n             (idle past gaugesMaxTTL; kept if
                                           updated again since the rotation)
@@ -31,12 +28,6 @@ local n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
   redis.call('RPUSH', KEYS[3], ARGV[i]); i = i + 1
 end
-for k = 7, 9 do
-  n = tonumber(ARGV[i]); i = i + 1
-  for _ = 1, n do
-    redis.call('HSET', KEYS[k], ARGV[i], '1'); i = i + 1
-  end
-end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
   redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1]); i = i + 2
@@ -49,7 +40,7 @@ for _ = 1, n do
     redis.call('HDEL', KEYS[4], name)
   end
 end
-for k = 10, 15 do
+for k = 7, 12 do
   redis.call('UNLINK', KEYS[k]) -- freed in the background: a big period never stalls Redis
 end
 redis.call('ZREM', KEYS[2], ARGV[2])

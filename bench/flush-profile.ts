@@ -1,0 +1,92 @@
+/**
+ * One flush of N distinct counter names, timed step by step, for CPU
+ * profiles of the flush path (`node --cpu-prof --import tsx
+ * bench/flush-profile.ts 100000`). It fills a period straight into Redis
+ * (pipelined HSETs under a fresh key prefix, the names already known as in
+ * steady state, or new with `--new`), rotates it, lets a Flusher process it
+ * and prints where the time went. No Carbon: the outbox is left in Redis and
+ * deleted with the prefix.
+ *
+ *   node --import tsx bench/flush-profile.ts <names> [--new] [--runs N]
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { loadConfig } from '../src/config/load.js';
+import { Flusher } from '../src/flush/flusher.js';
+import { createLogger } from '../src/observability/logger.js';
+import { SelfStats } from '../src/observability/self-stats.js';
+import { Store } from '../src/store/store.js';
+
+const args = process.argv.slice(2);
+const names = Number(args.find((a) => /^\d+$/.test(a)) ?? 100_000);
+const allNew = args.includes('--new');
+const runsAt = args.indexOf('--runs');
+const runs = runsAt >= 0 ? Number(args[runsAt + 1]) : 3;
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+async function fill(store: Store, n: number, known: boolean): Promise<void> {
+  const k = store.keys;
+  const STEP = 10_000;
+  for (let i = 0; i < n; i += STEP) {
+    const fields: string[] = [];
+    const names: string[] = [];
+    for (let j = i; j < Math.min(n, i + STEP); j++) {
+      fields.push(`scale.${j}`, String((j % 7) + 1));
+      names.push(`scale.${j}`, '1');
+    }
+    const p = store.redis.pipeline();
+    p.hset(k.cur('counters'), ...fields);
+    if (known) p.hset(k.known('counters'), ...names);
+    await p.exec();
+  }
+}
+
+async function main(): Promise<void> {
+  const prefix = `flushprof:${process.pid}:`;
+  const { config } = loadConfig({
+    file: null,
+    env: {},
+    overrides: { graphiteHost: '127.0.0.1', flushInterval: 2000, redis: { url, keyPrefix: prefix }, log: { level: 'warn' } },
+  });
+  const log = createLogger('warn');
+  const store = await Store.open(config.redis, log);
+  try {
+    for (let r = 0; r < runs; r++) {
+      await fill(store, names, !allNew || r > 0);
+      const self = new SelfStats();
+      let done!: () => void;
+      const committed = new Promise<void>((resolve) => (done = resolve));
+      const flusher = new Flusher(store, config, self, log, () => done());
+      if (!(await store.tryAcquireLease(flusher.token, config.leaseTtl))) throw new Error('lease busy');
+      const boundary = Math.floor(Date.now() / 2000) * 2000 + r;
+      const t0 = performance.now();
+      await store.rotate(flusher.token, boundary);
+      const t1 = performance.now();
+      const before = process.memoryUsage().rss;
+      const delay = monitorEventLoopDelay({ resolution: 5 });
+      delay.enable();
+      await flusher.start();
+      await committed;
+      const t2 = performance.now();
+      delay.disable();
+      await flusher.stop();
+      console.log(
+        `run ${r + 1}: ${names} names${allNew && r === 0 ? ' (new)' : ''}: rotate ${(t1 - t0).toFixed(0)} ms, ` +
+          `read+compute+commit ${(t2 - t1).toFixed(0)} ms, longest event-loop stall ${(delay.max / 1e6).toFixed(0)} ms, rss ${(before / 1e6).toFixed(0)} -> ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`,
+      );
+      await store.redis.del(store.keys.outbox);
+    }
+  } finally {
+    let cursor = '0';
+    do {
+      const [next, keys] = await store.redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length) await store.redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+    await store.quit();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
