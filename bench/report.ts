@@ -1,7 +1,7 @@
 /**
  * What the bench prints and saves: the machine, one table per mode (medians
- * over runs, tallyd/statsd from the same run), and a JSON file with every
- * trial.
+ * over runs; tallyd/statsd, tallyd-w<N>/statsd and tallyd-w<N>/tallyd from
+ * the same run), and a JSON file with every trial.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -75,10 +75,14 @@ export interface Summary {
   /** '>=' when a run hit the generator's or --max-rate's ceiling. */
   atLeast: boolean;
   bounds: Bound[];
+  /** Summed over the server's processes. */
   cpuPct: number;
   redisCpuPct: number | null;
   loadgenCpuPct: number;
+  /** The sum of the processes' own peaks. */
   peakRssMB: number;
+  /** Per process role (main; or primary, worker 0..), medians like the sums (which they need not add up to). */
+  processes: { role: string; cpuPct: number; peakRssMB: number }[];
 }
 
 export function summarize(mode: string, server: ServerName, results: readonly SearchResult[]): Summary {
@@ -97,6 +101,10 @@ export function summarize(mode: string, server: ServerName, results: readonly Se
     redisCpuPct: redis.length ? median(redis) : null,
     loadgenCpuPct: median(bests.map((b) => b.loadgenCpuPct)),
     peakRssMB: median(bests.map((b) => b.peakRssMB)),
+    processes: [...new Set(bests.flatMap((b) => b.processes.map((p) => p.role)))].map((role) => {
+      const ps = bests.flatMap((b) => b.processes.filter((p) => p.role === role));
+      return { role, cpuPct: median(ps.map((p) => p.cpuPct)), peakRssMB: median(ps.map((p) => p.peakRssMB)) };
+    }),
   };
 }
 
@@ -120,10 +128,11 @@ export function progress(mode: string, run: number, t: TrialResult): void {
     t.gauges.wrongLastValue ? `${t.gauges.wrongLastValue}/${t.gauges.names} gauges wrong` : '',
   ].filter(Boolean);
   console.log(
-    `  [${mode} run ${run}] ${t.server.padEnd(6)} ${String(t.rate).padStart(9)}/s  loss ${(t.loss * 100).toFixed(3).padStart(7)} %  ` +
-      `cpu ${t.cpuPct.toFixed(0).padStart(3)} %  ${t.redisCpuPct === null ? '' : `redis ${t.redisCpuPct.toFixed(0)} %  `}` +
+    `  [${mode} run ${run}] ${t.server.padEnd(9)} ${String(t.rate).padStart(9)}/s  loss ${(t.loss * 100).toFixed(3).padStart(7)} %  ` +
+      `cpu ${t.cpuPct.toFixed(0).padStart(3)} %${t.processes.length > 1 ? ` (${t.processes.map((p) => p.cpuPct.toFixed(0)).join('+')})` : ''}  ` +
+      `${t.redisCpuPct === null ? '' : `redis ${t.redisCpuPct.toFixed(0)} %  `}` +
       `loadgen ${t.loadgenCpuPct.toFixed(0)} %  ${t.blockedPct === null ? '' : `blocked ${t.blockedPct.toFixed(0)} %  `}` +
-      `rss ${t.peakRssMB.toFixed(0)} MB  ${verdict}${extra.length ? ` (${extra.join('; ')})` : ''}`,
+      `rss ${t.peakRssMB.toFixed(0)} MB  ${t.socketDrops ? `drops ${t.socketDrops}  ` : ''}${verdict}${extra.length ? ` (${extra.join('; ')})` : ''}`,
   );
 }
 
@@ -152,14 +161,29 @@ export function table(title: string, rows: readonly Summary[], nproc: number, zm
   if (rows.some(busy)) {
     out.push(`* server + Redis + loadgen used over ${SATURATED * 100} % of all ${nproc} cores at this rate: the machine was saturated, the server may go higher`);
   }
+  for (const r of rows.filter((x) => x.processes.length > 1)) {
+    const each = r.processes.map((p) => `${p.role} ${p.cpuPct.toFixed(0)} % / ${p.peakRssMB.toFixed(0)} MB`).join(', ');
+    out.push(`${r.server}: CPU and peak RSS are sums over its ${r.processes.length} processes (${each})`);
+  }
+  out.push(...ratios(rows).map(([what, r]) => `${what}: ${r}`));
   const t = rows.find((r) => r.server === 'tallyd');
-  const s = rows.find((r) => r.server === 'statsd');
-  if (t && s) out.push(`tallyd/statsd: ${ratio(t, s)}`);
   if (zmq && t) {
     const u = zmq.udp;
     out.push(u ? `tallyd ${t.mode} / tallyd ${u.mode} (same run; target >= 1): ${ratio(t, u, t.mode, u.mode)}` : 'no batched UDP mode (counters-32 or mixed-32) in this run to compare with');
   }
   return out.join('\n');
+}
+
+/** [label, ratio] of tallyd/statsd, and of every tallyd-w<N> against statsd and tallyd, among these rows. */
+export function ratios(rows: readonly Summary[]): [string, string][] {
+  const by = (name: string) => rows.find((r) => r.server === name);
+  const out: [string, string][] = [];
+  for (const a of rows.filter((r) => r.server !== 'statsd')) {
+    for (const b of [by('statsd'), a.server === 'tallyd' ? undefined : by('tallyd')]) {
+      if (b) out.push([`${a.server}/${b.server}`, ratio(a, b, a.server, b.server)]);
+    }
+  }
+  return out;
 }
 
 export function ratio(t: Summary, s: Summary, tName = 'tallyd', sName = 'statsd'): string {

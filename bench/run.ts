@@ -1,11 +1,11 @@
 /**
- * `npm run bench`: tallyd against Etsy statsd 0.9 on this machine, in the
- * same run. For each mode and server, the highest rate (metrics/s) at which
- * less than 0.1 % of what the load generator sent went missing from Carbon;
- * with the servers' CPU, Redis's CPU (tallyd's work is split with it) and
- * peak RSS at that rate. The ZeroMQ modes are tallyd's only and compare with
- * its batched UDP rate. Then the scale curves (bench/scale-suite.ts). See
- * bench/README.md.
+ * `npm run bench`: tallyd (one process, and with `workers: 2`) against Etsy
+ * statsd 0.9 on this machine, in the same run. For each mode and server, the
+ * highest rate (metrics/s) at which less than 0.1 % of what the load
+ * generator sent went missing from Carbon; with the servers' CPU, Redis's CPU
+ * (tallyd's work is split with it) and peak RSS at that rate. The ZeroMQ
+ * modes are single-process tallyd's only and compare with its batched UDP
+ * rate. Then the scale curves (bench/scale-suite.ts). See bench/README.md.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -13,31 +13,37 @@ import { parseArgs } from 'node:util';
 import { ensureBuilt } from './build.js';
 import { Corpus, DEFAULT_MODES, parseMode, UDP_MODES, type Mode } from './load.js';
 import { buildLoadgen, BUILD_DIR } from './loadgen.js';
-import { machine, machineText, modeTitle, progress, ratio, saveJson, summarize, table, type Summary } from './report.js';
+import { machine, machineText, modeTitle, progress, ratio, ratios, saveJson, summarize, table, type Summary } from './report.js';
 import { runScaleSuite, type ScaleReport, type ScaleSettings } from './scale-suite.js';
 import { median, search, type SearchOptions, type SearchResult } from './search.js';
-import { closeRedis, FLUSH_INTERVAL, ROOT, SERVERS, type ServerName } from './servers.js';
+import { closeRedis, FLUSH_INTERVAL, isTallyd, parseServer, ROOT, SERVERS, type ServerName } from './servers.js';
 import { MAX_LOSS, runTrial, type TrialResult } from './trial.js';
 
 class UsageError extends Error {}
 
 /** Each search of --quick stops starting trials after this long: 4 searches and the small scale curve fit in 2 minutes. */
 const QUICK_SEARCH_BUDGET_MS = 22_000;
+/** The servers of --quick: tallyd-w2 would add two searches (~45 s) to the 2 minutes; ask for it with --servers. */
+const QUICK_SERVERS: readonly ServerName[] = ['tallyd', 'statsd'];
 /** ZeroMQ probes start at this many messages/s (x items): far above tallyd, within what the Node generator sends. */
 const ZMQ_PROBE_MESSAGE_RATE = 50_000;
 /** Concurrent counters-32 load during 100k-name flushes when this run has no counters-32 result and --scale-load is absent. */
 const DEFAULT_SCALE_LOAD = 1_000_000;
 
 const USAGE = `npm run bench -- [options]
-  --quick            under 2 minutes: modes counters-1,mixed-32, 1 run, 2 s trials, coarse search; scale at 1k and 10k names
-  --ci               plumbing check: one trial per server and mode (counters-1, mixed-32, zmq-push-100) at a low fixed rate; no scale
+  --quick            under 2 minutes: modes counters-1,mixed-32, servers tallyd,statsd, 1 run, 2 s trials, coarse search;
+                     scale at 1k and 10k names
+  --ci               plumbing check: one trial per server and mode (counters-1, mixed-32, zmq-push-100) at a low fixed rate,
+                     tallyd-w2 included (not in zmq-push-100); no scale
   --modes a,b        ${DEFAULT_MODES.join(',')} (default all);
                      any <counters|timers|gauges|sets|mixed>-<per datagram> or zmq-<push|pub>-<items per message>
   --scale            only the scale curves (1k, 10k, 100k, 1M names; rss-flat; ingest during 100k-name flushes)
   --no-scale         skip the scale curves of the full and quick runs
   --scale-names a,b  names per flush of the curve (default 1000,10000,100000,1000000; quick 1000,10000)
   --scale-load R     counters-32 metrics/s sent during 100k-name flushes (default: this run's counters-32 rate, else ${DEFAULT_SCALE_LOAD})
-  --servers a,b      tallyd,statsd (default both)
+  --servers a,b      ${SERVERS.join(',')} (default all; quick ${QUICK_SERVERS.join(',')}); tallyd-w<N> is tallyd with
+                     workers: N (2..16), a cluster primary + N workers: CPU and peak RSS are summed over them.
+                     Only tallyd runs the ZeroMQ modes (only worker 0 binds ZeroMQ)
   --runs N           searches per server and mode; medians are reported (default 3, quick 1)
   --duration S       seconds of load per trial (default 4, quick 2, ci 2)
   --names N          distinct names per metric type (default 1000)
@@ -100,9 +106,10 @@ async function main(): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const servers = (opt.servers ?? SERVERS.join(',')).split(',').map((s) => {
-    if (!(SERVERS as readonly string[]).includes(s)) throw new UsageError(`unknown server ${s}: want ${SERVERS.join(',')}`);
-    return s as ServerName;
+  const servers = (opt.servers ?? (profile === 'quick' ? QUICK_SERVERS : SERVERS).join(',')).split(',').map((s) => {
+    const name = parseServer(s);
+    if (!name) throw new UsageError(`unknown server ${s}: want any of ${SERVERS.join(',')} (or tallyd-w<2..16>)`);
+    return name;
   });
   const runs = Math.round(num(opt.runs, profile === 'full' ? 3 : 1, 'runs'));
   const durationS = num(opt.duration, profile === 'full' ? 4 : 2, 'duration');
@@ -139,7 +146,7 @@ async function main(): Promise<number> {
     await closeRedis();
     return 0;
   }
-  const build = servers.includes('tallyd') || scale ? ensureBuilt(!opt['no-build']) : 'not used';
+  const build = servers.some(isTallyd) || scale ? ensureBuilt(!opt['no-build']) : 'not used';
   buildLoadgen();
 
   const work = mkdtempSync(path.join(BUILD_DIR, 'corpus-'));
@@ -155,9 +162,10 @@ async function main(): Promise<number> {
       const corpus = new Corpus(mode, names, file);
       const title = modeTitle(mode, names);
       console.log(`\n${title} (${corpus.datagrams} ${zmq ? 'messages' : 'datagrams'}, ${corpus.bytes} bytes, looped)`);
-      // statsd has no ZeroMQ input: those modes are tallyd's only.
+      // statsd has no ZeroMQ input, and only a cluster's worker 0 binds ZeroMQ: those modes are tallyd's only.
       const modeServers = zmq ? servers.filter((x) => x === 'tallyd') : servers;
       if (zmq && servers.includes('statsd')) console.log('  statsd: n/a (no ZeroMQ input)');
+      for (const x of zmq ? servers.filter((y) => isTallyd(y) && y !== 'tallyd') : []) console.log(`  ${x}: not measured (only worker 0 binds ZeroMQ)`);
       const modeSearch = zmq ? { ...searchOpts, probeDatagramRate: ZMQ_PROBE_MESSAGE_RATE } : searchOpts;
       if (fixedRate) {
         for (const server of modeServers) {
@@ -204,8 +212,7 @@ async function main(): Promise<number> {
     console.log('\n== summary (medians)');
     for (const mode of modes) {
       const t = summaries.find((s) => s.mode === mode.name && s.server === 'tallyd');
-      const s = summaries.find((x) => x.mode === mode.name && x.server === 'statsd');
-      if (t && s) console.log(`${mode.name.padEnd(12)} tallyd/statsd ${ratio(t, s)}`);
+      for (const [what, r] of ratios(summaries.filter((s) => s.mode === mode.name))) console.log(`${mode.name.padEnd(12)} ${what} ${r}`);
       const u = batchedUdp(summaries);
       if (t && u && mode.transport !== 'udp') {
         console.log(`${mode.name.padEnd(12)} tallyd/tallyd ${u.mode} ${ratio(t, u, mode.name, u.mode)}${mode.transport === 'zmq-push' ? ' (target >= 1)' : ''}`);
@@ -220,7 +227,7 @@ async function main(): Promise<number> {
     machine: m,
     tallydBuild: build,
     settings: { modes: modes.map((x) => ({ ...x })), servers, runs, durationS, names, fixedRate, flushInterval: FLUSH_INTERVAL, maxLoss: MAX_LOSS, search: searchOpts },
-    notMeasured: modes.some((x) => x.transport !== 'udp') && servers.includes('statsd') ? [{ server: 'statsd', modes: modes.filter((x) => x.transport !== 'udp').map((x) => x.name), why: 'no ZeroMQ input' }] : [],
+    notMeasured: notMeasured(modes, servers),
     summary: summaries,
     searches: results,
     trials: fixed,
@@ -229,6 +236,15 @@ async function main(): Promise<number> {
   console.log(`\nresults: ${path.relative(ROOT, file)} (and bench/results/latest.json); ${Math.round((Date.now() - started) / 1000)} s`);
   if (crashed) console.log('a trial crashed or a scale run failed: see "error" in the JSON');
   return crashed ? 1 : 0;
+}
+
+/** Servers a ZeroMQ mode leaves out, and why. */
+function notMeasured(modes: readonly Mode[], servers: readonly ServerName[]) {
+  const zmqModes = modes.filter((x) => x.transport !== 'udp').map((x) => x.name);
+  if (!zmqModes.length) return [];
+  return servers
+    .filter((s) => s !== 'tallyd')
+    .map((server) => ({ server, modes: zmqModes, why: server === 'statsd' ? 'no ZeroMQ input' : 'only worker 0 of a cluster binds ZeroMQ' }));
 }
 
 /** tallyd's batched UDP result of this run (counters-32, else mixed-32): what ZeroMQ PUSH should at least reach. */

@@ -1,9 +1,11 @@
 /**
- * The two servers under test as child processes, each on free loopback
- * ports and sending to the trial's Carbon: tallyd (`node dist/main.js`,
- * a fresh Redis key prefix, removed afterwards) and Etsy statsd 0.9 (the
- * devDependency). Plus what the bench reads about processes from /proc:
- * CPU seconds (utime + stime) and peak RSS (VmHWM), and Redis's own CPU.
+ * The servers under test as child processes, each on free loopback ports and
+ * sending to the trial's Carbon: tallyd (`node dist/main.js`, a fresh Redis
+ * key prefix, removed afterwards), tallyd-w<N> (the same with `workers: N`:
+ * a node:cluster primary and N workers sharing the UDP socket) and Etsy
+ * statsd 0.9 (the devDependency). Plus what the bench reads about processes
+ * from /proc: CPU seconds (utime + stime), peak RSS (VmHWM), a UDP socket's
+ * drop count, and Redis's own CPU.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -16,8 +18,29 @@ import { cleanup } from '../test/helpers/redis.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-export const SERVERS = ['tallyd', 'statsd'] as const;
-export type ServerName = (typeof SERVERS)[number];
+/** `tallyd-w<N>`: tallyd with `workers: N` (2..16). */
+export type ServerName = 'tallyd' | 'statsd' | `tallyd-w${number}`;
+/** The servers of a default run (any tallyd-w<N> on request). */
+export const SERVERS: readonly ServerName[] = ['tallyd', 'tallyd-w2', 'statsd'];
+const MAX_WORKERS = 16;
+
+/** A ServerName, or null: tallyd, statsd, tallyd-w2 .. tallyd-w16. */
+export function parseServer(text: string): ServerName | null {
+  if (text === 'tallyd' || text === 'statsd') return text;
+  const m = /^tallyd-w(\d+)$/.exec(text);
+  const n = Number(m?.[1]);
+  return m && n >= 2 && n <= MAX_WORKERS && String(n) === m[1] ? (text as ServerName) : null;
+}
+
+export function isTallyd(name: ServerName): boolean {
+  return name !== 'statsd';
+}
+
+/** tallyd's `workers` setting: 1 for tallyd, N for tallyd-w<N>; 0 for statsd. */
+export function tallydWorkers(name: ServerName): number {
+  if (name === 'statsd') return 0;
+  return name === 'tallyd' ? 1 : Number(name.slice('tallyd-w'.length));
+}
 
 export const FLUSH_INTERVAL = 2000;
 const TALLYD_BATCH_INTERVAL = 200;
@@ -26,9 +49,29 @@ export const TALLYD_SETTLE_MS = TALLYD_BATCH_INTERVAL * 2 + 300;
 /** statsd is spawned only in the first this-many ms of a second (see flushPhaseMs). */
 const STATSD_SPAWN_WINDOW_MS = 150;
 
+/** One OS process of a server: tallyd-w<N> has a primary and N workers. */
+export interface ServerProcess {
+  /** `main` (a single-process server), `primary`, or `worker <i>` (cluster index). */
+  readonly role: string;
+  readonly pid: number;
+}
+
+/** How a server's process ended when the bench stopped it. */
+export interface StopResult {
+  code: number | null;
+  signal: string | null;
+  /** From the signal to the exit of every process. */
+  ms: number;
+  /** tallyd: exit code 0 after SIGTERM, every worker gone, no SIGKILL needed; statsd (always SIGKILLed): true. */
+  clean: boolean;
+}
+
 export interface RunningServer {
   readonly name: ServerName;
+  /** The process the bench spawned (tallyd-w<N>: the cluster primary). */
   readonly pid: number;
+  /** Every process whose CPU and RSS count: [main], or [primary, worker 0, .., worker N-1]. */
+  readonly processes: readonly ServerProcess[];
   readonly udpPort: number;
   /** ms after the last datagram before a flush surely holds everything received. */
   readonly settleMs: number;
@@ -54,9 +97,14 @@ export interface RunningServer {
   /** tallyd's warn and error log lines as `msg: err` (at debug level only; the first 100). */
   readonly warnings: readonly string[];
   output(): string;
+  /** The spawned process runs and (tallyd-w<N>) no worker died since the start. */
   alive(): boolean;
-  /** Stop (tallyd: SIGTERM, a clean stop; statsd: SIGKILL) and clean up. */
-  stop(): Promise<void>;
+  /**
+   * Stop (tallyd: SIGTERM to the process; a cluster primary forwards it and
+   * waits for its workers; statsd: SIGKILL), then remove the config and
+   * tallyd's Redis keys. Resolves once every process is gone.
+   */
+  stop(): Promise<StopResult>;
 }
 
 export interface ServerOptions {
@@ -81,11 +129,13 @@ export interface Commit {
 }
 
 export async function startServer(name: ServerName, carbonPort: number, o: ServerOptions = {}): Promise<RunningServer> {
+  const tallyd = isTallyd(name);
+  const workers = tallydWorkers(name);
+  if (o.zmq && name !== 'tallyd') throw new Error(`${name} has no ZeroMQ input${tallyd ? ' in the bench (only worker 0 binds ZeroMQ)' : ''}`);
   const udpPort = await freeUdpPort();
   const mgmtPort = await freePort();
   const zmqPort = o.zmq ? await freePort() : 0;
   const zmqEndpoint = o.zmq ? `tcp://127.0.0.1:${zmqPort}` : null;
-  if (o.zmq && name !== 'tallyd') throw new Error(`${name} has no ZeroMQ input`);
   const dir = mkdtempSync(path.join(tmpdir(), `tallyd-bench-${name}-`));
   const common = {
     mgmt_address: '127.0.0.1',
@@ -94,10 +144,12 @@ export async function startServer(name: ServerName, carbonPort: number, o: Serve
     graphitePort: carbonPort,
     flushInterval: o.flushInterval ?? FLUSH_INTERVAL,
   };
+  // A cluster logs "all workers are up" (and each worker "tallyd is up") at info.
+  const logLevel = o.logLevel ?? (workers > 1 ? 'info' : 'warn');
   let file: string;
   let args: string[];
   let keyPrefix: string | null = null;
-  if (name === 'tallyd') {
+  if (tallyd) {
     keyPrefix = `tallyd-bench:${randomBytes(4).toString('hex')}:`;
     file = path.join(dir, 'config.json');
     const cfg = {
@@ -108,8 +160,9 @@ export async function startServer(name: ServerName, carbonPort: number, o: Serve
         { server: 'udp', address: '127.0.0.1', port: udpPort, ...(o.tallydRecvBuffer ? { recvBufferSize: o.tallydRecvBuffer } : {}) },
       ],
       batchInterval: TALLYD_BATCH_INTERVAL,
+      ...(workers > 1 ? { workers } : {}),
       redis: { url: REDIS_URL, keyPrefix },
-      log: { level: o.logLevel ?? 'warn' },
+      log: { level: logLevel },
     };
     writeFileSync(file, JSON.stringify(cfg, null, 2));
     args = [path.join(ROOT, 'dist', 'main.js'), file];
@@ -126,38 +179,70 @@ export async function startServer(name: ServerName, carbonPort: number, o: Serve
   let out = '';
   const commits: Commit[] = [];
   const warnings: string[] = [];
+  /** Cluster: worker index -> pid, from each worker's "tallyd is up" line (the workers share our pipes). */
+  const workerPids = new Map<number, number>();
+  let allUp = false;
+  let workerDied = false;
   let partial = '';
   const keep = (d: Buffer) => {
     const text = d.toString();
     out = (out + text).slice(-20_000);
-    if (o.logLevel !== 'debug') return;
+    if (logLevel !== 'debug' && workers < 2) return;
     const lines = (partial + text).split('\n');
     partial = lines.pop() ?? '';
     for (const l of lines) {
       if (l.includes('"period committed"')) commits.push(parseCommit(l));
-      else if (/"level":"(warn|error|fatal)"/.test(l) && warnings.length < 100) warnings.push(warningText(l));
+      else if (l.includes('"all workers are up"')) allUp = true;
+      else if (l.includes('"tallyd is up"')) workerUp(l, workerPids);
+      else if (l.includes('"worker died')) workerDied = true;
+      if (logLevel === 'debug' && /"level":"(warn|error|fatal)"/.test(l) && warnings.length < 100) warnings.push(warningText(l));
     }
   };
   proc.stdout?.on('data', keep);
   proc.stderr?.on('data', keep);
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  const alive = () => proc.exitCode === null && proc.signalCode === null;
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
+  const running = () => proc.exitCode === null && proc.signalCode === null;
+  const alive = () => running() && !workerDied;
+  let stopping: Promise<StopResult> | null = null;
+  const stop = (): Promise<StopResult> => {
     stopping ??= (async () => {
-      if (alive()) {
-        proc.kill(name === 'tallyd' ? 'SIGTERM' : 'SIGKILL');
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 8000);
+      const began = Date.now();
+      let killed = false;
+      if (running()) {
+        proc.kill(tallyd ? 'SIGTERM' : 'SIGKILL');
+        // A cluster primary gives its workers 15 s before it SIGKILLs them.
+        const timer = setTimeout(() => {
+          killed = true;
+          proc.kill('SIGKILL');
+        }, workers > 1 ? 20_000 : 8000);
         await exited;
         clearTimeout(timer);
       }
+      // The primary exits after its workers; make sure none outlived it (a SIGKILLed primary can't wait).
+      const leftover = await awaitGone([...workerPids.values()], 2000);
+      for (const pid of leftover) killIfNode(pid);
+      const result: StopResult = {
+        code: proc.exitCode,
+        signal: proc.signalCode,
+        ms: Date.now() - began,
+        clean: !tallyd || (!killed && proc.exitCode === 0 && leftover.length === 0),
+      };
       rmSync(dir, { recursive: true, force: true });
       if (keyPrefix) await cleanup(keyPrefix, REDIS_URL);
+      return result;
     })();
     return stopping;
   };
+  let processes: ServerProcess[] = [{ role: 'main', pid: proc.pid ?? 0 }];
   try {
     await waitUdpBound(udpPort, proc, () => out);
+    if (workers > 1) {
+      await waitUntil(() => allUp && workerPids.size === workers, proc, () => out, `${workers} workers up ("all workers are up" and each worker's "tallyd is up")`);
+      processes = [{ role: 'primary', pid: proc.pid ?? 0 }, ...[...workerPids].sort((a, b) => a[0] - b[0]).map(([i, pid]) => ({ role: `worker ${i}`, pid }))];
+      const children = childPids(proc.pid ?? 0);
+      const strays = processes.slice(1).filter((p) => children !== null && !children.includes(p.pid));
+      if (strays.length) throw new Error(`${name}: worker pids ${strays.map((p) => p.pid).join(', ')} from the log are not children of ${proc.pid} (${children?.join(', ')})`);
+    }
   } catch (err) {
     await stop();
     throw err;
@@ -169,10 +254,11 @@ export async function startServer(name: ServerName, carbonPort: number, o: Serve
   return {
     name,
     pid: proc.pid ?? 0,
+    processes,
     udpPort,
-    settleMs: name === 'tallyd' ? TALLYD_SETTLE_MS : 300,
-    lateFlushes: name === 'tallyd',
-    flushPhaseMs: name === 'tallyd' ? 0 : statsdPhase,
+    settleMs: tallyd ? TALLYD_SETTLE_MS : 300,
+    lateFlushes: tallyd,
+    flushPhaseMs: tallyd ? 0 : statsdPhase,
     keyPrefix,
     zmqEndpoint,
     commits,
@@ -181,6 +267,53 @@ export async function startServer(name: ServerName, carbonPort: number, o: Serve
     alive,
     stop,
   };
+}
+
+function workerUp(line: string, pids: Map<number, number>): void {
+  try {
+    const j = JSON.parse(line) as { pid?: number; worker?: number };
+    if (typeof j.pid === 'number' && typeof j.worker === 'number') pids.set(j.worker, j.pid);
+  } catch {
+    // not a whole JSON line: the readiness wait times out and prints the output
+  }
+}
+
+/** Children of a process (/proc/<pid>/task/<pid>/children: those forked by its main thread), or null where the kernel lacks the file. */
+function childPids(pid: number): number[] | null {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return null;
+  }
+}
+
+function exists(pid: number): boolean {
+  try {
+    // A zombie has exited: its parent (gone with it) would have reaped it.
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Waits up to timeoutMs for the pids to exit; returns those still there. */
+async function awaitGone(pids: readonly number[], timeoutMs: number): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  let left = pids.filter(exists);
+  while (left.length && Date.now() < deadline) {
+    await sleep(20);
+    left = left.filter(exists);
+  }
+  return left;
+}
+
+/** SIGKILL a leftover worker, if the pid is still a node running tallyd (not a reused pid). */
+function killIfNode(pid: number): void {
+  try {
+    if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(path.join('dist', 'main.js'))) process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone meanwhile
+  }
 }
 
 function parseCommit(line: string): Commit {
@@ -198,15 +331,39 @@ function warningText(line: string): string {
 }
 
 /** Polls /proc/net/udp until something listens on the port (both servers bind last). */
-async function waitUdpBound(port: number, proc: ChildProcess, output: () => string, timeoutMs = 15_000): Promise<void> {
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+function waitUdpBound(port: number, proc: ChildProcess, output: () => string): Promise<void> {
+  return waitUntil(() => udpSocketLine(port) !== null, proc, output, `listening on udp ${port}`);
+}
+
+async function waitUntil(ready: () => boolean, proc: ChildProcess, output: () => string, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (readFileSync('/proc/net/udp', 'utf8').includes(hex)) return;
-    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`server exited (${proc.exitCode ?? proc.signalCode}) before listening:\n${output()}`);
-    if (Date.now() > deadline) throw new Error(`server not listening on udp ${port} after ${timeoutMs} ms:\n${output()}`);
+    if (ready()) return;
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`server exited (${proc.exitCode ?? proc.signalCode}) before ${what}:\n${output()}`);
+    if (Date.now() > deadline) throw new Error(`server not ${what} after ${timeoutMs} ms:\n${output()}`);
     await sleep(10);
   }
+}
+
+/** The /proc/net/udp line of the socket bound to this port (127.0.0.1 or any address), split into fields. */
+function udpSocketLine(port: number): string[] | null {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f[1]?.endsWith(hex)) return f;
+  }
+  return null;
+}
+
+/**
+ * Datagrams the kernel dropped on the socket bound to this port since it
+ * was opened (/proc/net/udp `drops`: a full receive buffer, the same event
+ * that /proc/net/snmp counts machine-wide as Udp RcvbufErrors), or null if
+ * no socket is bound. A cluster's workers share one socket.
+ */
+export function udpDrops(port: number): number | null {
+  const f = udpSocketLine(port);
+  return f ? Number(f[f.length - 1]) : null;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -221,6 +378,11 @@ export function cpuSeconds(pid: number): number {
   // Fields after the ")" that ends comm: state is field 3, utime 14, stime 15.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / clkTck;
+}
+
+/** CPU seconds of each process, in the order given. */
+export function cpuSecondsEach(procs: readonly ServerProcess[]): number[] {
+  return procs.map((p) => cpuSeconds(p.pid));
 }
 
 /** Peak resident set size in bytes (VmHWM); with `now`, the current one (VmRSS). */

@@ -7,7 +7,7 @@
 import { CarbonTally } from './carbon-tally.js';
 import type { Corpus, Totals } from './load.js';
 import { runLoadgen, startZmqSender, type LoadgenReport, type Sender } from './loadgen.js';
-import { cpuSeconds, FLUSH_INTERVAL, peakRssBytes, redisCpuSeconds, startServer, type ServerName, type ServerOptions } from './servers.js';
+import { cpuSecondsEach, FLUSH_INTERVAL, isTallyd, peakRssBytes, redisCpuSeconds, startServer, udpDrops, type ServerName, type ServerOptions, type StopResult } from './servers.js';
 
 /** Loss at or above this fails a trial (0.1 %). */
 export const MAX_LOSS = 0.001;
@@ -44,11 +44,18 @@ export interface TrialResult {
   overNames: number;
   gauges: { names: number; wrongLastValue: number };
   pass: boolean;
-  /** % of one core over the send window. */
+  /** % of one core over the send window, summed over the server's processes (tallyd-w<N>: the primary and its workers). */
   cpuPct: number;
   redisCpuPct: number | null;
   loadgenCpuPct: number;
+  /** The sum of each process's own peak (VmHWM): at most what they held at once, since the peaks need not coincide. */
   peakRssMB: number;
+  /** Per process (one for tallyd and statsd; primary, worker 0.. for tallyd-w<N>). */
+  processes: ProcessUsage[];
+  /** UDP datagrams the kernel dropped on the server's socket (receive buffer full), from its start to the end of the drain; null for ZeroMQ. */
+  socketDrops: number | null;
+  /** How the server stopped after the trial (tallyd: SIGTERM; an unclean stop is an error). */
+  stop: StopResult | null;
   drainMs: number;
   /** How the flush times were known, and how many flushes fell in the send window (duration / 2 s expected). */
   flushPhase: 'predicted' | 'observed' | null;
@@ -61,6 +68,13 @@ export interface TrialResult {
   /** The whole trial, start-up to clean-up. */
   wallMs: number;
   error?: string;
+}
+
+export interface ProcessUsage {
+  role: string;
+  pid: number;
+  cpuPct: number;
+  peakRssMB: number;
 }
 
 export interface TrialSpec {
@@ -106,12 +120,13 @@ export async function runTrial(spec: TrialSpec): Promise<TrialResult> {
     const wait = (((phase - LEAD_MS - earliest) % FLUSH_INTERVAL) + FLUSH_INTERVAL) % FLUSH_INTERVAL;
     await sleep(earliest + wait - Date.now());
     const sendStart = Date.now();
-    const cpu0 = cpuSeconds(server.pid);
-    const redis0 = name === 'tallyd' ? await redisCpuSeconds() : 0;
+    const tallyd = isTallyd(name);
+    const cpu0 = cpuSecondsEach(server.processes);
+    const redis0 = tallyd ? await redisCpuSeconds() : 0;
     const report = sender ? await sender.go() : await runLoadgen(spec.corpusFile, server.udpPort, rate / per, count);
     const sendEnd = Date.now();
-    const cpu1 = cpuSeconds(server.pid);
-    const redis1 = name === 'tallyd' ? await redisCpuSeconds() : 0;
+    const cpu1 = cpuSecondsEach(server.processes);
+    const redis1 = tallyd ? await redisCpuSeconds() : 0;
     const window = report.elapsed_s;
     const expected = corpus.expected(report.sent);
     const check = () => compare(expected, carbon.received, corpus.names);
@@ -126,7 +141,14 @@ export async function runTrial(spec: TrialSpec): Promise<TrialResult> {
       await waitBurst(carbon, first.end + 1, first.end + FLUSH_INTERVAL + 1500, server.alive);
       c = check();
     }
-    if (!server.alive()) throw new Error(`${name} exited during the trial:\n${server.output().slice(-2000)}`);
+    if (!server.alive()) throw new Error(`${name} exited (or a worker died) during the trial:\n${server.output().slice(-2000)}`);
+    const socketDrops = zmqType ? null : udpDrops(server.udpPort);
+    const processes = server.processes.map((p, i) => ({
+      role: p.role,
+      pid: p.pid,
+      cpuPct: round1((((cpu1[i] ?? 0) - (cpu0[i] ?? 0)) / window) * 100),
+      peakRssMB: round1(peakRssBytes(p.pid) / 2 ** 20),
+    }));
     const achieved = report.sent * per / window;
     const short = report.sent < count || achieved < rate * MIN_ACHIEVED;
     const backpressured = short && zmqType === 'push' && (report.blocked_s ?? 0) > BACKPRESSURE_SHARE * window;
@@ -139,10 +161,12 @@ export async function runTrial(spec: TrialSpec): Promise<TrialResult> {
       blockedPct: report.blocked_s === undefined ? null : round1((report.blocked_s / window) * 100),
       ...c,
       pass: c.loss < MAX_LOSS && c.overNames === 0 && report.sent === count && !backpressured,
-      cpuPct: round1(((cpu1 - cpu0) / window) * 100),
-      redisCpuPct: name === 'tallyd' ? round1(((redis1 - redis0) / window) * 100) : null,
+      cpuPct: round1(((sum(cpu1) - sum(cpu0)) / window) * 100),
+      redisCpuPct: tallyd ? round1(((redis1 - redis0) / window) * 100) : null,
       loadgenCpuPct: round1(((report.cpu_user_s + report.cpu_sys_s) / window) * 100),
-      peakRssMB: round1(peakRssBytes(server.pid) / 2 ** 20),
+      peakRssMB: round1(sum(processes.map((p) => p.peakRssMB))),
+      processes,
+      socketDrops,
       drainMs: Date.now() - sendEnd,
       flushPhase: server.flushPhaseMs === null ? 'observed' : 'predicted',
       flushesInWindow: carbon.bursts.filter((b) => b.start >= sendStart && b.start <= sendEnd).length,
@@ -156,7 +180,9 @@ export async function runTrial(spec: TrialSpec): Promise<TrialResult> {
     return Object.assign(base, { error: (err as Error).message });
   } finally {
     sender?.kill();
-    await server.stop();
+    const stop = await server.stop();
+    base.stop = stop;
+    if (!stop.clean) base.error ??= `${name} did not stop cleanly after SIGTERM (exit ${stop.code ?? stop.signal}, ${stop.ms} ms)`;
     await carbon.stop();
     base.wallMs = Date.now() - began; // base is the object returned above
   }
@@ -228,6 +254,9 @@ function emptyResult(spec: TrialSpec): TrialResult {
     redisCpuPct: null,
     loadgenCpuPct: 0,
     peakRssMB: 0,
+    processes: [],
+    socketDrops: null,
+    stop: null,
     drainMs: 0,
     flushPhase: null,
     flushesInWindow: 0,
@@ -237,6 +266,10 @@ function emptyResult(spec: TrialSpec): TrialResult {
     loadgen: null,
     wallMs: 0,
   };
+}
+
+function sum(xs: readonly number[]): number {
+  return xs.reduce((a, b) => a + b, 0);
 }
 
 function round1(x: number): number {
