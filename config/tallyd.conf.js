@@ -167,6 +167,11 @@ backends) load with a warning and are ignored.
   // The state is in Redis, so this is how tallyd uses more than one core.
   workers: 1,
 
+  // Niceness (0..19) of the flush thread (rotate, compute, commit, Carbon).
+  // When the cores are busy the ingest thread wins them, so a big flush takes
+  // longer instead of UDP datagrams overflowing the socket buffer. 0: off.
+  flushNice: 10,
+
   // ---- tallyd: logging -----------------------------------------------------
 
   // JSON lines on stderr (pino). level: fatal, error, warn, info, debug,

@@ -93,6 +93,7 @@ export const DEFAULTS: Config = Object.freeze({
   batchInterval: 200,
   leaseTtl: 5000,
   workers: 1,
+  flushNice: 10,
   outboxMaxChunks: 100000,
   maxPendingBatches: 1000,
   log: Object.freeze({ level: 'info' }),

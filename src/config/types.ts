@@ -123,5 +123,11 @@ export interface Config {
    * sockets bind in the first worker only. 1 runs everything in one process.
    */
   readonly workers: number;
+  /**
+   * Niceness (0..19) of the flush thread, so that when the cores are busy the
+   * ingest thread wins them and a big flush takes longer instead of the
+   * socket buffer overflowing. 0 leaves it at the process's priority.
+   */
+  readonly flushNice: number;
   readonly log: LogConfig;
 }
