@@ -1,65 +1,213 @@
 /**
  * The in-memory fold of one batch tick: every sample a process receives
  * between two merges lands here, so Redis sees one round trip per batch no
- * matter how many packets arrived (DESIGN invariant 1). Maps keyed by the
- * final statsd name (tags included), so `constructor` is just a name.
+ * matter how many packets arrived (DESIGN invariant 1).
+ *
+ * Each metric type keeps its names in first-seen order, each with a dense
+ * slot number, and its numbers in typed arrays indexed by slot: a sample of a
+ * name already in the batch allocates nothing (no boxed numbers, no
+ * per-sample Map.set). A sample finds its slot by the parser's intern key id
+ * when it has one (a small int table, see Slots), else by one Map<string,
+ * slot> lookup; names from the parser are interned strings
+ * (parse/key-intern.ts), so even that lookup hits on a cached hash and
+ * identity. Timer samples share one Float64Array, each timer's in a run that
+ * moves to a twice-as-large one when full. encodeMerge reads the slots in
+ * first-seen order, so the merge ARGV is what one Map per type gave. Keys are
+ * final statsd names (tags included), so `constructor` is just a name.
  */
+import { KEY_SPAN } from '../parse/key-intern.js';
 import type { SampleSink } from '../parse/sample-sink.js';
 
-export interface GaugeOp {
-  /** true: value is a delta to add to the stored gauge; false: absolute. */
-  delta: boolean;
-  value: number;
+const INITIAL_SLOTS = 64;
+const INITIAL_SAMPLES = 8;
+
+function grownF64(a: Float64Array<ArrayBuffer>, need: number): Float64Array<ArrayBuffer> {
+  const b = new Float64Array(Math.max(need, a.length * 2));
+  b.set(a);
+  return b;
 }
 
+function grownI32(a: Int32Array<ArrayBuffer>, size: number): Int32Array<ArrayBuffer> {
+  const b = new Int32Array(size);
+  b.set(a);
+  return b;
+}
+
+/** Fibonacci hashing of a key id: sequential ids (an intern table's entries) spread evenly. */
+const GOLDEN = 0x9e3779b1;
+
+/**
+ * Names of one metric type in first-seen order, each with a dense slot
+ * number. A sample that comes with an intern key id (see SampleSink) finds
+ * its slot in a small open-addressing table of ids, checks that the slot is
+ * its name's (the same string object: one compare), and skips hashing the
+ * name. The Map by name stays the authority, so keyed and unkeyed samples of
+ * one name share a slot, and an id that is stale or from another table can
+ * only cost a Map lookup, never land on another name.
+ */
+class Slots {
+  readonly names: string[] = [];
+  private readonly index = new Map<string, number>();
+  /** Ids cached are [keyBase, keyBase + KEY_SPAN): one intern-table generation. */
+  private keyBase = -1;
+  /** (id - keyBase) + 1 per cell, 0 empty; the slot is in the same cell of keySlots. */
+  private keyIds = new Int32Array(1);
+  private keySlots = new Int32Array(1);
+  private keyCount = 0;
+
+  /** The slot of name; a new name gets the next one (== size before the call). */
+  slot(name: string, key: number): number {
+    const k = key - this.keyBase;
+    if (key >= 0 && k >= 0 && k < KEY_SPAN) {
+      const ids = this.keyIds;
+      const mask = ids.length - 1;
+      let c = Math.imul(k, GOLDEN) & mask;
+      while (true) {
+        const id = ids[c]!;
+        if (id === k + 1) {
+          const slot = this.keySlots[c]!;
+          if (this.names[slot] === name) return slot;
+          break;
+        }
+        if (id === 0) break;
+        c = (c + 1) & mask;
+      }
+    }
+    return this.byName(name, key);
+  }
+
+  get size(): number {
+    return this.names.length;
+  }
+
+  /** By name: a sample without a key id, or the first of a name or id in this batch (then the id is cached). */
+  private byName(name: string, key: number): number {
+    let i = this.index.get(name);
+    if (i === undefined) {
+      i = this.names.length;
+      this.index.set(name, i);
+      this.names.push(name);
+    }
+    if (key >= 0) this.cacheKey(key, i);
+    return i;
+  }
+
+  private cacheKey(key: number, slot: number): void {
+    let k = key - this.keyBase;
+    if (this.keyBase < 0 || k >= KEY_SPAN) {
+      // A newer intern generation (ids only grow, KEY_SPAN apart): the cached ids are dead.
+      this.keyBase = key - (key % KEY_SPAN);
+      this.keyIds = new Int32Array(64);
+      this.keySlots = new Int32Array(64);
+      this.keyCount = 0;
+      k = key - this.keyBase;
+    } else if (k < 0) {
+      return; // an older generation, or another parser's table: the name path serves it
+    }
+    if (2 * (this.keyCount + 1) > this.keyIds.length) this.growKeys();
+    this.putKey(k, slot);
+  }
+
+  /** Map id offset k to slot, replacing what k mapped to. */
+  private putKey(k: number, slot: number): void {
+    const ids = this.keyIds;
+    const mask = ids.length - 1;
+    let c = Math.imul(k, GOLDEN) & mask;
+    while (ids[c] !== 0 && ids[c] !== k + 1) c = (c + 1) & mask;
+    if (ids[c] === 0) this.keyCount++;
+    ids[c] = k + 1;
+    this.keySlots[c] = slot;
+  }
+
+  private growKeys(): void {
+    const ids = this.keyIds;
+    const slots = this.keySlots;
+    this.keyIds = new Int32Array(ids.length * 2);
+    this.keySlots = new Int32Array(ids.length * 2);
+    this.keyCount = 0;
+    for (let c = 0; c < ids.length; c++) if (ids[c] !== 0) this.putKey(ids[c]! - 1, slots[c]!);
+  }
+}
+
+const GAUGE_ABSENT = 0;
+const GAUGE_ABSOLUTE = 1;
+const GAUGE_DELTA = 2;
+
 export class Batch implements SampleSink {
-  readonly counters = new Map<string, number>();
-  readonly timers = new Map<string, number[]>();
-  readonly timerCounts = new Map<string, number>();
-  readonly gauges = new Map<string, GaugeOp>();
+  private readonly counterSlots = new Slots();
+  private counterValues = new Float64Array(INITIAL_SLOTS);
+  private readonly timerSlots = new Slots();
+  private timerCountValues = new Float64Array(INITIAL_SLOTS);
+  /** Every timer's samples, each timer's in one run [offset, offset + length) of capacity cap. */
+  private sampleValues = new Float64Array(INITIAL_SLOTS * INITIAL_SAMPLES);
+  private samplesUsed = 0;
+  private timerOffsets = new Int32Array(INITIAL_SLOTS);
+  private timerLengths = new Int32Array(INITIAL_SLOTS);
+  /** 0 for a slot not yet given a run. */
+  private timerCaps = new Int32Array(INITIAL_SLOTS);
+  private readonly gaugeSlots = new Slots();
+  private gaugeValues = new Float64Array(INITIAL_SLOTS);
+  /** GAUGE_ABSENT, GAUGE_ABSOLUTE or GAUGE_DELTA per slot. */
+  private gaugeKinds = new Uint8Array(INITIAL_SLOTS);
+  /** Set members per name (members are strings by nature). */
   readonly sets = new Map<string, Set<string>>();
   /** Finished Graphite lines (`name value ts`, no newline) that bypass aggregation. */
   readonly passthroughLines: string[] = [];
   /** Samples folded in, for sizing decisions and self-metrics. */
   samples = 0;
+  /** Distinct set members, summed over the set names. */
+  private setMembers = 0;
 
-  counter(name: string, value: number, rate: number): void {
+  // The fold methods keep their common path short and move growth into
+  // separate methods, so the optimizer inlines them into the parser's emit
+  // loop (a double passed to a call that is not inlined is boxed).
+
+  counter(name: string, value: number, rate: number, key = -1): void {
     this.samples++;
+    const i = this.counterSlots.slot(name, key);
+    if (i >= this.counterValues.length) this.counterValues = grownF64(this.counterValues, i + 1);
+    const values = this.counterValues;
     // statsd: counters[key] += Number(v) * (1 / sampleRate)
-    this.counters.set(name, (this.counters.get(name) ?? 0) + value * (1 / rate));
+    values[i] = values[i]! + value * (1 / rate);
   }
 
-  gauge(name: string, value: number, delta: boolean): void {
+  gauge(name: string, value: number, delta: boolean, key = -1): void {
     this.samples++;
-    const op = this.gauges.get(name);
-    if (op === undefined) {
-      this.gauges.set(name, { delta, value });
+    const i = this.gaugeSlots.slot(name, key);
+    if (i >= this.gaugeValues.length) this.growGaugeSlots(i + 1);
+    const kinds = this.gaugeKinds;
+    const values = this.gaugeValues;
+    if (kinds[i] === GAUGE_ABSENT) {
+      kinds[i] = delta ? GAUGE_DELTA : GAUGE_ABSOLUTE;
+      values[i] = value;
     } else if (delta) {
-      op.value += value;
+      values[i] = values[i]! + value;
     } else {
-      op.delta = false;
-      op.value = value;
+      kinds[i] = GAUGE_ABSOLUTE;
+      values[i] = value;
     }
   }
 
-  timer(name: string, value: number, rate: number): void {
+  timer(name: string, value: number, rate: number, key = -1): void {
     this.samples++;
-    const values = this.timers.get(name);
-    if (values === undefined) {
-      this.timers.set(name, [value]);
-    } else {
-      values.push(value);
-    }
-    this.timerCounts.set(name, (this.timerCounts.get(name) ?? 0) + 1 / rate);
+    const i = this.timerSlots.slot(name, key);
+    if (i >= this.timerCountValues.length) this.growTimerSlots(i + 1);
+    const n = this.timerLengths[i]!;
+    if (n === this.timerCaps[i]) this.growTimerRun(i, n);
+    this.sampleValues[this.timerOffsets[i]! + n] = value;
+    this.timerLengths[i] = n + 1;
+    this.timerCountValues[i] = this.timerCountValues[i]! + 1 / rate;
   }
 
   set(name: string, member: string): void {
     this.samples++;
     const members = this.sets.get(name);
     if (members === undefined) {
-      this.sets.set(name, new Set([member]));
-    } else {
+      this.sets.set(name, new Set<string>().add(member));
+      this.setMembers++;
+    } else if (!members.has(member)) {
       members.add(member);
+      this.setMembers++;
     }
   }
 
@@ -69,11 +217,92 @@ export class Batch implements SampleSink {
   }
 
   get isEmpty(): boolean {
-    return this.counters.size + this.timers.size + this.gauges.size + this.sets.size + this.passthroughLines.length === 0;
+    return this.names + this.passthroughLines.length === 0;
   }
 
-  /** Distinct names in the batch: what a merge costs in Redis. */
+  /** Hash fields the merge writes: distinct names, set members, passthrough lines (what a merge costs Redis). */
+  get size(): number {
+    return this.counterSlots.size + this.timerSlots.size + this.gaugeSlots.size + this.setMembers + this.passthroughLines.length;
+  }
+
+  /** Distinct names in the batch. */
   get names(): number {
-    return this.counters.size + this.timers.size + this.gauges.size + this.sets.size;
+    return this.counterSlots.size + this.timerSlots.size + this.gaugeSlots.size + this.sets.size;
+  }
+
+  /** Counter names in first-seen order; counterValue(i) is the sum of names[i]. */
+  get counterNames(): readonly string[] {
+    return this.counterSlots.names;
+  }
+
+  counterValue(i: number): number {
+    return this.counterValues[i] ?? 0;
+  }
+
+  /** Timer names in first-seen order. */
+  get timerNames(): readonly string[] {
+    return this.timerSlots.names;
+  }
+
+  /**
+   * The array holding every timer's samples: timer i's, in arrival order, are
+   * [timerOffset(i), timerOffset(i) + timerLength(i)). Valid until the next sample.
+   */
+  get timerSampleArray(): Float64Array {
+    return this.sampleValues;
+  }
+
+  timerOffset(i: number): number {
+    return this.timerOffsets[i] ?? 0;
+  }
+
+  timerLength(i: number): number {
+    return this.timerLengths[i] ?? 0;
+  }
+
+  /** Timer i's count: the sum of 1 / rate over its samples. */
+  timerCount(i: number): number {
+    return this.timerCountValues[i] ?? 0;
+  }
+
+  /** Gauge names in first-seen order. */
+  get gaugeNames(): readonly string[] {
+    return this.gaugeSlots.names;
+  }
+
+  /** Gauge i's value: absolute, or a delta to add to the stored gauge when gaugeIsDelta(i). */
+  gaugeValue(i: number): number {
+    return this.gaugeValues[i] ?? 0;
+  }
+
+  gaugeIsDelta(i: number): boolean {
+    return this.gaugeKinds[i] === GAUGE_DELTA;
+  }
+
+  /** Timer i's run is full (or it has none yet): move it to a twice-as-large one at the end of the shared array. */
+  private growTimerRun(i: number, n: number): void {
+    const cap = Math.max(INITIAL_SAMPLES, n * 2);
+    const at = this.samplesUsed;
+    if (at + cap > this.sampleValues.length) this.sampleValues = grownF64(this.sampleValues, at + cap);
+    this.samplesUsed = at + cap;
+    const from = this.timerOffsets[i]!;
+    if (n > 0) this.sampleValues.copyWithin(at, from, from + n);
+    this.timerOffsets[i] = at;
+    this.timerCaps[i] = cap;
+  }
+
+  private growTimerSlots(need: number): void {
+    this.timerCountValues = grownF64(this.timerCountValues, need);
+    const size = this.timerCountValues.length;
+    this.timerOffsets = grownI32(this.timerOffsets, size);
+    this.timerLengths = grownI32(this.timerLengths, size);
+    this.timerCaps = grownI32(this.timerCaps, size);
+  }
+
+  private growGaugeSlots(need: number): void {
+    this.gaugeValues = grownF64(this.gaugeValues, need);
+    const kinds = new Uint8Array(this.gaugeValues.length);
+    kinds.set(this.gaugeKinds);
+    this.gaugeKinds = kinds;
   }
 }

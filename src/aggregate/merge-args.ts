@@ -3,15 +3,25 @@
  * Timer samples travel packed as float64 little-endian so percentiles stay
  * exact; numbers travel as String(x), the shortest text that round-trips.
  */
+import { endianness } from 'node:os';
 import type { Batch } from './batch.js';
 import { chunkLines } from '../sink/graphite/chunk.js';
 import { FIELD_SEP } from '../store/keys.js';
 
 export type MergeArg = string | Buffer;
 
-export function packSamples(values: readonly number[]): Buffer {
-  const buf = Buffer.allocUnsafe(values.length * 8);
-  for (let i = 0; i < values.length; i++) buf.writeDoubleLE(values[i] as number, i * 8);
+/** Float64Array bytes are the platform's; on little-endian ones packing is a copy. */
+const LITTLE_ENDIAN = endianness() === 'LE';
+
+/** values[start, end) as float64 little-endian, exactly as writeDoubleLE writes each. */
+export function packSamples(values: ArrayLike<number>, start = 0, end = values.length): Buffer {
+  const n = end - start;
+  const buf = Buffer.allocUnsafe(n * 8);
+  if (LITTLE_ENDIAN && values instanceof Float64Array) {
+    buf.set(new Uint8Array(values.buffer, values.byteOffset + start * 8, n * 8));
+    return buf;
+  }
+  for (let i = 0; i < n; i++) buf.writeDoubleLE(values[start + i] as number, i * 8);
   return buf;
 }
 
@@ -21,14 +31,21 @@ export function unpackSamples(buf: Buffer, into: number[]): void {
 
 export function encodeMerge(batch: Batch, batchId: string): MergeArg[] {
   const args: MergeArg[] = [];
-  args.push(String(batch.counters.size));
-  for (const [name, v] of batch.counters) args.push(name, String(v));
-  args.push(String(batch.timers.size));
-  for (const [name, values] of batch.timers) args.push(name + FIELD_SEP + batchId, packSamples(values));
-  args.push(String(batch.timerCounts.size));
-  for (const [name, v] of batch.timerCounts) args.push(name, String(v));
-  args.push(String(batch.gauges.size));
-  for (const [name, op] of batch.gauges) args.push(name, op.delta ? 'd' : 's', String(op.value));
+  const counters = batch.counterNames;
+  args.push(String(counters.length));
+  for (let i = 0; i < counters.length; i++) args.push(counters[i]!, String(batch.counterValue(i)));
+  const timers = batch.timerNames;
+  args.push(String(timers.length));
+  const samples = batch.timerSampleArray;
+  for (let i = 0; i < timers.length; i++) {
+    const at = batch.timerOffset(i);
+    args.push(timers[i]! + FIELD_SEP + batchId, packSamples(samples, at, at + batch.timerLength(i)));
+  }
+  args.push(String(timers.length));
+  for (let i = 0; i < timers.length; i++) args.push(timers[i]!, String(batch.timerCount(i)));
+  const gauges = batch.gaugeNames;
+  args.push(String(gauges.length));
+  for (let i = 0; i < gauges.length; i++) args.push(gauges[i]!, batch.gaugeIsDelta(i) ? 'd' : 's', String(batch.gaugeValue(i)));
   let members = 0;
   for (const m of batch.sets.values()) members += m.size;
   args.push(String(members));

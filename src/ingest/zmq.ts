@@ -43,7 +43,11 @@ function cut(text: string, max = 200): string {
   return text.length > max ? `${text.slice(0, max)}…(${text.length} chars)` : text;
 }
 
-/** Prepends the socket's prefix to the names of statsd lines inside frames. */
+/**
+ * Prepends the socket's prefix to the names of statsd lines inside frames.
+ * The parser's intern key ids (SampleSink) stand for the unprefixed names,
+ * so they are deliberately not passed on.
+ */
 class PrefixSink implements SampleSink {
   constructor(
     private readonly prefix: string,

@@ -28,12 +28,26 @@ const POW10: readonly number[] = Array.from({ length: 23 }, (_, i) => Number(`1e
 /** Largest count of significant digits whose integer value is always an exact double. */
 const MAX_EXACT_DIGITS = 15;
 
+const SCRATCH = new Float64Array(1);
+
 /**
  * Parse buf[start, end) as a decimal number. Returns NaN when the text is
  * not an accepted decimal or is not finite (NaN is never a valid result, so
- * callers test `v !== v`). Never throws.
+ * callers test `v !== v`). Never throws. The hot path uses decimalInto: a
+ * double returned from a call that is not inlined is boxed (a heap number).
  */
 export function parseDecimal(buf: Buffer, start: number, end: number): number {
+  return decimalInto(buf, start, end, SCRATCH, 0) ? SCRATCH[0]! : NaN;
+}
+
+/**
+ * Parse buf[start, end) as a decimal number into out[index]; false (out left
+ * as it was) when the text is not an accepted decimal or is not finite.
+ * Allocates nothing, except on the slow path (more than 15 significant
+ * digits or a power of ten beyond 1e±22), which reads a latin1 copy of the
+ * text with Number(). Never throws.
+ */
+export function decimalInto(buf: Buffer, start: number, end: number, out: Float64Array, index: number): boolean {
   let p = start;
   let neg = false;
   let c = p < end ? buf[p] : -1;
@@ -65,11 +79,11 @@ export function parseDecimal(buf: Buffer, start: number, end: number): number {
       p++;
     }
   }
-  if (digits === 0) return NaN;
+  if (digits === 0) return false;
   let exp = 0;
   if (p < end) {
     c = buf[p];
-    if (c !== LOWER_E && c !== UPPER_E) return NaN;
+    if (c !== LOWER_E && c !== UPPER_E) return false;
     p++;
     let expNeg = false;
     c = p < end ? buf[p] : -1;
@@ -80,12 +94,12 @@ export function parseDecimal(buf: Buffer, start: number, end: number): number {
     let expDigits = 0;
     while (p < end) {
       const d = buf[p]! - DIGIT_0;
-      if (d < 0 || d > 9) return NaN;
+      if (d < 0 || d > 9) return false;
       if (exp < 100000) exp = exp * 10 + d; // large enough to force the slow path
       expDigits++;
       p++;
     }
-    if (expDigits === 0) return NaN;
+    if (expDigits === 0) return false;
     if (expNeg) exp = -exp;
   }
   let v: number;
@@ -97,8 +111,10 @@ export function parseDecimal(buf: Buffer, start: number, end: number): number {
   } else {
     // Validated above: Number() reads exactly the grammar we accepted.
     v = Number(buf.toString('latin1', start, end));
-    if (v === Infinity || v === -Infinity) return NaN;
-    return v;
+    if (v === Infinity || v === -Infinity) return false;
+    out[index] = v;
+    return true;
   }
-  return neg ? -v : v;
+  out[index] = neg ? -v : v;
+  return true;
 }

@@ -9,6 +9,14 @@
  * is validated completely (into fixed scratch arrays) before the sink sees any
  * of its values. Bad input returns a status code; nothing here throws.
  *
+ * Allocation: the key string of a well-formed line is built once per distinct
+ * raw key region (name bytes + tag bytes) and then found in the intern table
+ * (key-intern.ts) by hashing those bytes while scanning and comparing them; values
+ * and rates are parsed into typed scratch arrays (number.ts decimalInto). So a
+ * well-formed line whose key was seen allocates nothing here, except a set's
+ * member string and a value of more than 15 significant digits (number.ts).
+ * The sink also gets the key's intern id, so a Batch can skip hashing the name.
+ *
  * Stricter than statsd 0.9 on purpose (statsd's behaviour in brackets):
  * - values must be plain decimals (' 1', '0x10', 'Infinity' accepted);
  * - unknown types are bad lines (counted as counters, as are 'h' and 'd',
@@ -26,8 +34,9 @@
  *   the type only, so its 'a:-1|ms\r' skips the negative-timer check).
  */
 import type { SampleSink } from './sample-sink.js';
-import { parseDecimal } from './number.js';
+import { decimalInto } from './number.js';
 import { KeyBuilder } from './sanitize.js';
+import { finishHash, hashByte, hashBytes, KeyInternTable, type InternOptions } from './key-intern.js';
 import {
   LINE_OK, LINE_EMPTY, LINE_NO_VALUE, LINE_EMPTY_NAME, LINE_NAME_TOO_LONG, LINE_NO_TYPE, LINE_BAD_TYPE,
   LINE_BAD_VALUE, LINE_NEGATIVE_TIMER, LINE_BAD_RATE, LINE_BAD_TAGS, LINE_BAD_FIELD, LINE_TOO_MANY_VALUES,
@@ -39,6 +48,8 @@ export interface ParseOptions {
   keyNameSanitize: boolean;
   /** Longest accepted key in bytes, tags included; default 1024. */
   maxNameLength?: number;
+  /** Bounds of the key intern table (key-intern.ts); defaults there. */
+  intern?: InternOptions;
 }
 
 /** Most values one multi-value line may carry. */
@@ -131,6 +142,9 @@ export class StatsdLineParser {
   onLine?: (buf: Buffer, start: number, end: number) => void;
 
   private readonly key: KeyBuilder;
+  /** Raw key bytes -> final key string, so a repeated key allocates nothing (key-intern.ts). */
+  readonly intern: KeyInternTable;
+  private readonly seed: number;
   // Scratch, one slot per value of the current line.
   private readonly types = new Uint8Array(MAX_VALUES);
   private readonly values = new Float64Array(MAX_VALUES);
@@ -140,10 +154,16 @@ export class StatsdLineParser {
   private readonly memberEnd = new Int32Array(MAX_VALUES);
   private tagStart = 0;
   private tagEnd = 0;
+  // The line readLine accepted last: its value count, key string and key id.
+  private lineValues = 0;
+  private lineName = '';
+  private lineKey = -1;
 
   constructor(opts: ParseOptions) {
     const max = opts.maxNameLength ?? DEFAULT_MAX_NAME_LENGTH;
     this.key = new KeyBuilder(opts.keyNameSanitize, Math.max(1, Math.floor(max)));
+    this.intern = new KeyInternTable(opts.intern);
+    this.seed = this.intern.seed;
   }
 
   /** Split buf[start, end) on '\n' and parse each non-empty line. */
@@ -151,13 +171,14 @@ export class StatsdLineParser {
     if (end > buf.length) end = buf.length;
     let s = start < 0 ? 0 : start;
     while (s < end) {
-      let e = buf.indexOf(NL, s);
-      if (e === -1 || e > end) e = end;
+      let e = s;
+      while (e < end && buf[e] !== NL) e++; // lines are short: cheaper than a call into buf.indexOf
       if (e > s) {
         this.metricsReceived++;
         if (this.onLine !== undefined) this.onLine(buf, s, e);
-        const status = this.parseLine(buf, s, e, sink);
-        if (status !== LINE_OK) {
+        const status = this.readLine(buf, s, e);
+        if (status === LINE_OK) this.emit(buf, sink);
+        else {
           this.badLines++;
           if (this.onBadLine !== undefined) this.onBadLine(status, buf, s, e);
         }
@@ -168,6 +189,19 @@ export class StatsdLineParser {
 
   /** Parse one line buf[start, end) (no '\n' inside); feeds sink only if the whole line is valid. */
   parseLine(buf: Buffer, start: number, end: number, sink: SampleSink): number {
+    const status = this.readLine(buf, start, end);
+    if (status === LINE_OK) this.emit(buf, sink);
+    return status;
+  }
+
+  /**
+   * Validate one line into the scratch fields (values, its key string and
+   * key id); LINE_OK or why not. Emitting is a separate step, called from
+   * the short packet loop rather than from this long function, so the
+   * optimizer has the inlining budget left to inline the sink's methods
+   * there: a double passed to a call that is not inlined is boxed (allocated).
+   */
+  private readLine(buf: Buffer, start: number, end: number): number {
     if (start < 0) start = 0;
     if (end > buf.length) end = buf.length;
     while (end > start) {
@@ -178,7 +212,13 @@ export class StatsdLineParser {
     if (end <= start) return LINE_EMPTY;
 
     let p = start;
-    while (p < end && buf[p] !== COLON) p++;
+    let nameHash = this.seed;
+    while (p < end) {
+      const b = buf[p]!;
+      if (b === COLON) break;
+      nameHash = hashByte(nameHash, b);
+      p++;
+    }
     if (p === end) return LINE_NO_VALUE;
     const nameEnd = p;
     if (nameEnd === start) return LINE_EMPTY_NAME;
@@ -203,10 +243,8 @@ export class StatsdLineParser {
         this.memberEnd[n] = ve;
       } else {
         if (vs === ve) return LINE_NO_VALUE;
-        const v = parseDecimal(buf, vs, ve);
-        if (v !== v) return LINE_BAD_VALUE;
-        if (type === T_TIMER && v < 0) return LINE_NEGATIVE_TIMER;
-        this.values[n] = v;
+        if (!decimalInto(buf, vs, ve, this.values, n)) return LINE_BAD_VALUE;
+        if (type === T_TIMER && this.values[n]! < 0) return LINE_NEGATIVE_TIMER;
         const sign = buf[vs];
         this.deltas[n] = sign === PLUS || sign === MINUS ? 1 : 0;
       }
@@ -218,6 +256,49 @@ export class StatsdLineParser {
       p++; // ':' starts the next value
     }
 
+    // The key region: name bytes + tag bytes. Seen before and well-formed: its string, nothing allocated.
+    let tagS = this.tagStart;
+    let tagE = this.tagEnd;
+    if (tagS < 0) tagS = tagE = 0;
+    const hash = finishHash(nameHash, hashBytes(buf, tagS, tagE, this.seed));
+    const intern = this.intern;
+    let entry = intern.find(buf, start, nameEnd, tagS, tagE, hash);
+    let name: string;
+    if (entry >= 0) {
+      name = intern.nameOf(entry);
+    } else {
+      const status = this.buildKey(buf, start, nameEnd);
+      if (status !== LINE_OK) return status;
+      name = this.key.toString();
+      entry = intern.add(buf, start, nameEnd, tagS, tagE, hash, name);
+    }
+    this.lineValues = n;
+    this.lineName = name;
+    this.lineKey = entry >= 0 ? intern.keyBase + entry : -1;
+    return LINE_OK;
+  }
+
+  /** Hand the values of the line readLine just accepted to the sink. */
+  private emit(buf: Buffer, sink: SampleSink): void {
+    const n = this.lineValues;
+    const name = this.lineName;
+    const key = this.lineKey;
+    for (let i = 0; i < n; i++) {
+      const type = this.types[i];
+      if (type === T_COUNTER) {
+        sink.counter(name, this.values[i]!, this.rates[i]!, key);
+      } else if (type === T_GAUGE) {
+        sink.gauge(name, this.values[i]!, this.deltas[i] === 1, key);
+      } else if (type === T_SET) {
+        sink.set(name, this.member(buf, i));
+      } else {
+        sink.timer(name, this.values[i]!, this.rates[i]!, key);
+      }
+    }
+  }
+
+  /** Build the key of a line not in the intern table: name, then tags, sanitized; LINE_OK or why not. */
+  private buildKey(buf: Buffer, start: number, nameEnd: number): number {
     const key = this.key;
     key.reset();
     key.appendName(buf, start, nameEnd);
@@ -235,24 +316,14 @@ export class StatsdLineParser {
         if (t === tagEnd) return LINE_BAD_TAGS;
       }
     }
-    if (key.overflow) return LINE_NAME_TOO_LONG;
+    return key.overflow ? LINE_NAME_TOO_LONG : LINE_OK;
+  }
 
-    const name = key.toString();
-    for (let i = 0; i < n; i++) {
-      const type = this.types[i];
-      if (type === T_COUNTER) {
-        sink.counter(name, this.values[i]!, this.rates[i]!);
-      } else if (type === T_GAUGE) {
-        sink.gauge(name, this.values[i]!, this.deltas[i] === 1);
-      } else if (type === T_SET) {
-        const ms = this.memberStart[i]!;
-        const me = this.memberEnd[i]!;
-        sink.set(name, ms === me ? '0' : buf.toString('utf8', ms, me));
-      } else {
-        sink.timer(name, this.values[i]!, this.rates[i]!);
-      }
-    }
-    return LINE_OK;
+  /** Value i of the line as a set member: its text, '0' when empty (statsd). */
+  private member(buf: Buffer, i: number): string {
+    const ms = this.memberStart[i]!;
+    const me = this.memberEnd[i]!;
+    return ms === me ? '0' : buf.toString('utf8', ms, me);
   }
 
   /**
@@ -260,7 +331,8 @@ export class StatsdLineParser {
    * Returns the position after them (at ':' or end), or -status.
    */
   private parseFields(buf: Buffer, p: number, end: number, n: number): number {
-    let rate = 1;
+    const rates = this.rates;
+    rates[n] = 1;
     let haveRate = false;
     while (p < end && buf[p] === PIPE) {
       p++;
@@ -268,7 +340,8 @@ export class StatsdLineParser {
       if (p < end && c === AT) {
         const e = shortFieldEnd(buf, p + 1, end);
         if (haveRate) return -LINE_BAD_RATE;
-        rate = parseDecimal(buf, p + 1, e);
+        if (!decimalInto(buf, p + 1, e, rates, n)) return -LINE_BAD_RATE;
+        const rate = rates[n]!;
         if (!(rate > 0 && rate <= 1)) return -LINE_BAD_RATE;
         haveRate = true;
         p = e;
@@ -292,7 +365,6 @@ export class StatsdLineParser {
         return -LINE_BAD_FIELD;
       }
     }
-    this.rates[n] = rate;
     return p;
   }
 }

@@ -1,0 +1,96 @@
+/**
+ * A CPU profile of a built tallyd under loadgen load: starts `node --cpu-prof
+ * <dist>/main.js` (UDP on a free port, its own Redis key prefix, a Carbon
+ * listener that discards), sends a bench/load.ts corpus with loadgen at a
+ * fixed rate, stops tallyd with SIGINT (which writes the profiles: one per
+ * thread), prints tallyd's CPU and the main thread's top functions.
+ *
+ *   npm run build && node --import tsx bench/profile-daemon.ts [--mode mixed-32] [--rate 30000] [--seconds 6]
+ *        [--dist dist] [--out bench/results/profiles]
+ *
+ * --rate is datagrams/s. loadgen must be built (bench/results/.build/loadgen: any `npm run bench` builds it).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Corpus, parseMode } from './load.js';
+import { ROOT } from './servers.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
+}
+
+const mode = parseMode(arg('mode', 'mixed-32'));
+const rate = Number(arg('rate', '30000'));
+const seconds = Number(arg('seconds', '6'));
+const dist = path.resolve(arg('dist', path.join(ROOT, 'dist')));
+const out = path.resolve(arg('out', path.join(ROOT, 'bench', 'results', 'profiles')));
+const loadgen = path.join(ROOT, 'bench', 'results', '.build', 'loadgen');
+
+function freePort(type: 'tcp' | 'udp'): Promise<number> {
+  if (type === 'udp') {
+    const s = dgram.createSocket('udp4');
+    return new Promise((resolve) => s.bind(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    }));
+  }
+  const s = net.createServer();
+  return new Promise((resolve) => s.listen(0, '127.0.0.1', () => {
+    const p = (s.address() as net.AddressInfo).port;
+    s.close(() => resolve(p));
+  }));
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tallyd-profile-'));
+  const corpus = path.join(dir, 'corpus.bin');
+  new Corpus(mode, 1000, corpus);
+  const carbon = net.createServer((sock) => sock.resume());
+  await new Promise<void>((r) => carbon.listen(0, '127.0.0.1', r));
+  const udpPort = await freePort('udp');
+  const prefix = `tallyd-profile:${process.pid}:`;
+  const cfg = {
+    mgmt_address: '127.0.0.1',
+    mgmt_port: await freePort('tcp'),
+    graphiteHost: '127.0.0.1',
+    graphitePort: (carbon.address() as net.AddressInfo).port,
+    flushInterval: 2000,
+    batchInterval: 200,
+    servers: [{ server: 'udp', address: '127.0.0.1', port: udpPort }],
+    redis: { url: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379', keyPrefix: prefix },
+    log: { level: 'info' },
+  };
+  writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
+  const profDir = path.join(out, `${mode.name}-${Date.now()}`);
+  const proc = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, path.join(dist, 'main.js'), path.join(dir, 'config.json')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  await new Promise<void>((resolve, reject) => {
+    proc.stderr.on('data', (d: Buffer) => {
+      if (log.length < 100_000) log += d.toString();
+      if (log.includes('listening for statsd on udp')) resolve();
+    });
+    proc.on('exit', (code) => reject(new Error(`tallyd exited (${code}):\n${log}`)));
+  });
+  const report = execFileSync(loadgen, [corpus, String(udpPort), String(rate), String(rate * seconds)], { encoding: 'utf8' });
+  const stat = readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const cpu = (Number(stat[11]) + Number(stat[12])) / 100; // utime + stime, clock ticks (CLK_TCK 100)
+  proc.kill('SIGINT');
+  await new Promise((r) => proc.once('exit', r));
+  carbon.close();
+  execFileSync('sh', ['-c', `redis-cli --scan --pattern '${prefix}*' | xargs -r redis-cli del > /dev/null`]);
+  rmSync(dir, { recursive: true, force: true });
+  console.log(`${mode.name} at ${rate} datagrams/s (${rate * mode.perDatagram} lines/s) for ${seconds} s; loadgen ${report.trim()}`);
+  console.log(`tallyd CPU (utime + stime, all threads): ${cpu.toFixed(2)} s`);
+  // The main thread's profile is the largest (the flush thread mostly waits).
+  const files = readdirSync(profDir).map((f) => path.join(profDir, f)).sort((a, b) => statSync(b).size - statSync(a).size);
+  execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'profile-top.ts'), files[0]!, '16'], { stdio: 'inherit' });
+}
+
+await main();
