@@ -96,5 +96,6 @@ export const DEFAULTS: Config = Object.freeze({
   flushNice: 10,
   outboxMaxChunks: 100000,
   maxPendingBatches: 1000,
+  maxBatchNames: 20000,
   log: Object.freeze({ level: 'info' }),
 });

@@ -118,6 +118,12 @@ export interface Config {
   /** Largest number of batches kept in memory while Redis is unreachable. */
   readonly maxPendingBatches: number;
   /**
+   * Distinct names (plus set members and passthrough lines) at which a batch
+   * is merged before batchInterval ends: Redis runs nothing else during a
+   * merge, so this bounds how long one merge holds it.
+   */
+  readonly maxBatchNames: number;
+  /**
    * Ingest processes (node:cluster): workers share the UDP/TCP ports and the
    * console, each merges its own batches, one holds the flush lease; ZeroMQ
    * sockets bind in the first worker only. 1 runs everything in one process.

@@ -148,6 +148,7 @@ export function validate(raw: Raw, source: string | null, originOf: OriginOf): V
     leaseTtl: c.millis(raw, 'leaseTtl', '', DEFAULTS.leaseTtl),
     outboxMaxChunks: c.count(raw, 'outboxMaxChunks', '', DEFAULTS.outboxMaxChunks),
     maxPendingBatches: c.count(raw, 'maxPendingBatches', '', DEFAULTS.maxPendingBatches),
+    maxBatchNames: c.count(raw, 'maxBatchNames', '', DEFAULTS.maxBatchNames),
     workers: c.int(raw, 'workers', '', DEFAULTS.workers, 1, 64, 'an integer number of processes from 1 to 64'),
     flushNice: c.int(raw, 'flushNice', '', DEFAULTS.flushNice, 0, 19, 'an integer niceness from 0 to 19'),
     log: readLog(c, raw),

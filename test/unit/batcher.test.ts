@@ -27,7 +27,7 @@ function replyError(msg: string): Error {
   return e;
 }
 
-const opts = { batchInterval: 1_000_000, maxPendingBatches: 100, prefixStats: 'statsd' };
+const opts = { batchInterval: 1_000_000, maxPendingBatches: 100, prefixStats: 'statsd', maxBatchNames: 1_000_000 };
 const ingest = { metricsReceived: 0, badLines: 0 };
 
 test('a batch redis keeps rejecting is dropped after 3 tries and counted; later batches still land', async () => {
@@ -54,4 +54,18 @@ test('a connection failure is retried, not dropped', async () => {
   assert.equal(self.batchesDropped, 0);
   assert.ok(target.merged.some((m) => m.includes('kept 7')));
   assert.equal(self.mergeErrors, 5);
+});
+
+test('a batch reaching maxBatchNames is merged before its tick, and every sample lands once', async () => {
+  const self = new SelfStats();
+  const target = new ScriptedTarget(() => null);
+  const b = new Batcher(target, { ...opts, maxBatchNames: 5000 }, self, ingest, createLogger('silent'));
+  for (let i = 0; i < 12_000; i++) b.counter(`n.${i}`, 1, 1);
+  for (let i = 0; i < 3000; i++) b.set('s', `m${i}`); // members count toward the size too
+  await new Promise((r) => setTimeout(r, 50));
+  assert.ok(target.merged.length >= 2, `sealed early: ${target.merged.length} merges before any tick`);
+  await b.stop(2000);
+  const all = target.merged.join('\n');
+  for (let i = 0; i < 12_000; i += 997) assert.equal(all.split(` n.${i} 1 `).length - 1, 1, `n.${i} merged once`);
+  assert.equal((all.match(/ s\nm\d+\b/g) ?? []).length, 3000);
 });
