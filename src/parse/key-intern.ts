@@ -15,10 +15,16 @@
  * maxEntries slots, so it stays at most half full.
  *
  * Bounded: when it holds maxEntries keys, or the arena would pass
- * maxArenaBytes, the next insert clears it and starts over, so memory stays
- * flat whatever clients send. Clearing beats an LRU here: an LRU would write
- * on every hit, and a working set under the limit (the normal case: names
- * repeat every few seconds) never clears at all. When the generation that
+ * maxArenaBytes, the next insert either doubles both limits or clears the
+ * table and starts over. It doubles them (up to maxEntriesCap and
+ * maxArenaCap) when the generation that filled up saw more hits than misses:
+ * the names repeat, there are just more of them than the table holds (a
+ * fleet past 100k names would otherwise clear the table every second or so
+ * and miss on every name, the hot ones too, right after each clear). At the
+ * caps it clears, so memory stays bounded whatever clients send. Clearing
+ * beats an LRU here: an LRU would write on every hit, and a working set
+ * under the limit (the normal case: names repeat every few seconds) never
+ * clears at all. When the generation that
  * filled up saw more misses than hits (a flood of unique names: a client
  * putting ids in names), interning would only add a copy and an insert per
  * line and keep strings alive long enough to be promoted, so the table rests:
@@ -33,15 +39,22 @@
  */
 
 /**
- * Default most keys kept. 100k distinct keys (tags included) is far above
- * what one tallyd sees per flush in the deployments it is built for (the
- * bench uses 1,000 per type) and costs at most ~20 MB: the index 2 x 2^18
- * Int32 slots (2 MB), per-entry arrays (1.2 MB), the arena (<= maxArenaBytes)
- * and the strings (about the arena's size again).
+ * Default most keys kept at first. 100k distinct keys (tags included) is far
+ * above what one tallyd sees per flush in the deployments it is built for
+ * (the bench uses 1,000 per type) and costs at most ~20 MB: the index 2 x
+ * 2^18 Int32 slots (2 MB), per-entry arrays (1.6 MB), the arena (<=
+ * maxArenaBytes) and the strings (about the arena's size again).
  */
 export const INTERN_MAX_ENTRIES = 100_000;
-/** Default cap of the raw-bytes arena. */
+/** Default cap of the raw-bytes arena at first. */
 export const INTERN_MAX_ARENA_BYTES = 8 << 20;
+/**
+ * Default limits the table may double up to while its names keep repeating
+ * (see the header): a million keys, ~150-200 MB with their strings. Entry
+ * numbers must stay below KEY_SPAN.
+ */
+export const INTERN_MAX_ENTRIES_CAP = 1_000_000;
+export const INTERN_MAX_ARENA_CAP = 64 << 20;
 /** Longer raw key regions are never interned (they are built every time, as without the table). */
 export const INTERN_MAX_KEY_BYTES = 512;
 /**
@@ -98,10 +111,14 @@ function nextPow2(n: number): number {
 }
 
 export interface InternOptions {
-  /** Most keys kept before the table is cleared (at most KEY_SPAN). */
+  /** Most keys kept at first, before the table doubles its limits or is cleared (at most KEY_SPAN). */
   readonly maxEntries?: number;
-  /** Most raw key bytes kept before the table is cleared. */
+  /** Most raw key bytes kept at first. */
   readonly maxArenaBytes?: number;
+  /** Most keys the table may grow to hold (at most KEY_SPAN); maxEntries or less: it never grows. */
+  readonly maxEntriesCap?: number;
+  /** Most raw key bytes the table may grow to hold. */
+  readonly maxArenaCap?: number;
   /** Lookups to skip interning for after a generation filled up with mostly misses; 0: never rest. */
   readonly restLookups?: number;
   /** Hash seed; random when absent. Fixed in tests that need reproducible collisions. */
@@ -115,9 +132,12 @@ export class KeyInternTable {
   clears = 0;
   /** Times it started resting after a generation of mostly misses (see the header). */
   rests = 0;
+  /** Times it doubled its limits instead of clearing (see the header). */
+  grows = 0;
   /** Key id of entry 0 of this generation (see KEY_SPAN). */
   keyBase: number;
-  private readonly maxEntries: number;
+  private maxEntries: number;
+  private readonly maxEntriesCap: number;
   private readonly restLookups: number;
   /** Lookups of this generation that found their key, and that did not. */
   private hits = 0;
@@ -126,8 +146,9 @@ export class KeyInternTable {
   private resting = 0;
   /** Generations in a row that filled up with mostly misses. */
   private churnStreak = 0;
-  private readonly maxArenaBytes: number;
-  private readonly maxSlots: number;
+  private maxArenaBytes: number;
+  private readonly maxArenaCap: number;
+  private maxSlots: number;
   private count = 0;
   private mask: number;
   /** Entry number + 1 per slot; 0 is empty. */
@@ -147,6 +168,8 @@ export class KeyInternTable {
     this.keyBase = takeKeyBase();
     this.restLookups = Math.max(0, Math.floor(opts.restLookups ?? this.maxEntries * 10));
     this.maxArenaBytes = Math.max(INTERN_MAX_KEY_BYTES * 2, Math.floor(opts.maxArenaBytes ?? INTERN_MAX_ARENA_BYTES));
+    this.maxEntriesCap = Math.min(KEY_SPAN, Math.max(this.maxEntries, Math.floor(opts.maxEntriesCap ?? INTERN_MAX_ENTRIES_CAP)));
+    this.maxArenaCap = Math.max(this.maxArenaBytes, Math.floor(opts.maxArenaCap ?? INTERN_MAX_ARENA_CAP));
     this.maxSlots = nextPow2(this.maxEntries * 2);
     this.seed = (opts.seed ?? Math.floor(Math.random() * 0x100000000)) | 0;
     const slots = Math.min(MIN_SLOTS, this.maxSlots);
@@ -218,6 +241,7 @@ export class KeyInternTable {
     if (len > INTERN_MAX_KEY_BYTES) return -1;
     if (this.count >= this.maxEntries || this.arenaLen + len > this.maxArenaBytes) {
       const churn = this.misses > this.hits;
+      if (this.hits > this.misses && this.raiseLimits()) return this.add(buf, ns, ne, ts, te, hash, name);
       this.clear(true);
       this.churnStreak = churn ? this.churnStreak + 1 : 0;
       if (churn && this.restLookups > 0) {
@@ -255,6 +279,29 @@ export class KeyInternTable {
     return e;
   }
 
+  /**
+   * Doubles maxEntries and maxArenaBytes (each up to its cap), keeping every
+   * key; false when both are at their caps. The slots grow as entries come.
+   */
+  private raiseLimits(): boolean {
+    const entries = Math.min(this.maxEntriesCap, this.maxEntries * 2);
+    const arena = Math.min(this.maxArenaCap, this.maxArenaBytes * 2);
+    if (entries === this.maxEntries && arena === this.maxArenaBytes) return false;
+    // Room on one axis only helps if the other is not what filled up.
+    const fullEntries = this.count >= entries;
+    const fullArena = this.arenaLen + INTERN_MAX_KEY_BYTES > arena;
+    if (fullEntries || fullArena) return false;
+    this.maxEntries = entries;
+    this.maxArenaBytes = arena;
+    this.maxSlots = nextPow2(entries * 2);
+    this.widenEntries(Math.min(this.slots.length >> 1, entries));
+    this.grows++;
+    // The next decision looks at what came after this one.
+    this.hits = 0;
+    this.misses = 0;
+    return true;
+  }
+
   /** Forget every key (keeps the allocated arrays); later entries get key ids of a new generation. */
   clear(full = false): void {
     if (full) this.clears++;
@@ -277,14 +324,9 @@ export class KeyInternTable {
     return true;
   }
 
-  /** Double the slots (and entry arrays) and re-place every entry from its stored hash. */
-  private grow(): void {
-    const slots = Math.min(this.slots.length * 2, this.maxSlots);
-    if (slots === this.slots.length) return;
-    this.slots = new Int32Array(slots);
-    this.slotHash = new Int32Array(slots);
-    this.mask = slots - 1;
-    const entries = Math.min(slots >> 1, this.maxEntries);
+  /** Makes the per-entry arrays hold `entries` entries, keeping the ones in use. */
+  private widenEntries(entries: number): void {
+    if (entries <= this.entryHash.length) return;
     const widen = (a: Int32Array): Int32Array => {
       const b = new Int32Array(entries);
       b.set(a.subarray(0, this.count));
@@ -294,6 +336,16 @@ export class KeyInternTable {
     this.entryOff = widen(this.entryOff);
     this.entryNameLen = widen(this.entryNameLen);
     this.entryTagLen = widen(this.entryTagLen);
+  }
+
+  /** Double the slots (and entry arrays) and re-place every entry from its stored hash. */
+  private grow(): void {
+    const slots = Math.min(this.slots.length * 2, this.maxSlots);
+    if (slots === this.slots.length) return;
+    this.slots = new Int32Array(slots);
+    this.slotHash = new Int32Array(slots);
+    this.mask = slots - 1;
+    this.widenEntries(Math.min(slots >> 1, this.maxEntries));
     for (let e = 0; e < this.count; e++) {
       const h = this.entryHash[e]!;
       let i = h & this.mask;

@@ -140,3 +140,50 @@ test('tables get distinct key-id generations', () => {
   assert.equal(Math.abs(a.keyBase - b.keyBase) % KEY_SPAN, 0);
   assert.ok(a.keyBase + KEY_SPAN <= 2 ** 30 && b.keyBase + KEY_SPAN <= 2 ** 30, 'ids stay small integers');
 });
+
+test('doubles its limits instead of clearing while its names keep repeating, up to the caps', () => {
+  const t = new KeyInternTable({ seed: 13, maxEntries: 4, maxEntriesCap: 16 });
+  const names = Array.from({ length: 20 }, (_, i) => `n.${i}`);
+  // Each name is looked up (a miss), added, then hit a few times: a working set that repeats.
+  const visit = (n: string) => {
+    if (find(t, n) === undefined) add(t, n, '', n);
+    for (let k = 0; k < 3; k++) find(t, n);
+  };
+  for (const n of names.slice(0, 12)) visit(n);
+  assert.equal(t.clears, 0, 'no clear while it may grow');
+  assert.equal(t.grows, 2, '4 -> 8 -> 16');
+  assert.equal(t.size, 12);
+  for (const n of names.slice(0, 12)) assert.equal(find(t, n), n, 'every key kept across the growth');
+  for (const n of names.slice(12)) visit(n);
+  assert.equal(t.grows, 2, 'not past maxEntriesCap');
+  assert.equal(t.clears, 1, 'at the cap it clears as before');
+  assert.ok(t.size <= 16);
+});
+
+test('a flood of names seen once clears and rests, never grows', () => {
+  const t = new KeyInternTable({ seed: 17, maxEntries: 4, maxEntriesCap: 1024, restLookups: 8 });
+  for (let i = 0; i < 5; i++) {
+    const n = `once.${i}`;
+    if (find(t, n) === undefined) add(t, n, '', n);
+  }
+  assert.equal(t.grows, 0);
+  assert.equal(t.clears, 1);
+  assert.equal(t.rests, 1);
+});
+
+test('grows from the defaults past 100k repeating names without a clear', () => {
+  const t = new KeyInternTable({ seed: 19 });
+  const n = 150_000;
+  // Every name looked up three times a round: the first lookup misses once, the others hit.
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < n; i++) {
+      const name = `g.${i}`;
+      if (find(t, name) === undefined) add(t, name, '', name);
+      find(t, name);
+      find(t, name);
+    }
+  }
+  assert.equal(t.clears, 0);
+  assert.equal(t.grows, 1);
+  assert.equal(t.size, n);
+});

@@ -153,7 +153,8 @@ test('colliding names (same 32-bit hash, fixed seed) both parse to their own key
 });
 
 test('a generation that fills up with mostly misses makes the table rest, then intern again', () => {
-  const p = new L.StatsdLineParser({ keyNameSanitize: true, intern: { maxEntries: 50, restLookups: 500 } });
+  // maxEntriesCap 50: this table never grows (growth is tested below and in key-intern.test.ts).
+  const p = new L.StatsdLineParser({ keyNameSanitize: true, intern: { maxEntries: 50, maxEntriesCap: 50, restLookups: 500 } });
   const sink = recorder();
   const feed = (lines: string[]) => {
     const buf = Buffer.from(lines.join('\n'));
@@ -187,15 +188,17 @@ test('a generation that fills up with mostly misses makes the table rest, then i
   assert.ok(sink.calls.every((c) => /^(u|hot|w|x|y)\.\d+$/.test(c[1])));
 });
 
-test('a generation that fills up with mostly hits just clears, without resting', () => {
-  const p = new L.StatsdLineParser({ keyNameSanitize: true, intern: { maxEntries: 20 } });
-  const sink = recorder();
+test('a generation that fills up with mostly hits grows the table, and at its cap just clears, without resting', () => {
   const lines: string[] = [];
   for (let i = 0; i < 21; i++) for (let r = 0; r < 3; r++) lines.push(`k.${i}:1|c`);
   const buf = Buffer.from(lines.join('\n'));
-  p.parsePacket(buf, 0, buf.length, sink);
-  assert.equal(p.intern.clears, 1);
-  assert.equal(p.intern.rests, 0);
-  assert.equal(p.intern.size, 1);
+  const capped = new L.StatsdLineParser({ keyNameSanitize: true, intern: { maxEntries: 20, maxEntriesCap: 20 } });
+  capped.parsePacket(buf, 0, buf.length, recorder());
+  assert.deepEqual([capped.intern.clears, capped.intern.rests, capped.intern.grows, capped.intern.size], [1, 0, 0, 1]);
+  const growing = new L.StatsdLineParser({ keyNameSanitize: true, intern: { maxEntries: 20 } });
+  const sink = recorder();
+  growing.parsePacket(buf, 0, buf.length, sink);
+  assert.deepEqual([growing.intern.clears, growing.intern.rests, growing.intern.grows, growing.intern.size], [0, 0, 1, 21]);
+  assert.ok(sink.calls.slice(-3).every((c) => c[1] === 'k.20' && c[4] >= 0), 'the 21st name is interned');
 });
 
