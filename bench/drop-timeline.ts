@@ -9,7 +9,11 @@
  * +-10). A diagnostic, not part
  * of `npm run bench`:
  *
- *   node --import tsx bench/drop-timeline.ts tallyd-w2 counters-32 1900000 [seconds]
+ *   node --import tsx bench/drop-timeline.ts tallyd-w2 counters-32 1900000 [seconds] [--with-names 100000]
+ *
+ * --with-names N adds the scale curves' load (N distinct counter names, each
+ * twice per flush, from a second loadgen), so the timeline shows what a big
+ * flush does to ingest (the "ingest during 100k-name flushes" check).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -17,6 +21,8 @@ import { ensureBuilt } from './build.js';
 import { CarbonTally } from './carbon-tally.js';
 import { Corpus, parseMode } from './load.js';
 import { buildLoadgen, BUILD_DIR, runLoadgen } from './loadgen.js';
+import { flushIntervalFor, scaleRate } from './scale-suite.js';
+import { PER_DATAGRAM, writeScaleCorpus } from './scale-stats.js';
 import { closeRedis, FLUSH_INTERVAL, parseServer, startServer } from './servers.js';
 
 const SAMPLE_MS = 5;
@@ -51,7 +57,11 @@ function ticks(pid: number): [number, number] {
 }
 
 async function main(): Promise<void> {
-  const [serverArg = 'tallyd', modeArg = 'counters-32', rateArg = '1000000', secondsArg = '4'] = process.argv.slice(2);
+  const argv = process.argv.slice(2);
+  const withAt = argv.indexOf('--with-names');
+  const withNames = withAt >= 0 ? Number(argv.splice(withAt, 2)[1]) : 0;
+  if (withNames && flushIntervalFor(withNames) !== FLUSH_INTERVAL) throw new Error(`--with-names: at most ${FLUSH_INTERVAL} ms flushes, so fewer than 1M names`);
+  const [serverArg = 'tallyd', modeArg = 'counters-32', rateArg = '1000000', secondsArg = '4'] = argv;
   const name = parseServer(serverArg);
   if (!name) throw new Error(`unknown server ${serverArg}`);
   const mode = parseMode(modeArg);
@@ -63,6 +73,8 @@ async function main(): Promise<void> {
   const work = mkdtempSync(path.join(BUILD_DIR, 'timeline-'));
   const file = path.join(work, `${mode.name}.bin`);
   const corpus = new Corpus(mode, 1000, file);
+  const scaleFile = path.join(work, 'scale.bin');
+  if (withNames) writeScaleCorpus(withNames, scaleFile);
   const carbon = new CarbonTally(corpus.names);
   await carbon.start();
   const server = await startServer(name, carbon.port);
@@ -81,15 +93,23 @@ async function main(): Promise<void> {
       if (cpu.length === 0 || at - (cpu[cpu.length - 1]?.at ?? 0) >= BUCKET_MS) cpu.push({ at, t: server.processes.map((p) => ticks(p.pid)) });
     }, SAMPLE_MS);
     const per = mode.perDatagram;
+    // The distinct-name load starts a flush earlier, so every measured period holds all its names.
+    const scaleRateNow = withNames ? scaleRate(withNames) : 0;
+    const scaleLoad = withNames
+      ? runLoadgen(scaleFile, server.udpPort, scaleRateNow / PER_DATAGRAM, Math.round((scaleRateNow * (seconds + 3)) / PER_DATAGRAM))
+      : null;
+    if (scaleLoad) await sleep(FLUSH_INTERVAL);
     const report = await runLoadgen(file, server.udpPort, rate / per, Math.round((rate * seconds) / per));
+    await scaleLoad;
     await sleep(1500);
     clearInterval(timer);
     console.log(`${name} ${mode.name} at ${rate} metrics/s (reached ${Math.round((report.sent * per) / report.elapsed_s)}), ${seconds} s; t = ms since the load began; flushes at t = 1000 + k x ${FLUSH_INTERVAL}`);
+    if (withNames) console.log(`plus ${withNames} distinct names at ${scaleRateNow} metrics/s from t = 0; the ${mode.name} load from t = ${FLUSH_INTERVAL}`);
     console.log(`processes: ${server.processes.map((p) => `${p.role} ${p.pid}`).join(', ')}; CPU % per process as main thread + other threads`);
     let prevDrops = samples[0]?.drops ?? 0;
     let bucket = 0;
     const nearFlush = { drops: 0, other: 0 };
-    for (let b = 0; b * BUCKET_MS < seconds * 1000 + 1500; b++) {
+    for (let b = 0; b * BUCKET_MS < seconds * 1000 + 1500 + (withNames ? FLUSH_INTERVAL : 0); b++) {
       const inB = samples.filter((s) => s.at >= b * BUCKET_MS && s.at < (b + 1) * BUCKET_MS);
       const last = inB[inB.length - 1];
       if (!last) continue;

@@ -71,7 +71,7 @@ async function main(): Promise<void> {
       await flusher.stop();
       console.log(
         `run ${r + 1}: ${names} names${allNew && r === 0 ? ' (new)' : ''}: rotate ${(t1 - t0).toFixed(0)} ms, ` +
-          `read+compute+commit ${(t2 - t1).toFixed(0)} ms, longest event-loop stall ${(delay.max / 1e6).toFixed(0)} ms, rss ${(before / 1e6).toFixed(0)} -> ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`,
+          `read+compute+commit ${(t2 - t1).toFixed(0)} ms (${Object.entries(flusher.lastStages ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}), longest event-loop stall ${(delay.max / 1e6).toFixed(0)} ms, rss ${(before / 1e6).toFixed(0)} -> ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`,
       );
       await store.redis.del(store.keys.outbox);
     }

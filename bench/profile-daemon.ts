@@ -6,8 +6,11 @@
  * thread), prints tallyd's CPU and the main thread's top functions.
  *
  *   npm run build && node --import tsx bench/profile-daemon.ts [--mode mixed-32] [--rate 30000] [--seconds 6]
- *        [--dist dist] [--out bench/results/profiles]
+ *        [--dist dist] [--out bench/results/profiles] [--with-names 100000]
  *
+ * --with-names N adds the scale curves' load at the same time (N distinct
+ * counter names, each twice per 2 s flush, from a second loadgen), as in
+ * the "ingest during 100k-name flushes" check.
  * --rate is datagrams/s. loadgen must be built (bench/results/.build/loadgen: any `npm run bench` builds it).
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -17,6 +20,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Corpus, parseMode } from './load.js';
+import { scaleRate } from './scale-suite.js';
+import { PER_DATAGRAM, writeScaleCorpus } from './scale-stats.js';
 import { ROOT } from './servers.js';
 
 function arg(name: string, fallback: string): string {
@@ -27,6 +32,7 @@ function arg(name: string, fallback: string): string {
 const mode = parseMode(arg('mode', 'mixed-32'));
 const rate = Number(arg('rate', '30000'));
 const seconds = Number(arg('seconds', '6'));
+const withNames = Number(arg('with-names', '0'));
 const dist = path.resolve(arg('dist', path.join(ROOT, 'dist')));
 const out = path.resolve(arg('out', path.join(ROOT, 'bench', 'results', 'profiles')));
 const loadgen = path.join(ROOT, 'bench', 'results', '.build', 'loadgen');
@@ -78,7 +84,16 @@ async function main(): Promise<void> {
     });
     proc.on('exit', (code) => reject(new Error(`tallyd exited (${code}):\n${log}`)));
   });
+  let scale: ReturnType<typeof spawn> | null = null;
+  if (withNames) {
+    const scaleCorpus = path.join(dir, 'scale.bin');
+    writeScaleCorpus(withNames, scaleCorpus);
+    const dps = scaleRate(withNames) / PER_DATAGRAM;
+    scale = spawn(loadgen, [scaleCorpus, String(udpPort), String(dps), String(Math.round(dps * (seconds + 4)))], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 2000));
+  }
   const report = execFileSync(loadgen, [corpus, String(udpPort), String(rate), String(rate * seconds)], { encoding: 'utf8' });
+  scale?.kill();
   const stat = readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   const cpu = (Number(stat[11]) + Number(stat[12])) / 100; // utime + stime, clock ticks (CLK_TCK 100)
   proc.kill('SIGINT');
@@ -87,6 +102,7 @@ async function main(): Promise<void> {
   execFileSync('sh', ['-c', `redis-cli --scan --pattern '${prefix}*' | xargs -r redis-cli del > /dev/null`]);
   rmSync(dir, { recursive: true, force: true });
   console.log(`${mode.name} at ${rate} datagrams/s (${rate * mode.perDatagram} lines/s) for ${seconds} s; loadgen ${report.trim()}`);
+  if (withNames) console.log(`plus ${withNames} distinct names at ${scaleRate(withNames)} metrics/s, from 2 s before`);
   console.log(`tallyd CPU (utime + stime, all threads): ${cpu.toFixed(2)} s`);
   // The main thread's profile is the largest (the flush thread mostly waits).
   const files = readdirSync(profDir).map((f) => path.join(profDir, f)).sort((a, b) => statSync(b).size - statSync(a).size);

@@ -44,6 +44,7 @@ const USAGE = `npm run bench -- [options]
   --scale            only the scale curves (1k, 10k, 100k, 1M names; rss-flat; ingest during 100k-name flushes)
   --no-scale         skip the scale curves of the full and quick runs
   --scale-names a,b  names per flush of the curve (default 1000,10000,100000,1000000; quick 1000,10000)
+  --scale-parts a,b  which scale checks run: curve, rss, concurrent (default all three; quick: curve)
   --scale-load R     counters-32 metrics/s sent during 100k-name flushes (default: the counters-32 target, ${TARGET_FACTOR}x this
                      run's statsd counters-32 rate, else ${DEFAULT_SCALE_LOAD}); halved up to twice until loss-free
   --servers a,b      ${SERVERS.join(',')} (default all; quick ${QUICK_SERVERS.join(',')}); tallyd-w<N> is tallyd with
@@ -66,6 +67,7 @@ const OPTIONS = {
     'no-scale': { type: 'boolean', default: false },
     'scale-names': { type: 'string' },
     'scale-load': { type: 'string' },
+    'scale-parts': { type: 'string' },
     ci: { type: 'boolean', default: false },
     modes: { type: 'string' },
     servers: { type: 'string' },
@@ -122,9 +124,16 @@ async function main(): Promise<number> {
   const fixedRate = opt.rate !== undefined ? num(opt.rate, 0, 'rate') : profile === 'ci' ? 5000 : null;
   const scaleNames = (opt['scale-names'] ?? (profile === 'quick' && !opt.scale ? '1000,10000' : '1000,10000,100000,1000000')).split(',').map((x) => Math.round(num(x, 0, 'scale-names')));
   const small = profile === 'quick' && !opt.scale;
+  const parts = new Set((opt['scale-parts'] ?? (small ? 'curve' : 'curve,rss,concurrent')).split(',').filter(Boolean));
+  for (const p of parts) if (!['curve', 'rss', 'concurrent'].includes(p)) throw new UsageError(`--scale-parts: unknown part ${p}: want curve, rss or concurrent`);
   const scale: ScaleSettings | null =
     opt.scale || (profile !== 'ci' && !opt['no-scale'] && opt.modes === undefined)
-      ? { names: scaleNames, flushes: small ? 2 : 3, rssSteps: small ? [] : [50_000, 100_000, 200_000, 400_000], concurrentRate: small ? null : 0 }
+      ? {
+          names: parts.has('curve') ? scaleNames : [],
+          flushes: small ? 2 : 3,
+          rssSteps: parts.has('rss') ? [50_000, 100_000, 200_000, 400_000] : [],
+          concurrentRate: parts.has('concurrent') ? 0 : null,
+        }
       : null;
   const searchOpts: Omit<SearchOptions, 'start'> = {
     durationS,
@@ -201,7 +210,7 @@ async function main(): Promise<number> {
       if (scale.concurrentRate !== null) {
         scale.concurrentRate = opt['scale-load'] ? num(opt['scale-load'], 0, 'scale-load') : c32 ? TARGET_FACTOR * c32.lossFreeRate : DEFAULT_SCALE_LOAD;
       }
-      console.log(`\nscale curves: names ${scale.names.join(', ')}; flushInterval 2 s (10 s from 1M names)`);
+      console.log(`\nscale: ${[...parts].join(', ')}${scale.names.length ? `; names ${scale.names.join(', ')}` : ''}; flushInterval 2 s (10 s from 1M names)`);
       scaleReport = await runScaleSuite(scale, work, (l) => console.log(l));
       const all = [...scaleReport.curve, ...(scaleReport.rssFlat ? [scaleReport.rssFlat] : []), ...scaleReport.concurrent];
       const failed = all.filter((r) => r.error).map((r) => r.label);

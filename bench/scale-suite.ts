@@ -86,7 +86,7 @@ export async function runScaleSuite(s: ScaleSettings, work: string, log: (line: 
     // Without the ramp: every name new in one flush, as after a first deploy or a reset of known:*.
     report.curve.push(await run({ label: `${short(COLD_NAMES)} all new`, names: COLD_NAMES, flushInterval: flushIntervalFor(COLD_NAMES), steps: [scaleRate(COLD_NAMES)], flushes: 2 }));
   }
-  log(`\n${curveTable(report.curve)}`);
+  if (report.curve.length) log(`\n${curveTable(report.curve)}`);
   if (s.rssSteps.length) {
     report.rssFlat = await run({ label: 'rss-flat', names: 1000, flushInterval: 2000, steps: s.rssSteps, flushes: 2 });
     log(`\n${rssTable(report.rssFlat)}`);

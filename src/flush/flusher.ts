@@ -21,6 +21,15 @@ import { runSliced } from './slices.js';
 
 export type FlushConfig = Omit<Config, 'servers' | 'source' | 'redis' | 'log'>;
 
+/** Wall time of each step of processing one period, ms. */
+export interface FlushStages {
+  read: number;
+  build: number;
+  remember: number;
+  encode: number;
+  commit: number;
+}
+
 export class Flusher {
   readonly token = randomUUID();
   private leader = false;
@@ -43,6 +52,8 @@ export class Flusher {
   /** Periods committed by this process (tests and /health). */
   periodsCommitted = 0;
   lastCommittedTs = 0;
+  /** Where the last committed period's time went, ms per stage (debug log, bench/flush-profile.ts). */
+  lastStages: FlushStages | null = null;
 
   constructor(
     private readonly store: Store,
@@ -175,23 +186,28 @@ export class Flusher {
    */
   private async processOne(boundaryMs: number): Promise<void> {
     const cfg = this.cfg;
+    const t0 = performance.now();
     const [raw, known, ttls] = await Promise.all([
       this.store.readPeriod(boundaryMs),
       this.knownNames(),
       cfg.deleteGauges ? this.store.readGaugeTtl() : Promise.resolve({} as Record<string, string>),
     ]);
+    const t1 = performance.now();
     const started = Date.now();
     const ts = Math.round(boundaryMs / 1000);
     const lag = Math.round(started / 1000) - ts;
     const built = await runSliced(buildPeriodSliced(raw, known, cfg, [[`${cfg.prefixStats}.timestamp_lag`, lag]]));
     const { data, newKnown } = built.value;
     if (!this.leader) return;
+    const t2 = performance.now();
     await this.store.rememberKnown(newKnown);
     for (const t of KNOWN_TYPES) for (const name of newKnown[t]) known[t].add(name);
+    const t3 = performance.now();
     const chunker = new LineChunker();
     const out = cfg.graphiteHost ? (line: string) => chunker.add(line) : () => {};
     await runSliced(encodePeriodSliced(data, ts, { processingTime: built.busyMs, graphite: { ...this.self.graphite } }, cfg, out));
     const chunks = chunker.finish();
+    const t4 = performance.now();
 
     const gaugeTtl: Array<[string, number]> = [];
     const gaugeDeletes: string[] = [];
@@ -222,9 +238,12 @@ export class Flusher {
       }));
     }
     if (res.status === 1) {
+      const t5 = performance.now();
+      const ms = (a: number, b: number) => Math.round(b - a);
+      this.lastStages = { read: ms(t0, t1), build: ms(t1, t2), remember: ms(t2, t3), encode: ms(t3, t4), commit: ms(t4, t5) };
       this.periodsCommitted++;
       this.lastCommittedTs = ts;
-      this.log.debug({ ts, lines: chunker.lines, chunks: chunks.length }, 'period committed');
+      this.log.debug({ ts, lines: chunker.lines, chunks: chunks.length, stagesMs: this.lastStages }, 'period committed');
       this.onCommitted();
     }
   }
