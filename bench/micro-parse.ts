@@ -14,6 +14,9 @@
  * timers-N, gauges-N and sets-N (not in the default list) take one type only.
  * `unique-32` (not in the default list either) gives every line its own name (262,144 of them,
  * cycled): the cost when names never repeat.
+ * `zmq-N` (not in the default list) runs ZeroMQ status messages instead of datagrams: N counter items
+ * `{name, value, time, type: "c"}` per zlib-deflated JSON message, as bench/load.ts sends them, through
+ * ZmqServer.onMessage (inflate, JSON, item checks, the aggregate sink) into the Batch; lines/s counts items.
  * --via-name puts a forwarder between parser and Batch that passes name,
  * value and rate but not the intern key id, like a SampleSink that only knows
  * names (the Batcher, unless it forwards the key): the Batch then finds each
@@ -33,6 +36,10 @@ import { Batch } from '../src/aggregate/batch.js';
 import { encodeMerge } from '../src/aggregate/merge-args.js';
 import type { SampleSink } from '../src/parse/sample-sink.js';
 import { StatsdLineParser } from '../src/parse/statsd-line.js';
+import { deflateSync } from 'node:zlib';
+import { ZmqServer } from '../src/ingest/zmq.js';
+import { createLogger } from '../src/observability/logger.js';
+import { SelfStats } from '../src/observability/self-stats.js';
 
 type Type = 'c' | 'ms' | 'g' | 's';
 
@@ -40,6 +47,23 @@ interface Scenario {
   readonly name: string;
   readonly datagrams: Buffer[];
   readonly lines: number;
+  /** The datagrams are ZeroMQ messages (zmq-N). */
+  readonly zmq?: boolean;
+}
+
+/** zmq-N: 32,768 counter items over 1,000 names, N per deflated JSON message. */
+function zmqScenario(spec: string, per: number): Scenario {
+  const rand = xorshift(0x7a11d);
+  const datagrams: Buffer[] = [];
+  let items: Array<{ name: string; value: number; time: number; type: string }> = [];
+  for (let j = 0; j < CORPUS_LINES; j++) {
+    items.push({ name: `bench.c.${rand() % NAMES}`, value: 1 + (rand() % 3), time: 1796000000, type: 'c' });
+    if (items.length === per || j === CORPUS_LINES - 1) {
+      datagrams.push(deflateSync(Buffer.from(JSON.stringify(items), 'utf8')));
+      items = [];
+    }
+  }
+  return { name: spec, datagrams, lines: CORPUS_LINES, zmq: true };
 }
 
 const MIXES: Record<string, Record<Type, number>> = {
@@ -68,6 +92,8 @@ function xorshift(seed: number): () => number {
 }
 
 function buildScenario(spec: string): Scenario {
+  const z = /^zmq-(\d+)$/.exec(spec);
+  if (z) return zmqScenario(spec, Math.max(1, Number(z[1])));
   const m = /^(counters|timers|gauges|sets|mixed|unique)-(\d+)$/.exec(spec);
   const mix = m ? MIXES[m[1]!] : undefined;
   const per = m ? Number(m[2]) : 0;
@@ -142,6 +168,9 @@ let blackhole = 0;
 /** Forwards samples by name only (see --via-name). */
 class NameOnly implements SampleSink {
   batch = new Batch();
+  passthrough(line: string): void {
+    this.batch.passthrough(line);
+  }
   counter(name: string, value: number, rate: number): void {
     this.batch.counter(name, value, rate);
   }
@@ -167,12 +196,14 @@ function run(sc: Scenario, parser: StatsdLineParser, lines: number, mergeEvery: 
   const fwd = new NameOnly();
   let batch = fwd.batch;
   let sink: SampleSink = viaName ? fwd : batch;
+  const zmq = sc.zmq ? zmqServer(parser, fwd) : null;
   let d = 0;
   let seq = 0;
   const t0 = process.hrtime.bigint();
   for (let p = 0; p < packets; p++) {
     const buf = dgrams[d]!;
-    parser.parsePacket(buf, 0, buf.length, sink);
+    if (zmq) zmq.onMessage([buf]);
+    else parser.parsePacket(buf, 0, buf.length, sink);
     if (++d === dgrams.length) d = 0;
     if ((p + 1) % packetsPerMerge === 0) {
       blackhole += encodeMerge(batch, `bench:${++seq}`).length;
@@ -182,6 +213,13 @@ function run(sc: Scenario, parser: StatsdLineParser, lines: number, mergeEvery: 
   }
   blackhole += encodeMerge(batch, `bench:${++seq}`).length;
   return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+/** A ZmqServer that is never started: onMessage is the whole receive path after libzmq. */
+function zmqServer(parser: StatsdLineParser, sink: NameOnly): ZmqServer {
+  const cfg = { server: 'zmq', bind: 'tcp://127.0.0.1:0', type: 'pull', mode: 'aggregate', prefix: '', maxMessageSize: 1 << 20, highWaterMark: 1000 } as const;
+  const server = new ZmqServer(cfg, true, parser, sink, new SelfStats(), createLogger('silent'));
+  return server;
 }
 
 function median(xs: number[]): number {

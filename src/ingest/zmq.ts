@@ -17,6 +17,7 @@ import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { SelfStats } from '../observability/self-stats.js';
 import type { SampleSink } from '../parse/sample-sink.js';
 import { DEFAULT_MAX_NAME_LENGTH, type StatsdLineParser } from '../parse/statsd-line.js';
+import { ZmqFastReader } from '../parse/zmq-fast.js';
 import { applyItem, passthroughLine } from '../parse/zmq-item.js';
 import {
   decodeFrame, FRAME_BAD_ZLIB, FRAME_NOT_TEXT, FRAME_OK, FRAME_OVERSIZED, frameStatusText, type FrameOptions,
@@ -72,6 +73,8 @@ export class ZmqServer {
   private loop: Promise<void> | null = null;
   private readonly opts: FrameOptions;
   private readonly lineSink: SampleSink;
+  /** Reads plain JSON items without JSON.parse (aggregate mode only). */
+  private readonly fast: ZmqFastReader | undefined;
   private readonly badFrameLog: RateLimitedLog;
   private readonly badItemLog: RateLimitedLog;
   private readonly oversizeLog: RateLimitedLog;
@@ -91,6 +94,7 @@ export class ZmqServer {
       maxMessageSize: cfg.maxMessageSize,
     };
     this.lineSink = cfg.prefix === '' ? sink : new PrefixSink(cfg.prefix, sink);
+    this.fast = this.opts.passthrough ? undefined : new ZmqFastReader({ keyNameSanitize, maxNameLength: DEFAULT_MAX_NAME_LENGTH, prefix: cfg.prefix });
     this.badFrameLog = new RateLimitedLog(log);
     this.badItemLog = new RateLimitedLog(log);
     this.oversizeLog = new RateLimitedLog(log);
@@ -153,7 +157,7 @@ export class ZmqServer {
     const self = this.self;
     self.zmqMessagesReceived++;
     const frame = frames[frames.length - 1] ?? Buffer.alloc(0);
-    const decoded = decodeFrame(frame, this.opts);
+    const decoded = decodeFrame(frame, this.opts, this.fast);
     if (decoded.status !== FRAME_OK) {
       if (decoded.status === FRAME_OVERSIZED) {
         self.zmqOversized++;
@@ -172,6 +176,9 @@ export class ZmqServer {
       const before = this.parser.metricsReceived - this.parser.badLines;
       this.parser.parsePacket(decoded.text, 0, decoded.text.length, this.lineSink);
       accepted = this.parser.metricsReceived - this.parser.badLines - before;
+    } else if (decoded.fastItems > 0) {
+      this.fast?.emit(this.sink);
+      accepted = decoded.fastItems;
     } else {
       const prefix = this.cfg.prefix;
       for (const item of decoded.items) {

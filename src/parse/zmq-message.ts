@@ -18,6 +18,7 @@
 import { isUtf8 } from 'node:buffer';
 import { inflateSync } from 'node:zlib';
 import { type ItemOptions, readItem, type StatusItem } from './zmq-item.js';
+import type { ZmqFastReader } from './zmq-fast.js';
 
 export const FRAME_OK = 0;
 /** Zero bytes, or only whitespace. */
@@ -58,6 +59,8 @@ export interface DecodedFrame {
   readonly text: Buffer;
   readonly items: StatusItem[];
   readonly badItems: BadItem[];
+  /** Items the fast reader holds instead of `items` (its emit() hands them on); 0 when it was not used. */
+  readonly fastItems: number;
   /** More about a bad status (the JSON or zlib error), for logs. */
   readonly detail: string;
 }
@@ -100,7 +103,7 @@ function firstSignificant(buf: Buffer): number {
 }
 
 function result(status: number, compressed: boolean, text: Buffer, detail = ''): DecodedFrame {
-  return { status, compressed, format: null, text, items: [], badItems: [], detail };
+  return { status, compressed, format: null, text, items: [], badItems: [], fastItems: 0, detail };
 }
 
 /** Inflates, or says why it could not. */
@@ -116,7 +119,13 @@ function inflate(frame: Buffer, max: number): { status: number; text: Buffer; de
   }
 }
 
-export function decodeFrame(frame: Buffer, opts: FrameOptions): DecodedFrame {
+/**
+ * Decodes a frame. With `fast` (aggregate mode), a JSON message of plain
+ * items is read by it straight from the bytes (zmq-fast.ts) and the result
+ * says how many it holds (fastItems); anything it does not take is decoded
+ * here as without it, with the same outcome.
+ */
+export function decodeFrame(frame: Buffer, opts: FrameOptions, fast?: ZmqFastReader): DecodedFrame {
   if (frame.length > opts.maxMessageSize) return result(FRAME_OVERSIZED, false, frame, `${frame.length} bytes`);
   let text = frame;
   let compressed = false;
@@ -130,13 +139,21 @@ export function decodeFrame(frame: Buffer, opts: FrameOptions): DecodedFrame {
     }
     // else: text that happens to open like a zlib header ("x^..."): read it as text.
   }
+  if (fast !== undefined && !opts.passthrough) {
+    // Accepted only when it is printable ASCII JSON, which isText would pass.
+    const at = firstSignificant(text);
+    const b = text[at];
+    if ((b === OPEN_BRACKET || b === OPEN_BRACE) && fast.read(text, at, text.length) >= 0) {
+      return { status: FRAME_OK, compressed, format: 'json', text, items: [], badItems: [], fastItems: fast.count, detail: '' };
+    }
+  }
   if (!isText(text)) return result(FRAME_NOT_TEXT, compressed, text);
   const start = firstSignificant(text);
   if (start === text.length) return result(FRAME_EMPTY, compressed, text);
 
   const first = text[start];
   if (first !== OPEN_BRACKET && first !== OPEN_BRACE) {
-    return { status: FRAME_OK, compressed, format: 'statsd', text, items: [], badItems: [], detail: '' };
+    return { status: FRAME_OK, compressed, format: 'statsd', text, items: [], badItems: [], fastItems: 0, detail: '' };
   }
   let parsed: unknown;
   try {
@@ -151,5 +168,5 @@ export function decodeFrame(frame: Buffer, opts: FrameOptions): DecodedFrame {
     if (typeof item === 'string') badItems.push({ reason: item, item: raw });
     else items.push(item);
   }
-  return { status: FRAME_OK, compressed, format: 'json', text, items, badItems, detail: '' };
+  return { status: FRAME_OK, compressed, format: 'json', text, items, badItems, fastItems: 0, detail: '' };
 }
