@@ -65,7 +65,7 @@ export class CarbonTally {
     const server = net.createServer((sock) => {
       this.conns.add(sock);
       let rest = '';
-      sock.setEncoding('utf8');
+      sock.setEncoding('latin1'); // Graphite plaintext is ASCII; latin1 skips UTF-8 decoding
       sock.on('data', (chunk: string) => {
         const text = rest + chunk;
         const cut = text.lastIndexOf('\n');
@@ -116,17 +116,37 @@ export class CarbonTally {
     }
   }
 
+  /**
+   * A period's lines come in a run with the same timestamp: the text of the
+   * last one seen and its PeriodArrival are kept, so most lines cost a
+   * compare, not a slice, a Number() and a Map lookup (the runner shares the
+   * two cores with the server it measures).
+   */
+  private lastTsText = '';
+  private lastTs = NaN;
+  private lastPeriod: PeriodArrival | null = null;
+
   private track(block: string, from: number, to: number, now: number): void {
     const sp2 = block.lastIndexOf(' ', to - 1);
     if (sp2 <= from) return;
-    const ts = Number(block.slice(sp2 + 1, to));
+    const tsLen = to - sp2 - 1;
+    let ts: number;
+    if (tsLen === this.lastTsText.length && block.startsWith(this.lastTsText, sp2 + 1)) {
+      ts = this.lastTs;
+    } else {
+      this.lastTsText = block.slice(sp2 + 1, to);
+      ts = this.lastTs = Number(this.lastTsText);
+      this.lastPeriod = this.periods.get(ts) ?? null;
+    }
     if (this.opts.trackPeriods) {
-      const p = this.periods.get(ts);
+      let p = this.lastPeriod;
       if (p) {
         p.last = now;
         p.lines++;
       } else {
-        this.periods.set(ts, { first: now, last: now, lines: 1 });
+        p = { first: now, last: now, lines: 1 };
+        this.periods.set(ts, p);
+        this.lastPeriod = p;
       }
     }
     const w = this.opts.watch;

@@ -49,6 +49,8 @@ export interface PeriodStat {
   /** Lines of the period as committed (log), and as received (re-sent lines included). */
   lines: number | null;
   carbonLines: number;
+  /** The flusher's own timing of read, build, remember, encode and commit, ms (empty: not logged). */
+  stagesMs: Record<string, number>;
 }
 
 export interface StepStat {

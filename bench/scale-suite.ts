@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { Corpus, parseMode } from './load.js';
 import { runScale } from './scale.js';
+import { median } from './search.js';
 import { writeScaleCorpus, type Dist, type ScaleResult, type ScaleSpec } from './scale-stats.js';
 
 export interface ScaleSettings {
@@ -71,6 +72,8 @@ export async function runScaleSuite(s: ScaleSettings, work: string, log: (line: 
     const r = await runScale(spec, c.file, c.perLoop);
     log(`    ${r.error ? `ERROR ${r.error.split('\n')[0]}` : 'done'}: flush ${d(r.steps[0]?.flushMs ?? null)} ms (processing ${d3(r.steps[0]?.processMs ?? null)}), Carbon complete ${d(r.steps[0]?.carbonCompleteMs ?? null)} ms, ` +
       `loss ${pct(r.loss)}, rss ${r.rssPeakMB} MB, redis ${r.redis.bytesPerName ?? '?'} B/name${r.concurrent ? `, concurrent ${fmt(r.concurrent.rate)}/s loss ${pct(r.concurrent.loss)}` : ''} (${Math.round(r.wallMs / 1000)} s)`);
+    const stages = stageMedians(r);
+    if (stages) log(`    flusher stages, median ms: ${stages}`);
     return r;
   };
 
@@ -105,6 +108,14 @@ export async function runScaleSuite(s: ScaleSettings, work: string, log: (line: 
     log(`\n${concurrentTable(report.concurrent)}`);
   }
   return report;
+}
+
+/** The flusher's per-stage wall time (read, build, remember, encode, commit), medians over the measured periods. */
+export function stageMedians(r: ScaleResult): string | null {
+  const periods = r.periods.filter((p) => p.step >= 0 && Object.keys(p.stagesMs).length > 0);
+  if (periods.length === 0) return null;
+  const names = Object.keys(periods[0]!.stagesMs);
+  return names.map((k) => `${k} ${median(periods.map((p) => p.stagesMs[k] ?? 0))}`).join(', ');
 }
 
 export function curveTable(rows: readonly ScaleResult[]): string {

@@ -185,6 +185,7 @@ export async function runScale(spec: ScaleSpec, corpusFile: string, datagramsPer
         carbonCompleteMs: done === null ? null : done - ts * 1000,
         lines: commit?.lines ?? null,
         carbonLines: arr?.lines ?? 0,
+        stagesMs: commit?.stagesMs ?? {},
       });
       if (commit) prevCommit = commit.at;
     }

@@ -126,6 +126,8 @@ export interface Commit {
   at: number;
   lines: number;
   chunks: number;
+  /** Wall ms of each step (read, build, remember, encode, commit), from the flusher's log line. */
+  stagesMs: Record<string, number>;
 }
 
 export async function startServer(name: ServerName, carbonPort: number, o: ServerOptions = {}): Promise<RunningServer> {
@@ -317,8 +319,8 @@ function killIfNode(pid: number): void {
 }
 
 function parseCommit(line: string): Commit {
-  const j = JSON.parse(line) as { time: string; ts: number; lines: number; chunks: number };
-  return { ts: j.ts, at: Date.parse(j.time), lines: j.lines, chunks: j.chunks };
+  const j = JSON.parse(line) as { time: string; ts: number; lines: number; chunks: number; stagesMs?: Record<string, number> };
+  return { ts: j.ts, at: Date.parse(j.time), lines: j.lines, chunks: j.chunks, stagesMs: j.stagesMs ?? {} };
 }
 
 function warningText(line: string): string {
