@@ -11,7 +11,11 @@
  * across passes and set sizes can be summed like counters.
  *
  * Pacing: datagram k is due at start + k / rate; every millisecond the due
- * ones go out in sendmmsg batches. If the sender falls behind it sends as
+ * ones go out in sendmmsg batches, each batch from the next of SOURCES
+ * sockets (source ports), as from several clients: a server whose workers
+ * each bind the port with SO_REUSEPORT (tallyd's native reader in a
+ * cluster) gets the senders spread over them by the kernel, as it would
+ * with many real clients. A single socket reads them all the same. If the sender falls behind it sends as
  * fast as it can and the report shows it (elapsed_s > count / rate).
  *
  * Prints one JSON line: {"sent":..,"elapsed_s":..,"errors":..,"loops":..,
@@ -32,6 +36,7 @@
 #include <unistd.h>
 
 #define BATCH 256
+#define SOURCES 16
 #define STAMP_LEN 7
 
 static double now_s(void) {
@@ -113,17 +118,21 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  int sndbuf = 4 << 20;
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  int fds[SOURCES];
   struct sockaddr_in to = {0};
   to.sin_family = AF_INET;
   to.sin_port = htons((uint16_t)port);
   to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, (struct sockaddr *)&to, sizeof to) != 0) {
-    perror("connect");
-    return 1;
+  for (int s = 0; s < SOURCES; s++) {
+    fds[s] = socket(AF_INET, SOCK_DGRAM, 0);
+    int sndbuf = 4 << 20;
+    setsockopt(fds[s], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    if (connect(fds[s], (struct sockaddr *)&to, sizeof to) != 0) {
+      perror("connect");
+      return 1;
+    }
   }
+  unsigned int source = 0;
 
   struct mmsghdr msgs[BATCH];
   memset(msgs, 0, sizeof msgs);
@@ -156,7 +165,7 @@ int main(int argc, char **argv) {
         msgs[k].msg_hdr.msg_iovlen = 1;
         k++;
       }
-      int r = sendmmsg(fd, msgs, k, 0);
+      int r = sendmmsg(fds[source++ % SOURCES], msgs, k, 0);
       if (r < 0) {
         errors++;
         if (errno != ECONNREFUSED && errno != ENOBUFS && errno != EAGAIN && errno != EINTR) {
@@ -181,6 +190,6 @@ done:;
          "\"max_behind_ms\":%.3f}\n",
          sent, elapsed, errors, loop, ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
          ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6, max_behind);
-  close(fd);
+  for (int s = 0; s < SOURCES; s++) close(fds[s]);
   return sent == count ? 0 : 1;
 }

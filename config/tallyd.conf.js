@@ -30,8 +30,14 @@ backends) load with a warning and are ignored.
   // in bytes; longer ones are counted and dropped [65536]. recvBufferSize:
   // the UDP receive buffer asked of the kernel, in bytes [8388608]; Linux
   // clamps it to net.core.rmem_max (tallyd warns once when it does).
+  // udpReader: how a UDP socket is read: "native" with tallyd's native reader
+  // (recvmmsg, up to 64 datagrams per call; Linux, built by npm install when a
+  // C compiler is there; the start fails without it), "dgram" with Node's
+  // node:dgram (a call into JavaScript per datagram: ~2.3x the CPU per
+  // datagram), "auto" native when it was built, else dgram ["auto"].
   // Without `servers`, statsd's top-level port / address / address_ipv6 /
-  // server / maxPacketSize keys describe a single server.
+  // server / maxPacketSize keys describe a single server; maxPacketSize,
+  // recvBufferSize and udpReader at the top level are every server's default.
   //
   // server: "zmq" entries receive ZeroMQ status messages: each message's
   // last frame (a leading topic frame is ignored), zlib-compressed or plain,
@@ -50,7 +56,7 @@ backends) load with a warning and are ignored.
   //         inflated; larger ones are counted (statsd.zmq_oversized) and dropped [1048576]
   //   highWaterMark: messages libzmq queues for tallyd (ZMQ_RCVHWM) [10000]
   servers: [
-    { server: "udp", address: "0.0.0.0", port: 8125, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608 },
+    { server: "udp", address: "0.0.0.0", port: 8125, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608, udpReader: "auto" },
     { server: "tcp", address: "0.0.0.0", port: 8125, address_ipv6: false, maxPacketSize: 65536 },
     { server: "zmq", bind: "tcp://0.0.0.0:5555", type: "sub", mode: "aggregate", prefix: "", maxMessageSize: 1048576, highWaterMark: 10000 },
   ],

@@ -36,6 +36,8 @@ export class Daemon {
   batcher: Batcher | null = null;
   console: ManagementConsole | null = null;
   readonly ports: ListeningPorts = { udp: [], tcp: [], zmq: [], mgmt: 0 };
+  /** The reader each UDP server uses, in ports.udp order: 'native' or 'dgram'. */
+  readonly udpReaders: string[] = [];
   private readonly ingest: Stoppable[] = [];
   private stopping: Promise<void> | null = null;
 
@@ -93,6 +95,7 @@ export class Daemon {
           const udp = new UdpServer(server, this.parser, batcher, this.self, ingestLog);
           this.ingest.push(udp);
           this.ports.udp.push(await udp.start());
+          this.udpReaders.push(udp.reader ?? 'dgram');
         } else {
           const tcp = new TcpServer(server, this.parser, batcher, this.self, ingestLog);
           this.ingest.push(tcp);

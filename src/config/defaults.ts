@@ -33,6 +33,7 @@ export const DEFAULT_SERVER: ServerConfig = Object.freeze({
   address_ipv6: false,
   maxPacketSize: DEFAULT_MAX_PACKET_SIZE,
   recvBufferSize: DEFAULT_RECV_BUFFER_SIZE,
+  udpReader: 'auto',
 });
 
 /** Bind address when none is given: all interfaces, IPv6 ones for an address_ipv6 server. */

@@ -7,7 +7,7 @@
 /** Top-level keys that are validated and used. */
 export const TOP_LEVEL_KEYS: ReadonlyArray<string> = [
   // statsd: the single server used when `servers` is absent
-  'server', 'address', 'address_ipv6', 'port', 'maxPacketSize', 'recvBufferSize',
+  'server', 'address', 'address_ipv6', 'port', 'maxPacketSize', 'recvBufferSize', 'udpReader',
   'servers', 'mgmt_address', 'mgmt_port',
   'graphiteHost', 'graphitePort', 'graphiteProtocol', 'graphite', 'backends',
   'flushInterval', 'percentThreshold', 'histogram', 'calculatedTimerMetrics',
@@ -31,7 +31,7 @@ export const UNIMPLEMENTED_TOP_LEVEL: Readonly<Record<string, string>> = {
   socket_mod: 'unix domain sockets are not implemented; ignored',
 };
 
-export const SERVER_KEYS: ReadonlyArray<string> = ['server', 'address', 'address_ipv6', 'port', 'maxPacketSize', 'recvBufferSize'];
+export const SERVER_KEYS: ReadonlyArray<string> = ['server', 'address', 'address_ipv6', 'port', 'maxPacketSize', 'recvBufferSize', 'udpReader'];
 
 /** Keys of a `{ server: "zmq" }` entry of `servers`. */
 export const ZMQ_SERVER_KEYS: ReadonlyArray<string> = ['server', 'bind', 'type', 'mode', 'prefix', 'maxMessageSize', 'highWaterMark'];

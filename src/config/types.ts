@@ -7,6 +7,13 @@
 
 export type ServerKind = 'udp' | 'tcp';
 
+/**
+ * How a UDP server reads its socket: 'native' with the optional native
+ * reader (recvmmsg, many datagrams per call into JavaScript; Linux, built by
+ * npm install), 'dgram' with node:dgram, 'auto' native when it is there.
+ */
+export type UdpReaderKind = 'auto' | 'native' | 'dgram';
+
 export interface ServerConfig {
   /** 'udp' or 'tcp' (statsd's './servers/udp' and './servers/tcp' spellings are normalised). */
   readonly server: ServerKind;
@@ -19,6 +26,8 @@ export interface ServerConfig {
   readonly maxPacketSize: number;
   /** UDP: SO_RCVBUF to ask the kernel for, in bytes (it may clamp it to net.core.rmem_max). */
   readonly recvBufferSize: number;
+  /** UDP: which socket reader (see UdpReaderKind). */
+  readonly udpReader: UdpReaderKind;
 }
 
 export type ZmqSocketType = 'sub' | 'pull';

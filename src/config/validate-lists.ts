@@ -10,13 +10,22 @@ import {
   DEFAULTS, defaultAddress, TIMER_METRICS,
 } from './defaults.js';
 import { describe, HISTOGRAM_KEYS, SERVER_KEYS, suggest, UNIMPLEMENTED_SERVER, ZMQ_SERVER_KEYS } from './keys.js';
-import { type AnyServerConfig, type HistogramConfig, isZmqServer, type ServerKind, type ZmqServerConfig } from './types.js';
+import { type AnyServerConfig, type HistogramConfig, isZmqServer, type ServerKind, type UdpReaderKind, type ZmqServerConfig } from './types.js';
+
+const UDP_READERS: ReadonlyArray<UdpReaderKind> = ['auto', 'native', 'dgram'];
+
+/** Settings a server entry inherits from the top level of the file (tallyd's, as statsd has none). */
+interface ServerDefaults {
+  packetSize: number;
+  recvBuffer: number;
+  udpReader: UdpReaderKind;
+}
 
 const SERVER_NAME = /^(?:\.\/)?(?:servers\/)?(udp|tcp|zmq)(?:\.js)?$/;
 const GRAPHITE_BACKEND = /^(?:\.\/)?(?:backends\/)?graphite(?:\.js)?$/;
 
 /** One server from an entry of `servers`, or from the top level (path ''); null if it is skipped. */
-function readServer(c: Checker, entry: Raw, path: string, packetSize: number, recvBuffer: number): AnyServerConfig | null {
+function readServer(c: Checker, entry: Raw, path: string, d: ServerDefaults): AnyServerConfig | null {
   const name = entry['server'];
   let server: ServerKind = 'udp'; // statsd: "The default server is UDP"
   if (name !== undefined) {
@@ -36,8 +45,9 @@ function readServer(c: Checker, entry: Raw, path: string, packetSize: number, re
     address: c.str(entry, 'address', path, defaultAddress(address_ipv6), true),
     port: c.port(entry, 'port', path, 8125),
     address_ipv6,
-    maxPacketSize: c.count(entry, 'maxPacketSize', path, packetSize),
-    recvBufferSize: c.count(entry, 'recvBufferSize', path, recvBuffer),
+    maxPacketSize: c.count(entry, 'maxPacketSize', path, d.packetSize),
+    recvBufferSize: c.count(entry, 'recvBufferSize', path, d.recvBuffer),
+    udpReader: c.oneOf(entry, 'udpReader', path, d.udpReader, UDP_READERS),
   };
 }
 
@@ -78,11 +88,14 @@ function readZmqServer(c: Checker, entry: Raw, path: string): ZmqServerConfig {
 }
 
 export function readServers(c: Checker, raw: Raw): ReadonlyArray<AnyServerConfig> {
-  const packetSize = c.count(raw, 'maxPacketSize', '', DEFAULT_MAX_PACKET_SIZE);
-  const recvBuffer = c.count(raw, 'recvBufferSize', '', DEFAULT_RECV_BUFFER_SIZE);
+  const d: ServerDefaults = {
+    packetSize: c.count(raw, 'maxPacketSize', '', DEFAULT_MAX_PACKET_SIZE),
+    recvBuffer: c.count(raw, 'recvBufferSize', '', DEFAULT_RECV_BUFFER_SIZE),
+    udpReader: c.oneOf(raw, 'udpReader', '', 'auto', UDP_READERS),
+  };
   const list = c.array(raw, 'servers', '', 'an array of server objects');
   if (raw['servers'] === undefined) {
-    const single = readServer(c, raw, '', packetSize, recvBuffer);
+    const single = readServer(c, raw, '', d);
     return single === null ? [] : [single];
   }
   for (const key of ['server', 'address', 'address_ipv6', 'port']) {
@@ -96,7 +109,7 @@ export function readServers(c: Checker, raw: Raw): ReadonlyArray<AnyServerConfig
       c.problem(path, `must be an object like { server: "udp", port: 8125 }, got ${describe(entry)}`);
       return;
     }
-    const server = readServer(c, entry, path, packetSize, recvBuffer);
+    const server = readServer(c, entry, path, d);
     if (server === null) return;
     const id = isZmqServer(server) ? `zmq ${server.bind}` : `${server.server} ${server.address}:${server.port}`;
     // Port 0 picks a free port; a bad bind ('') was reported already.

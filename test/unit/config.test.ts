@@ -141,20 +141,28 @@ describe('statsd semantics', () => {
         { server: './servers/tcp', port: 4, maxPacketSize: 1024, recvBufferSize: 65536 }, { port: 5, address_ipv6: true }],
     });
     assert.deepEqual(config.servers, [
-      { server: 'udp', address: '0.0.0.0', port: 1, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608 },
-      { server: 'tcp', address: '0.0.0.0', port: 2, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608 },
-      { server: 'udp', address: '0.0.0.0', port: 3, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608 },
-      { server: 'tcp', address: '0.0.0.0', port: 4, address_ipv6: false, maxPacketSize: 1024, recvBufferSize: 65536 },
-      { server: 'udp', address: '::', port: 5, address_ipv6: true, maxPacketSize: 65536, recvBufferSize: 8388608 },
+      { server: 'udp', address: '0.0.0.0', port: 1, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608, udpReader: 'auto' },
+      { server: 'tcp', address: '0.0.0.0', port: 2, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608, udpReader: 'auto' },
+      { server: 'udp', address: '0.0.0.0', port: 3, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608, udpReader: 'auto' },
+      { server: 'tcp', address: '0.0.0.0', port: 4, address_ipv6: false, maxPacketSize: 1024, recvBufferSize: 65536, udpReader: 'auto' },
+      { server: 'udp', address: '::', port: 5, address_ipv6: true, maxPacketSize: 65536, recvBufferSize: 8388608, udpReader: 'auto' },
     ]);
+  });
+
+  it('udpReader: auto by default, set per server or for all at the top level, checked', () => {
+    const udp = (cfg: Config) => statsdServers(cfg).map((s) => s.udpReader);
+    assert.deepEqual(udp(load(null).config), ['auto']);
+    assert.deepEqual(udp(load(null, { udpReader: 'dgram', servers: [{ port: 1 }, { port: 2, udpReader: 'native' }] }).config), ['dgram', 'native']);
+    assert.equal(configError(() => load(null, { servers: [{ port: 1, udpReader: 'fast' }] })).message,
+      'overrides: servers[0].udpReader: must be one of "auto", "native", "dgram", got "fast"');
   });
 
   it('uses the top-level port/address/server as the single server when servers is absent', () => {
     assert.deepEqual(load(null).config.servers, DEFAULTS.servers);
     assert.deepEqual(load(null, { port: 9125, address: '127.0.0.1' }).config.servers,
-      [{ server: 'udp', address: '127.0.0.1', port: 9125, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608 }]);
+      [{ server: 'udp', address: '127.0.0.1', port: 9125, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608, udpReader: 'auto' }]);
     assert.deepEqual(load(null, { server: './servers/tcp', port: 0 }).config.servers,
-      [{ server: 'tcp', address: '0.0.0.0', port: 0, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608 }]);
+      [{ server: 'tcp', address: '0.0.0.0', port: 0, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608, udpReader: 'auto' }]);
   });
 
   it('listifies percentThreshold and forces a small or fractional gaugesMaxTTL to 1', () => {

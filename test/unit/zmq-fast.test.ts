@@ -85,7 +85,9 @@ describe('takes the usual shapes, with the same result as JSON.parse', () => {
     ['an empty array', '[]'],
     ['an empty array with blanks', ' [ \n ] '],
     ['names sanitized like statsd keys', JSON.stringify([{ name: 'a b/c!d  e', value: 1, type: 'c' }])],
-    ['numbers in every JSON form', JSON.stringify([1, -0, 0.5, 1e21, 123456789012345678, 2.2250738585072014e-308, 5e-324, 9007199254740993, 1.7976931348623157e308].map((value, i) => ({ name: `n${i}`, value })))],
+    // Written as text: more digits than a double holds, exponents, the extremes.
+    ['numbers in every JSON form', `[${['1', '-0', '0.5', '1e21', '1E+2', '2.5e-3', '123456789012345678', '9007199254740993', '0.1000000000000000055511151231257827',
+      '2.2250738585072014e-308', '5e-324', '1.7976931348623157e308', '-123456789012345.5'].map((v, i) => `{"name":"n${i}","value":${v}}`).join(',')}]`],
   ];
   for (const [what, text] of taken) test(what, () => assert.equal(check(text), true, 'declined'));
 
@@ -161,7 +163,7 @@ describe('random messages: taken only when the general path agrees', () => {
       return (seed >>> 0) % n;
     };
     const names = ['a', 'web1.cpu', 'x y', 'a/b', 'café', 'q"uote', 'b\\s', '', '!!', 'ok_name-1', 'tab\there'];
-    const values: unknown[] = [0, 1, -1, 2.5, -0.001, 1e21, 'str', null, true, 1e-7, 123456789.123456789];
+    const values: unknown[] = [0, 1, -1, 2.5, -0.001, 1e21, 'str', null, true, 1e-7, Number('123456789.123456789')];
     const types: unknown[] = [undefined, 'c', 'g', 'ms', 'h', 'd', 's', 'x', null];
     const rates: unknown[] = [undefined, 1, 0.5, 0, 2, null, '0.5'];
     const times: unknown[] = [undefined, 1796000000, 1796000000.5, 0, -1, 1e12, null, 'now'];
