@@ -46,7 +46,10 @@ const res = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', timeout: 180_000
 if (res.status === 0 && existsSync(path.join(root, 'build', 'Release', 'tallyd_udp.node'))) {
   say('built the native UDP reader (build/Release/tallyd_udp.node)');
 } else {
-  const out = `${res.stdout ?? ''}${res.stderr ?? ''}${res.error ? String(res.error) : ''}`.trim().split('\n').slice(-8).join('\n');
+  // The lines that say what went wrong, not node-gyp's stack trace.
+  const lines = `${res.stdout ?? ''}${res.stderr ?? ''}${res.error ? String(res.error) : ''}`.trim().split('\n');
+  const why = lines.filter((l) => /error|not found|no such file|cannot|failed/i.test(l) && !/gyp ERR! (stack|System|command|cwd|node -v|node-gyp -v|not ok)/.test(l));
+  const out = (why.length ? why : lines).slice(-6).join('\n');
   say(`could not build the native UDP reader; UDP is read with node:dgram (slower per datagram). node-gyp said:\n${out}`);
 }
 process.exit(0);
