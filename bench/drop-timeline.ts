@@ -34,14 +34,20 @@ interface Sample {
   rxQueue: number;
 }
 
-/** [drops, rx_queue bytes] of the socket bound to the port. */
+/** [drops, fullest rx_queue bytes] over the sockets bound to the port (a cluster's workers may each have one). */
 function socketState(port: number): [number, number] | null {
   const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  let found = false;
+  let drops = 0;
+  let queue = 0;
   for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n')) {
     const f = line.trim().split(/\s+/);
-    if (f[1]?.endsWith(hex)) return [Number(f[f.length - 1]), parseInt(f[4]?.split(':')[1] ?? '0', 16)];
+    if (!f[1]?.endsWith(hex)) continue;
+    found = true;
+    drops += Number(f[f.length - 1]);
+    queue = Math.max(queue, parseInt(f[4]?.split(':')[1] ?? '0', 16));
   }
-  return null;
+  return found ? [drops, queue] : null;
 }
 
 /** CPU ticks of a process: [main thread, every other thread]. */

@@ -348,24 +348,31 @@ async function waitUntil(ready: () => boolean, proc: ChildProcess, output: () =>
 }
 
 /** The /proc/net/udp line of the socket bound to this port (127.0.0.1 or any address), split into fields. */
-function udpSocketLine(port: number): string[] | null {
+/** The /proc/net/udp lines (split into fields) of every socket bound to this local port. */
+function udpSocketLines(port: number): string[][] {
   const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const out: string[][] = [];
   for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n')) {
     const f = line.trim().split(/\s+/);
-    if (f[1]?.endsWith(hex)) return f;
+    if (f[1]?.endsWith(hex)) out.push(f);
   }
-  return null;
+  return out;
+}
+
+function udpSocketLine(port: number): string[] | null {
+  return udpSocketLines(port)[0] ?? null;
 }
 
 /**
- * Datagrams the kernel dropped on the socket bound to this port since it
- * was opened (/proc/net/udp `drops`: a full receive buffer, the same event
+ * Datagrams the kernel dropped on the sockets bound to this port since they
+ * were opened (/proc/net/udp `drops`: a full receive buffer, the same event
  * that /proc/net/snmp counts machine-wide as Udp RcvbufErrors), or null if
- * no socket is bound. A cluster's workers share one socket.
+ * no socket is bound. A cluster's workers share one socket (node:dgram) or
+ * each have their own (the native reader, SO_REUSEPORT): summed.
  */
 export function udpDrops(port: number): number | null {
-  const f = udpSocketLine(port);
-  return f ? Number(f[f.length - 1]) : null;
+  const lines = udpSocketLines(port);
+  return lines.length ? lines.reduce((a, f) => a + Number(f[f.length - 1]), 0) : null;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -9,6 +9,7 @@ import { type Config, isZmqServer } from './config/types.js';
 import { FlushHost } from './flush/flush-host.js';
 import { TcpServer } from './ingest/tcp.js';
 import { UdpServer } from './ingest/udp.js';
+import { warmUpIngest } from './ingest/warm-up.js';
 import { ZmqServer } from './ingest/zmq.js';
 import { quote, type Logger } from './observability/logger.js';
 import { RateLimitedLog } from './observability/rate-limited-log.js';
@@ -83,6 +84,11 @@ export class Daemon {
       const batcher = new Batcher(store, cfg, this.self, this.parser, log.child({ component: 'batcher' }));
       this.batcher = batcher;
       batcher.start();
+
+      // Compile the hot path before the sockets open: a cold process drops datagrams in its first ~200 ms under load.
+      const zmq = this.role.zmq && cfg.servers.some(isZmqServer);
+      const warmMs = warmUpIngest({ keyNameSanitize: cfg.keyNameSanitize, prefixStats: cfg.prefixStats, zmq });
+      log.debug({ ms: warmMs }, 'ingest path warmed up');
 
       for (const server of cfg.servers) {
         const ingestLog = log.child({ component: server.server });
