@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "tallyd_udp",
-      "sources": ["src/native/udp_reader.c"],
+      "target_name": "tallyd_native",
+      "sources": ["src/native/udp_reader.c", "src/native/zmq_scan.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "conditions": [["OS!='linux'", { "type": "none" }]]
     }

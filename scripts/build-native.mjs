@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `npm install` step: builds the optional native UDP reader
- * (src/native/udp_reader.c -> build/Release/tallyd_udp.node) with node-gyp.
+ * (src/native/udp_reader.c -> build/Release/tallyd_native.node) with node-gyp.
  * It never fails the install: without Linux, a C compiler, make, python3 or
  * Node's headers, tallyd reads UDP with node:dgram instead (slower per
  * datagram; see README "Performance"). TALLYD_SKIP_NATIVE=1 skips it.
@@ -43,8 +43,8 @@ const args = [...pre, 'rebuild'];
 const prefix = path.resolve(path.dirname(process.execPath), '..');
 if (!process.env.npm_config_nodedir && existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
 const res = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', timeout: 180_000 });
-if (res.status === 0 && existsSync(path.join(root, 'build', 'Release', 'tallyd_udp.node'))) {
-  say('built the native UDP reader (build/Release/tallyd_udp.node)');
+if (res.status === 0 && existsSync(path.join(root, 'build', 'Release', 'tallyd_native.node'))) {
+  say('built the native addon (build/Release/tallyd_native.node)');
 } else {
   // The lines that say what went wrong, not node-gyp's stack trace.
   const lines = `${res.stdout ?? ''}${res.stderr ?? ''}${res.error ? String(res.error) : ''}`.trim().split('\n');

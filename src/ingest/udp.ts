@@ -2,7 +2,7 @@
  * statsd over UDP: one datagram is one packet of '\n'-separated lines,
  * parsed straight from the receive Buffer into the batch.
  *
- * Two readers (servers[].udpReader): the native one (udp-native.ts:
+ * Two readers (servers[].udpReader): the native one (native/udp_reader.c:
  * recvmmsg, up to 64 datagrams per call into JavaScript, each parsed in
  * place in one shared Buffer) when it was built, else node:dgram (a Buffer,
  * an address object and a call into JavaScript per datagram). At 100,000
@@ -21,7 +21,7 @@ import type { SelfStats } from '../observability/self-stats.js';
 import type { SampleSink } from '../parse/sample-sink.js';
 import type { StatsdLineParser } from '../parse/statsd-line.js';
 import { ListenError } from './listen-error.js';
-import { nativeUdp, type NativeUdp } from './udp-native.js';
+import { nativeAddon, type TallydAddon } from '../native/addon.js';
 
 /** Datagrams one native read takes (one recvmmsg, one call into JavaScript). */
 const NATIVE_SLOTS = 64;
@@ -30,7 +30,7 @@ const MAX_DATAGRAM = 65536;
 
 export class UdpServer {
   private socket: dgram.Socket | null = null;
-  private native: { lib: NativeUdp; handle: unknown } | null = null;
+  private native: { lib: TallydAddon; handle: unknown } | null = null;
   private readonly oversizeLog: RateLimitedLog;
   private readonly readErrorLog: RateLimitedLog;
   /** Which reader runs: 'native' or 'dgram' (tests, logs). */
@@ -51,7 +51,7 @@ export class UdpServer {
   async start(): Promise<number> {
     const want = this.cfg.udpReader;
     if (want !== 'dgram') {
-      const lib = nativeUdp();
+      const lib = nativeAddon();
       if (typeof lib !== 'string') return this.startNative(lib);
       if (want === 'native') {
         const cause: NodeJS.ErrnoException = Object.assign(new Error(`udpReader is "native" but the native reader is not available: ${lib}`), { code: 'ENATIVE' });
@@ -62,7 +62,7 @@ export class UdpServer {
     return this.startDgram();
   }
 
-  private async startNative(lib: NativeUdp): Promise<number> {
+  private async startNative(lib: TallydAddon): Promise<number> {
     const { cfg } = this;
     const family = cfg.address_ipv6 ? 6 : 4;
     const where = `udp ${cfg.address}:${cfg.port}`;

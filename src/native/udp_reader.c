@@ -32,6 +32,8 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "tallyd.h"
+
 /* Batches read per readable event before the loop gets a turn (timers, other sockets). */
 #define MAX_ROUNDS 16
 
@@ -331,6 +333,7 @@ static napi_value Init(napi_env env, napi_value exports) {
     {"close", NULL, Close, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  if (!tallyd_zmq_scan_init(env, exports)) return NULL;
   return exports;
 }
 

@@ -11,13 +11,13 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { after, afterEach, before, describe, test } from 'node:test';
 import type { Daemon } from '../../src/daemon.js';
-import { nativeUdp } from '../../src/ingest/udp-native.js';
+import { nativeAddon } from '../../src/native/addon.js';
 import { alignToPeriod, CarbonListener } from '../helpers/carbon.js';
 import { cleanup, testPrefix } from '../helpers/redis.js';
 import { startDaemon, testConfig } from '../helpers/tallyd.js';
 
 const FLUSH = 1000;
-const native = nativeUdp();
+const native = nativeAddon();
 const nativeMissing = typeof native === 'string' && !process.env.CI ? `native reader not available: ${native}` : false;
 
 /** Sends every datagram without waiting between them (a burst), then waits for the last callback. */

@@ -1,12 +1,14 @@
 /**
- * Loads the optional native UDP reader (src/native/udp_reader.c, built into
- * build/Release/tallyd_udp.node by `npm install` on Linux when a C compiler
- * is there; scripts/build-native.mjs). Without it, UDP servers read with
- * node:dgram. See the C file for the contract.
+ * Loads tallyd's optional native addon (src/native/*.c, built into
+ * build/Release/tallyd_native.node by `npm install` on Linux when a C
+ * compiler is there; scripts/build-native.mjs). It holds the native UDP
+ * reader (udp_reader.c, used by ingest/udp.ts) and the ZeroMQ scanner
+ * (zmq_scan.c, used by parse/zmq-fast.ts); without it both have a
+ * JavaScript path that gives the same results, slower.
  */
 import { createRequire } from 'node:module';
 
-/** The socket a reader was opened on. */
+/** A socket the UDP reader was opened on. */
 export interface NativeUdpSocket {
   readonly handle: unknown;
   /** The bound port (the real one when 0 was asked). */
@@ -17,7 +19,7 @@ export interface NativeUdpSocket {
   readonly slots: number;
 }
 
-export interface NativeUdp {
+export interface TallydAddon {
   /**
    * Binds; throws an Error with .code (EADDRINUSE, ...). callback(n) gets
    * n > 0 datagrams in buffer[i * slotSize ...], lengths[i] bytes each (their
@@ -30,20 +32,25 @@ export interface NativeUdp {
   ): NativeUdpSocket;
   start(handle: unknown): void;
   close(handle: unknown): void;
+  /** See zmq_scan.c: n items, -1 not for the fast path, -2 the arrays are too small. */
+  zmqScan(
+    buf: Buffer, start: number, end: number, seed: number,
+    types: Uint8Array, values: Float64Array, rates: Float64Array, nameOff: Int32Array, nameLen: Int32Array, nameHash: Int32Array,
+  ): number;
 }
 
-let loaded: NativeUdp | string | undefined;
+let loaded: TallydAddon | string | undefined;
 
-/** The native reader, or why it is not available. */
-export function nativeUdp(): NativeUdp | string {
+/** The addon, or why it is not available. */
+export function nativeAddon(): TallydAddon | string {
   if (loaded !== undefined) return loaded;
   if (process.platform !== 'linux') {
     loaded = `it is built on Linux only (this is ${process.platform})`;
     return loaded;
   }
   try {
-    // src/ingest/ and dist/ingest/ are both two levels below the package root.
-    loaded = createRequire(import.meta.url)('../../build/Release/tallyd_udp.node') as NativeUdp;
+    // src/native/ and dist/native/ are both two levels below the package root.
+    loaded = createRequire(import.meta.url)('../../build/Release/tallyd_native.node') as TallydAddon;
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     loaded = e.code === 'MODULE_NOT_FOUND' ? 'it was not built (npm install builds it when a C compiler is installed)' : `it did not load: ${e.message}`;

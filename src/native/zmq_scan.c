@@ -1,0 +1,364 @@
+/*
+ * The ZeroMQ fast reader's scanner in C (src/parse/zmq-fast.ts has the same
+ * rules in JavaScript, used when this addon was not built). It reads a JSON
+ * array (or one object) of plain status items from inflated bytes into the
+ * caller's typed arrays, one pass, no allocation:
+ *
+ *   zmqScan(buf, start, end, seed, types, values, rates, nameOff, nameLen, nameHash)
+ *     -> n items, -1 when the message is not one the fast path takes (the
+ *        general path reads it: JSON.parse and zmq-item.ts), -2 when the
+ *        arrays hold fewer than n (grow them and call again)
+ *
+ * An item is `{...}` with members name (a string of printable ASCII, no
+ * escapes), value (a finite JSON number), and optionally type ("c", "g",
+ * "ms", "h", "d" or null), time (null or a number in (0, 1e11)), rate (null
+ * or a number in (0, 1]); any other member whose value is a string, a
+ * number, true, false or null is skipped. Anything else (tags, a set, an
+ * escape, a nested value, a duplicated member, a negative "ms", bad JSON)
+ * gives -1. types[i]: 1 counter, 2 gauge, 3 ms, 4 h/d. nameHash[i] is the
+ * 32-bit FNV-1a of the name bytes from `seed`, as key-intern.ts computes it.
+ * Numbers are parsed as JSON.parse does: correctly rounded (strtod).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <node_api.h>
+
+#include "tallyd.h"
+
+#define T_COUNTER 1
+#define T_GAUGE 2
+#define T_TIMER 3
+#define T_HISTOGRAM 4
+
+#define M_NAME 1
+#define M_VALUE 2
+#define M_TIME 4
+#define M_TYPE 8
+#define M_RATE 16
+
+#define FNV_PRIME 0x01000193u
+#define MAX_TIME 1e11
+#define NOT_FAST -1
+#define NO_ROOM -2
+
+typedef struct {
+  const uint8_t *b;
+  size_t p;
+  size_t end;
+} scan_t;
+
+static inline int peek(const scan_t *s) { return s->p < s->end ? s->b[s->p] : -1; }
+
+static inline void skip_ws(scan_t *s) {
+  while (s->p < s->end) {
+    uint8_t c = s->b[s->p];
+    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') return;
+    s->p++;
+  }
+}
+
+/* A plain string's contents start at s->p; moves past its closing quote. 0 for an escape, a control or non-ASCII byte. */
+static int skip_string(scan_t *s) {
+  while (s->p < s->end) {
+    uint8_t c = s->b[s->p++];
+    if (c == '"') return 1;
+    if (c < 0x20 || c >= 0x7f || c == '\\') return 0;
+  }
+  return 0;
+}
+
+/* A JSON number at s->p into *out (finite); moves past it. */
+static int number(scan_t *s, double *out) {
+  size_t start = s->p;
+  const uint8_t *b = s->b;
+  size_t p = s->p, end = s->end;
+  int neg = 0;
+  if (p < end && b[p] == '-') {
+    neg = 1;
+    p++;
+  }
+  if (p >= end) return 0;
+  uint64_t mant = 0;
+  if (b[p] == '0') {
+    p++;
+  } else if (b[p] >= '1' && b[p] <= '9') {
+    while (p < end && b[p] >= '0' && b[p] <= '9') mant = mant * 10 + (uint64_t)(b[p++] - '0');
+  } else {
+    return 0;
+  }
+  int plain = 1;
+  if (p < end && b[p] == '.') {
+    plain = 0;
+    size_t f = ++p;
+    while (p < end && b[p] >= '0' && b[p] <= '9') p++;
+    if (p == f) return 0;
+  }
+  if (p < end && (b[p] == 'e' || b[p] == 'E')) {
+    plain = 0;
+    p++;
+    if (p < end && (b[p] == '+' || b[p] == '-')) p++;
+    size_t x = p;
+    while (p < end && b[p] >= '0' && b[p] <= '9') p++;
+    if (p == x) return 0;
+  }
+  size_t len = p - start;
+  double v;
+  if (plain && len - (size_t)neg <= 15) {
+    v = (double)mant; /* exact below 2^53 */
+    if (neg) v = -v;
+  } else {
+    char tmp[72];
+    if (len >= sizeof tmp) return 0; /* the general path takes very long numbers */
+    memcpy(tmp, b + start, len);
+    tmp[len] = 0;
+    v = strtod(tmp, NULL);
+  }
+  if (!isfinite(v)) return 0;
+  *out = v;
+  s->p = p;
+  return 1;
+}
+
+static int is_null(const scan_t *s) {
+  return s->p + 4 <= s->end && memcmp(s->b + s->p, "null", 4) == 0;
+}
+
+/* The value of a member the fast path ignores: a plain string, a number, true, false or null. */
+static int skip_scalar(scan_t *s) {
+  int c = peek(s);
+  if (c == '"') {
+    s->p++;
+    return skip_string(s);
+  }
+  if (c == '-' || (c >= '0' && c <= '9')) {
+    double ignored;
+    return number(s, &ignored);
+  }
+  static const char *const words[] = {"true", "false", "null"};
+  for (int i = 0; i < 3; i++) {
+    size_t n = strlen(words[i]);
+    if (s->p + n <= s->end && memcmp(s->b + s->p, words[i], n) == 0) {
+      s->p += n;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+typedef struct {
+  uint8_t *types;
+  double *values;
+  double *rates;
+  int32_t *name_off;
+  int32_t *name_len;
+  int32_t *name_hash;
+  size_t cap;
+  size_t count;
+  uint32_t seed;
+  int overflow;
+} items_t;
+
+/* Matches `<word>"` at b + p (after the opening quote of a member name). */
+static inline int key_is(const scan_t *s, size_t p, const char *word, size_t n) {
+  return p + n + 1 <= s->end && memcmp(s->b + p, word, n) == 0 && s->b[p + n] == '"';
+}
+
+/* One `{...}` at s->p; 1 and the item appended, or 0. */
+static int read_item(scan_t *s, items_t *it) {
+  int seen = 0, type = T_GAUGE;
+  double value = 0, rate = 1;
+  int32_t noff = 0, nlen = 0;
+  uint32_t hash = 0;
+  s->p++; /* '{' */
+  for (;;) {
+    skip_ws(s);
+    if (peek(s) != '"') return 0;
+    size_t k = s->p + 1;
+    int member = 0;
+    if (key_is(s, k, "name", 4)) {
+      member = M_NAME;
+      s->p = k + 5;
+    } else if (key_is(s, k, "value", 5)) {
+      member = M_VALUE;
+      s->p = k + 6;
+    } else if (key_is(s, k, "time", 4)) {
+      member = M_TIME;
+      s->p = k + 5;
+    } else if (key_is(s, k, "type", 4)) {
+      member = M_TYPE;
+      s->p = k + 5;
+    } else if (key_is(s, k, "rate", 4)) {
+      member = M_RATE;
+      s->p = k + 5;
+    } else if (key_is(s, k, "tags", 4)) {
+      return 0; /* tags: the general path */
+    } else {
+      s->p = k;
+      if (!skip_string(s)) return 0;
+    }
+    if (member != 0) {
+      if (seen & member) return 0; /* a duplicate: JSON.parse keeps the last one */
+      seen |= member;
+    }
+    skip_ws(s);
+    if (peek(s) != ':') return 0;
+    s->p++;
+    skip_ws(s);
+    if (s->p >= s->end) return 0;
+
+    if (member == M_NAME) {
+      if (s->b[s->p] != '"') return 0;
+      size_t start = ++s->p;
+      uint32_t h = it->seed;
+      for (;;) {
+        if (s->p >= s->end) return 0;
+        uint8_t c = s->b[s->p];
+        if (c == '"') break;
+        if (c < 0x20 || c >= 0x7f || c == '\\') return 0;
+        h = (h ^ c) * FNV_PRIME;
+        s->p++;
+      }
+      if (s->p == start) return 0; /* an empty name */
+      noff = (int32_t)start;
+      nlen = (int32_t)(s->p - start);
+      hash = h;
+      s->p++;
+    } else if (member == M_VALUE) {
+      if (!number(s, &value)) return 0; /* a string value is a set member: the general path */
+    } else if (member == M_TYPE) {
+      if (is_null(s)) {
+        s->p += 4;
+      } else {
+        if (s->b[s->p] != '"') return 0;
+        const uint8_t *t = s->b + s->p + 1;
+        size_t left = s->end - s->p - 1;
+        if (left >= 2 && t[1] == '"') {
+          if (t[0] == 'c') type = T_COUNTER;
+          else if (t[0] == 'g') type = T_GAUGE;
+          else if (t[0] == 'h' || t[0] == 'd') type = T_HISTOGRAM;
+          else return 0; /* unknown, or a set (s) */
+          s->p += 3;
+        } else if (left >= 3 && t[0] == 'm' && t[1] == 's' && t[2] == '"') {
+          type = T_TIMER;
+          s->p += 4;
+        } else {
+          return 0;
+        }
+      }
+    } else if (member == M_TIME) {
+      if (is_null(s)) {
+        s->p += 4;
+      } else {
+        double t;
+        if (!number(s, &t) || !(t > 0 && t < MAX_TIME)) return 0; /* checked, not used when aggregating */
+      }
+    } else if (member == M_RATE) {
+      if (is_null(s)) {
+        s->p += 4;
+      } else if (!number(s, &rate) || !(rate > 0 && rate <= 1)) {
+        return 0;
+      }
+    } else if (!skip_scalar(s)) {
+      return 0;
+    }
+
+    skip_ws(s);
+    int c = peek(s);
+    s->p++;
+    if (c == '}') break;
+    if (c != ',') return 0;
+  }
+  if ((seen & (M_NAME | M_VALUE)) != (M_NAME | M_VALUE)) return 0;
+  if (type == T_TIMER && value < 0) return 0;
+  if (it->count < it->cap) {
+    size_t i = it->count;
+    it->types[i] = (uint8_t)type;
+    it->values[i] = value;
+    it->rates[i] = rate;
+    it->name_off[i] = noff;
+    it->name_len[i] = nlen;
+    it->name_hash[i] = (int32_t)hash;
+  } else {
+    it->overflow = 1; /* keep validating: a message the fast path cannot take says so before "no room" */
+  }
+  it->count++;
+  return 1;
+}
+
+static int scan_message(scan_t *s, items_t *it) {
+  skip_ws(s);
+  int c = peek(s);
+  if (c == '{') {
+    if (!read_item(s, it)) return 0;
+  } else if (c == '[') {
+    s->p++;
+    skip_ws(s);
+    if (peek(s) == ']') {
+      s->p++;
+    } else {
+      for (;;) {
+        if (peek(s) != '{' || !read_item(s, it)) return 0;
+        skip_ws(s);
+        int d = peek(s);
+        s->p++;
+        if (d == ']') break;
+        if (d != ',') return 0;
+        skip_ws(s);
+      }
+    }
+  } else {
+    return 0;
+  }
+  skip_ws(s);
+  return s->p == s->end;
+}
+
+static int typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
+  napi_typedarray_type type;
+  return napi_get_typedarray_info(env, v, &type, len, data, NULL, NULL) == napi_ok && type == want;
+}
+
+static napi_value ZmqScan(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  napi_value result;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 10) {
+    napi_throw_type_error(env, "EINVAL", "zmqScan() takes 10 arguments");
+    return NULL;
+  }
+  void *data;
+  size_t blen;
+  int64_t start, end;
+  uint32_t seed;
+  items_t it;
+  memset(&it, 0, sizeof it);
+  size_t n1, n2, n3, n4, n5, n6;
+  if (napi_get_buffer_info(env, argv[0], &data, &blen) != napi_ok || napi_get_value_int64(env, argv[1], &start) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &end) != napi_ok || napi_get_value_uint32(env, argv[3], &seed) != napi_ok ||
+      !typed(env, argv[4], napi_uint8_array, (void **)&it.types, &n1) || !typed(env, argv[5], napi_float64_array, (void **)&it.values, &n2) ||
+      !typed(env, argv[6], napi_float64_array, (void **)&it.rates, &n3) || !typed(env, argv[7], napi_int32_array, (void **)&it.name_off, &n4) ||
+      !typed(env, argv[8], napi_int32_array, (void **)&it.name_len, &n5) || !typed(env, argv[9], napi_int32_array, (void **)&it.name_hash, &n6) ||
+      start < 0 || end < start || (size_t)end > blen) {
+    napi_throw_type_error(env, "EINVAL", "zmqScan(): bad arguments");
+    return NULL;
+  }
+  it.cap = n1;
+  if (n2 < it.cap) it.cap = n2;
+  if (n3 < it.cap) it.cap = n3;
+  if (n4 < it.cap) it.cap = n4;
+  if (n5 < it.cap) it.cap = n5;
+  if (n6 < it.cap) it.cap = n6;
+  it.seed = seed;
+  scan_t s = {(const uint8_t *)data, (size_t)start, (size_t)end};
+  int64_t out = scan_message(&s, &it) ? (it.overflow ? NO_ROOM : (int64_t)it.count) : NOT_FAST;
+  napi_create_int64(env, out, &result);
+  return result;
+}
+
+int tallyd_zmq_scan_init(napi_env env, napi_value exports) {
+  napi_property_descriptor prop = {"zmqScan", NULL, ZmqScan, NULL, NULL, NULL, napi_default, NULL};
+  return napi_define_properties(env, exports, 1, &prop) == napi_ok;
+}
