@@ -14,7 +14,7 @@ import { deflateSync } from 'node:zlib';
 import { Batcher } from '../aggregate/batcher.js';
 import { createLogger } from '../observability/logger.js';
 import { SelfStats } from '../observability/self-stats.js';
-import { StatsdLineParser } from '../parse/statsd-line.js';
+import { DEFAULT_MAX_NAME_LENGTH, StatsdLineParser } from '../parse/statsd-line.js';
 import { ZmqFastReader } from '../parse/zmq-fast.js';
 import { decodeFrame } from '../parse/zmq-message.js';
 
@@ -81,8 +81,9 @@ export function warmUpIngest(opts: WarmUpOptions): number {
     }
   }
   if (opts.zmq) {
-    const reader = new ZmqFastReader({ keyNameSanitize: opts.keyNameSanitize, maxNameLength: 1024, prefix: '' });
-    const frameOpts = { keyNameSanitize: opts.keyNameSanitize, maxNameLength: 1024, passthrough: false, maxMessageSize: 1 << 20 };
+    const maxNameLength = DEFAULT_MAX_NAME_LENGTH;
+    const reader = new ZmqFastReader({ keyNameSanitize: opts.keyNameSanitize, maxNameLength, prefix: '' });
+    const frameOpts = { keyNameSanitize: opts.keyNameSanitize, maxNameLength, passthrough: false, maxMessageSize: 1 << 20 };
     const messages = Array.from({ length: 8 }, (_, m) =>
       deflateSync(JSON.stringify(Array.from({ length: 100 }, (_, i) => ({ name: `warm.z.${(m * 100 + i) % NAMES}`, value: i % 5, time: 1796000000, type: i % 4 === 0 ? 'g' : 'c' })))),
     );

@@ -168,14 +168,17 @@ static void finalize_handle(napi_env env, void *data, void *hint) {
   else if (r->handle_closed) free(r);
 }
 
-static int get_reader(napi_env env, napi_value v, reader_t **out) {
+/* The reader handle passed as the call's first argument, or NULL with a TypeError thrown. */
+static reader_t *reader_arg(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
   void *p = NULL;
-  if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL) {
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_external(env, argv[0], &p) != napi_ok ||
+      p == NULL) {
     napi_throw_type_error(env, "EINVAL", "not a udp reader handle");
-    return 0;
+    return NULL;
   }
-  *out = (reader_t *)p;
-  return 1;
+  return (reader_t *)p;
 }
 
 /* open(family, address, port, rcvbuf, reuseport, buffer, slotSize, lengths, callback) */
@@ -304,12 +307,8 @@ static napi_value Open(napi_env env, napi_callback_info info) {
 }
 
 static napi_value Start(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  reader_t *r;
-  if (argc < 1 || !get_reader(env, argv[0], &r)) return NULL;
-  if (r->closed || r->polling) return NULL;
+  reader_t *r = reader_arg(env, info);
+  if (r == NULL || r->closed || r->polling) return NULL;
   int rc = uv_poll_start(&r->poll, UV_READABLE, on_readable);
   if (rc != 0) return throw_errno(env, "uv_poll_start", -rc);
   r->polling = 1;
@@ -317,12 +316,8 @@ static napi_value Start(napi_env env, napi_callback_info info) {
 }
 
 static napi_value Close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  reader_t *r;
-  if (argc < 1 || !get_reader(env, argv[0], &r)) return NULL;
-  close_reader(r);
+  reader_t *r = reader_arg(env, info);
+  if (r != NULL) close_reader(r);
   return NULL;
 }
 

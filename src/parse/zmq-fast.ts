@@ -17,8 +17,8 @@
  * value is a string, a number, true, false or null (the general path ignores
  * them too).
  *
- * The scan itself runs in C (native/zmq_scan.c, the same rules, about four
- * times faster) when tallyd's native addon was built, else here; names are
+ * The scan itself runs in C (native/zmq_scan.c, the same rules, about twice
+ * as fast: ~60 against ~110 ns an item on the bench machine) when tallyd's native addon was built, else here; names are
  * interned here either way.
  */
 import type { SampleSink } from './sample-sink.js';
