@@ -30,7 +30,8 @@ export interface TallydAddon {
     family: 4 | 6, address: string, port: number, rcvbuf: number, reusePort: boolean,
     buffer: Buffer, slotSize: number, lengths: Int32Array, callback: (n: number) => void,
   ): NativeUdpSocket;
-  start(handle: unknown): void;
+  /** holdMs > 0: after a wakeup that emptied the queue, read again holdMs later instead of on the next datagram. */
+  start(handle: unknown, holdMs?: number): void;
   close(handle: unknown): void;
   /** See zmq_scan.c: n items, -1 not for the fast path, -2 the arrays are too small. */
   zmqScan(

@@ -9,7 +9,9 @@
  *
  *   open(family 4|6, address, port, rcvbuf, reuseport, buffer, slotSize, lengths, callback)
  *     -> { handle, port, rcvbuf }   (throws an Error with .code, e.g. EADDRINUSE)
- *   start(handle)                   poll the socket on the event loop
+ *   start(handle, holdMs?)          poll the socket on the event loop; holdMs > 0: after a wakeup that
+ *                                   read datagrams and emptied the queue, wait holdMs on a timer before
+ *                                   reading again instead of waking for the next datagram (see on_readable)
  *   close(handle)                   stop polling, close the socket
  *
  * callback(n): n > 0 datagrams are in buffer[i * slotSize ...], lengths[i]
@@ -39,8 +41,12 @@
 
 typedef struct {
   uv_poll_t poll;
+  uv_timer_t timer;
   int fd;
   int polling;
+  int holding;       /* the timer runs instead of the poll */
+  int open_handles;  /* libuv handles not yet closed (poll, timer) */
+  uint64_t hold_ms;
   int closed;        /* close() asked for (or the handle was collected) */
   int handle_closed; /* libuv closed the poll handle and the socket */
   int finalized;     /* JavaScript's handle object was collected */
@@ -101,14 +107,13 @@ static void call_js(reader_t *r, int n) {
   napi_close_handle_scope(env, scope);
 }
 
-static void on_readable(uv_poll_t *handle, int status, int events) {
-  (void)events;
-  reader_t *r = (reader_t *)handle->data;
-  if (r->closed) return;
-  if (status < 0) {
-    call_js(r, status);
-    return;
-  }
+/*
+ * Reads up to MAX_ROUNDS full batches. Returns how many datagrams it read; *more is set when the rounds ran out
+ * with the last batch full (more are likely waiting), clear when the queue was emptied (or a read failed).
+ */
+static int drain(reader_t *r, int *more) {
+  int got = 0;
+  *more = 0;
   for (int round = 0; round < MAX_ROUNDS && !r->closed; round++) {
     for (uint32_t i = 0; i < r->slots; i++) {
       struct msghdr *h = &r->msgs[i].msg_hdr;
@@ -123,17 +128,69 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) call_js(r, -errno);
-      return;
+      return got;
     }
-    if (n == 0) return;
+    if (n == 0) return got;
     for (int i = 0; i < n; i++) r->lens[i] = (int32_t)r->msgs[i].msg_len;
+    got += n;
     call_js(r, n);
-    if ((uint32_t)n < r->slots) return; /* the queue is empty */
+    if ((uint32_t)n < r->slots) return got; /* the queue is empty */
   }
+  *more = !r->closed;
+  return got;
+}
+
+static void on_readable(uv_poll_t *handle, int status, int events);
+static void on_hold_over(uv_timer_t *timer);
+
+static void poll_again(reader_t *r) {
+  r->holding = 0;
+  if (!r->polling && !r->closed && uv_poll_start(&r->poll, UV_READABLE, on_readable) == 0) r->polling = 1;
+}
+
+/*
+ * Holding: under a steady stream each wakeup finds only the few datagrams that arrived since the last one, and
+ * pays an epoll round, a recvmmsg and a call into JavaScript for them. After a wakeup that read datagrams and
+ * emptied the queue, the reader stops polling and reads again hold_ms later, when the kernel has queued a
+ * fuller batch (at 300,000 datagrams/s, 300 in 1 ms: ~5 calls of 64 instead of ~100 of 3). The receive buffer
+ * holds them meanwhile (UdpServer holds only when it is large); a wakeup that finds nothing goes back to polling,
+ * so an idle or slow socket costs no timer at all.
+ */
+static void hold(reader_t *r) {
+  if (r->polling) {
+    uv_poll_stop(&r->poll);
+    r->polling = 0;
+  }
+  r->holding = 1;
+  uv_timer_start(&r->timer, on_hold_over, r->hold_ms, 0);
+}
+
+static void on_readable(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  reader_t *r = (reader_t *)handle->data;
+  if (r->closed) return;
+  if (status < 0) {
+    call_js(r, status);
+    return;
+  }
+  int more;
+  int got = drain(r, &more);
+  if (!r->closed && r->hold_ms > 0 && got > 0 && !more) hold(r);
+}
+
+static void on_hold_over(uv_timer_t *timer) {
+  reader_t *r = (reader_t *)timer->data;
+  if (r->closed) return;
+  int more;
+  int got = drain(r, &more);
+  if (r->closed) return;
+  if (got > 0 && !more) hold(r); /* still streaming: hold again */
+  else poll_again(r);             /* idle (wake on the next datagram), or a backlog (the poll fires at once) */
 }
 
 static void on_close(uv_handle_t *handle) {
   reader_t *r = (reader_t *)handle->data;
+  if (--r->open_handles > 0) return; /* the other handle is still closing */
   napi_env env = r->env;
   if (r->fd >= 0) close(r->fd);
   napi_delete_reference(env, r->callback);
@@ -155,7 +212,10 @@ static void close_reader(reader_t *r) {
     uv_poll_stop(&r->poll);
     r->polling = 0;
   }
+  uv_timer_stop(&r->timer);
+  r->holding = 0;
   uv_close((uv_handle_t *)&r->poll, on_close);
+  uv_close((uv_handle_t *)&r->timer, on_close);
 }
 
 /* The handle object was collected: close if still open; free once libuv is done with the struct. */
@@ -278,9 +338,12 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   r->iovs = (struct iovec *)calloc(slots, sizeof *r->iovs);
   uv_loop_t *loop = NULL;
   napi_value name;
-  if (r->msgs == NULL || r->iovs == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &r->poll, fd) != 0 ||
+  int async_ok = 0;
+  /* libuv's handles last: once initialised they belong to the loop and can only go through uv_close. */
+  if (r->msgs == NULL || r->iovs == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok ||
       napi_create_string_utf8(env, "tallyd:udp", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_async_init(env, NULL, name, &r->async) != napi_ok) {
+      !(async_ok = napi_async_init(env, NULL, name, &r->async) == napi_ok) || uv_poll_init(loop, &r->poll, fd) != 0) {
+    if (async_ok) napi_async_destroy(env, r->async);
     close(fd);
     free(r->msgs);
     free(r->iovs);
@@ -288,7 +351,10 @@ static napi_value Open(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "EINTERNAL", "could not set up the udp reader");
     return NULL;
   }
+  uv_timer_init(loop, &r->timer); /* cannot fail */
   r->poll.data = r;
+  r->timer.data = r;
+  r->open_handles = 2;
   napi_create_reference(env, argv[8], 1, &r->callback);
   napi_create_reference(env, argv[5], 1, &r->buffer);
   napi_create_reference(env, argv[7], 1, &r->lengths);
@@ -308,7 +374,15 @@ static napi_value Open(napi_env env, napi_callback_info info) {
 
 static napi_value Start(napi_env env, napi_callback_info info) {
   reader_t *r = reader_arg(env, info);
-  if (r == NULL || r->closed || r->polling) return NULL;
+  if (r == NULL || r->closed || r->polling || r->holding) return NULL;
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t hold_ms = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 2) {
+    napi_valuetype t;
+    if (napi_typeof(env, argv[1], &t) == napi_ok && t == napi_number) napi_get_value_int32(env, argv[1], &hold_ms);
+  }
+  r->hold_ms = hold_ms > 0 ? (uint64_t)hold_ms : 0;
   int rc = uv_poll_start(&r->poll, UV_READABLE, on_readable);
   if (rc != 0) return throw_errno(env, "uv_poll_start", -rc);
   r->polling = 1;

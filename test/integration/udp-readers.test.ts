@@ -85,6 +85,31 @@ describe('udp readers: the same totals from native and node:dgram', () => {
     });
   }
 
+  test('native: a datagram after a burst and a pause, and datagrams one by one, all arrive (the reader holds, then polls again)', { skip: nativeMissing }, async () => {
+    prefix = testPrefix('udp-hold');
+    daemon = await startDaemon(
+      testConfig(prefix, carbon.port, { flushInterval: FLUSH, servers: [{ server: 'udp', address: '127.0.0.1', port: 0, udpReader: 'native' }] }),
+    );
+    assert.deepEqual(daemon.udpReaders, ['native']);
+    const port = daemon.ports.udp[0]!;
+    await alignToPeriod(FLUSH);
+    // A burst leaves the reader holding (reading again 1 ms after a read that emptied the queue) ...
+    await burst(port, Array.from({ length: 500 }, () => Buffer.from('hold.burst:1|c')));
+    // ... an idle socket sends it back to polling; single datagrams, some right after another, some after a pause.
+    await new Promise((r) => setTimeout(r, 100));
+    const s = dgram.createSocket('udp4');
+    for (let i = 0; i < 12; i++) {
+      await new Promise<void>((resolve, reject) => s.send(Buffer.from('hold.one:1|c'), port, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
+      if (i % 3 === 2) await new Promise((r) => setTimeout(r, 40));
+    }
+    await new Promise<void>((r) => s.close(() => r()));
+    await carbon.waitFor(() => carbon.sum('stats_counts.hold.one') === 12 && carbon.sum('stats_counts.hold.burst') === 500, 4000, 'hold.one = 12, hold.burst = 500');
+    // Stopping right after a burst, while the reader holds, closes cleanly.
+    await burst(port, Array.from({ length: 200 }, () => Buffer.from('hold.late:1|c')));
+    await daemon.stop();
+    daemon = null;
+  });
+
   test('udpReader "native" without the native reader fails the start with the reason', { skip: typeof native !== 'string' ? 'the native reader is built here' : false }, async () => {
     prefix = testPrefix('udp-native-missing');
     await assert.rejects(
