@@ -2,7 +2,7 @@
  * tallyd bench load generator: sends a fixed number of UDP datagrams to
  * 127.0.0.1:<port> at a paced rate with sendmmsg, looping over a corpus file.
  *
- *   loadgen <corpus> <port> <datagrams-per-second> <count>
+ *   loadgen <corpus> <port> <datagrams-per-second> <count> [--no-gso]
  *
  * The corpus is the datagrams one after another, each ended by a NUL byte
  * (bench/load.ts writes it and knows the exact totals of any prefix). Every
@@ -18,6 +18,13 @@
  * with many real clients. A single socket reads them all the same. If the sender falls behind it sends as
  * fast as it can and the report shows it (elapsed_s > count / rate).
  *
+ * UDP GSO (unless --no-gso, or the kernel refuses it): consecutive datagrams go out as one UDP_SEGMENT message
+ * of up to 64 equal-sized segments, each padded with '\n' (empty lines, which statsd and tallyd skip). The
+ * kernel splits the message into ordinary datagrams before it queues them on the receiving socket, which has no
+ * UDP_GRO: the server reads the same datagrams, one by one, at the same pace. The sender pays the IP stack once
+ * per message instead of once per datagram: about half the CPU for the same rate, which on a 2-core machine is
+ * CPU left for the server. The report's "gso" says which way it went.
+ *
  * Prints one JSON line: {"sent":..,"elapsed_s":..,"errors":..,"loops":..,
  * "cpu_user_s":..,"cpu_sys_s":..,"max_behind_ms":..}
  */
@@ -25,6 +32,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +44,9 @@
 #include <unistd.h>
 
 #define BATCH 256
+#define MSGS 16
+#define GSO_SEGS 64
+#define GSO_BYTES 65000
 #define SOURCES 16
 #define STAMP_LEN 7
 
@@ -69,8 +80,8 @@ static void stamp(char *buf, size_t *at, size_t n_at, unsigned long loop) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 5) {
-    fprintf(stderr, "usage: loadgen <corpus> <port> <datagrams-per-second> <count>\n");
+  if (argc != 5 && !(argc == 6 && strcmp(argv[5], "--no-gso") == 0)) {
+    fprintf(stderr, "usage: loadgen <corpus> <port> <datagrams-per-second> <count> [--no-gso]\n");
     return 2;
   }
   size_t len = 0;
@@ -134,7 +145,18 @@ int main(int argc, char **argv) {
   }
   unsigned int source = 0;
 
-  struct mmsghdr msgs[BATCH];
+  /* GSO: a run of datagrams goes out as one UDP_SEGMENT message of equal-sized segments (each padded with '\n',
+   * an empty line both servers skip); the kernel splits it into ordinary datagrams before it queues them on the
+   * receiving socket, so the server reads the same datagrams, and the sender pays the IP stack once per message. */
+  static struct mmsghdr msgs[BATCH];
+  static struct iovec gso_iov[MSGS];
+  static char gso_buf[MSGS][GSO_BYTES];
+  static union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } ctl[MSGS];
+  unsigned int segs[BATCH];
+  int use_gso = argc == 5;
   memset(msgs, 0, sizeof msgs);
   unsigned long long sent = 0, errors = 0;
   unsigned long loop = 0;
@@ -160,13 +182,67 @@ int main(int argc, char **argv) {
     if (behind > max_behind) max_behind = behind;
     while (sent < due) {
       unsigned int k = 0;
-      while (k < BATCH && sent + k < due && pos + k < n) {
-        msgs[k].msg_hdr.msg_iov = &iov[pos + k];
-        msgs[k].msg_hdr.msg_iovlen = 1;
-        k++;
+      int r;
+      if (use_gso) {
+        /* Up to MSGS messages of up to GSO_SEGS segments, never past the corpus end (the stamps change there). */
+        size_t p = pos;
+        unsigned long long left = due - sent;
+        while (k < MSGS && left > 0 && p < n) {
+          size_t width = 0;
+          unsigned int m = 0;
+          while (m < GSO_SEGS && m < left && p + m < n) {
+            size_t l = iov[p + m].iov_len;
+            size_t w = l > width ? l : width;
+            if (w * (m + 1) > GSO_BYTES) break;
+            width = w;
+            m++;
+          }
+          if (m == 0) break; /* a datagram larger than GSO_BYTES: cannot happen (max 65507) */
+          char *out = gso_buf[k];
+          for (unsigned int j = 0; j < m; j++) {
+            size_t l = iov[p + j].iov_len;
+            memcpy(out, iov[p + j].iov_base, l);
+            memset(out + l, '\n', width - l);
+            out += width;
+          }
+          gso_iov[k].iov_base = gso_buf[k];
+          gso_iov[k].iov_len = width * m;
+          msgs[k].msg_hdr.msg_iov = &gso_iov[k];
+          msgs[k].msg_hdr.msg_iovlen = 1;
+          if (m > 1) {
+            struct cmsghdr *c = (struct cmsghdr *)ctl[k].buf;
+            c->cmsg_level = SOL_UDP;
+            c->cmsg_type = UDP_SEGMENT;
+            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t gso = (uint16_t)width;
+            memcpy(CMSG_DATA(c), &gso, sizeof gso);
+            msgs[k].msg_hdr.msg_control = ctl[k].buf;
+            msgs[k].msg_hdr.msg_controllen = sizeof ctl[k].buf;
+          } else {
+            msgs[k].msg_hdr.msg_control = NULL;
+            msgs[k].msg_hdr.msg_controllen = 0;
+          }
+          segs[k] = m;
+          p += m;
+          left -= m;
+          k++;
+        }
+      } else {
+        while (k < BATCH && sent + k < due && pos + k < n) {
+          msgs[k].msg_hdr.msg_iov = &iov[pos + k];
+          msgs[k].msg_hdr.msg_iovlen = 1;
+          msgs[k].msg_hdr.msg_control = NULL;
+          msgs[k].msg_hdr.msg_controllen = 0;
+          segs[k] = 1;
+          k++;
+        }
       }
-      int r = sendmmsg(fds[source++ % SOURCES], msgs, k, 0);
+      r = sendmmsg(fds[source++ % SOURCES], msgs, k, 0);
       if (r < 0) {
+        if (use_gso && (errno == EINVAL || errno == EIO || errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {
+          use_gso = 0; /* no UDP GSO here: plain datagrams from now on */
+          continue;
+        }
         errors++;
         if (errno != ECONNREFUSED && errno != ENOBUFS && errno != EAGAIN && errno != EINTR) {
           perror("sendmmsg");
@@ -174,8 +250,10 @@ int main(int argc, char **argv) {
         }
         continue;
       }
-      sent += (unsigned long long)r;
-      pos += (size_t)r;
+      unsigned long long d_sent = 0;
+      for (int i = 0; i < r; i++) d_sent += segs[i];
+      sent += d_sent;
+      pos += (size_t)d_sent;
       if (pos == n) {
         pos = 0;
         stamp(buf, stamps, n_stamps, ++loop);
@@ -187,9 +265,9 @@ done:;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   printf("{\"sent\":%llu,\"elapsed_s\":%.6f,\"errors\":%llu,\"loops\":%lu,\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,"
-         "\"max_behind_ms\":%.3f}\n",
+         "\"max_behind_ms\":%.3f,\"gso\":%s}\n",
          sent, elapsed, errors, loop, ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
-         ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6, max_behind);
+         ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6, max_behind, use_gso ? "true" : "false");
   for (int s = 0; s < SOURCES; s++) close(fds[s]);
   return sent == count ? 0 : 1;
 }

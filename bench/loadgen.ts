@@ -21,6 +21,8 @@ export interface LoadgenReport {
   cpu_user_s: number;
   cpu_sys_s: number;
   max_behind_ms: number;
+  /** UDP only: whether it sent with UDP GSO (see loadgen.c). */
+  gso?: boolean;
   /** ZeroMQ only: seconds spent waiting for sends libzmq could not queue at once (PUSH backpressure). */
   blocked_s?: number;
 }
@@ -35,9 +37,14 @@ export function buildLoadgen(): string {
   return BINARY;
 }
 
+/** How loadgen sends: UDP GSO (the default) or one datagram per message (`npm run bench -- --no-gso`). */
+export const loadgenSettings = { gso: true };
+
 /** Sends `count` datagrams of the corpus to 127.0.0.1:port at `datagramsPerSec`. */
 export function runLoadgen(corpusFile: string, port: number, datagramsPerSec: number, count: number): Promise<LoadgenReport> {
-  return collectReport(spawn(BINARY, [corpusFile, String(port), String(datagramsPerSec), String(count)], { stdio: ['ignore', 'pipe', 'pipe'] }), 'loadgen');
+  const args = [corpusFile, String(port), String(datagramsPerSec), String(count)];
+  if (!loadgenSettings.gso) args.push('--no-gso');
+  return collectReport(spawn(BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'] }), 'loadgen');
 }
 
 /** A sender started and ready: go() starts the load and resolves with its report. */
