@@ -11,7 +11,8 @@
  * --with-names N adds the scale curves' load at the same time (N distinct
  * counter names, each twice per 2 s flush, from a second loadgen), as in
  * the "ingest during 100k-name flushes" check.
- * --rate is datagrams/s. loadgen must be built (bench/results/.build/loadgen: any `npm run bench` builds it).
+ * --rate is datagrams/s (ZeroMQ modes, e.g. --mode zmq-push-100: messages/s, sent by bench/zmq-loadgen.ts to a
+ * PULL or SUB socket). loadgen must be built (bench/results/.build/loadgen: any `npm run bench` builds it).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -20,6 +21,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Corpus, parseMode } from './load.js';
+import { startZmqSender } from './loadgen.js';
 import { scaleRate } from './scale-suite.js';
 import { PER_DATAGRAM, writeScaleCorpus } from './scale-stats.js';
 import { ROOT } from './servers.js';
@@ -59,6 +61,7 @@ async function main(): Promise<void> {
   const carbon = net.createServer((sock) => sock.resume());
   await new Promise<void>((r) => carbon.listen(0, '127.0.0.1', r));
   const udpPort = await freePort('udp');
+  const zmq = mode.transport === 'udp' ? null : { port: await freePort('tcp'), type: mode.transport === 'zmq-push' ? ('push' as const) : ('pub' as const) };
   const prefix = `tallyd-profile:${process.pid}:`;
   const cfg = {
     mgmt_address: '127.0.0.1',
@@ -67,7 +70,10 @@ async function main(): Promise<void> {
     graphitePort: (carbon.address() as net.AddressInfo).port,
     flushInterval: 2000,
     batchInterval: 200,
-    servers: [{ server: 'udp', address: '127.0.0.1', port: udpPort }],
+    servers: [
+      { server: 'udp', address: '127.0.0.1', port: udpPort },
+      ...(zmq ? [{ server: 'zmq', bind: `tcp://127.0.0.1:${zmq.port}`, type: zmq.type === 'push' ? 'pull' : 'sub', mode: 'aggregate' }] : []),
+    ],
     redis: { url: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379', keyPrefix: prefix },
     log: { level: 'info' },
   };
@@ -80,7 +86,7 @@ async function main(): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     proc.stderr.on('data', (d: Buffer) => {
       if (log.length < 100_000) log += d.toString();
-      if (log.includes('listening for statsd on udp')) resolve();
+      if (log.includes('listening for statsd on udp') && (!zmq || log.includes('listening for zeromq'))) resolve();
     });
     proc.on('exit', (code) => reject(new Error(`tallyd exited (${code}):\n${log}`)));
   });
@@ -92,7 +98,9 @@ async function main(): Promise<void> {
     scale = spawn(loadgen, [scaleCorpus, String(udpPort), String(dps), String(Math.round(dps * (seconds + 4)))], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 2000));
   }
-  const report = execFileSync(loadgen, [corpus, String(udpPort), String(rate), String(rate * seconds)], { encoding: 'utf8' });
+  const report = zmq
+    ? JSON.stringify(await (await startZmqSender(corpus, `tcp://127.0.0.1:${zmq.port}`, zmq.type, rate, rate * seconds, seconds * 3)).go())
+    : execFileSync(loadgen, [corpus, String(udpPort), String(rate), String(rate * seconds)], { encoding: 'utf8' });
   scale?.kill();
   const stat = readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   const cpu = (Number(stat[11]) + Number(stat[12])) / 100; // utime + stime, clock ticks (CLK_TCK 100)
@@ -101,7 +109,7 @@ async function main(): Promise<void> {
   carbon.close();
   execFileSync('sh', ['-c', `redis-cli --scan --pattern '${prefix}*' | xargs -r redis-cli del > /dev/null`]);
   rmSync(dir, { recursive: true, force: true });
-  console.log(`${mode.name} at ${rate} datagrams/s (${rate * mode.perDatagram} lines/s) for ${seconds} s; loadgen ${report.trim()}`);
+  console.log(`${mode.name} at ${rate} ${zmq ? 'messages' : 'datagrams'}/s (${rate * mode.perDatagram} metrics/s) for ${seconds} s; loadgen ${report.trim()}`);
   if (withNames) console.log(`plus ${withNames} distinct names at ${scaleRate(withNames)} metrics/s, from 2 s before`);
   console.log(`tallyd CPU (utime + stime, all threads): ${cpu.toFixed(2)} s`);
   // The main thread's profile is the largest (the flush thread mostly waits).

@@ -2,8 +2,9 @@
  * Loads tallyd's optional native addon (src/native/*.c, built into
  * build/Release/tallyd_native.node by `npm install` on Linux when a C
  * compiler is there; scripts/build-native.mjs). It holds the native UDP
- * reader (udp_reader.c, used by ingest/udp.ts) and the ZeroMQ scanner
- * (zmq_scan.c, used by parse/zmq-fast.ts); without it both have a
+ * reader (udp_reader.c, used by ingest/udp.ts), the ZeroMQ scanner
+ * (zmq_scan.c, used by parse/zmq-fast.ts) and a reusable inflater
+ * (zmq_inflate.c, used by parse/zmq-message.ts); without it each has a
  * JavaScript path that gives the same results, slower.
  */
 import { createRequire } from 'node:module';
@@ -33,11 +34,22 @@ export interface TallydAddon {
   /** holdMs > 0: after a wakeup that emptied the queue, read again holdMs later instead of on the next datagram. */
   start(handle: unknown, holdMs?: number): void;
   close(handle: unknown): void;
-  /** See zmq_scan.c: n items, -1 not for the fast path, -2 the arrays are too small. */
+  /**
+   * See zmq_scan.c: n items, -1 not for the fast path, -2 the arrays are too small. With the intern table's
+   * arrays (KeyInternTable.lookupTables()) it also fills entries: each name's entry, or -1.
+   */
   zmqScan(
     buf: Buffer, start: number, end: number, seed: number,
     types: Uint8Array, values: Float64Array, rates: Float64Array, nameOff: Int32Array, nameLen: Int32Array, nameHash: Int32Array,
   ): number;
+  zmqScan(
+    buf: Buffer, start: number, end: number, seed: number,
+    types: Uint8Array, values: Float64Array, rates: Float64Array, nameOff: Int32Array, nameLen: Int32Array, nameHash: Int32Array,
+    entries: Int32Array, slots: Int32Array, slotHash: Int32Array, entryOff: Int32Array, entryNameLen: Int32Array, entryTagLen: Int32Array,
+    arena: Buffer, maxProbe: number,
+  ): number;
+  /** See zmq_inflate.c: n bytes inflated into out, -1 out is too small, -2 let node:zlib decide. */
+  zmqInflate(frame: Buffer, out: Buffer): number;
 }
 
 let loaded: TallydAddon | string | undefined;

@@ -5,5 +5,7 @@
 
 /* zmq_scan.c: adds zmqScan() to the exports; 0 on failure. */
 int tallyd_zmq_scan_init(napi_env env, napi_value exports);
+/* zmq_inflate.c: adds zmqInflate() to the exports; 0 on failure. */
+int tallyd_zmq_inflate_init(napi_env env, napi_value exports);
 
 #endif

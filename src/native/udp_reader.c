@@ -403,6 +403,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   if (!tallyd_zmq_scan_init(env, exports)) return NULL;
+  if (!tallyd_zmq_inflate_init(env, exports)) return NULL;
   return exports;
 }
 

@@ -321,12 +321,59 @@ static int typed(napi_env env, napi_value v, napi_typedarray_type want, void **d
   return napi_get_typedarray_info(env, v, &type, len, data, NULL, NULL) == napi_ok && type == want;
 }
 
+/* key-intern.ts finishHash(nameHash, tagHash), in uint32 arithmetic (Math.imul and >>> are the same). */
+static uint32_t finish_hash(uint32_t name_hash, uint32_t tag_hash) {
+  uint32_t h = name_hash ^ (tag_hash * 0x9e3779b1u);
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
+/* The intern table's arrays (key-intern.ts), for looking the names up in C as KeyIntern.find does. */
+typedef struct {
+  int32_t *entries; /* out: the entry of item i, or -1 (JavaScript resolves it) */
+  size_t n_entries;
+  const int32_t *slots, *slot_hash, *entry_off, *entry_name_len, *entry_tag_len;
+  size_t n_slots, n_slot_hash, n_entry_off, n_entry_name_len, n_entry_tag_len;
+  const uint8_t *arena;
+  size_t arena_len;
+  uint32_t max_probe;
+} intern_t;
+
+static int32_t intern_find(const intern_t *in, const uint8_t *name, size_t len, uint32_t hash) {
+  size_t mask = in->n_slots - 1;
+  size_t i = hash & mask;
+  for (uint32_t probe = 0; probe < in->max_probe; probe++) {
+    int32_t e = in->slots[i];
+    if (e == 0) break;
+    if (i < in->n_slot_hash && (uint32_t)in->slot_hash[i] == hash) {
+      size_t x = (size_t)(e - 1);
+      if (e > 0 && x < in->n_entry_off && x < in->n_entry_name_len && x < in->n_entry_tag_len && (size_t)in->entry_name_len[x] == len &&
+          in->entry_tag_len[x] == 0 && in->entry_off[x] >= 0 && (size_t)in->entry_off[x] + len <= in->arena_len &&
+          memcmp(in->arena + in->entry_off[x], name, len) == 0) {
+        return (int32_t)x;
+      }
+    }
+    i = (i + 1) & mask;
+  }
+  return -1;
+}
+
+/*
+ * zmqScan(buf, start, end, seed, types, values, rates, nameOff, nameLen, nameHash
+ *         [, entries, slots, slotHash, entryOff, entryNameLen, entryTagLen, arena, maxProbe])
+ * With the intern table's arrays (all eight more arguments) it also looks every name up as KeyIntern.find
+ * would (seed must be the table's): entries[i] is the entry, or -1 for JavaScript to resolve (a new name).
+ */
 static napi_value ZmqScan(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value argv[10];
+  size_t argc = 18;
+  napi_value argv[18];
   napi_value result;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 10) {
-    napi_throw_type_error(env, "EINVAL", "zmqScan() takes 10 arguments");
+    napi_throw_type_error(env, "EINVAL", "zmqScan() takes 10 or 18 arguments");
     return NULL;
   }
   void *data;
@@ -345,15 +392,41 @@ static napi_value ZmqScan(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "EINVAL", "zmqScan(): bad arguments");
     return NULL;
   }
+  intern_t in;
+  int lookup = argc >= 18;
+  if (lookup) {
+    memset(&in, 0, sizeof in);
+    void *arena;
+    if (!typed(env, argv[10], napi_int32_array, (void **)&in.entries, &in.n_entries) ||
+        !typed(env, argv[11], napi_int32_array, (void **)&in.slots, &in.n_slots) ||
+        !typed(env, argv[12], napi_int32_array, (void **)&in.slot_hash, &in.n_slot_hash) ||
+        !typed(env, argv[13], napi_int32_array, (void **)&in.entry_off, &in.n_entry_off) ||
+        !typed(env, argv[14], napi_int32_array, (void **)&in.entry_name_len, &in.n_entry_name_len) ||
+        !typed(env, argv[15], napi_int32_array, (void **)&in.entry_tag_len, &in.n_entry_tag_len) ||
+        napi_get_buffer_info(env, argv[16], &arena, &in.arena_len) != napi_ok || napi_get_value_uint32(env, argv[17], &in.max_probe) != napi_ok ||
+        in.n_slots == 0 || (in.n_slots & (in.n_slots - 1)) != 0) {
+      napi_throw_type_error(env, "EINVAL", "zmqScan(): bad intern table arguments");
+      return NULL;
+    }
+    in.arena = (const uint8_t *)arena;
+  }
   it.cap = n1;
   if (n2 < it.cap) it.cap = n2;
   if (n3 < it.cap) it.cap = n3;
   if (n4 < it.cap) it.cap = n4;
   if (n5 < it.cap) it.cap = n5;
   if (n6 < it.cap) it.cap = n6;
+  if (lookup && in.n_entries < it.cap) it.cap = in.n_entries;
   it.seed = seed;
   scan_t s = {(const uint8_t *)data, (size_t)start, (size_t)end};
   int64_t out = scan_message(&s, &it) ? (it.overflow ? NO_ROOM : (int64_t)it.count) : NOT_FAST;
+  if (lookup && out > 0) {
+    const uint8_t *b = (const uint8_t *)data;
+    for (int64_t i = 0; i < out; i++) {
+      uint32_t h = finish_hash((uint32_t)it.name_hash[i], seed);
+      in.entries[i] = intern_find(&in, b + it.name_off[i], (size_t)it.name_len[i], h);
+    }
+  }
   napi_create_int64(env, out, &result);
   return result;
 }

@@ -125,6 +125,16 @@ export interface InternOptions {
   readonly seed?: number;
 }
 
+/** What KeyInternTable.find reads (see lookupTables()). */
+export interface InternTables {
+  readonly slots: Int32Array;
+  readonly slotHash: Int32Array;
+  readonly entryOff: Int32Array;
+  readonly entryNameLen: Int32Array;
+  readonly entryTagLen: Int32Array;
+  readonly arena: Buffer;
+}
+
 export class KeyInternTable {
   /** The FNV-1a offset basis to start a name hash from. */
   readonly seed: number;
@@ -162,6 +172,7 @@ export class KeyInternTable {
   private names: string[] = [];
   private arena: Buffer;
   private arenaLen = 0;
+  private tables: InternTables | null = null;
 
   constructor(opts: InternOptions = {}) {
     this.maxEntries = Math.min(KEY_SPAN, Math.max(1, Math.floor(opts.maxEntries ?? INTERN_MAX_ENTRIES)));
@@ -212,6 +223,31 @@ export class KeyInternTable {
     }
     this.misses++;
     return -1;
+  }
+
+  /**
+   * The arrays find() reads, for the native ZeroMQ scanner to look names up the same way (zmq_scan.c), or null
+   * while resting (find answers -1 then). Valid until the next add(), which may replace or clear them.
+   */
+  lookupTables(): InternTables | null {
+    if (this.resting > 0) return null;
+    const t = this.tables;
+    if (
+      t !== null && t.slots === this.slots && t.slotHash === this.slotHash && t.entryOff === this.entryOff &&
+      t.entryNameLen === this.entryNameLen && t.entryTagLen === this.entryTagLen && t.arena === this.arena
+    ) {
+      return t;
+    }
+    this.tables = {
+      slots: this.slots, slotHash: this.slotHash, entryOff: this.entryOff, entryNameLen: this.entryNameLen,
+      entryTagLen: this.entryTagLen, arena: this.arena,
+    };
+    return this.tables;
+  }
+
+  /** Counts n lookups that found their entry outside find() (through lookupTables()), as find would have. */
+  countHits(n: number): void {
+    this.hits += n;
   }
 
   /** The key string of an entry find or add returned. */

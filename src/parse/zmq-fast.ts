@@ -24,7 +24,7 @@
 import type { SampleSink } from './sample-sink.js';
 import { decimalInto } from './number.js';
 import { KeyBuilder } from './sanitize.js';
-import { finishHash, hashByte, KeyInternTable, type InternOptions } from './key-intern.js';
+import { finishHash, hashByte, INTERN_MAX_PROBE, KeyInternTable, type InternOptions } from './key-intern.js';
 import { nativeAddon, type TallydAddon } from '../native/addon.js';
 
 export interface FastReaderOptions {
@@ -99,6 +99,8 @@ export class ZmqFastReader {
   private nameOff = new Int32Array(64);
   private nameLen = new Int32Array(64);
   private nameHash = new Int32Array(64);
+  /** Filled by the native scanner with the intern table's entry of each name, or -1. */
+  private entries = new Int32Array(64);
   private readonly native: TallydAddon | null;
   // The name of the item being read, set by resolveName.
   private itemName = '';
@@ -158,23 +160,49 @@ export class ZmqFastReader {
     return this.count;
   }
 
-  /** read() with the C scanner: it fills types, values, rates and the names' places; names are resolved here. */
+  /**
+   * read() with the C scanner: it fills types, values, rates and the names' places, and looks the names up in
+   * the intern table (entries); names it did not find (new ones) are resolved here.
+   */
   private readNative(addon: TallydAddon, buf: Buffer, start: number, end: number): number {
+    const intern = this.intern;
+    const t = intern.lookupTables();
     let n: number;
     for (;;) {
-      n = addon.zmqScan(buf, start, end, this.seed >>> 0, this.types, this.values, this.rates, this.nameOff, this.nameLen, this.nameHash);
+      n = t === null
+        ? addon.zmqScan(buf, start, end, this.seed >>> 0, this.types, this.values, this.rates, this.nameOff, this.nameLen, this.nameHash)
+        : addon.zmqScan(
+          buf, start, end, this.seed >>> 0, this.types, this.values, this.rates, this.nameOff, this.nameLen, this.nameHash,
+          this.entries, t.slots, t.slotHash, t.entryOff, t.entryNameLen, t.entryTagLen, t.arena, INTERN_MAX_PROBE,
+        );
       if (n !== -2) break;
       this.grow();
     }
     if (n < 0) return NOT_FAST;
     const names = this.names;
     const keys = this.keys;
+    const entries = this.entries;
+    // Entries stay good until the first new name: adding it may clear the table (a new generation).
+    let found = t !== null;
+    let hits = 0;
     for (let i = 0; i < n; i++) {
+      const e = found ? entries[i]! : -1;
+      if (e >= 0) {
+        names[i] = intern.nameOf(e);
+        keys[i] = intern.keyBase + e;
+        hits++;
+        continue;
+      }
+      found = false;
       const s = this.nameOff[i]!;
-      if (!this.resolveName(buf, s, s + this.nameLen[i]!, this.nameHash[i]!)) return NOT_FAST;
+      if (!this.resolveName(buf, s, s + this.nameLen[i]!, this.nameHash[i]!)) {
+        intern.countHits(hits);
+        return NOT_FAST;
+      }
       names[i] = this.itemName;
       keys[i] = this.itemKey;
     }
+    intern.countHits(hits);
     this.count = n;
     return n;
   }
@@ -352,6 +380,7 @@ export class ZmqFastReader {
     this.nameOff = widen(this.nameOff);
     this.nameLen = widen(this.nameLen);
     this.nameHash = widen(this.nameHash);
+    this.entries = widen(this.entries);
   }
 
   /** A string, number, true, false or null at p (an ignored member's value); the position after it, or -1. */

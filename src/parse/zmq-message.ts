@@ -17,8 +17,28 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { inflateSync } from 'node:zlib';
+import { nativeAddon, type TallydAddon } from '../native/addon.js';
 import { type ItemOptions, readItem, type StatusItem } from './zmq-item.js';
 import type { ZmqFastReader } from './zmq-fast.js';
+
+const addon = nativeAddon();
+/** The native addon's inflater (one z_stream reused; zmq_inflate.c), when it was built. */
+const nativeInflate: TallydAddon['zmqInflate'] | null = typeof addon === 'string' ? null : addon.zmqInflate;
+/** Where the native inflater writes: grown (up to maxMessageSize) as messages need, reused for every message. */
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * frame inflated natively into the scratch buffer (a view of it, valid until the next call), or null when
+ * node:zlib must decide: no addon, a bad or unusual stream, or more than max bytes.
+ */
+function inflateToScratch(inflate: TallydAddon['zmqInflate'], frame: Buffer, max: number): Buffer | null {
+  for (;;) {
+    const n = inflate(frame, scratch.length > max ? scratch.subarray(0, max) : scratch);
+    if (n >= 0) return scratch.subarray(0, n);
+    if (n !== -1 || scratch.length >= max) return null;
+    scratch = Buffer.allocUnsafe(Math.min(max, scratch.length * 4));
+  }
+}
 
 export const FRAME_OK = 0;
 /** Zero bytes, or only whitespace. */
@@ -55,7 +75,11 @@ export interface DecodedFrame {
   readonly compressed: boolean;
   /** What the text held, when status is FRAME_OK. */
   readonly format: 'json' | 'statsd' | null;
-  /** The text (inflated if it was compressed): statsd lines for the line parser. */
+  /**
+   * The text (inflated if it was compressed): statsd lines for the line parser. When the fast reader took a
+   * message the native inflater inflated (fastItems > 0), a view of a scratch buffer that the next decodeFrame
+   * overwrites.
+   */
   readonly text: Buffer;
   readonly items: StatusItem[];
   readonly badItems: BadItem[];
@@ -102,6 +126,17 @@ function firstSignificant(buf: Buffer): number {
   return p;
 }
 
+/** Did the fast reader take text? It only takes printable ASCII JSON, which isText would pass. */
+function readFast(fast: ZmqFastReader, text: Buffer): boolean {
+  const at = firstSignificant(text);
+  const b = text[at];
+  return (b === OPEN_BRACKET || b === OPEN_BRACE) && fast.read(text, at, text.length) >= 0;
+}
+
+function fastResult(compressed: boolean, text: Buffer, n: number): DecodedFrame {
+  return { status: FRAME_OK, compressed, format: 'json', text, items: [], badItems: [], fastItems: n, detail: '' };
+}
+
 function result(status: number, compressed: boolean, text: Buffer, detail = ''): DecodedFrame {
   return { status, compressed, format: null, text, items: [], badItems: [], fastItems: 0, detail };
 }
@@ -129,23 +164,27 @@ export function decodeFrame(frame: Buffer, opts: FrameOptions, fast?: ZmqFastRea
   if (frame.length > opts.maxMessageSize) return result(FRAME_OVERSIZED, false, frame, `${frame.length} bytes`);
   let text = frame;
   let compressed = false;
+  const tryFast = fast !== undefined && !opts.passthrough;
   if (looksLikeZlib(frame)) {
-    const inflated = inflate(frame, opts.maxMessageSize);
-    if (inflated.status === FRAME_OK) {
-      text = inflated.text;
+    const view = nativeInflate !== null ? inflateToScratch(nativeInflate, frame, opts.maxMessageSize) : null;
+    if (view !== null) {
       compressed = true;
-    } else if (inflated.status === FRAME_OVERSIZED || !isText(frame)) {
-      return result(inflated.status, true, frame, inflated.detail);
+      // The hot path: the fast reader reads the scratch buffer in place; the result's text is that view.
+      if (tryFast && readFast(fast, view)) return fastResult(true, view, fast.count);
+      text = Buffer.from(view); // a copy: a decoded frame outlives the scratch buffer
+    } else {
+      const inflated = inflate(frame, opts.maxMessageSize);
+      if (inflated.status === FRAME_OK) {
+        text = inflated.text;
+        compressed = true;
+      } else if (inflated.status === FRAME_OVERSIZED || !isText(frame)) {
+        return result(inflated.status, true, frame, inflated.detail);
+      }
+      // else: text that happens to open like a zlib header ("x^..."): read it as text.
+      if (tryFast && readFast(fast, text)) return fastResult(compressed, text, fast.count);
     }
-    // else: text that happens to open like a zlib header ("x^..."): read it as text.
-  }
-  if (fast !== undefined && !opts.passthrough) {
-    // Accepted only when it is printable ASCII JSON, which isText would pass.
-    const at = firstSignificant(text);
-    const b = text[at];
-    if ((b === OPEN_BRACKET || b === OPEN_BRACE) && fast.read(text, at, text.length) >= 0) {
-      return { status: FRAME_OK, compressed, format: 'json', text, items: [], badItems: [], fastItems: fast.count, detail: '' };
-    }
+  } else if (tryFast && readFast(fast, text)) {
+    return fastResult(false, text, fast.count);
   }
   if (!isText(text)) return result(FRAME_NOT_TEXT, compressed, text);
   const start = firstSignificant(text);

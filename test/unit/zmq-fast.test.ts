@@ -206,6 +206,37 @@ for (const scanner of ['js', 'native'] as const) {
       });
     });
 
+    test('names found in the intern table and new ones, across generations the table clears and grows, name the right keys', () => {
+      // A table of 8 entries that never grows: new names clear it mid-message again and again, after names
+      // found earlier in the same message (whose entries the native lookup had already read). Then one that grows.
+      for (const intern of [{ maxEntries: 8, maxEntriesCap: 8, restLookups: 0 }, { maxEntries: 8, restLookups: 0 }]) {
+        const reader = newReader({ keyNameSanitize: true, maxNameLength: 1024, prefix: 'p.', intern });
+        let seed = 7;
+        const rand = (n: number): number => {
+          seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+          return seed % n;
+        };
+        const byKey = new Map<number, string>(); // key ids are never reused, across generations too
+        for (let m = 0; m < 400; m++) {
+          const items = Array.from({ length: 1 + rand(30) }, () => ({ name: `n.${rand(m < 200 ? 12 : 40)}`, value: rand(100), type: 'c' }));
+          const text = JSON.stringify(items);
+          const want = items.map((i) => ['c', `p.${i.name}`, i.value, 1]);
+          assert.deepEqual(fast(reader, text), want, text);
+          // The keys are the table's: a key id always names the same name.
+          const sink = recorder();
+          assert.ok(reader.read(Buffer.from(text), 0, text.length) >= 0);
+          reader.emit(sink);
+          sink.calls.forEach((c, i) => {
+            const key = sink.keys[i]!;
+            if (key < 0) return;
+            const seen = byKey.get(key);
+            assert.ok(seen === undefined || seen === c[1], `key ${key} names both ${seen} and ${String(c[1])}`);
+            byKey.set(key, c[1] as string);
+          });
+        }
+      }
+    });
+
     describe('through decodeFrame', () => {
       test('zlib messages: fastItems counts, items stay empty; declined ones decode as before', () => {
         const reader = newReader({ keyNameSanitize: true, maxNameLength: 1024, prefix: '' });

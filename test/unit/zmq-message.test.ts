@@ -7,9 +7,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
+import { deflateRawSync, deflateSync, gzipSync, inflateSync } from 'node:zlib';
 import type { ZmqServerConfig } from '../../src/config/types.js';
 import { ZmqServer, type ZmqSink } from '../../src/ingest/zmq.js';
+import { nativeAddon, type TallydAddon } from '../../src/native/addon.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { SelfStats } from '../../src/observability/self-stats.js';
 import { StatsdLineParser } from '../../src/parse/statsd-line.js';
@@ -253,5 +254,64 @@ describe('ZmqServer.onMessage', () => {
     send('{"name": "ok3", "value": 1}');
     assert.deepEqual(calls.map((c) => c[1]), ['ok1', 'ok2', 'ok3']);
     assert.deepEqual([self.zmqMessagesReceived, self.zmqBadFrames, self.zmqBadItems, self.zmqOversized], [8, 4, 2, 1]);
+  });
+});
+
+describe('the native inflater (zmq_inflate.c): the same text and verdicts as node:zlib', () => {
+  const addon = nativeAddon();
+  const skip = typeof addon === 'string' && !process.env.CI ? `native addon not available: ${addon}` : false;
+
+  test('zmqInflate answers a clean stream only: n, -1 for a short buffer, -2 for node:zlib to decide', { skip }, () => {
+    const lib = addon as TallydAddon;
+    const json = Buffer.from(JSON.stringify(Array.from({ length: 100 }, (_, i) => ({ name: `n.${i}`, value: i, type: 'c' }))));
+    const frame = deflateSync(json);
+    const out = Buffer.alloc(json.length + 10);
+    assert.equal(lib.zmqInflate(frame, out), json.length);
+    assert.ok(out.subarray(0, json.length).equals(json));
+    assert.equal(lib.zmqInflate(frame, out.subarray(0, json.length)), json.length, 'exactly the room it needs');
+    assert.equal(lib.zmqInflate(frame, out.subarray(0, json.length - 1)), -1);
+    assert.equal(lib.zmqInflate(frame.subarray(0, frame.length - 4), out), -2, 'truncated');
+    assert.equal(lib.zmqInflate(Buffer.concat([frame, Buffer.from('xy')]), out), -2, 'bytes after the stream');
+    assert.equal(lib.zmqInflate(Buffer.from([0x78, 0x9c, 0xff, 0x00, 0x13]), out), -2, 'garbage');
+    assert.equal(lib.zmqInflate(frame, out), json.length, 'a failed stream leaves the next one unharmed');
+  });
+
+  test('decodeFrame: large, exactly-at-the-bound, over-the-bound, odd and random frames decode as node:zlib has them', { skip }, () => {
+    const big = Buffer.from(JSON.stringify(Array.from({ length: 5000 }, (_, i) => ({ name: `big.${i}`, value: i }))));
+    assert.ok(big.length > 2 * 65536, 'more than the 64 KiB scratch buffer starts with');
+    const d = decode(deflateSync(big), { ...AGG, maxMessageSize: 1 << 20 });
+    assert.equal(d.status, Z.FRAME_OK);
+    assert.equal(d.items.length, 5000);
+    assert.ok(d.text.equals(big));
+    const exact = `[${' '.repeat(998)}]`;
+    assert.equal(decode(deflateSync(exact), { ...AGG, maxMessageSize: 1000 }).status, Z.FRAME_OK);
+    assert.equal(decode(deflateSync(exact), { ...AGG, maxMessageSize: 999 }).status, Z.FRAME_OVERSIZED);
+    const trailing = decode(Buffer.concat([deflateSync(JSON.stringify(ITEMS)), Buffer.from('xx')]));
+    assert.deepEqual(trailing.items.map((i) => i.name), ITEMS.map((i) => i.name), 'node:zlib ignores bytes after the stream; so do we');
+    // Whole streams, whole streams with bytes after them, and cut ones, of text and of binary.
+    let inflatedOk = 0;
+    for (let i = 0; i < 600; i++) {
+      const body = i % 2 ? randomBytes(1 + (i % 300)) : Buffer.from(JSON.stringify(ITEMS.slice(0, 1 + (i % 2))).repeat(1 + (i % 5)));
+      const whole = deflateSync(body);
+      const kind = i % 3;
+      const frame = kind === 0 ? whole : kind === 1 ? Buffer.concat([whole, randomBytes(1 + (i % 7))]) : whole.subarray(0, 2 + (i % (whole.length - 2)));
+      let inflated: Buffer | null;
+      try {
+        inflated = inflateSync(frame, { maxOutputLength: AGG.maxMessageSize });
+      } catch {
+        inflated = null;
+      }
+      const d = decode(frame);
+      const what = `frame ${frame.toString('hex')}`;
+      if (inflated !== null) {
+        inflatedOk++;
+        assert.equal(d.compressed, true, what);
+        assert.notEqual(d.status, Z.FRAME_BAD_ZLIB, what);
+        if (d.status === Z.FRAME_OK) assert.ok(d.text.equals(inflated), what);
+      } else {
+        assert.ok(d.status === Z.FRAME_BAD_ZLIB || !d.compressed, what);
+      }
+    }
+    assert.ok(inflatedOk >= 300, `only ${inflatedOk} of the frames inflated`);
   });
 });
