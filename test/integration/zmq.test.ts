@@ -170,6 +170,20 @@ describe('ZeroMQ status messages to Carbon', () => {
     assert.deepEqual(carbon.series('stats_counts.statsd.zmq_bad_frames'), []);
   });
 
+  test('PUSH to PULL: a burst, a pause, then messages one by one all arrive (the loop drains, holds, then blocks again)', async () => {
+    const d = await start('hold', [{ type: 'pull' }]);
+    const s = push(d.ports.zmq[0]!);
+    for (let m = 0; m < 300; m++) await s.send(zlib([{ name: 'hold.burst', value: 1, type: 'c' }]));
+    await carbon.waitFor(() => d.self.zmqMessagesReceived >= 300, 5000, 'the burst');
+    await sleep(100); // idle: the loop is back to a blocking receive
+    for (let m = 0; m < 12; m++) {
+      await s.send(plain({ name: 'hold.one', value: 1, type: 'c' }));
+      if (m % 3 === 2) await sleep(30);
+    }
+    await carbon.waitFor(() => carbon.sum('stats_counts.hold.one') === 12 && carbon.sum('stats_counts.hold.burst') === 300, 5000, 'hold.one = 12, hold.burst = 300');
+    assert.equal(d.self.zmqMessagesReceived, 312);
+  });
+
   test('gauges, timers, counters and sets are computed like their statsd twins', async () => {
     const d = await start('twins', [{ type: 'sub' }]);
     const p = pub(d.ports.zmq[0]!);
