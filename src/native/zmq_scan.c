@@ -122,6 +122,22 @@ static int number(scan_t *s, double *out) {
   return 1;
 }
 
+/*
+ * A time that is a plain integer of 1 to 11 digits without a leading zero, followed by no '.', 'e' or 'E': it is
+ * then in (0, 1e11), as the general path requires; moves past it. 0 (nothing moved) for anything else, which
+ * number() then reads. Checked, never used when aggregating, so no value is computed.
+ */
+static int plain_time(scan_t *s) {
+  const uint8_t *b = s->b;
+  size_t p = s->p, end = s->end;
+  if (p >= end || b[p] < '1' || b[p] > '9') return 0;
+  size_t q = p + 1;
+  while (q < end && b[q] >= '0' && b[q] <= '9') q++;
+  if (q - p > 11 || (q < end && (b[q] == '.' || b[q] == 'e' || b[q] == 'E'))) return 0;
+  s->p = q;
+  return 1;
+}
+
 static int is_null(const scan_t *s) {
   return s->p + 4 <= s->end && memcmp(s->b + s->p, "null", 4) == 0;
 }
@@ -178,22 +194,23 @@ static int read_item(scan_t *s, items_t *it) {
     if (peek(s) != '"') return 0;
     size_t k = s->p + 1;
     int member = 0;
-    if (key_is(s, k, "name", 4)) {
+    int first = k < s->end ? s->b[k] : 0;
+    if (first == 'n' && key_is(s, k, "name", 4)) {
       member = M_NAME;
       s->p = k + 5;
-    } else if (key_is(s, k, "value", 5)) {
+    } else if (first == 'v' && key_is(s, k, "value", 5)) {
       member = M_VALUE;
       s->p = k + 6;
-    } else if (key_is(s, k, "time", 4)) {
+    } else if (first == 't' && key_is(s, k, "time", 4)) {
       member = M_TIME;
       s->p = k + 5;
-    } else if (key_is(s, k, "type", 4)) {
+    } else if (first == 't' && key_is(s, k, "type", 4)) {
       member = M_TYPE;
       s->p = k + 5;
-    } else if (key_is(s, k, "rate", 4)) {
+    } else if (first == 'r' && key_is(s, k, "rate", 4)) {
       member = M_RATE;
       s->p = k + 5;
-    } else if (key_is(s, k, "tags", 4)) {
+    } else if (first == 't' && key_is(s, k, "tags", 4)) {
       return 0; /* tags: the general path */
     } else {
       s->p = k;
@@ -251,7 +268,7 @@ static int read_item(scan_t *s, items_t *it) {
     } else if (member == M_TIME) {
       if (is_null(s)) {
         s->p += 4;
-      } else {
+      } else if (!plain_time(s)) {
         double t;
         if (!number(s, &t) || !(t > 0 && t < MAX_TIME)) return 0; /* checked, not used when aggregating */
       }
