@@ -165,20 +165,24 @@ function parseArgs(argv: string[]): Options {
 /** Keeps the work observable so nothing is optimised away. */
 let blackhole = 0;
 
-/** Forwards samples by name only (see --via-name). */
+/**
+ * Forwards samples to the current batch: by name only (see --via-name), or with their intern key ids, as the
+ * daemon's Batcher gets them (the ZeroMQ modes, whose server keeps this sink across merges).
+ */
 class NameOnly implements SampleSink {
   batch = new Batch();
+  constructor(private readonly keys = false) {}
   passthrough(line: string): void {
     this.batch.passthrough(line);
   }
-  counter(name: string, value: number, rate: number): void {
-    this.batch.counter(name, value, rate);
+  counter(name: string, value: number, rate: number, key?: number): void {
+    this.batch.counter(name, value, rate, this.keys ? key : undefined);
   }
-  gauge(name: string, value: number, delta: boolean): void {
-    this.batch.gauge(name, value, delta);
+  gauge(name: string, value: number, delta: boolean, key?: number): void {
+    this.batch.gauge(name, value, delta, this.keys ? key : undefined);
   }
-  timer(name: string, value: number, rate: number): void {
-    this.batch.timer(name, value, rate);
+  timer(name: string, value: number, rate: number, key?: number): void {
+    this.batch.timer(name, value, rate, this.keys ? key : undefined);
   }
   set(name: string, member: string): void {
     this.batch.set(name, member);
@@ -193,7 +197,7 @@ function run(sc: Scenario, parser: StatsdLineParser, lines: number, mergeEvery: 
   const perDgram = sc.lines / dgrams.length;
   const packets = Math.ceil(lines / perDgram);
   const packetsPerMerge = Math.max(1, Math.round(mergeEvery / perDgram));
-  const fwd = new NameOnly();
+  const fwd = new NameOnly(sc.zmq === true && !viaName);
   let batch = fwd.batch;
   let sink: SampleSink = viaName ? fwd : batch;
   const zmq = sc.zmq ? zmqServer(parser, fwd) : null;
