@@ -35,9 +35,9 @@ backends) load with a warning and are ignored.
   // again 1 ms after a read that emptied the queue, rather than waking per
   // datagram, when the kernel granted at least 512 KiB of receive buffer;
   // Linux, built by npm install when a C compiler is there; the start fails
-  // without it), "dgram" with Node's
-  // node:dgram (a call into JavaScript per datagram: ~2.3x the CPU per
-  // datagram), "auto" native when it was built, else dgram ["auto"].
+  // without it), "dgram" with Node's node:dgram (a call into JavaScript per
+  // datagram: several times the CPU per datagram), "auto" native when it was
+  // built, else dgram ["auto"].
   // Without `servers`, statsd's top-level port / address / address_ipv6 /
   // server / maxPacketSize keys describe a single server; maxPacketSize,
   // recvBufferSize and udpReader at the top level are every server's default.

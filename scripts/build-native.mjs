@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
- * `npm install` step: builds the optional native UDP reader
- * (src/native/udp_reader.c -> build/Release/tallyd_native.node) with node-gyp.
- * It never fails the install: without Linux, a C compiler, make, python3 or
- * Node's headers, tallyd reads UDP with node:dgram instead (slower per
- * datagram; see README "Performance"). TALLYD_SKIP_NATIVE=1 skips it.
+ * `npm install` step: builds the optional native addon (src/native/*.c: the
+ * UDP reader, the ZeroMQ scanner and inflater -> build/Release/tallyd_native.node)
+ * with node-gyp. It never fails the install: without Linux, a C compiler, make,
+ * python3 or Node's headers, tallyd reads UDP with node:dgram and ZeroMQ
+ * messages with node:zlib and JavaScript instead (slower; see README
+ * "Performance"). TALLYD_SKIP_NATIVE=1 skips it.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
