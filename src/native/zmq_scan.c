@@ -4,10 +4,13 @@
  * array (or one object) of plain status items from inflated bytes into the
  * caller's typed arrays, one pass, no allocation:
  *
- *   zmqScan(buf, start, end, seed, types, values, rates, nameOff, nameLen, nameHash)
+ *   zmqScan(buf, start, end, seed, types, values, rates, nameOff, nameLen, nameHash
+ *           [, entries, slots, slotHash, entryOff, entryNameLen, entryTagLen, arena, maxProbe])
  *     -> n items, -1 when the message is not one the fast path takes (the
  *        general path reads it: JSON.parse and zmq-item.ts), -2 when the
- *        arrays hold fewer than n (grow them and call again)
+ *        arrays hold fewer than n (grow them and call again); with the intern
+ *        table's arrays (key-intern.ts lookupTables()) it also looks each name
+ *        up as KeyInternTable.find does: entries[i], or -1 (see ZmqScan)
  *
  * An item is `{...}` with members name (a string of printable ASCII, no
  * escapes), value (a finite JSON number), and optionally type ("c", "g",
