@@ -7,11 +7,13 @@
  * place in one shared Buffer) when it was built, else node:dgram (a Buffer,
  * an address object and a call into JavaScript per datagram). At 100,000
  * one-line datagrams/s the main thread used 22 % of a core with the native
- * reader and 50 % with node:dgram on the Intel bench machine. The native reader also holds (HOLD_MS below): at
- * 300,000 one-line datagrams/s tallyd used 68 % of a core without holding and 18 % with it (AMD bench machine,
- * medians of 3). In a cluster each worker opens its own native socket on the port
- * with SO_REUSEPORT and the kernel spreads the senders over them; node:dgram
- * sockets are shared through the cluster primary instead.
+ * reader and 50 % with node:dgram on the Intel bench machine. The native
+ * reader also holds its reads (HOLD_MS below): at 300,000 one-line
+ * datagrams/s tallyd used 68 % of a core without holding and 18 % with it
+ * (AMD bench machine, medians of 3). In a cluster each worker opens its own
+ * native socket on the port with SO_REUSEPORT and the kernel spreads the
+ * senders over them; node:dgram sockets are shared through the cluster
+ * primary instead.
  */
 import cluster from 'node:cluster';
 import dgram from 'node:dgram';

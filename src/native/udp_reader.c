@@ -115,15 +115,7 @@ static int drain(reader_t *r, int *more) {
   int got = 0;
   *more = 0;
   for (int round = 0; round < MAX_ROUNDS && !r->closed; round++) {
-    for (uint32_t i = 0; i < r->slots; i++) {
-      struct msghdr *h = &r->msgs[i].msg_hdr;
-      memset(h, 0, sizeof *h);
-      r->iovs[i].iov_base = r->data + (size_t)i * r->slot;
-      r->iovs[i].iov_len = r->slot;
-      h->msg_iov = &r->iovs[i];
-      h->msg_iovlen = 1;
-      r->msgs[i].msg_len = 0;
-    }
+    /* The headers were set up in open(): recvmmsg only writes msg_len and msg_flags (no name, no control). */
     int n = recvmmsg(r->fd, r->msgs, r->slots, MSG_DONTWAIT | MSG_TRUNC, NULL);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -352,6 +344,12 @@ static napi_value Open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   uv_timer_init(loop, &r->timer); /* cannot fail */
+  for (uint32_t i = 0; i < slots; i++) {
+    r->iovs[i].iov_base = r->data + (size_t)i * r->slot;
+    r->iovs[i].iov_len = r->slot;
+    r->msgs[i].msg_hdr.msg_iov = &r->iovs[i];
+    r->msgs[i].msg_hdr.msg_iovlen = 1;
+  }
   r->poll.data = r;
   r->timer.data = r;
   r->open_handles = 2;

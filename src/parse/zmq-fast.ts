@@ -18,8 +18,9 @@
  * them too).
  *
  * The scan itself runs in C (native/zmq_scan.c, the same rules, about twice
- * as fast: ~60 against ~110 ns an item on the bench machine) when tallyd's native addon was built, else here; names are
- * interned here either way.
+ * as fast: ~60 against ~110 ns an item on the Intel bench machine) when
+ * tallyd's native addon was built, else here. The C scanner also looks known
+ * names up in this reader's intern table; new names are interned here.
  */
 import type { SampleSink } from './sample-sink.js';
 import { decimalInto } from './number.js';
