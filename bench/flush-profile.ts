@@ -3,7 +3,7 @@
  * profiles of the flush path (`node --cpu-prof --import tsx
  * bench/flush-profile.ts 100000`). It fills a period straight into Redis
  * (pipelined HSETs under a fresh key prefix, the names already known as in
- * steady state, or new with `--new`), rotates it, lets a Flusher process it
+ * steady state, or new with `--new`), and lets a Flusher close and process it
  * and prints where the time went. No Carbon: the outbox is left in Redis and
  * deleted with the prefix.
  *
@@ -23,7 +23,7 @@ const runsAt = args.indexOf('--runs');
 const runs = runsAt >= 0 ? Number(args[runsAt + 1]) : 3;
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-async function fill(store: Store, n: number, known: boolean): Promise<void> {
+async function fill(store: Store, boundaryMs: number, n: number, known: boolean): Promise<void> {
   const k = store.keys;
   const STEP = 10_000;
   for (let i = 0; i < n; i += STEP) {
@@ -34,7 +34,7 @@ async function fill(store: Store, n: number, known: boolean): Promise<void> {
       names.push(`scale.${j}`, '1');
     }
     const p = store.redis.pipeline();
-    p.hset(k.cur('counters'), ...fields);
+    p.hset(k.period(boundaryMs, 'counters'), ...fields).zadd(k.open, boundaryMs, boundaryMs);
     if (known) p.hset(k.known('counters'), ...names);
     await p.exec();
   }
@@ -51,15 +51,15 @@ async function main(): Promise<void> {
   const store = await Store.open(config.redis, log);
   try {
     for (let r = 0; r < runs; r++) {
-      await fill(store, names, !allNew || r > 0);
+      // The last period that is over, filled as merges would have; `closed` forgotten so the flusher closes it again.
+      const boundary = Math.floor(Date.now() / 2000) * 2000;
+      await store.redis.del(store.keys.closed);
+      await fill(store, boundary, names, !allNew || r > 0);
       const self = new SelfStats();
       let done!: () => void;
       const committed = new Promise<void>((resolve) => (done = resolve));
       const flusher = new Flusher(store, config, self, log, () => done());
       if (!(await store.tryAcquireLease(flusher.token, config.leaseTtl))) throw new Error('lease busy');
-      const boundary = Math.floor(Date.now() / 2000) * 2000 + r;
-      const t0 = performance.now();
-      await store.rotate(flusher.token, boundary);
       const t1 = performance.now();
       const before = process.memoryUsage().rss;
       const delay = monitorEventLoopDelay({ resolution: 5 });
@@ -70,8 +70,8 @@ async function main(): Promise<void> {
       delay.disable();
       await flusher.stop();
       console.log(
-        `run ${r + 1}: ${names} names${allNew && r === 0 ? ' (new)' : ''}: rotate ${(t1 - t0).toFixed(0)} ms, ` +
-          `read+compute+commit ${(t2 - t1).toFixed(0)} ms (${Object.entries(flusher.lastStages ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}), longest event-loop stall ${(delay.max / 1e6).toFixed(0)} ms, rss ${(before / 1e6).toFixed(0)} -> ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`,
+        `run ${r + 1}: ${names} names${allNew && r === 0 ? ' (new)' : ''}: ` +
+          `close+read+compute+commit ${(t2 - t1).toFixed(0)} ms (${Object.entries(flusher.lastStages ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}), longest event-loop stall ${(delay.max / 1e6).toFixed(0)} ms, rss ${(before / 1e6).toFixed(0)} -> ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`,
       );
       await store.redis.del(store.keys.outbox);
     }

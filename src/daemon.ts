@@ -126,9 +126,11 @@ export class Daemon {
 
   private async doStop(): Promise<void> {
     const log = this.log;
+    // stopTimeout bounds the whole stop: half at most to merge the last batches, the rest to close, commit and drain.
+    const deadline = Date.now() + this.cfg.stopTimeout;
     await Promise.all(this.ingest.map((s) => s.stop()));
-    await this.batcher?.stop(5000);
-    await this.flush?.stop(1000);
+    await this.batcher?.stop(this.cfg.stopTimeout / 2);
+    await this.flush?.stop(Math.max(1000, deadline - Date.now()));
     await this.console?.stop();
     await this.store?.quit();
     log.info('tallyd stopped');

@@ -1,20 +1,36 @@
 /**
  * Owns the current Batch and merges it into Redis every batchInterval:
- * swap, encode, one merge-8 call, at most one in flight. While Redis is down
- * encoded batches wait in a bounded queue (oldest dropped and counted past
- * maxPendingBatches) and are retried in order; a batch id makes a retried
- * merge land at most once.
+ * swap, encode, one mergeBatch call, at most one in flight. While Redis is
+ * down encoded batches wait in a bounded queue (oldest dropped and counted
+ * past maxPendingBatches) and are retried in order; a batch id makes a
+ * retried merge land at most once.
+ *
+ * Periods (DESIGN "Periods"): a batch holds the samples of one flush period,
+ * the one in which this process received them: it is sealed at every
+ * wall-clock boundary as well as every batchInterval, and merges into that
+ * period's keys however late the merge happens. With every merge, and on a
+ * heartbeat timer, the batcher records its watermark in Redis (the oldest
+ * period it may still hold unmerged samples of), so the leader closes a
+ * period only once every live process has merged its share. A batch whose
+ * period was already closed (it was held back longer than a member's ttl)
+ * goes into the oldest open period and is counted in late_samples.
  */
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { nextBoundary, systemClock, type Clock } from '../clock.js';
 import type { SampleSink } from '../parse/sample-sink.js';
 import type { Logger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { SelfStats } from '../observability/self-stats.js';
 import { Batch } from './batch.js';
+import type { MergeOutcome } from '../store/store.js';
 import { encodeMerge, type MergeArg } from './merge-args.js';
 
+
 export interface MergeTarget {
-  merge(batchId: string, args: MergeArg[]): Promise<boolean>;
+  merge(batchId: string, periodMs: number, memberId: string, watermarkMs: number, args: MergeArg[]): Promise<MergeOutcome>;
+  heartbeat(memberId: string, watermarkMs: number): Promise<void>;
+  leave(memberId: string): Promise<void>;
 }
 
 /** Process-local counters the batcher folds into each batch as statsd counters. */
@@ -25,6 +41,9 @@ export interface IngestCounters {
 
 export interface BatcherOptions {
   readonly batchInterval: number;
+  readonly flushInterval: number;
+  /** A member that reports nothing for this long is dead to the leader; heartbeats go out at a third of it. */
+  readonly leaseTtl: number;
   readonly maxPendingBatches: number;
   readonly prefixStats: string;
   /** Distinct names (plus set members and passthrough lines) at which a batch is merged before its tick. */
@@ -33,7 +52,10 @@ export interface BatcherOptions {
 
 interface Encoded {
   id: string;
+  /** Boundary (ms) of the period the samples were received in; moved forward only when that period closed without them. */
+  periodMs: number;
   args: MergeArg[];
+  samples: number;
   /** Failures that were not about the connection (a script error, a batch too big to send). */
   rejected: number;
 }
@@ -50,13 +72,22 @@ function isRejection(err: unknown): boolean {
 
 export class Batcher implements SampleSink {
   private current = new Batch();
+  /** Boundary (ms) of the period the current batch collects. */
+  private currentPeriodMs: number;
   private readonly queue: Encoded[] = [];
   private inFlight: Promise<void> | null = null;
   private ticker: NodeJS.Timeout | null = null;
+  private boundaryTimer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  /** When this process last told Redis its watermark (a merge or a heartbeat), ms. */
+  private reportedAt = 0;
   private readonly node = randomBytes(6).toString('hex');
+  /** This process's entry in the members hash. */
+  readonly memberId = `${hostname()}:${process.pid}:${this.node}`;
   private seq = 0;
   private sinceSizeCheck = 0;
   private readonly mergeLog: RateLimitedLog;
+  private readonly lateLog: RateLimitedLog;
   /** Self-metrics folded into each batch as counters: [name, read current total, total at the last swap]. */
   private readonly selfCounters: Array<[string, () => number, number]>;
 
@@ -66,8 +97,11 @@ export class Batcher implements SampleSink {
     private readonly self: SelfStats,
     private readonly ingest: IngestCounters,
     private readonly log: Logger,
+    private readonly clock: Clock = systemClock,
   ) {
     this.mergeLog = new RateLimitedLog(log);
+    this.lateLog = new RateLimitedLog(log);
+    this.currentPeriodMs = nextBoundary(clock.now(), opts.flushInterval);
     const p = opts.prefixStats;
     // statsd's own three, then tallyd's loss and ZeroMQ counters (see SelfStats), which only appear once non-zero.
     this.selfCounters = [
@@ -77,6 +111,7 @@ export class Batcher implements SampleSink {
       [`${p}.oversized_packets`, () => self.oversizedPackets, 0],
       [`${p}.batches_dropped`, () => self.batchesDropped, 0],
       [`${p}.merge_errors`, () => self.mergeErrors, 0],
+      [`${p}.late_samples`, () => self.lateSamples, 0],
       [`${p}.outbox_dropped`, () => self.outboxDropped, 0],
       [`${p}.carbon_errors`, () => self.carbonErrors, 0],
       [`${p}.zmq_messages_received`, () => self.zmqMessagesReceived, 0],
@@ -120,6 +155,39 @@ export class Batcher implements SampleSink {
 
   start(): void {
     this.ticker = setInterval(() => this.tick(), this.opts.batchInterval);
+    this.scheduleBoundary();
+    const every = Math.max(50, Math.min(1000, Math.floor(this.opts.leaseTtl / 3)));
+    this.heartbeatTimer = setInterval(() => {
+      if (this.clock.now() - this.reportedAt >= every && !this.inFlight) this.heartbeat();
+    }, every);
+    this.heartbeat();
+  }
+
+  /** Seals the current batch at every wall-clock boundary: a batch never spans two periods. */
+  private scheduleBoundary(): void {
+    const now = this.clock.now();
+    const b = nextBoundary(now, this.opts.flushInterval);
+    this.boundaryTimer = this.clock.setTimeout(() => {
+      this.swap(b + this.opts.flushInterval);
+      this.startDrain();
+      // Nothing to merge: say at once that this process is past the period, so the leader need not wait for a heartbeat.
+      if (!this.inFlight) this.heartbeat();
+      this.scheduleBoundary();
+    }, b - now);
+  }
+
+  /** The oldest period this process may hold unmerged samples of, not counting skip (the batch being merged). */
+  private watermark(skip: Encoded | null): number {
+    let w = this.currentPeriodMs;
+    for (const e of this.queue) if (e !== skip && e.periodMs < w) w = e.periodMs;
+    return w;
+  }
+
+  private heartbeat(): void {
+    this.reportedAt = this.clock.now();
+    this.target.heartbeat(this.memberId, this.watermark(null)).catch((err: unknown) =>
+      this.mergeLog.warn(() => ({ msg: 'heartbeat to redis failed', fields: { err: (err as Error).message } })),
+    );
   }
 
   /** Batches waiting for Redis (for /health and tests). */
@@ -129,7 +197,11 @@ export class Batcher implements SampleSink {
 
   /** Swap the current batch into the queue and start a merge if none runs. */
   tick(): void {
-    this.swap();
+    this.swap(0);
+    this.startDrain();
+  }
+
+  private startDrain(): void {
     if (!this.inFlight && this.queue.length > 0) {
       this.inFlight = this.drain().finally(() => {
         this.inFlight = null;
@@ -137,15 +209,20 @@ export class Batcher implements SampleSink {
     }
   }
 
-  /** Stop ticking, merge everything received, give up after timeoutMs. */
+  /** Stop ticking, merge everything received, leave the members, give up after timeoutMs. */
   async stop(timeoutMs: number): Promise<void> {
     if (this.ticker) clearInterval(this.ticker);
-    this.ticker = null;
-    this.swap();
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.boundaryTimer) this.clock.clearTimeout(this.boundaryTimer);
+    this.ticker = this.heartbeatTimer = this.boundaryTimer = null;
+    this.swap(0);
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (this.inFlight) await this.inFlight;
-      if (this.queue.length === 0) return;
+      if (this.queue.length === 0) {
+        await this.target.leave(this.memberId).catch(() => undefined);
+        return;
+      }
       this.inFlight = this.drain().finally(() => {
         this.inFlight = null;
       });
@@ -157,7 +234,15 @@ export class Batcher implements SampleSink {
     }
   }
 
-  private swap(): void {
+  /**
+   * Seals the current batch (if it holds anything) and starts the next one,
+   * for the period of now, or at least atLeastMs (a boundary timer that
+   * fired a little early still moves on to the next period).
+   */
+  private swap(atLeastMs: number): void {
+    const period = Math.max(nextBoundary(this.clock.now(), this.opts.flushInterval), atLeastMs);
+    const sealed = this.currentPeriodMs;
+    this.currentPeriodMs = period;
     const b = this.current;
     let changed = !b.isEmpty;
     for (const entry of this.selfCounters) {
@@ -171,7 +256,7 @@ export class Batcher implements SampleSink {
     if (!changed) return;
     this.current = new Batch();
     const id = `${this.node}:${++this.seq}`;
-    this.queue.push({ id, args: encodeMerge(b, id), rejected: 0 });
+    this.queue.push({ id, periodMs: sealed, args: encodeMerge(b, id), samples: b.samples, rejected: 0 });
     while (this.queue.length > this.opts.maxPendingBatches) {
       this.queue.shift();
       this.self.batchesDropped++;
@@ -186,7 +271,19 @@ export class Batcher implements SampleSink {
     while (this.queue.length > 0) {
       const next = this.queue[0] as Encoded;
       try {
-        await this.target.merge(next.id, next.args);
+        this.reportedAt = this.clock.now();
+        const res = await this.target.merge(next.id, next.periodMs, this.memberId, this.watermark(next), next.args);
+        if (res.status === 'late') {
+          // Held back past its period's close (e.g. Redis unreachable longer than a member's ttl): the oldest open period takes it.
+          const was = next.periodMs;
+          next.periodMs = Math.max(res.closedMs + this.opts.flushInterval, was);
+          this.self.lateSamples += next.samples;
+          this.lateLog.warn(() => ({
+            msg: 'a batch arrived after its period was closed; merged into the oldest open period',
+            fields: { periodMs: was, intoMs: next.periodMs, samples: next.samples, lateSamples: this.self.lateSamples },
+          }));
+          continue;
+        }
       } catch (err) {
         this.self.mergeErrors++;
         if (isRejection(err) && ++next.rejected >= MAX_REJECTIONS) {

@@ -93,6 +93,7 @@ export const DEFAULTS: Config = Object.freeze({
   redis: Object.freeze({ url: 'redis://127.0.0.1:6379', keyPrefix: 'tallyd:' }),
   batchInterval: 200,
   leaseTtl: 5000,
+  stopTimeout: 10000,
   workers: 1,
   flushNice: 10,
   outboxMaxChunks: 100000,

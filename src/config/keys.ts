@@ -14,7 +14,7 @@ export const TOP_LEVEL_KEYS: ReadonlyArray<string> = [
   'deleteIdleStats', 'deleteCounters', 'deleteTimers', 'deleteGauges', 'deleteSets', 'gaugesMaxTTL',
   'prefixStats', 'keyNameSanitize', 'flush_counts', 'healthStatus', 'dumpMessages',
   // tallyd's own
-  'redis', 'batchInterval', 'leaseTtl', 'outboxMaxChunks', 'maxPendingBatches', 'workers', 'flushNice', 'maxBatchNames', 'log',
+  'redis', 'batchInterval', 'leaseTtl', 'stopTimeout', 'outboxMaxChunks', 'maxPendingBatches', 'workers', 'flushNice', 'maxBatchNames', 'log',
 ];
 
 /** statsd keys tallyd accepts and ignores, with why. `debug: false` and `automaticConfigReload: false` are silent. */

@@ -122,6 +122,11 @@ export interface Config {
   readonly batchInterval: number;
   /** Lease time-to-live in ms for the flushing leader. */
   readonly leaseTtl: number;
+  /**
+   * A clean stop (SIGTERM/SIGINT) takes at most this long, ms: merge the last
+   * batches, close and commit what is due, drain the outbox, release the lease.
+   */
+  readonly stopTimeout: number;
   /** Largest number of chunks kept in the Redis outbox while Carbon is unreachable. */
   readonly outboxMaxChunks: number;
   /** Largest number of batches kept in memory while Redis is unreachable. */

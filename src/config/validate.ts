@@ -146,6 +146,7 @@ export function validate(raw: Raw, source: string | null, originOf: OriginOf): V
     redis: readRedis(c, raw),
     batchInterval,
     leaseTtl: c.millis(raw, 'leaseTtl', '', DEFAULTS.leaseTtl),
+    stopTimeout: c.millis(raw, 'stopTimeout', '', DEFAULTS.stopTimeout),
     outboxMaxChunks: c.count(raw, 'outboxMaxChunks', '', DEFAULTS.outboxMaxChunks),
     maxPendingBatches: c.count(raw, 'maxPendingBatches', '', DEFAULTS.maxPendingBatches),
     maxBatchNames: c.count(raw, 'maxBatchNames', '', DEFAULTS.maxBatchNames),

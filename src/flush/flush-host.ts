@@ -11,6 +11,10 @@ import type { SelfStats } from '../observability/self-stats.js';
 
 export type FlushThreadMessage = { type: 'stop'; drainMs: number };
 
+/** SelfStats counters the flush thread bumps; it reports them as deltas, which the main thread adds up. */
+export const MIRRORED_STATS = ['outboxDropped', 'carbonErrors', 'linesSent'] as const;
+export type MirroredStat = (typeof MIRRORED_STATS)[number];
+
 export type FlushThreadReport =
   | { type: 'ready' }
   | { type: 'stopped' }
@@ -20,14 +24,14 @@ export type FlushThreadReport =
       leader: boolean;
       periodsCommitted: number;
       lastCommittedTs: number;
-      outboxDropped: number;
-      carbonErrors: number;
-      linesSent: number;
+      /** Each counter's increase since the thread's previous report: never negative, even across a restart. */
+      deltas: Record<MirroredStat, number>;
       graphite: SelfStats['graphite'];
     };
 
 const RESTART_AFTER_MS = 1000;
-const STOP_TIMEOUT_MS = 10_000;
+/** Past its drain time, the thread gets this long to release the lease and close before it is terminated. */
+const STOP_GRACE_MS = 3000;
 
 /** A worker for flush-thread, under tsx (tests, `node --import tsx`) or from dist/. */
 function spawnThread(workerData: unknown): Worker {
@@ -70,9 +74,7 @@ export class FlushHost {
           this.leader = m.leader;
           this.periodsCommitted = m.periodsCommitted;
           this.lastCommittedTs = m.lastCommittedTs;
-          this.self.outboxDropped = m.outboxDropped;
-          this.self.carbonErrors = m.carbonErrors;
-          this.self.linesSent = m.linesSent;
+          for (const k of MIRRORED_STATS) this.self[k] += m.deltas[k];
           this.self.graphite = m.graphite;
         }
       });
@@ -92,7 +94,7 @@ export class FlushHost {
     });
   }
 
-  /** Stops flushing (releasing the lease) after trying to drain the outbox for up to drainMs. */
+  /** Stops flushing: closes and commits what is due, drains the outbox for up to drainMs, then releases the lease. */
   async stop(drainMs = 1000): Promise<void> {
     this.stopping = true;
     const w = this.worker;
@@ -104,7 +106,7 @@ export class FlushHost {
       });
     });
     w.postMessage({ type: 'stop', drainMs } satisfies FlushThreadMessage);
-    const timeout = setTimeout(() => void w.terminate(), STOP_TIMEOUT_MS);
+    const timeout = setTimeout(() => void w.terminate(), drainMs + STOP_GRACE_MS);
     await done;
     clearTimeout(timeout);
     await w.terminate();

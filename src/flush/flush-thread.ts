@@ -2,8 +2,10 @@
  * The flush side of a tallyd process, run in a worker thread so that reading
  * a big period, computing it and encoding its lines never stalls ingest on
  * the main thread (a 100k-name period is ~0.4 s of CPU). It owns its own
- * Redis connection, the Flusher (lease, rotate, compute, commit) and the
- * Carbon sink, and reports its counters to the main thread.
+ * Redis connection, the Flusher (lease, close, compute, commit) and the
+ * Carbon sink, and reports its counters to the main thread as deltas since
+ * its last report (a restarted thread starts from zero without taking the
+ * process's totals back).
  */
 import { readlinkSync } from 'node:fs';
 import os from 'node:os';
@@ -14,7 +16,7 @@ import { SelfStats } from '../observability/self-stats.js';
 import { CarbonSink } from '../sink/graphite/carbon.js';
 import { Store } from '../store/store.js';
 import { Flusher } from './flusher.js';
-import type { FlushThreadMessage, FlushThreadReport } from './flush-host.js';
+import { MIRRORED_STATS, type FlushThreadMessage, type FlushThreadReport } from './flush-host.js';
 
 const REPORT_EVERY_MS = 500;
 
@@ -47,15 +49,19 @@ async function run(port: NonNullable<typeof parentPort>, config: Config, logBind
     sink?.kick();
     report();
   });
+  const reported = Object.fromEntries(MIRRORED_STATS.map((k) => [k, 0])) as Record<(typeof MIRRORED_STATS)[number], number>;
   const report = (): void => {
+    const deltas = {} as Record<(typeof MIRRORED_STATS)[number], number>;
+    for (const k of MIRRORED_STATS) {
+      deltas[k] = self[k] - reported[k];
+      reported[k] = self[k];
+    }
     const msg: FlushThreadReport = {
       type: 'report',
       leader: flusher.isLeader,
       periodsCommitted: flusher.periodsCommitted,
       lastCommittedTs: flusher.lastCommittedTs,
-      outboxDropped: self.outboxDropped,
-      carbonErrors: self.carbonErrors,
-      linesSent: self.linesSent,
+      deltas,
       graphite: { ...self.graphite },
     };
     port.postMessage(msg);
@@ -76,8 +82,12 @@ async function run(port: NonNullable<typeof parentPort>, config: Config, logBind
     if (m.type !== 'stop') return;
     clearInterval(ticker);
     void (async () => {
+      // A clean stop: close and commit what is due (as leader), drain the outbox while still holding the lease,
+      // then give the lease up.
+      const deadline = Date.now() + m.drainMs;
+      await flusher.closeForStop(Date.now() + m.drainMs / 2);
+      await sink?.stop(Math.max(0, deadline - Date.now()));
       await flusher.stop();
-      await sink?.stop(m.drainMs);
       report();
       await store.quit();
       port.postMessage({ type: 'stopped' } satisfies FlushThreadReport);

@@ -1,10 +1,13 @@
 /**
  * The leader's loop. Every process runs one; the one holding the lease
- * rotates the current period at each wall-clock multiple of flushInterval,
- * then processes every pending period oldest first: read -> compute/encode ->
- * commit (outbox chunks + bookkeeping, one fenced script). A crash between
- * rotate and commit leaves the period pending, and the next leader emits the
- * same lines for it (DESIGN invariants 3 and 4).
+ * closes each period once it is over and every live member has merged its
+ * samples of it (closePeriod-8: members report watermarks with each merge),
+ * one period at a time, in order, so a failover or an outage delays periods
+ * but never folds two into one. Then it processes every closed (pending)
+ * period oldest first: read -> compute/encode -> commit (outbox chunks +
+ * bookkeeping, one fenced script). A crash between close and commit leaves
+ * the period pending, and the next leader emits the same lines for it
+ * (DESIGN invariants 3, 4 and 7).
  */
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/types.js';
@@ -16,7 +19,7 @@ import { encodePeriodSliced } from '../sink/graphite/encode.js';
 import { KNOWN_TYPES, type KnownType } from '../store/keys.js';
 import type { Store } from '../store/store.js';
 import { buildPeriodSliced } from './build-period.js';
-import { nextBoundary, systemClock, type Clock } from './clock.js';
+import { nextBoundary, systemClock, type Clock } from '../clock.js';
 import { runSliced } from './slices.js';
 
 export type FlushConfig = Omit<Config, 'servers' | 'source' | 'redis' | 'log'>;
@@ -30,18 +33,33 @@ export interface FlushStages {
   commit: number;
 }
 
+/** After a period's boundary, when the leader first tries to close it: members seal and merge at the boundary. */
+const CLOSE_GRACE_MS = 50;
+/** While a live member still holds samples of the next period, ask again this often. */
+const CLOSE_POLL_MS = 100;
+/** Empty periods closed one by one after an outage of the whole fleet; further behind, empty ones are skipped. */
+const MAX_EMPTY_CATCH_UP = 6;
+
 export class Flusher {
   readonly token = randomUUID();
   private leader = false;
   /** When the last successful lease check was sent (ms). */
   private renewedAt = 0;
-  private boundaryTimer: NodeJS.Timeout | null = null;
+  /** When the last lease check was answered, and since when they have been answered without a gap longer than the ttl. */
+  private answeredAt = 0;
+  private steadySince = 0;
+  private closeTimer: NodeJS.Timeout | null = null;
   private leaseTimer: NodeJS.Timeout | null = null;
+  private closing: Promise<void> | null = null;
   private processing: Promise<void> | null = null;
   private leaseCheck: Promise<void> | null = null;
   private again = false;
+  /** No more periodic closes (stopping); closeForStop still closes. */
   private stopped = false;
+  /** The lease timer is off and the lease released. */
+  private released = false;
   private readonly errLog: RateLimitedLog;
+  private readonly waitLog: RateLimitedLog;
   /**
    * The leader's copy of known:* (a million names are ~0.5 s to scan each
    * flush). Only the leader adds names, and deletions bump known_version, so
@@ -64,6 +82,7 @@ export class Flusher {
     private readonly clock: Clock = systemClock,
   ) {
     this.errLog = new RateLimitedLog(log, 5000);
+    this.waitLog = new RateLimitedLog(log, 5000);
   }
 
   get isLeader(): boolean {
@@ -72,15 +91,45 @@ export class Flusher {
 
   async start(): Promise<void> {
     await this.checkLease();
-    this.scheduleBoundary();
+    this.scheduleClose(0);
   }
 
+  /**
+   * A clean stop's flushing: no more periodic closes; as leader, close and
+   * commit every period that is due, then the current one too when no other
+   * live process still merges into it (this one's batcher has merged its
+   * last batch and left), all before deadlineMs. The lease stays held (and
+   * renewed) so the sink can drain; release it with stop().
+   */
+  async closeForStop(deadlineMs: number): Promise<void> {
+    this.stopped = true;
+    if (this.closeTimer) this.clock.clearTimeout(this.closeTimer);
+    if (this.closing) await this.closing;
+    while (this.leader && this.clock.now() < deadlineMs) {
+      const r = await this.closeNext(true).catch((err: unknown) => {
+        this.errLog.warn(() => ({ msg: 'closing a period at stop failed', fields: { err: (err as Error).message } }));
+        return 'failed' as const;
+      });
+      if (r === 'closed') {
+        await this.kickProcessing(true);
+        continue;
+      }
+      if (r === 'retry') continue;
+      if (r !== 'waiting') break;
+      await new Promise<void>((resolve) => this.clock.setTimeout(resolve, CLOSE_POLL_MS));
+    }
+    if (this.processing) await this.processing;
+  }
+
+  /** Stops everything and releases the lease (after closeForStop and the sink's drain, on a clean stop). */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.boundaryTimer) this.clock.clearTimeout(this.boundaryTimer);
+    this.released = true;
+    if (this.closeTimer) this.clock.clearTimeout(this.closeTimer);
     if (this.leaseTimer) this.clock.clearTimeout(this.leaseTimer);
     // A lease check in flight must not re-take the lease after the release below.
     if (this.leaseCheck) await this.leaseCheck;
+    if (this.closing) await this.closing;
     if (this.processing) await this.processing;
     if (this.leader) {
       this.leader = false;
@@ -98,52 +147,123 @@ export class Flusher {
   private async doCheckLease(): Promise<void> {
     try {
       const was = this.leader;
-      const asked = Date.now();
-      this.leader = await this.store.tryAcquireLease(this.token, this.cfg.leaseTtl);
+      const asked = this.clock.now();
+      this.leader = (await this.store.tryAcquireLease(this.token, this.cfg.leaseTtl)) > 0;
+      const now = this.clock.now();
+      // Redis went unanswered (down, paused, unreachable) for longer than a member's ttl: every member's heartbeat
+      // is stale through no fault of its own, so none is judged dead before it had a full ttl to report again.
+      if (this.answeredAt === 0 || now - this.answeredAt > this.cfg.leaseTtl) this.steadySince = now;
+      this.answeredAt = now;
       if (this.leader) this.renewedAt = asked;
       if (!this.leader) this.known = null;
       if (this.leader && !was) {
         this.log.info({ token: this.token }, 'became the flushing leader');
         this.kickProcessing();
+        this.scheduleClose(0);
       } else if (!this.leader && was) {
         const holder = await this.store.leaseHolder().catch(() => null);
-        this.log.warn({ holder, sinceRenewalMs: Date.now() - this.renewedAt, leaseTtl: this.cfg.leaseTtl }, 'lost the leader lease');
+        this.log.warn({ holder, sinceRenewalMs: this.clock.now() - this.renewedAt, leaseTtl: this.cfg.leaseTtl }, 'lost the leader lease');
       }
     } catch (err) {
       // Can't renew: behave as a follower until Redis answers again.
       this.leader = false;
       this.errLog.warn(() => ({ msg: 'lease check failed', fields: { err: (err as Error).message } }));
     }
-    if (!this.stopped) this.leaseTimer = this.clock.setTimeout(() => void this.checkLease(), Math.max(100, Math.floor(this.cfg.leaseTtl / 3)));
+    if (!this.released) this.leaseTimer = this.clock.setTimeout(() => void this.checkLease(), Math.max(100, Math.floor(this.cfg.leaseTtl / 3)));
   }
 
-  private scheduleBoundary(): void {
+  private scheduleClose(delayMs: number): void {
     if (this.stopped) return;
-    const now = this.clock.now();
-    const b = nextBoundary(now, this.cfg.flushInterval);
-    this.boundaryTimer = this.clock.setTimeout(() => void this.onBoundary(b), b - now);
+    if (this.closeTimer) this.clock.clearTimeout(this.closeTimer);
+    this.closeTimer = this.clock.setTimeout(() => {
+      this.closeTimer = null;
+      if (this.closing) return;
+      this.closing = this.closeDue().finally(() => {
+        this.closing = null;
+      });
+    }, Math.max(0, delayMs));
   }
 
-  private async onBoundary(boundary: number): Promise<void> {
-    this.scheduleBoundary();
-    if (!this.leader) return;
-    try {
-      const r = await this.store.rotate(this.token, boundary);
-      if (r === -1) {
-        this.leader = false;
-        this.log.warn({ boundary }, 'rotate refused: the lease is no longer ours');
+  /** Closes every period that is due and ready; then sleeps until the next one is due, or polls while one waits. */
+  private async closeDue(): Promise<void> {
+    const interval = this.cfg.flushInterval;
+    for (let guard = 0; guard < 1000 && this.leader && !this.stopped; guard++) {
+      let r: Awaited<ReturnType<Flusher['closeNext']>>;
+      try {
+        r = await this.closeNext(false);
+      } catch (err) {
+        this.errLog.warn(() => ({ msg: 'closing a period failed; retried', fields: { err: (err as Error).message } }));
+        this.scheduleClose(CLOSE_POLL_MS * 5);
         return;
       }
-    } catch (err) {
-      this.errLog.warn(() => ({ msg: 'rotate failed; the period stays open', fields: { err: (err as Error).message } }));
+      if (r === 'closed') {
+        void this.kickProcessing();
+        continue;
+      }
+      if (r === 'retry') continue;
+      if (r === 'waiting') {
+        this.scheduleClose(CLOSE_POLL_MS);
+        return;
+      }
+      if (r === 'not-leader') return;
+      // not due: wake at the next boundary (plus a grace for members to seal and merge)
+      const now = this.clock.now();
+      this.scheduleClose(nextBoundary(now, interval) - now + CLOSE_GRACE_MS);
       return;
     }
-    this.kickProcessing();
+    const now = this.clock.now();
+    this.scheduleClose(nextBoundary(now, interval) - now + CLOSE_GRACE_MS);
+  }
+
+  /**
+   * Tries to close the next period: the one after the last closed (empty
+   * ones skipped when far behind), if it is over, or with final (a clean
+   * stop) the current one as well.
+   */
+  private async closeNext(final: boolean): Promise<'closed' | 'waiting' | 'not-due' | 'not-leader' | 'retry'> {
+    const interval = this.cfg.flushInterval;
+    const now = this.clock.now();
+    const current = nextBoundary(now, interval);
+    const lastOver = current - interval;
+    const { closedMs, oldestOpenMs } = await this.store.closeState();
+    let next: number;
+    if (closedMs === null) {
+      next = oldestOpenMs === null ? lastOver : Math.min(oldestOpenMs, lastOver);
+    } else {
+      next = nextBoundary(closedMs, interval);
+      if (next < (oldestOpenMs ?? Infinity) && lastOver - next > MAX_EMPTY_CATCH_UP * interval) {
+        next = Math.min(oldestOpenMs ?? lastOver, lastOver);
+      }
+    }
+    if (next > (final ? current : lastOver)) return 'not-due';
+    const res = await this.store.closePeriod(this.token, next, this.cfg.leaseTtl, this.steadySince);
+    switch (res.status) {
+      case 'closed':
+        this.log.debug({ periodMs: next }, 'period closed');
+        return 'closed';
+      case 'not-leader':
+        this.leader = false;
+        this.known = null;
+        this.log.warn({ periodMs: next }, 'close refused: the lease is no longer ours');
+        return 'not-leader';
+      case 'out-of-order':
+        return 'retry';
+      case 'waiting':
+        // At a stop, the current period is closed early only when no other process still merges into it.
+        if (next === current) return 'not-due';
+        if (now - next > this.cfg.leaseTtl) {
+          this.waitLog.warn(() => ({
+            msg: 'a period waits for a process that has not merged its samples of it yet',
+            fields: { periodMs: next, member: res.member, memberWatermarkMs: res.watermarkMs, overdueMs: now - next },
+          }));
+        }
+        return 'waiting';
+    }
   }
 
   /** Process pending periods; if already running, run once more afterwards. */
-  kickProcessing(): Promise<void> {
-    if (this.stopped) return this.processing ?? Promise.resolve();
+  kickProcessing(evenStopping = false): Promise<void> {
+    if (this.released || (this.stopped && !evenStopping)) return this.processing ?? Promise.resolve();
     if (this.processing) {
       this.again = true;
       return this.processing;
@@ -152,7 +272,7 @@ export class Flusher {
       do {
         this.again = false;
         await this.processPending();
-      } while (this.again && this.leader && !this.stopped);
+      } while (this.again && this.leader && !this.released);
     })().finally(() => {
       this.processing = null;
     });
@@ -162,7 +282,7 @@ export class Flusher {
   private async processPending(): Promise<void> {
     try {
       for (const ts of await this.store.pendingPeriods()) {
-        if (!this.leader || this.stopped) return;
+        if (!this.leader || this.released) return;
         await this.processOne(ts);
       }
     } catch (err) {
@@ -193,7 +313,7 @@ export class Flusher {
       cfg.deleteGauges ? this.store.readGaugeTtl() : Promise.resolve({} as Record<string, string>),
     ]);
     const t1 = performance.now();
-    const started = Date.now();
+    const started = this.clock.now();
     const ts = Math.round(boundaryMs / 1000);
     const lag = Math.round(started / 1000) - ts;
     const built = await runSliced(buildPeriodSliced(raw, known, cfg, [[`${cfg.prefixStats}.timestamp_lag`, lag]]));

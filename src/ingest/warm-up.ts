@@ -56,8 +56,8 @@ export function warmUpIngest(opts: WarmUpOptions): number {
   const started = Date.now();
   const parser = new StatsdLineParser({ keyNameSanitize: opts.keyNameSanitize });
   const batcher = new Batcher(
-    { merge: () => Promise.resolve(true) },
-    { batchInterval: 1e9, maxPendingBatches: 4, prefixStats: opts.prefixStats, maxBatchNames: 1e9 },
+    { merge: () => Promise.resolve({ status: 'merged' }), heartbeat: () => Promise.resolve(), leave: () => Promise.resolve() },
+    { batchInterval: 1e9, flushInterval: 1e9, leaseTtl: 1e9, maxPendingBatches: 4, prefixStats: opts.prefixStats, maxBatchNames: 1e9 },
     new SelfStats(),
     parser,
     createLogger('silent'),

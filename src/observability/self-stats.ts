@@ -13,6 +13,7 @@
  * | oversizedPackets | <prefixStats>.oversized_packets | datagrams / TCP lines longer than maxPacketSize, dropped      |
  * | batchesDropped   | <prefixStats>.batches_dropped | batches dropped: Redis down past maxPendingBatches               |
  * | mergeErrors      | <prefixStats>.merge_errors   | failed merge attempts (each batch is retried)                     |
+ * | lateSamples      | <prefixStats>.late_samples   | samples whose period was closed before their batch merged, folded into the oldest open period |
  * | outboxDropped    | <prefixStats>.outbox_dropped | Graphite chunks trimmed from a full outbox (Carbon down too long) |
  * | carbonErrors     | <prefixStats>.carbon_errors  | Carbon connection or write errors                                 |
  * | zmqMessagesReceived | <prefixStats>.zmq_messages_received | ZeroMQ messages received, good or bad                     |
@@ -29,6 +30,7 @@ export class SelfStats {
   batchesMerged = 0;
   batchesDropped = 0;
   mergeErrors = 0;
+  lateSamples = 0;
   outboxDropped = 0;
   carbonErrors = 0;
   linesSent = 0;

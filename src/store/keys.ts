@@ -3,12 +3,19 @@
  * `<keyPrefix>v<LAYOUT>:{<shard>}:<name>`: the layout version changes when the
  * stored format changes, so new code never misreads old data; the braces are
  * a Redis Cluster hash tag so every script touches a single slot.
+ *
+ * Layout 2: each flush period has its own hashes (`p:<boundaryMs>:<part>`),
+ * into which batches merge by the period in which they were received; the
+ * leader closes periods in order (see closePeriod-8.lua).
  */
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
-/** Hashes holding one flush period's data; RENAMEd as a group at rotation. */
-export const PERIOD_PARTS = ['counters', 'timers', 'timer_counts', 'sets', 'gauges_touched'] as const;
+/** Hashes holding one flush period's data, merged into until the period is closed, deleted at commit. */
+export const PERIOD_PARTS = ['counters', 'timers', 'timer_counts', 'sets', 'gauges'] as const;
 export type PeriodPart = (typeof PERIOD_PARTS)[number];
+
+/** A period's gauge snapshot, taken at close: every gauge's value once the period's gauge ops were applied. */
+export type PeriodKey = PeriodPart | 'gauge_values';
 
 export const KNOWN_TYPES = ['counters', 'timers', 'sets'] as const;
 export type KnownType = (typeof KNOWN_TYPES)[number];
@@ -23,25 +30,44 @@ export class Keys {
     this.base = `${keyPrefix}v${LAYOUT_VERSION}:{${shard}}:`;
   }
 
-  cur(part: PeriodPart): string {
-    return `${this.base}cur:${part}`;
+  /** One part of the period ending at boundaryMs (samples received in [boundaryMs - flushInterval, boundaryMs)). */
+  period(boundaryMs: number, part: PeriodKey): string {
+    return `${this.base}p:${boundaryMs}:${part}`;
   }
 
-  pendingPart(ts: number, part: PeriodPart | 'gauges'): string {
-    return `${this.base}pending:${ts}:${part}`;
+  /** Every key of one period, in PERIOD_PARTS order then the gauge snapshot. */
+  periodKeys(boundaryMs: number): string[] {
+    const keys: string[] = PERIOD_PARTS.map((p) => this.period(boundaryMs, p));
+    keys.push(this.period(boundaryMs, 'gauge_values'));
+    return keys;
   }
 
-  /** Sorted set of rotated, not yet committed period boundaries (unix s). */
+  /** Sorted set of periods (boundary ms) that received a merge and are not closed yet. */
+  get open(): string {
+    return `${this.base}open`;
+  }
+
+  /** Highest period boundary (ms) closed so far: merges for it or older are late. */
+  get closed(): string {
+    return `${this.base}closed`;
+  }
+
+  /** Sorted set of closed, not yet committed period boundaries (ms). */
   get pending(): string {
     return `${this.base}pending`;
   }
 
-  /** Highest boundary ever rotated: a stale or slow leader can't rotate an older one. */
-  get lastRotated(): string {
-    return `${this.base}last_rotated`;
+  /** Hash: member id -> "<heartbeat ms> <watermark ms>" of every ingesting process. */
+  get members(): string {
+    return `${this.base}members`;
   }
 
-  /** Persistent gauges (statsd keeps them across flushes). */
+  /** Boundary (ms) of the last committed period, set by every commit. */
+  get lastCommit(): string {
+    return `${this.base}last_commit`;
+  }
+
+  /** Persistent gauges (statsd keeps them across flushes), as of the last closed period. */
   get gauges(): string {
     return `${this.base}gauges`;
   }

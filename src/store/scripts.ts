@@ -8,11 +8,11 @@ import type { Redis } from 'ioredis';
 import { StoreError } from './errors.js';
 
 export const SCRIPTS = {
-  merge: 'merge-8.lua',
-  rotate: 'rotate-15.lua',
+  merge: 'mergeBatch-10.lua',
+  close: 'closePeriod-8.lua',
   commit: 'commit-12.lua',
   ack: 'ack-2.lua',
-  renew: 'renew-1.lua',
+  lease: 'acquireLease-1.lua',
   release: 'release-1.lua',
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;

@@ -7,10 +7,10 @@ import { Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import { StoreError } from './errors.js';
-import { FIELD_SEP, Keys, KNOWN_TYPES, PERIOD_PARTS, type KnownType } from './keys.js';
+import { FIELD_SEP, Keys, KNOWN_TYPES, type KnownType } from './keys.js';
 import { loadScripts, type ScriptArg, type ScriptFn, type ScriptName } from './scripts.js';
 
-/** A rotated period as stored: the flusher turns it into PeriodData. */
+/** A closed period as stored: the flusher turns it into PeriodData. */
 export interface RawPeriod {
   counters: Map<string, string>;
   /** field `name\nbatch` -> packed samples */
@@ -18,9 +18,21 @@ export interface RawPeriod {
   timerCounts: Map<string, string>;
   /** fields `name\nmember` */
   sets: string[];
+  /** Every gauge's value once the period's ops were applied (the snapshot taken at close). */
   gauges: Map<string, string>;
+  /** Gauges updated in this period (name -> op). */
   gaugesTouched: Map<string, string>;
 }
+
+/** What a merge did: merged, already merged (a retried batch id), or refused because its period is closed. */
+export type MergeOutcome = { status: 'merged' | 'duplicate' } | { status: 'late'; closedMs: number };
+
+/** closePeriod-8's answer (see the script's header). */
+export type CloseOutcome =
+  | { status: 'closed' }
+  | { status: 'not-leader' }
+  | { status: 'out-of-order'; closedMs: number }
+  | { status: 'waiting'; member: string; watermarkMs: number };
 
 export interface CommitPayload {
   chunks: string[];
@@ -83,21 +95,36 @@ export class Store {
     return this.scripts[name]((keys as ScriptArg[]).concat(args));
   }
 
-  /** merge-8: true when merged, false when this batch id was already merged. */
-  async merge(batchId: string, args: ScriptArg[]): Promise<boolean> {
+  /**
+   * mergeBatch-10: fold a batch into the period it was received in
+   * (periodMs, the period's boundary) and record the member's watermark.
+   */
+  async merge(batchId: string, periodMs: number, memberId: string, watermarkMs: number, args: ScriptArg[]): Promise<MergeOutcome> {
     const k = this.keys;
-    const res = await this.run(
+    const res = (await this.run(
       'merge',
-      [k.merged, k.cur('counters'), k.cur('timers'), k.cur('timer_counts'), k.cur('sets'), k.gauges, k.cur('gauges_touched'), k.outbox],
-      ([batchId, Date.now(), DEDUPE_WINDOW_MS] as ScriptArg[]).concat(args),
-    );
-    return res === 1;
+      [k.merged, k.closed, k.members, k.open, k.period(periodMs, 'counters'), k.period(periodMs, 'timers'),
+        k.period(periodMs, 'timer_counts'), k.period(periodMs, 'sets'), k.period(periodMs, 'gauges'), k.outbox],
+      ([batchId, Date.now(), DEDUPE_WINDOW_MS, periodMs, memberId, watermarkMs] as ScriptArg[]).concat(args),
+    )) as number[];
+    const status = Number(res[0]);
+    if (status === -2) return { status: 'late', closedMs: Number(res[1]) };
+    return { status: status === 1 ? 'merged' : 'duplicate' };
   }
 
-  async tryAcquireLease(token: string, ttlMs: number): Promise<boolean> {
-    const res = await this.redis.set(this.keys.lease, token, 'PX', ttlMs, 'NX');
-    if (res === 'OK') return true;
-    return (await this.run('renew', [this.keys.lease], [token, ttlMs])) === 1;
+  /** Records that a member lives and the oldest period it may still hold samples of. */
+  async heartbeat(memberId: string, watermarkMs: number): Promise<void> {
+    await this.redis.hset(this.keys.members, memberId, `${Date.now()} ${watermarkMs}`);
+  }
+
+  /** A member that stopped cleanly (everything merged): the leader no longer waits for it. */
+  async leave(memberId: string): Promise<void> {
+    await this.redis.hdel(this.keys.members, memberId);
+  }
+
+  /** acquireLease-1: 2 taken, 1 renewed, 0 held by another process. */
+  async tryAcquireLease(token: string, ttlMs: number): Promise<number> {
+    return Number(await this.run('lease', [this.keys.lease], [token, ttlMs]));
   }
 
   /** The token holding the lease, or null. */
@@ -109,14 +136,33 @@ export class Store {
     await this.run('release', [this.keys.lease], [token]);
   }
 
-  /** rotate-15: -1 not the leader, 0 already rotated, 1 rotated. */
-  async rotate(token: string, ts: number): Promise<number> {
+  /** The last closed period (null before the first close) and the oldest period holding data (null when none). */
+  async closeState(): Promise<{ closedMs: number | null; oldestOpenMs: number | null }> {
     const k = this.keys;
-    const keys = [k.lease, k.pending, k.lastRotated, k.gauges];
-    for (const p of PERIOD_PARTS) keys.push(k.cur(p));
-    for (const p of PERIOD_PARTS) keys.push(k.pendingPart(ts, p));
-    keys.push(k.pendingPart(ts, 'gauges'));
-    return Number(await this.run('rotate', keys, [token, ts]));
+    const out = results(await this.redis.pipeline().get(k.closed).zrange(k.open, 0, 0).exec());
+    const closed = out[0] as string | null;
+    const open = out[1] as string[];
+    return { closedMs: closed === null ? null : Number(closed), oldestOpenMs: open[0] === undefined ? null : Number(open[0]) };
+  }
+
+  /** closePeriod-8: close period periodMs if it is next and every live member has merged its samples of it. */
+  async closePeriod(token: string, periodMs: number, memberTtlMs: number, steadySinceMs: number): Promise<CloseOutcome> {
+    const k = this.keys;
+    const res = (await this.run(
+      'close',
+      [k.lease, k.closed, k.members, k.open, k.pending, k.gauges, k.period(periodMs, 'gauges'), k.period(periodMs, 'gauge_values')],
+      [token, periodMs, Date.now(), memberTtlMs, steadySinceMs],
+    )) as Array<number | string>;
+    switch (Number(res[0])) {
+      case 1:
+        return { status: 'closed' };
+      case -1:
+        return { status: 'not-leader' };
+      case 2:
+        return { status: 'waiting', member: String(res[1]), watermarkMs: Number(res[2]) };
+      default:
+        return { status: 'out-of-order', closedMs: Number(res[1]) };
+    }
   }
 
   async pendingPeriods(): Promise<number[]> {
@@ -124,21 +170,21 @@ export class Store {
   }
 
   /**
-   * Reads a rotated period with HSCAN, a few thousand fields per round trip,
+   * Reads a closed period with HSCAN, a few thousand fields per round trip,
    * so a period with a million names never arrives as one reply that blocks
-   * the event loop (and ingest) while it is parsed. The rotated hashes no
-   * longer change, so the scan sees all of them; a field HSCAN returns twice
+   * the event loop (and ingest) while it is parsed. A closed period's hashes
+   * no longer change (late merges go to an open period), so the scan sees all of them; a field HSCAN returns twice
    * lands on the same key.
    */
   async readPeriod(ts: number): Promise<RawPeriod> {
     const k = this.keys;
     const [counters, timers, timerCounts, sets, gauges, gaugesTouched] = await Promise.all([
-      this.scanHash(k.pendingPart(ts, 'counters')),
-      this.scanHashBuffers(k.pendingPart(ts, 'timers')),
-      this.scanHash(k.pendingPart(ts, 'timer_counts')),
-      this.scanFields(k.pendingPart(ts, 'sets')),
-      this.scanHash(k.pendingPart(ts, 'gauges')),
-      this.scanHash(k.pendingPart(ts, 'gauges_touched')),
+      this.scanHash(k.period(ts, 'counters')),
+      this.scanHashBuffers(k.period(ts, 'timers')),
+      this.scanHash(k.period(ts, 'timer_counts')),
+      this.scanFields(k.period(ts, 'sets')),
+      this.scanHash(k.period(ts, 'gauge_values')),
+      this.scanHash(k.period(ts, 'gauges')),
     ]);
     return { counters, timers, timerCounts, sets, gauges, gaugesTouched };
   }
@@ -213,9 +259,7 @@ export class Store {
   /** commit-12: -1 not the leader, 0 already committed, 1 committed (with chunks dropped). */
   async commit(token: string, ts: number, p: CommitPayload): Promise<{ status: number; dropped: number }> {
     const k = this.keys;
-    const keys = [k.lease, k.pending, k.outbox, k.gauges, k.gaugeTtl, k.cur('gauges_touched')];
-    for (const part of PERIOD_PARTS) keys.push(k.pendingPart(ts, part));
-    keys.push(k.pendingPart(ts, 'gauges'));
+    const keys = [k.lease, k.pending, k.outbox, k.gauges, k.gaugeTtl, k.lastCommit, ...k.periodKeys(ts)];
     // Built with loops, not spreads: these lists can hold a million names.
     const args: ScriptArg[] = [token, ts, p.outboxMax, p.chunks.length];
     const append = (list: readonly string[]): void => {
@@ -243,7 +287,17 @@ export class Store {
     return (await this.run('ack', [this.keys.lease, this.keys.outbox], [token, n])) === 1;
   }
 
-  /** The console's view of the open period (plus known idle names, as statsd shows them). */
+  /** Periods (boundary ms) that received data and are not closed yet, oldest first. */
+  async openPeriods(): Promise<number[]> {
+    return (await this.redis.zrange(this.keys.open, 0, -1)).map(Number);
+  }
+
+  /**
+   * The console's view of what is not flushed yet: every open period summed
+   * (counters added, timer samples and set members together), the gauges as
+   * they will be once the open periods' ops are applied in order, plus the
+   * known idle names, as statsd shows them.
+   */
   async readCurrent(): Promise<{
     counters: Record<string, string>;
     timers: Map<string, Buffer>;
@@ -252,39 +306,50 @@ export class Store {
     known: Record<KnownType, string[]>;
   }> {
     const k = this.keys;
-    const out = results(
-      await this.redis
-        .pipeline()
-        .hgetall(k.cur('counters'))
-        .hgetallBuffer(k.cur('timers'))
-        .hgetall(k.gauges)
-        .hkeys(k.cur('sets'))
-        .exec(),
-    );
-    const timers = new Map<string, Buffer>(Object.entries(out[1] as Record<string, Buffer>));
-    return {
-      counters: out[0] as Record<string, string>,
-      timers,
-      gauges: out[2] as Record<string, string>,
-      sets: out[3] as string[],
-      known: await this.readKnown(),
-    };
+    const periods = await this.openPeriods();
+    const p = this.redis.pipeline().hgetall(k.gauges);
+    for (const ts of periods) {
+      p.hgetall(k.period(ts, 'counters')).hgetallBuffer(k.period(ts, 'timers')).hgetall(k.period(ts, 'gauges')).hkeys(k.period(ts, 'sets'));
+    }
+    const out = results(await p.exec());
+    const gauges = out[0] as Record<string, string>;
+    const counters: Record<string, string> = {};
+    const timers = new Map<string, Buffer>();
+    const sets = new Set<string>();
+    for (let i = 0; i < periods.length; i++) {
+      const at = 1 + i * 4;
+      for (const [n, v] of Object.entries(out[at] as Record<string, string>)) counters[n] = String(Number(counters[n] ?? 0) + Number(v));
+      for (const [f, b] of Object.entries(out[at + 1] as Record<string, Buffer>)) timers.set(f, b);
+      for (const [n, op] of Object.entries(out[at + 2] as Record<string, string>)) {
+        const v = Number(op.slice(1));
+        gauges[n] = String(op[0] === 'd' ? Number(gauges[n] ?? 0) + v : v);
+      }
+      for (const f of out[at + 3] as string[]) sets.add(f);
+    }
+    return { counters, timers, gauges, sets: [...sets], known: await this.readKnown() };
   }
 
-  /** The console's del* commands: forget names in the open period and in known:*. */
+  /** The console's del* commands: forget names in the open periods and in known:*. */
   async deleteNames(type: 'counters' | 'timers' | 'gauges', names: readonly string[]): Promise<void> {
     if (names.length === 0) return;
     const k = this.keys;
+    const periods = await this.openPeriods();
     const p = this.redis.pipeline();
     if (type === 'counters') {
-      p.hdel(k.cur('counters'), ...names).hdel(k.known('counters'), ...names);
+      for (const ts of periods) p.hdel(k.period(ts, 'counters'), ...names);
+      p.hdel(k.known('counters'), ...names);
     } else if (type === 'gauges') {
+      for (const ts of periods) p.hdel(k.period(ts, 'gauges'), ...names);
       p.hdel(k.gauges, ...names).hdel(k.gaugeTtl, ...names);
     } else {
       const wanted = new Set(names);
-      const fields = (await this.redis.hkeys(k.cur('timers'))).filter((f) => wanted.has(f.slice(0, f.indexOf(FIELD_SEP))));
-      if (fields.length > 0) p.hdel(k.cur('timers'), ...fields);
-      p.hdel(k.cur('timer_counts'), ...names).hdel(k.known('timers'), ...names);
+      for (const ts of periods) {
+        const key = k.period(ts, 'timers');
+        const fields = (await this.redis.hkeys(key)).filter((f) => wanted.has(f.slice(0, f.indexOf(FIELD_SEP))));
+        if (fields.length > 0) p.hdel(key, ...fields);
+        p.hdel(k.period(ts, 'timer_counts'), ...names);
+      }
+      p.hdel(k.known('timers'), ...names);
     }
     p.incr(k.knownVersion);
     results(await p.exec());

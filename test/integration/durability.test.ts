@@ -22,10 +22,14 @@ function childConfig(prefix: string, carbonPort: number, udpPort: number, extra:
   });
 }
 
+/** A counter's sum over the periods not closed yet: what was merged and not yet published. */
 async function curCounter(prefix: string, name: string): Promise<number> {
   const r = new Redis(REDIS_URL);
+  const k = new Keys(prefix);
   try {
-    return Number((await r.hget(new Keys(prefix).cur('counters'), name)) ?? 0);
+    let sum = 0;
+    for (const p of await r.zrange(k.open, 0, -1)) sum += Number((await r.hget(k.period(Number(p), 'counters'), name)) ?? 0);
+    return sum;
   } finally {
     r.disconnect();
   }
@@ -81,11 +85,14 @@ describe('durability', () => {
     assert.equal(carbon.series('stats_counts.durable.hits').filter((l) => l.value !== '0').length, 1, 'one period, one line');
   });
 
-  test('SIGTERM merges the last batch into redis and exits 0', async () => {
+  test('SIGTERM merges the last batch, publishes its period to carbon and exits 0', async () => {
     prefix = testPrefix('sigterm');
     const udp = await freeUdpPort();
+    const carbon = new CarbonListener();
+    listeners.push(carbon);
+    await carbon.start();
     // A batch interval longer than the test's send so the samples are only in memory at SIGTERM.
-    const child = spawnTallyd(childConfig(prefix, await freePort(), udp, { flushInterval: 60_000, batchInterval: 30_000 }));
+    const child = spawnTallyd(childConfig(prefix, carbon.port, udp, { flushInterval: 60_000, batchInterval: 30_000 }));
     children.push(child);
     await waitForOutput(child, UP);
     await sendUdp(udp, counterLines(300, 'term.hits'));
@@ -93,7 +100,9 @@ describe('durability', () => {
     assert.equal(await curCounter(prefix, 'term.hits'), 0, 'still in memory before the signal');
     child.proc.kill('SIGTERM');
     assert.equal(await child.exited, 0, child.output());
-    assert.equal(await curCounter(prefix, 'term.hits'), 300);
+    // The only process: it closed its unfinished period early and drained it to carbon before exiting.
+    assert.equal(carbon.sum('stats_counts.term.hits'), 300);
+    assert.equal(await curCounter(prefix, 'term.hits'), 0);
   });
 
   test('carbon unreachable for three periods, then started: all three arrive with their own timestamps', async () => {

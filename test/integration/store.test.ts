@@ -1,7 +1,10 @@
 /**
  * DESIGN.md's Redis invariants, against the real Redis through the Lua
- * scripts: at-most-once merges, fenced rotation, idempotent commits, and a
- * pending period left by a crashed leader processed by the next one.
+ * scripts: at-most-once merges into the batch's own period, closes fenced by
+ * the lease, in order, held back by a live member's watermark and not by a
+ * dead one's, late merges refused, gauges applied in period order,
+ * idempotent commits, and a pending period left by a crashed leader
+ * processed by the next one.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -12,9 +15,13 @@ import { Flusher } from '../../src/flush/flusher.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { SelfStats } from '../../src/observability/self-stats.js';
 import { Store } from '../../src/store/store.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
 
 const log = createLogger('silent');
+const P1 = 1_000_000;
+const P2 = 1_001_000;
+const TTL = 3000;
 
 describe('redis invariants', () => {
   const prefix = testPrefix('store');
@@ -40,8 +47,8 @@ describe('redis invariants', () => {
     batch.gauge('m.g', -2, true);
     batch.set('m.s', 'x');
     const args = encodeMerge(batch, 'node:1');
-    assert.equal(await a.merge('node:1', args), true);
-    assert.equal(await a.merge('node:1', args), false);
+    assert.deepEqual(await a.merge('node:1', P1, 'm1', P2, args), { status: 'merged' });
+    assert.deepEqual(await a.merge('node:1', P1, 'm1', P2, args), { status: 'duplicate' });
     const cur = await a.readCurrent();
     assert.equal(cur.counters['m.c'], '6');
     assert.equal(cur.gauges['m.g'], '3');
@@ -54,32 +61,85 @@ describe('redis invariants', () => {
   test('float sums match JavaScript: stored with %.17g, read back bit-exact', async () => {
     const batch = new Batch();
     batch.counter('f.c', 0.1, 1);
-    await a.merge('node:2', encodeMerge(batch, 'node:2'));
+    await a.merge('node:2', P1, 'm1', P2, encodeMerge(batch, 'node:2'));
     const again = new Batch();
     again.counter('f.c', 0.2, 1);
-    await a.merge('node:3', encodeMerge(again, 'node:3'));
+    await a.merge('node:3', P1, 'm1', P2, encodeMerge(again, 'node:3'));
     assert.equal(Number((await a.readCurrent()).counters['f.c']), 0.1 + 0.2);
   });
 
-  test('rotation is fenced by the lease: only the holder rotates, a boundary rotates once', async () => {
-    assert.equal(await a.tryAcquireLease('token-a', 60_000), true);
-    assert.equal(await b.tryAcquireLease('token-b', 60_000), false);
-    assert.equal(await b.rotate('token-b', 1_000_000), -1, 'not the leader');
+  test('closing is fenced by the lease and in order: a period closes once, an older one never', async () => {
+    assert.equal(await a.tryAcquireLease('token-a', 60_000), 2);
+    assert.equal(await a.tryAcquireLease('token-a', 60_000), 1, 'renewed');
+    assert.equal(await b.tryAcquireLease('token-b', 60_000), 0);
+    assert.deepEqual(await b.closePeriod('token-b', P1, TTL, 0), { status: 'not-leader' });
     assert.deepEqual(await a.pendingPeriods(), []);
-    assert.equal(await a.rotate('token-a', 1_000_000), 1);
-    assert.equal(await a.rotate('token-a', 1_000_000), 0, 'same boundary again');
-    assert.equal(await a.rotate('token-a', 999_000), 0, 'an older boundary');
-    assert.deepEqual(await a.pendingPeriods(), [1_000_000]);
-    assert.deepEqual((await a.readCurrent()).counters, {}, 'the open period starts empty');
-    const raw = await a.readPeriod(1_000_000);
+    assert.deepEqual(await a.closePeriod('token-a', P1, TTL, 0), { status: 'closed' });
+    assert.deepEqual(await a.closePeriod('token-a', P1, TTL, 0), { status: 'out-of-order', closedMs: P1 }, 'same period again');
+    assert.deepEqual(await a.closePeriod('token-a', P1 - 1000, TTL, 0), { status: 'out-of-order', closedMs: P1 }, 'an older one');
+    assert.deepEqual(await a.pendingPeriods(), [P1]);
+    assert.deepEqual((await a.readCurrent()).counters, {}, 'nothing is open');
+    const raw = await a.readPeriod(P1);
     assert.equal(raw.counters.get('m.c'), '6');
     assert.equal(raw.gauges.get('m.g'), '3', 'the period holds a snapshot of the gauges');
+    assert.deepEqual([...raw.gaugesTouched.keys()], ['m.g']);
   });
 
-  test('a stale leader can neither rotate, commit nor ack', async () => {
+  test('a merge into a closed period is refused as late and changes nothing', async () => {
+    const batch = new Batch();
+    batch.counter('late.c', 1, 1);
+    assert.deepEqual(await a.merge('node:late', P1, 'm1', P2, encodeMerge(batch, 'node:late')), { status: 'late', closedMs: P1 });
+    assert.deepEqual(await a.merge('node:late', P2, 'm1', P2 + 1000, encodeMerge(batch, 'node:late')), { status: 'merged' }, 'the same id merges into an open period');
+    assert.equal((await a.readCurrent()).counters['late.c'], '1');
+  });
+
+  test('a live member that may still hold samples of a period holds its close; a dead one is given up', async () => {
+    const k = a.keys;
+    await a.heartbeat('m1', P2); // still in P2
+    assert.deepEqual(await a.closePeriod('token-a', P2, TTL, 0), { status: 'waiting', member: 'm1', watermarkMs: P2 });
+    await a.heartbeat('m1', P2 + 1000);
+    await a.redis.hset(k.members, 'dead', `${Date.now() - 2 * TTL} ${P1}`);
+    // Redis itself was away until a moment ago: no member is judged dead before a full ttl after that.
+    assert.equal((await a.closePeriod('token-a', P2, TTL, Date.now())).status, 'waiting');
+    assert.deepEqual(await a.closePeriod('token-a', P2, TTL, 0), { status: 'closed' });
+    assert.equal(await a.redis.hexists(k.members, 'dead'), 0, 'the dead member was removed');
+    await a.leave('m1');
+    assert.equal(await a.redis.hlen(k.members), 0);
+  });
+
+  test('a period that holds data is never skipped; empty ones may be', async () => {
+    const batch = new Batch();
+    batch.counter('skip.c', 1, 1);
+    await a.merge('node:skip', P2 + 2000, 'm1', P2 + 3000, encodeMerge(batch, 'node:skip'));
+    assert.deepEqual(await a.closePeriod('token-a', P2 + 3000, TTL, 0), { status: 'out-of-order', closedMs: P2 });
+    assert.deepEqual(await a.closePeriod('token-a', P2 + 2000, TTL, 0), { status: 'closed' }, 'P2 + 1000 was empty');
+    await a.leave('m1');
+  });
+
+  test('gauges keep "last value wins" in period order, whatever order the batches merge in', async () => {
+    const later = new Batch();
+    later.gauge('o.g', 7, false);
+    const earlier = new Batch();
+    earlier.gauge('o.g', 1, false);
+    earlier.gauge('o.d', 2, true);
+    const delta = new Batch();
+    delta.gauge('o.d', 3, true);
+    await a.merge('g:later', P2 + 4000, 'm1', P2 + 5000, encodeMerge(later, 'g:later'));
+    await a.merge('g:delta', P2 + 4000, 'm1', P2 + 5000, encodeMerge(delta, 'g:delta'));
+    await a.merge('g:earlier', P2 + 3000, 'm1', P2 + 5000, encodeMerge(earlier, 'g:earlier'));
+    assert.deepEqual(await a.closePeriod('token-a', P2 + 3000, TTL, 0), { status: 'closed' });
+    assert.equal((await a.readPeriod(P2 + 3000)).gauges.get('o.g'), '1');
+    assert.deepEqual(await a.closePeriod('token-a', P2 + 4000, TTL, 0), { status: 'closed' });
+    const raw = await a.readPeriod(P2 + 4000);
+    assert.equal(raw.gauges.get('o.g'), '7');
+    assert.equal(raw.gauges.get('o.d'), '5');
+    await a.leave('m1');
+  });
+
+  test('a stale leader can neither close, commit nor ack', async () => {
     await a.releaseLease('token-a');
-    assert.equal(await b.tryAcquireLease('token-b', 60_000), true);
-    assert.equal(await a.rotate('token-a', 2_000_000), -1);
+    assert.equal(await b.tryAcquireLease('token-b', 60_000), 2);
+    assert.deepEqual(await a.closePeriod('token-a', 2_000_000, TTL, 0), { status: 'not-leader' });
     const payload = { chunks: ['x 1 1\n'], gaugeTtl: [], gaugeDeletes: [], outboxMax: 10 };
     assert.deepEqual(await a.commit('token-a', 1_000_000, payload), { status: -1, dropped: 0 });
     assert.equal(await a.ack('token-a', 1), false);
@@ -92,14 +152,14 @@ describe('redis invariants', () => {
       env: {},
       overrides: { graphiteHost: '127.0.0.1', flushInterval: 1000, redis: { url: REDIS_URL, keyPrefix: prefix } },
     });
-    // token-b holds the lease and "crashed" after rotating 1_000_000; a new process takes over once it expires.
+    // token-b holds the lease and "crashed" after closing P1 .. P2 + 4000; a new process takes over once it expires.
     await b.releaseLease('token-b');
-    const next = new Flusher(a, config, new SelfStats(), log);
-    assert.equal(await a.tryAcquireLease(next.token, 60_000), true);
+    const next = new Flusher(a, config, new SelfStats(), log, undefined, new ManualClock());
+    assert.equal(await a.tryAcquireLease(next.token, 60_000), 2);
     await next.start();
     await next.kickProcessing();
     await next.stop();
-    assert.deepEqual(await a.pendingPeriods(), []);
+    assert.ok(!(await a.pendingPeriods()).includes(P1));
     const text = (await a.outboxHead(100)).join('');
     assert.match(text, /^stats_counts\.m\.c 6 1000$/m);
     assert.match(text, /^stats\.timers\.m\.t\.count 2 1000$/m);
@@ -107,7 +167,7 @@ describe('redis invariants', () => {
     assert.match(text, /^stats\.sets\.m\.s\.count 1 1000$/m);
     // Committing the same period again is a no-op.
     const payload = { chunks: ['dup 1 1\n'], gaugeTtl: [], gaugeDeletes: [], outboxMax: 10 };
-    assert.equal(await a.tryAcquireLease('token-c', 60_000), true);
+    assert.equal(await a.tryAcquireLease('token-c', 60_000), 2);
     assert.equal((await a.commit('token-c', 1_000_000, payload)).status, 0);
     assert.doesNotMatch((await a.outboxHead(100)).join(''), /^dup /m);
   });
@@ -131,16 +191,18 @@ describe('known names (statsd re-emits idle counters as 0)', () => {
       env: {},
       overrides: { graphiteHost: '127.0.0.1', flushInterval: 600_000, redis: { url: REDIS_URL, keyPrefix: prefix } },
     });
-    const f = new Flusher(s, config, new SelfStats(), log);
-    assert.equal(await s.tryAcquireLease(f.token, 60_000), true);
+    // Closes are the test's: the flusher's own timers never fire.
+    const f = new Flusher(s, config, new SelfStats(), log, undefined, new ManualClock());
+    assert.equal(await s.tryAcquireLease(f.token, 60_000), 2);
     await f.start();
     after(() => f.stop());
     const batch = new Batch();
     batch.counter('k.a', 1, 1);
     batch.counter('k.b', 1, 1);
-    await s.merge('k:1', encodeMerge(batch, 'k:1'));
+    await s.merge('k:1', 1_000_000, 'k', 1_001_000, encodeMerge(batch, 'k:1'));
+    await s.leave('k');
     const period = async (ts: number): Promise<string> => {
-      assert.equal(await s.rotate(f.token, ts * 1000), 1);
+      assert.deepEqual(await s.closePeriod(f.token, ts * 1000, TTL, 0), { status: 'closed' });
       await f.kickProcessing();
       return (await s.outboxHead(1000)).join('').split('\n').filter((l) => l.endsWith(` ${ts}`)).join('\n');
     };

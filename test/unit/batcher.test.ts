@@ -9,16 +9,19 @@ import { Batcher, type MergeTarget } from '../../src/aggregate/batcher.js';
 import type { MergeArg } from '../../src/aggregate/merge-args.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { SelfStats } from '../../src/observability/self-stats.js';
+import type { MergeOutcome } from '../../src/store/store.js';
 
 class ScriptedTarget implements MergeTarget {
   merged: string[] = [];
   constructor(private readonly fail: (id: string, args: MergeArg[]) => Error | null) {}
-  async merge(batchId: string, args: MergeArg[]): Promise<boolean> {
+  async merge(batchId: string, _periodMs: number, _member: string, _watermarkMs: number, args: MergeArg[]): Promise<MergeOutcome> {
     const err = this.fail(batchId, args);
     if (err) throw err;
     this.merged.push(args.map(String).join(' '));
-    return true;
+    return { status: 'merged' };
   }
+  async heartbeat(): Promise<void> {}
+  async leave(): Promise<void> {}
 }
 
 function replyError(msg: string): Error {
@@ -27,7 +30,7 @@ function replyError(msg: string): Error {
   return e;
 }
 
-const opts = { batchInterval: 1_000_000, maxPendingBatches: 100, prefixStats: 'statsd', maxBatchNames: 1_000_000 };
+const opts = { batchInterval: 1_000_000, flushInterval: 10_000, leaseTtl: 5000, maxPendingBatches: 100, prefixStats: 'statsd', maxBatchNames: 1_000_000 };
 const ingest = { metricsReceived: 0, badLines: 0 };
 
 test('a batch redis keeps rejecting is dropped after 3 tries and counted; later batches still land', async () => {

@@ -1,17 +1,25 @@
 --[[
-merge-8: fold one local batch into the current period, atomically and at most once.
+mergeBatch-10: fold one local batch into the period in which it was received,
+atomically and at most once, and record the sender's watermark.
 
-KEYS[1] merged            zset  batch id -> ms merged (dedupe window)
-KEYS[2] cur:counters      hash  name -> sum of value * (1/rate), %.17g
-KEYS[3] cur:timers        hash  name "\n" batch id -> packed float64 LE samples
-KEYS[4] cur:timer_counts  hash  name -> sum of 1/rate, %.17g
-KEYS[5] cur:sets          hash  name "\n" member -> 1
-KEYS[6] gauges            hash  name -> value (persists across periods)
-KEYS[7] cur:gauges_touched hash name -> 1 (gauges updated this period)
-KEYS[8] outbox            list  Graphite plaintext chunks waiting for Carbon
+KEYS[1]  merged            zset  batch id -> ms merged (dedupe window)
+KEYS[2]  closed            string highest period boundary (ms) closed so far
+KEYS[3]  members           hash  member id -> "<heartbeat ms> <watermark ms>"
+KEYS[4]  open              zset  periods that received a merge, not closed yet
+KEYS[5]  p:<P>:counters     hash  name -> sum of value * (1/rate), %.17g
+KEYS[6]  p:<P>:timers       hash  name "\n" batch id -> packed float64 LE samples
+KEYS[7]  p:<P>:timer_counts hash  name -> sum of 1/rate, %.17g
+KEYS[8]  p:<P>:sets         hash  name "\n" member -> 1
+KEYS[9]  p:<P>:gauges       hash  name -> "s<value>" (set this period, later deltas
+                                 folded in) or "d<delta>" (only deltas this period);
+                                 applied to the persistent gauges when P closes
+KEYS[10] outbox            list  Graphite plaintext chunks waiting for Carbon
 
-ARGV[1] batch id, ARGV[2] now (ms), ARGV[3] dedupe window (ms), then sections,
-each a count n followed by its items:
+ARGV[1] batch id, ARGV[2] now (ms), ARGV[3] dedupe window (ms),
+ARGV[4] P, the period's boundary (ms), ARGV[5] member id, ARGV[6] the member's
+watermark (ms): the oldest period for which it may still hold unmerged
+samples once this batch is merged. Then sections, each a count n followed by
+its items:
   counters:     n, (name, delta) * n
   timers:       n, (field, packed samples) * n
   timer_counts: n, (name, delta) * n
@@ -21,7 +29,10 @@ each a count n followed by its items:
                                 timestamps, RPUSHed to the outbox as they are)
 A name appears at most once per section (a Batch keeps one slot per name).
 
-Returns 1 when merged, 0 when this batch id was merged before (a retry).
+Returns {1} when merged, {0} when this batch id was merged before (a retry),
+{-2, closed} when period P is already closed (nothing changed: the caller
+merges the batch into the oldest open period, closed + flushInterval, and
+counts it late).
 Arithmetic is in Lua doubles and stored with %.17g, which round-trips
 exactly, so sums match JavaScript's own float additions.
 
@@ -33,10 +44,16 @@ batch of many distinct names (20,000 counters: ~55 -> ~25 ms).
 local CHUNK = 1000 -- names per command; unpack() stays far below Lua's C stack limit (8000)
 local format = string.format
 local now = tonumber(ARGV[2])
+local closed = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[4]) <= closed then
+  return {-2, closed}
+end
 if redis.call('ZADD', KEYS[1], 'NX', now, ARGV[1]) == 0 then
-  return 0
+  return {0}
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
+redis.call('HSET', KEYS[3], ARGV[5], ARGV[2] .. ' ' .. ARGV[6])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[4])
 
 -- Adds the n (name, delta) pairs at ARGV[i..] to the fields of key; returns the index after them.
 local function addAll(key, i, n)
@@ -92,8 +109,9 @@ local function markAll(key, i, n)
   return i + n
 end
 
--- Gauges: n (name, mode, value) triples at ARGV[i..]. 'd' adds to the stored value, 's' replaces it.
-local function gaugeAll(key, touched, i, n)
+-- Gauges: n (name, mode, value) triples at ARGV[i..] into the period's gauge ops.
+-- 's' replaces whatever the period had; 'd' adds to the period's value and keeps its mode.
+local function gaugeAll(key, i, n)
   local done = 0
   while done < n do
     local m = math.min(CHUNK, n - done)
@@ -102,22 +120,17 @@ local function gaugeAll(key, touched, i, n)
     for j = 1, m do names[j] = ARGV[at + 3 * j - 3] end
     local cur = redis.call('HMGET', key, unpack(names))
     local kv = {}
-    local marks = {}
     for j = 1, m do
-      local name, mode, value = names[j], ARGV[at + 3 * j - 2], ARGV[at + 3 * j - 1]
-      if mode == 'd' then
-        local v = tonumber(value)
-        local c = cur[j]
-        if c then v = tonumber(c) + v end
-        value = format('%.17g', v)
+      local mode, value = ARGV[at + 3 * j - 2], ARGV[at + 3 * j - 1]
+      local c = cur[j]
+      if mode == 'd' and c then
+        mode = string.sub(c, 1, 1)
+        value = format('%.17g', tonumber(string.sub(c, 2)) + tonumber(value))
       end
-      kv[2 * j - 1] = name
-      kv[2 * j] = value
-      marks[2 * j - 1] = name
-      marks[2 * j] = '1'
+      kv[2 * j - 1] = names[j]
+      kv[2 * j] = mode .. value
     end
     redis.call('HSET', key, unpack(kv))
-    redis.call('HSET', touched, unpack(marks))
     done = done + m
   end
   return i + 3 * n
@@ -136,11 +149,11 @@ local function pushAll(key, i, n)
   return i + n
 end
 
-local i = 4
-local n = tonumber(ARGV[i]); i = addAll(KEYS[2], i + 1, n)
-n = tonumber(ARGV[i]); i = setAll(KEYS[3], i + 1, n)
-n = tonumber(ARGV[i]); i = addAll(KEYS[4], i + 1, n)
-n = tonumber(ARGV[i]); i = gaugeAll(KEYS[6], KEYS[7], i + 1, n)
-n = tonumber(ARGV[i]); i = markAll(KEYS[5], i + 1, n)
-n = tonumber(ARGV[i]); pushAll(KEYS[8], i + 1, n)
-return 1
+local i = 7
+local n = tonumber(ARGV[i]); i = addAll(KEYS[5], i + 1, n)
+n = tonumber(ARGV[i]); i = setAll(KEYS[6], i + 1, n)
+n = tonumber(ARGV[i]); i = addAll(KEYS[7], i + 1, n)
+n = tonumber(ARGV[i]); i = gaugeAll(KEYS[9], i + 1, n)
+n = tonumber(ARGV[i]); i = markAll(KEYS[8], i + 1, n)
+n = tonumber(ARGV[i]); pushAll(KEYS[10], i + 1, n)
+return {1}
