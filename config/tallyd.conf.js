@@ -159,8 +159,17 @@ backends) load with a warning and are ignored.
   // must be less than flushInterval.
   batchInterval: 200,
 
-  // ms the flushing leader's lease lasts without renewal.
+  // ms the flushing leader's lease lasts without renewal; also how long a
+  // process may go without reporting to Redis before the leader stops waiting
+  // for its samples of a period (it is taken for dead; its unmerged samples
+  // went with it). A failover closes the periods it missed within about this.
   leaseTtl: 5000,
+
+  // ms a clean stop (SIGTERM, SIGINT) may take: stop listening, merge the last
+  // batches (at most half of it), then, as the leader, close and commit the
+  // periods that are due (and the unfinished one when no other process still
+  // feeds it), drain the outbox to Carbon, and release the lease.
+  stopTimeout: 10000,
 
   // Most Graphite chunks kept in the Redis outbox while Carbon is
   // unreachable; what does not fit is dropped and counted, never silently.

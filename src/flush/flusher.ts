@@ -236,7 +236,7 @@ export class Flusher {
       }
     }
     if (next > (final ? current : lastOver)) return 'not-due';
-    const res = await this.store.closePeriod(this.token, next, this.cfg.leaseTtl, this.steadySince);
+    const res = await this.store.closePeriod(this.token, next, this.cfg.leaseTtl, this.steadySince, now);
     switch (res.status) {
       case 'closed':
         this.log.debug({ periodMs: next }, 'period closed');

@@ -146,12 +146,12 @@ export class Store {
   }
 
   /** closePeriod-8: close period periodMs if it is next and every live member has merged its samples of it. */
-  async closePeriod(token: string, periodMs: number, memberTtlMs: number, steadySinceMs: number): Promise<CloseOutcome> {
+  async closePeriod(token: string, periodMs: number, memberTtlMs: number, steadySinceMs: number, nowMs = Date.now()): Promise<CloseOutcome> {
     const k = this.keys;
     const res = (await this.run(
       'close',
       [k.lease, k.closed, k.members, k.open, k.pending, k.gauges, k.period(periodMs, 'gauges'), k.period(periodMs, 'gauge_values')],
-      [token, periodMs, Date.now(), memberTtlMs, steadySinceMs],
+      [token, periodMs, nowMs, memberTtlMs, steadySinceMs],
     )) as Array<number | string>;
     switch (Number(res[0])) {
       case 1:

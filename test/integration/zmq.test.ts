@@ -9,6 +9,7 @@
  * README's Python publisher under python3 + python3-zmq, and its TypeScript
  * one through StatusPublisher.
  */
+import { Keys } from '../../src/store/keys.js';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -235,7 +236,7 @@ describe('ZeroMQ status messages to Carbon', () => {
     // Carbon is down: the lines wait in the Redis outbox.
     const redis = client();
     try {
-      const outbox = `${prefix}v1:{0}:outbox`;
+      const outbox = new Keys(prefix).outbox;
       const deadline = Date.now() + 5000;
       while ((await redis.lrange(outbox, 0, -1)).join('\n').split('\n').filter((l) => l.startsWith('pt.web')).length < 4) {
         assert.ok(Date.now() < deadline, 'passthrough lines in the outbox');

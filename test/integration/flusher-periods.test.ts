@@ -1,0 +1,146 @@
+/**
+ * The leader's period loop with an injected clock (test/helpers/manual-clock):
+ * time moves only when the test says so, Redis is real. A period closes only
+ * after its boundary and once every live member has merged its share; a
+ * member that stopped reporting is given up after its ttl, but not while
+ * Redis itself had just been unreachable; a new leader closes each period a
+ * dead one left, separately, each with its own samples.
+ */
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { Batch } from '../../src/aggregate/batch.js';
+import { encodeMerge } from '../../src/aggregate/merge-args.js';
+import { loadConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/types.js';
+import { Flusher } from '../../src/flush/flusher.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { SelfStats } from '../../src/observability/self-stats.js';
+import { Store } from '../../src/store/store.js';
+import { ManualClock } from '../helpers/manual-clock.js';
+import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
+
+const log = createLogger('silent');
+const I = 10_000;
+const TTL = 3000;
+
+async function until(what: string, pred: () => Promise<boolean> | boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Moves the clock forward in steps of stepMs, letting the flusher's Redis round trips finish between steps. */
+async function run(clock: ManualClock, ms: number, stepMs = 100): Promise<void> {
+  for (let done = 0; done < ms; done += stepMs) {
+    clock.advance(Math.min(stepMs, ms - done));
+    await new Promise((r) => setTimeout(r, 15));
+  }
+}
+
+function counterBatch(name: string, n: number): Batch {
+  const b = new Batch();
+  b.counter(name, n, 1);
+  return b;
+}
+
+describe('flusher periods (injected clock, real redis)', () => {
+  let prefix = '';
+  let store: Store;
+  let config: Config;
+  const flushers: Flusher[] = [];
+  let seq = 0;
+
+  before(() => {
+    prefix = testPrefix('flusher');
+  });
+  afterEach(async () => {
+    for (const f of flushers.splice(0)) await f.stop();
+    await store?.quit();
+    await cleanup(prefix);
+  });
+  after(() => cleanup(prefix));
+
+  async function setup(): Promise<void> {
+    prefix = testPrefix('flusher');
+    config = loadConfig({
+      file: null,
+      env: {},
+      overrides: { graphiteHost: '127.0.0.1', flushInterval: I, leaseTtl: TTL, redis: { url: REDIS_URL, keyPrefix: prefix } },
+    }).config;
+    store = await Store.open(config.redis, log);
+  }
+
+  async function merge(periodMs: number, member: string, watermarkMs: number, name: string, n: number): Promise<void> {
+    const id = `t:${++seq}`;
+    assert.deepEqual(await store.merge(id, periodMs, member, watermarkMs, encodeMerge(counterBatch(name, n), id)), { status: 'merged' });
+  }
+
+  async function outboxText(): Promise<string> {
+    return (await store.outboxHead(1000)).join('');
+  }
+
+  async function leader(clock: ManualClock): Promise<Flusher> {
+    const f = new Flusher(store, config, new SelfStats(), log, undefined, clock);
+    flushers.push(f);
+    await f.start();
+    assert.ok(f.isLeader);
+    clock.advance(0); // the first close attempt, due at once
+    return f;
+  }
+
+  test('a period closes after its boundary, once the live member that still holds it has moved past it', async () => {
+    await setup();
+    // The clock sits early in period P (samples received now belong to P).
+    const P = (Math.floor(Date.now() / I) + 1) * I;
+    const clock = new ManualClock(P - I + 10);
+    await merge(P, 'm', P, 'a.c', 3); // m has merged, but still receives in P
+    const f = await leader(clock);
+    await until('the empty period before P closed at start', async () => (await store.closeState()).closedMs === P - I);
+    clock.advance(I - 100); // not yet at P's boundary
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await store.closeState()).closedMs, P - I, 'P is not closed before its boundary');
+    clock.advance(200); // past the boundary: m's watermark is still P
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await store.closeState()).closedMs, P - I, 'held while m may still hold samples of P');
+    await merge(P, 'm', P + I, 'a.c', 4); // m sealed P at its boundary and merged the rest
+    clock.advance(200);
+    await until('P committed', async () => f.lastCommittedTs === P / 1000).catch(async (e: unknown) => {
+      console.log(await store.closeState(), clock.pending, f.periodsCommitted, f.lastCommittedTs, P, await store.redis.hgetall(store.keys.members));
+      throw e;
+    });
+    assert.match(await outboxText(), new RegExp(`^stats_counts\\.a\\.c 7 ${P / 1000}$`, 'm'));
+  });
+
+  test('a member that stops reporting is given up after its ttl, not before', async () => {
+    await setup();
+    const P = (Math.floor(Date.now() / I) + 1) * I;
+    const clock = new ManualClock(P + 100);
+    await merge(P, 'gone', P, 'b.c', 5); // then "killed -9": its watermark stays at P
+    await leader(clock);
+    await run(clock, TTL - 500);
+    assert.notEqual((await store.closeState()).closedMs, P, 'P waits for the member within its ttl');
+    await run(clock, 1000);
+    await until('P closed once the member is dead', async () => (await store.closeState()).closedMs === P);
+    assert.equal(await store.redis.hexists(store.keys.members, 'gone'), 0);
+    assert.match(await outboxText(), new RegExp(`^stats_counts\\.b\\.c 5 ${P / 1000}$`, 'm'));
+  });
+
+  test("after a leader died, the next closes each period it left separately, each with its own samples", async () => {
+    await setup();
+    const P = (Math.floor(Date.now() / I) + 1) * I;
+    // Three periods of steady traffic merged by a member that is still alive; nobody closed them (the leader died).
+    await merge(P, 'alive', P + I, 'c.c', 10);
+    await merge(P + I, 'alive', P + 2 * I, 'c.c', 20);
+    await merge(P + 2 * I, 'alive', P + 3 * I, 'c.c', 30);
+    await store.redis.set(store.keys.closed, String(P - I));
+    const clock = new ManualClock(P + 3 * I + 500);
+    const f = await leader(clock);
+    await until('three periods committed', async () => f.periodsCommitted >= 3);
+    const text = await outboxText();
+    for (const [i, v] of [10, 20, 30].entries()) {
+      assert.match(text, new RegExp(`^stats_counts\\.c\\.c ${v} ${(P + i * I) / 1000}$`, 'm'), `period ${i} on its own`);
+    }
+  });
+});
