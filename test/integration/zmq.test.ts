@@ -9,7 +9,6 @@
  * README's Python publisher under python3 + python3-zmq, and its TypeScript
  * one through StatusPublisher.
  */
-import { Keys } from '../../src/store/keys.js';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -18,6 +17,7 @@ import { deflateSync } from 'node:zlib';
 import { Publisher, Push } from 'zeromq';
 import type { Daemon } from '../../src/daemon.js';
 import { StatusPublisher } from '../../src/publisher/status-publisher.js';
+import { Keys } from '../../src/store/keys.js';
 import { alignToPeriod, CarbonListener, freePort, sendUdp, sleep } from '../helpers/carbon.js';
 import { cleanup, client, testPrefix } from '../helpers/redis.js';
 import { ROOT, startDaemon, testConfig } from '../helpers/tallyd.js';

@@ -10,6 +10,7 @@ import type { MergeArg } from '../../src/aggregate/merge-args.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { SelfStats } from '../../src/observability/self-stats.js';
 import type { MergeOutcome } from '../../src/store/store.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 class ScriptedTarget implements MergeTarget {
   merged: string[] = [];
@@ -71,4 +72,62 @@ test('a batch reaching maxBatchNames is merged before its tick, and every sample
   const all = target.merged.join('\n');
   for (let i = 0; i < 12_000; i += 997) assert.equal(all.split(` n.${i} 1 `).length - 1, 1, `n.${i} merged once`);
   assert.equal((all.match(/ s\nm\d+\b/g) ?? []).length, 3000);
+});
+
+/** Records every merge with its period and the watermark sent along. */
+class PeriodTarget implements MergeTarget {
+  merges: Array<{ id: string; periodMs: number; watermarkMs: number; text: string }> = [];
+  heartbeats: number[] = [];
+  left = false;
+  /** Periods up to this one are closed: merges into them are refused as late. */
+  closedMs = 0;
+  async merge(batchId: string, periodMs: number, _member: string, watermarkMs: number, args: MergeArg[]): Promise<MergeOutcome> {
+    if (periodMs <= this.closedMs) return { status: 'late', closedMs: this.closedMs };
+    this.merges.push({ id: batchId, periodMs, watermarkMs, text: args.map(String).join(' ') });
+    return { status: 'merged' };
+  }
+  async heartbeat(_member: string, watermarkMs: number): Promise<void> {
+    this.heartbeats.push(watermarkMs);
+  }
+  async leave(): Promise<void> {
+    this.left = true;
+  }
+}
+
+const I = 10_000;
+
+test('a batch never spans two periods: the boundary seals it, and its merge carries the period it was received in', async () => {
+  const clock = new ManualClock(5 * I + 9000);
+  const target = new PeriodTarget();
+  const b = new Batcher(target, { ...opts, flushInterval: I }, new SelfStats(), ingest, createLogger('silent'), clock);
+  b.start();
+  b.counter('before', 1, 1);
+  clock.advance(1000); // the boundary at 6 * I
+  b.counter('after', 1, 1);
+  await new Promise((r) => setImmediate(r)); // the merge of 'before' completes
+  clock.advance(I); // 7 * I seals 'after'
+  await new Promise((r) => setImmediate(r));
+  clock.advance(I); // 8 * I: nothing received since
+  await b.stop(2000);
+  const before = target.merges.find((m) => m.text.includes('before 1'));
+  const after = target.merges.find((m) => m.text.includes('after 1'));
+  assert.equal(before?.periodMs, 6 * I);
+  assert.equal(after?.periodMs, 7 * I);
+  assert.equal(before?.watermarkMs, 7 * I, 'once merged, the process holds nothing older than the current period');
+  assert.ok(target.heartbeats.includes(9 * I), 'an idle boundary is reported at once');
+  assert.ok(target.left, 'a clean stop leaves the members');
+});
+
+test('a batch whose period closed while it waited goes into the oldest open period and is counted late', async () => {
+  const clock = new ManualClock(5 * I + 100);
+  const target = new PeriodTarget();
+  target.closedMs = 7 * I; // e.g. redis was unreachable longer than the member ttl
+  const self = new SelfStats();
+  const b = new Batcher(target, { ...opts, flushInterval: I }, self, ingest, createLogger('silent'), clock);
+  b.counter('held', 2, 1);
+  b.counter('held', 3, 1);
+  await b.stop(2000);
+  assert.equal(target.merges.length, 1);
+  assert.equal(target.merges[0]?.periodMs, 8 * I);
+  assert.equal(self.lateSamples, 2);
 });
