@@ -23,6 +23,8 @@ export type FlushThreadReport =
       outboxDropped: number;
       carbonErrors: number;
       linesSent: number;
+      /** This thread's total since it started (added to the main thread's own as a delta). */
+      redisTimeouts: number;
       graphite: SelfStats['graphite'];
     };
 
@@ -45,6 +47,8 @@ export class FlushHost {
   leader = false;
   periodsCommitted = 0;
   lastCommittedTs = 0;
+  /** The running thread's last reported redisTimeouts total. */
+  private threadRedisTimeouts = 0;
 
   constructor(
     private readonly cfg: Config,
@@ -57,6 +61,7 @@ export class FlushHost {
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
       const w = spawnThread({ config: this.cfg, logBindings: this.logBindings });
+      this.threadRedisTimeouts = 0;
       this.worker = w;
       let ready = false;
       w.on('message', (m: FlushThreadReport) => {
@@ -73,6 +78,8 @@ export class FlushHost {
           this.self.outboxDropped = m.outboxDropped;
           this.self.carbonErrors = m.carbonErrors;
           this.self.linesSent = m.linesSent;
+          this.self.redisTimeouts += Math.max(0, m.redisTimeouts - this.threadRedisTimeouts);
+          this.threadRedisTimeouts = m.redisTimeouts;
           this.self.graphite = m.graphite;
         }
       });

@@ -41,7 +41,7 @@ async function run(port: NonNullable<typeof parentPort>, config: Config, logBind
   const log = base.child({ component: 'flusher' });
   niceThisThread(config.flushNice, log);
   const self = new SelfStats();
-  const store = await Store.open(config.redis, base.child({ component: 'flush-store' }));
+  const store = await Store.open(config.redis, base.child({ component: 'flush-store' }), undefined, () => self.redisTimeouts++);
   let sink: CarbonSink | null = null;
   const flusher = new Flusher(store, config, self, log, () => {
     sink?.kick();
@@ -56,6 +56,7 @@ async function run(port: NonNullable<typeof parentPort>, config: Config, logBind
       outboxDropped: self.outboxDropped,
       carbonErrors: self.carbonErrors,
       linesSent: self.linesSent,
+      redisTimeouts: self.redisTimeouts,
       graphite: { ...self.graphite },
     };
     port.postMessage(msg);

@@ -69,6 +69,11 @@ export class Keys {
     return `${this.base}outbox`;
   }
 
+  /** String: boundary ms of the last committed period (set by commit-13), for health. */
+  get lastCommit(): string {
+    return `${this.base}last_commit`;
+  }
+
   get lease(): string {
     return `${this.base}lease`;
   }

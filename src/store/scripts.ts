@@ -10,7 +10,7 @@ import { StoreError } from './errors.js';
 export const SCRIPTS = {
   merge: 'merge-8.lua',
   rotate: 'rotate-15.lua',
-  commit: 'commit-12.lua',
+  commit: 'commit-13.lua',
   ack: 'ack-2.lua',
   renew: 'renew-1.lua',
   release: 'release-1.lua',

@@ -1,11 +1,12 @@
 --[[
-commit-12: publish a computed period and drop its rotated state, fenced by
+commit-13: publish a computed period and drop its rotated state, fenced by
 the lease, exactly once per period. (The period's new names were added to
 known:* before this, in short HSETs: Store.rememberKnown.)
 
 KEYS[1] lease   KEYS[2] pending   KEYS[3] outbox   KEYS[4] gauges
 KEYS[5] gauge_ttl   KEYS[6] cur:gauges_touched
 KEYS[7..12] pending:<ts>:{counters,timers,timer_counts,sets,gauges_touched,gauges}
+KEYS[13] last_commit (string: the boundary ms of the last committed period, for health)
 
 ARGV[1] lease token, ARGV[2] ts, ARGV[3] outbox bound (chunks), then sections:
   chunks:        n, chunk * n            (RPUSHed to the outbox in order)
@@ -44,6 +45,7 @@ for k = 7, 12 do
   redis.call('UNLINK', KEYS[k]) -- freed in the background: a big period never stalls Redis
 end
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[13], ARGV[2])
 local dropped = 0
 local bound = tonumber(ARGV[3])
 local len = redis.call('LLEN', KEYS[3])
