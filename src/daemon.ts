@@ -28,6 +28,9 @@ export interface ListeningPorts {
   mgmt: number;
 }
 
+/** How long `health` waits for Redis to answer (or redis.commandTimeout if that is shorter). */
+const HEALTH_PING_TIMEOUT_MS = 1000;
+
 interface Stoppable {
   stop(): Promise<void>;
 }
@@ -122,7 +125,11 @@ export class Daemon {
 
       udpDrops.start();
 
-      this.health = new HealthFacts(store, flush, batcher, this.self, { flushIntervalMs: cfg.flushInterval, operatorStatus: cfg.healthStatus });
+      this.health = new HealthFacts(store, flush, batcher, this.self, {
+        flushIntervalMs: cfg.flushInterval,
+        operatorStatus: cfg.healthStatus,
+        pingTimeoutMs: Math.min(HEALTH_PING_TIMEOUT_MS, cfg.redis.commandTimeout),
+      });
       this.console = new ManagementConsole(cfg, store, this.self, log.child({ component: 'mgmt' }), () => this.parser.badLines, this.health);
       this.ports.mgmt = await this.console.start();
       log.info({ flushInterval: cfg.flushInterval, batchInterval: cfg.batchInterval }, 'tallyd is up');

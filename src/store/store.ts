@@ -6,7 +6,7 @@
 import { Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
-import { watchCommandTimeouts } from './command-timeouts.js';
+import { isCommandTimeout, watchCommandTimeouts } from './command-timeouts.js';
 import { StoreError } from './errors.js';
 import { FIELD_SEP, Keys, KNOWN_TYPES, PERIOD_PARTS, type KnownType } from './keys.js';
 import { loadScripts, type ScriptArg, type ScriptFn, type ScriptName } from './scripts.js';
@@ -285,7 +285,10 @@ export class Store {
     const t0 = performance.now();
     const pong = this.redis.ping();
     pong.catch(() => undefined); // a late failure after the timeout below is of no interest
-    await withTimeout(pong, timeoutMs, `no PING reply within ${timeoutMs} ms`);
+    const what = `no PING reply within ${timeoutMs} ms`;
+    await withTimeout(pong, timeoutMs, what).catch((err: unknown) => {
+      throw isCommandTimeout(err) ? new Error(what) : err; // commandTimeout is the caller's bound (daemon: the smaller)
+    });
     return performance.now() - t0;
   }
 
