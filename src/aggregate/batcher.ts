@@ -44,6 +44,7 @@ const SIZE_CHECK_EVERY = 1024;
 /** A batch Redis rejects this many times (not a connection error) is dropped and counted, not retried forever. */
 const MAX_REJECTIONS = 3;
 
+/** A command timeout (ioredis "Command timed out", redis.commandTimeout) is not a rejection: the batch is retried. */
 function isRejection(err: unknown): boolean {
   return err instanceof RangeError || err instanceof TypeError || (err as Error | undefined)?.name === 'ReplyError';
 }
