@@ -153,6 +153,10 @@ backends) load with a warning and are ignored.
     url: "redis://127.0.0.1:6379",
     // Prefix of every key; tallyd adds a layout version and a {shard} hash tag.
     keyPrefix: "tallyd:",
+    // ms without a reply after which a Redis command fails: a Redis that
+    // hangs without dropping the connection is noticed, logged and counted
+    // (statsd.redis_timeouts), and the batch is retried.
+    commandTimeout: 10000,
   },
 
   // ms between merges of the local batch into Redis (one round trip each);

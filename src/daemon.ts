@@ -3,6 +3,7 @@
  * flusher -> batcher -> ingest -> console) so nothing is received before it
  * has somewhere to go; stops in reverse, merging the last batch before exit.
  */
+import cluster from 'node:cluster';
 import { ManagementConsole } from './admin/console.js';
 import { Batcher } from './aggregate/batcher.js';
 import { type Config, isZmqServer } from './config/types.js';
@@ -11,9 +12,11 @@ import { TcpServer } from './ingest/tcp.js';
 import { UdpServer } from './ingest/udp.js';
 import { warmUpIngest } from './ingest/warm-up.js';
 import { ZmqServer } from './ingest/zmq.js';
+import { HealthFacts } from './observability/health.js';
 import { quote, type Logger } from './observability/logger.js';
 import { RateLimitedLog } from './observability/rate-limited-log.js';
 import { SelfStats } from './observability/self-stats.js';
+import { UdpDropsSampler } from './observability/udp-drops.js';
 import { StatsdLineParser, statusText } from './parse/statsd-line.js';
 import { Store } from './store/store.js';
 
@@ -24,6 +27,9 @@ export interface ListeningPorts {
   zmq: string[];
   mgmt: number;
 }
+
+/** How long `health` waits for Redis to answer (or redis.commandTimeout if that is shorter). */
+const HEALTH_PING_TIMEOUT_MS = 1000;
 
 interface Stoppable {
   stop(): Promise<void>;
@@ -36,6 +42,8 @@ export class Daemon {
   flush: FlushHost | null = null;
   batcher: Batcher | null = null;
   console: ManagementConsole | null = null;
+  health: HealthFacts | null = null;
+  udpDrops: UdpDropsSampler | null = null;
   readonly ports: ListeningPorts = { udp: [], tcp: [], zmq: [], mgmt: 0 };
   /** The reader each UDP server uses, in ports.udp order: 'native' or 'dgram'. */
   readonly udpReaders: string[] = [];
@@ -66,7 +74,7 @@ export class Daemon {
   async start(): Promise<void> {
     const { cfg, log } = this;
     try {
-      const store = await Store.open(cfg.redis, log.child({ component: 'store' }));
+      const store = await Store.open(cfg.redis, log.child({ component: 'store' }), undefined, () => this.self.redisTimeouts++);
       this.store = store;
       log.info({ keys: store.keys.base }, 'connected to redis');
 
@@ -90,6 +98,8 @@ export class Daemon {
       const warmMs = warmUpIngest({ keyNameSanitize: cfg.keyNameSanitize, prefixStats: cfg.prefixStats, zmq });
       log.debug({ ms: warmMs }, 'ingest path warmed up');
 
+      const udpDrops = new UdpDropsSampler(this.self, log.child({ component: 'udp-drops' }));
+      this.udpDrops = udpDrops;
       for (const server of cfg.servers) {
         const ingestLog = log.child({ component: server.server });
         if (isZmqServer(server)) {
@@ -100,8 +110,12 @@ export class Daemon {
         } else if (server.server === 'udp') {
           const udp = new UdpServer(server, this.parser, batcher, this.self, ingestLog);
           this.ingest.push(udp);
-          this.ports.udp.push(await udp.start());
+          const port = await udp.start();
+          this.ports.udp.push(port);
           this.udpReaders.push(udp.reader ?? 'dgram');
+          // A node:dgram socket in a cluster worker is the primary's, shared by all workers: worker 0 counts its drops.
+          const shared = cluster.isWorker && udp.reader === 'dgram';
+          if (!shared || this.role.zmq) udpDrops.watch({ port, shared });
         } else {
           const tcp = new TcpServer(server, this.parser, batcher, this.self, ingestLog);
           this.ingest.push(tcp);
@@ -109,7 +123,14 @@ export class Daemon {
         }
       }
 
-      this.console = new ManagementConsole(cfg, store, this.self, log.child({ component: 'mgmt' }), () => this.parser.badLines);
+      udpDrops.start();
+
+      this.health = new HealthFacts(store, flush, batcher, this.self, {
+        flushIntervalMs: cfg.flushInterval,
+        operatorStatus: cfg.healthStatus,
+        pingTimeoutMs: Math.min(HEALTH_PING_TIMEOUT_MS, cfg.redis.commandTimeout),
+      });
+      this.console = new ManagementConsole(cfg, store, this.self, log.child({ component: 'mgmt' }), () => this.parser.badLines, this.health);
       this.ports.mgmt = await this.console.start();
       log.info({ flushInterval: cfg.flushInterval, batchInterval: cfg.batchInterval }, 'tallyd is up');
     } catch (err) {
@@ -126,6 +147,7 @@ export class Daemon {
 
   private async doStop(): Promise<void> {
     const log = this.log;
+    await this.udpDrops?.stop(); // the last sample, while the sockets are still open
     // stopTimeout bounds the whole stop: half at most to merge the last batches, the rest to close, commit and drain.
     const deadline = Date.now() + this.cfg.stopTimeout;
     await Promise.all(this.ingest.map((s) => s.stop()));

@@ -9,17 +9,18 @@ import { unpackSamples } from '../aggregate/merge-args.js';
 import type { Config } from '../config/types.js';
 import { internalCounterNames } from '../flush/build-period.js';
 import { ListenError } from '../ingest/listen-error.js';
+import type { HealthFacts } from '../observability/health.js';
 import type { Logger } from '../observability/logger.js';
 import type { SelfStats } from '../observability/self-stats.js';
 import { FIELD_SEP } from '../store/keys.js';
 import type { Store } from '../store/store.js';
+import { backlogText, healthText } from './health-text.js';
 
 export const HELP = 'Commands: stats, counters, timers, gauges, sets, delcounters, deltimers, delgauges, health, config, quit\n\n';
 
 export class ManagementConsole {
   private server: net.Server | null = null;
   private readonly conns = new Set<net.Socket>();
-  healthStatus: 'up' | 'down';
 
   constructor(
     private readonly cfg: Config,
@@ -28,9 +29,9 @@ export class ManagementConsole {
     private readonly log: Logger,
     /** statsd's messages.bad_lines_seen: this process's parser count. */
     private readonly badLines: () => number,
-  ) {
-    this.healthStatus = cfg.healthStatus;
-  }
+    /** Facts behind `health` and the backlog in `stats`; it holds the operator's `health up|down` too. */
+    private readonly health: HealthFacts,
+  ) {}
 
   start(): Promise<number> {
     const { cfg } = this;
@@ -83,12 +84,12 @@ export class ManagementConsole {
         return;
       case 'health': {
         const action = params[0]?.toLowerCase();
-        if (action === 'up' || action === 'down') this.healthStatus = action;
-        out.write(`health: ${this.healthStatus}\n`);
+        if (action === 'up' || action === 'down') this.health.operatorStatus = action;
+        out.write(healthText(await this.health.report()));
         return;
       }
       case 'stats':
-        out.write(this.stats());
+        out.write(await this.stats());
         return;
       case 'counters':
       case 'timers':
@@ -109,7 +110,8 @@ export class ManagementConsole {
     }
   }
 
-  private stats(): string {
+  private async stats(): Promise<string> {
+    const report = await this.health.report();
     const now = Math.round(Date.now() / 1000);
     const s = this.self;
     const line = (group: string, metric: string, val: number) =>
@@ -127,8 +129,12 @@ export class ManagementConsole {
       ['outbox_dropped', s.outboxDropped],
       ['carbon_errors', s.carbonErrors],
       ['lines_sent', s.linesSent],
+      ['udp_kernel_drops', s.udpKernelDrops],
+      ['redis_timeouts', s.redisTimeouts],
     ];
     for (const [k, v] of own) text += line('tallyd', k, v);
+    // The backlog and health facts (the same HealthReport `health` decides from).
+    text += backlogText(report);
     return text + 'END\n\n';
   }
 

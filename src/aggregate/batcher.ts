@@ -66,6 +66,7 @@ const SIZE_CHECK_EVERY = 1024;
 /** A batch Redis rejects this many times (not a connection error) is dropped and counted, not retried forever. */
 const MAX_REJECTIONS = 3;
 
+/** A command timeout (ioredis "Command timed out", redis.commandTimeout) is not a rejection: the batch is retried. */
 function isRejection(err: unknown): boolean {
   return err instanceof RangeError || err instanceof TypeError || (err as Error | undefined)?.name === 'ReplyError';
 }
@@ -118,6 +119,8 @@ export class Batcher implements SampleSink {
       [`${p}.zmq_bad_frames`, () => self.zmqBadFrames, 0],
       [`${p}.zmq_bad_items`, () => self.zmqBadItems, 0],
       [`${p}.zmq_oversized`, () => self.zmqOversized, 0],
+      [`${p}.udp_kernel_drops`, () => self.udpKernelDrops, 0],
+      [`${p}.redis_timeouts`, () => self.redisTimeouts, 0],
     ];
   }
 

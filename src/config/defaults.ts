@@ -90,7 +90,7 @@ export const DEFAULTS: Config = Object.freeze({
   healthStatus: 'up',
   dumpMessages: false,
 
-  redis: Object.freeze({ url: 'redis://127.0.0.1:6379', keyPrefix: 'tallyd:' }),
+  redis: Object.freeze({ url: 'redis://127.0.0.1:6379', keyPrefix: 'tallyd:', commandTimeout: 10000 }),
   batchInterval: 200,
   leaseTtl: 5000,
   stopTimeout: 10000,

@@ -45,7 +45,7 @@ export const GRAPHITE_KEYS: ReadonlyArray<string> = [
   'legacyNamespace', 'globalPrefix', 'prefixCounter', 'prefixTimer', 'prefixGauge', 'prefixSet', 'globalSuffix',
 ];
 
-export const REDIS_KEYS: ReadonlyArray<string> = ['url', 'keyPrefix'];
+export const REDIS_KEYS: ReadonlyArray<string> = ['url', 'keyPrefix', 'commandTimeout'];
 
 export const LOG_KEYS: ReadonlyArray<string> = ['level'];
 

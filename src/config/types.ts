@@ -78,6 +78,8 @@ export interface RedisConfig {
   readonly url: string;
   /** Prefix of every key; the layout version and the hash-tagged shard follow it. */
   readonly keyPrefix: string;
+  /** ms without a reply after which a command fails (ioredis commandTimeout); counted as redis_timeouts. */
+  readonly commandTimeout: number;
 }
 
 export interface LogConfig {

@@ -67,7 +67,8 @@ function readRedis(c: Checker, raw: Raw): RedisConfig {
   }
   const keyPrefix = c.str(r, 'keyPrefix', 'redis', DEFAULTS.redis.keyPrefix);
   if (/[{}]/.test(keyPrefix)) c.problem('redis.keyPrefix', `must not contain { or } (tallyd adds the hash tag), got ${describe(keyPrefix)}`);
-  return { url, keyPrefix };
+  const commandTimeout = c.millis(r, 'commandTimeout', 'redis', DEFAULTS.redis.commandTimeout);
+  return { url, keyPrefix, commandTimeout };
 }
 
 function readLog(c: Checker, raw: Raw): LogConfig {

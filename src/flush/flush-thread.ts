@@ -43,7 +43,7 @@ async function run(port: NonNullable<typeof parentPort>, config: Config, logBind
   const log = base.child({ component: 'flusher' });
   niceThisThread(config.flushNice, log);
   const self = new SelfStats();
-  const store = await Store.open(config.redis, base.child({ component: 'flush-store' }));
+  const store = await Store.open(config.redis, base.child({ component: 'flush-store' }), undefined, () => self.redisTimeouts++);
   let sink: CarbonSink | null = null;
   const flusher = new Flusher(store, config, self, log, () => {
     sink?.kick();

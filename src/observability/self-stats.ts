@@ -20,6 +20,8 @@
  * | zmqBadFrames     | <prefixStats>.zmq_bad_frames | ZeroMQ messages that gave nothing: not zlib or UTF-8 text, not JSON, empty, or every item/line bad |
  * | zmqBadItems      | <prefixStats>.zmq_bad_items  | JSON items rejected (no name, non-numeric value, bad type/rate/tags/time), each skipped |
  * | zmqOversized     | <prefixStats>.zmq_oversized  | ZeroMQ messages longer than maxMessageSize, as received or once inflated, dropped |
+ * | udpKernelDrops   | <prefixStats>.udp_kernel_drops | datagrams the kernel dropped on tallyd's UDP sockets (receive buffer full), from /proc/net/udp{,6} (udp-drops.ts) |
+ * | redisTimeouts    | <prefixStats>.redis_timeouts | Redis commands that got no reply within redis.commandTimeout (ingest and flush thread); a timed-out merge is retried |
  * | batchesMerged, linesSent | (console `stats`)    | work done                                                        |
  *
  * statsd lines inside ZeroMQ messages count in metrics_received and bad_lines_seen like any others.
@@ -38,6 +40,10 @@ export class SelfStats {
   zmqBadFrames = 0;
   zmqBadItems = 0;
   zmqOversized = 0;
+  /** Sampled from /proc on a timer (UdpDropsSampler); only grows. */
+  udpKernelDrops = 0;
+  /** This thread's timeouts plus the flush thread's (mirrored by FlushHost). */
+  redisTimeouts = 0;
   /** unix seconds of the last good line (statsd's messages.last_msg_seen). */
   lastMsgSeen = Math.round(Date.now() / 1000);
   readonly startedAt = Math.round(Date.now() / 1000);

@@ -62,7 +62,7 @@ export class Keys {
     return `${this.base}members`;
   }
 
-  /** Boundary (ms) of the last committed period, set by every commit. */
+  /** Boundary (ms) of the last committed period, set by every commit (health reads it). */
   get lastCommit(): string {
     return `${this.base}last_commit`;
   }

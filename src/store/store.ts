@@ -6,6 +6,7 @@
 import { Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
+import { isCommandTimeout, watchCommandTimeouts } from './command-timeouts.js';
 import { StoreError } from './errors.js';
 import { FIELD_SEP, Keys, KNOWN_TYPES, type KnownType } from './keys.js';
 import { loadScripts, type ScriptArg, type ScriptFn, type ScriptName } from './scripts.js';
@@ -41,6 +42,18 @@ export interface CommitPayload {
   outboxMax: number;
 }
 
+/** What Store.open needs of RedisConfig; commandTimeout defaults to DEFAULT_COMMAND_TIMEOUT_MS. */
+export type StoreConnectConfig = Pick<RedisConfig, 'url' | 'keyPrefix'> & { readonly commandTimeout?: number };
+
+export const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
+
+/** The outbox's backlog (console `stats`, health). oldestMs: when its oldest entry was written, if known. */
+export interface OutboxStats {
+  entries: number;
+  bytes: number;
+  oldestMs: number | null;
+}
+
 const DEDUPE_WINDOW_MS = 15 * 60_000;
 /** Fields asked per HSCAN round trip when reading a rotated period or known names. */
 const SCAN_COUNT = 5000;
@@ -54,15 +67,22 @@ export class Store {
     private readonly scripts: Record<ScriptName, ScriptFn>,
   ) {}
 
-  /** Connects and loads the scripts; one clear error when Redis can't be reached. */
-  static async open(cfg: RedisConfig, log: Logger, connectTimeoutMs = 5000): Promise<Store> {
+  /**
+   * Connects and loads the scripts; one clear error when Redis can't be reached.
+   * onCommandTimeout is called for each command that got no reply within
+   * cfg.commandTimeout (counted as redis_timeouts), which is also logged.
+   */
+  static async open(cfg: StoreConnectConfig, log: Logger, connectTimeoutMs = 5000, onCommandTimeout: () => void = () => {}): Promise<Store> {
+    const commandTimeout = cfg.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS;
     const redis = new Redis(cfg.url, {
+      commandTimeout,
       lazyConnect: true,
       maxRetriesPerRequest: 2,
       enableAutoPipelining: false,
       retryStrategy: (times) => Math.min(times * 200, 2000),
       connectionName: `tallyd:${process.pid}`,
     });
+    watchCommandTimeouts(redis, commandTimeout, log, onCommandTimeout);
     let lastError: Error | undefined;
     redis.on('error', (err: Error) => {
       lastError = err;
@@ -256,7 +276,7 @@ export class Store {
     return this.redis.hgetall(this.keys.gaugeTtl);
   }
 
-  /** commit-12: -1 not the leader, 0 already committed, 1 committed (with chunks dropped). */
+  /** commit-13: -1 not the leader, 0 already committed, 1 committed (with chunks dropped). */
   async commit(token: string, ts: number, p: CommitPayload): Promise<{ status: number; dropped: number }> {
     const k = this.keys;
     const keys = [k.lease, k.pending, k.outbox, k.gauges, k.gaugeTtl, k.lastCommit, ...k.periodKeys(ts)];
@@ -280,6 +300,39 @@ export class Store {
 
   outboxLength(): Promise<number> {
     return this.redis.llen(this.keys.outbox);
+  }
+
+  /**
+   * The outbox's backlog. For the list outbox: LLEN, and bytes as Redis's
+   * MEMORY USAGE estimate of the list (sampled, so approximate); the age of
+   * the oldest entry is not recorded (null).
+   */
+  async outboxStats(): Promise<OutboxStats> {
+    const [entries, bytes] = results(await this.redis.pipeline().llen(this.keys.outbox).memory('USAGE', this.keys.outbox).exec());
+    return { entries: Number(entries), bytes: Number(bytes ?? 0), oldestMs: null };
+  }
+
+  /** Boundary (ms) of the last period anyone committed on this prefix, or null if none yet. */
+  async lastCommitted(): Promise<number | null> {
+    const v = await this.redis.get(this.keys.lastCommit);
+    return v === null ? null : Number(v);
+  }
+
+  /**
+   * Round-trip time of a PING, ms. Fails at once when the connection is not
+   * ready, and after timeoutMs when Redis does not answer (a paused Redis
+   * keeps the connection up).
+   */
+  async ping(timeoutMs: number): Promise<number> {
+    if (this.redis.status !== 'ready') throw new StoreError('EREDIS_UNREACHABLE', `redis connection is ${this.redis.status}`);
+    const t0 = performance.now();
+    const pong = this.redis.ping();
+    pong.catch(() => undefined); // a late failure after the timeout below is of no interest
+    const what = `no PING reply within ${timeoutMs} ms`;
+    await withTimeout(pong, timeoutMs, what).catch((err: unknown) => {
+      throw isCommandTimeout(err) ? new Error(what) : err; // commandTimeout is the caller's bound (daemon: the smaller)
+    });
+    return performance.now() - t0;
   }
 
   /** ack-2: false when the lease is no longer ours (nothing trimmed). */
@@ -372,9 +425,9 @@ function results(res: Array<[Error | null, unknown]> | null): unknown[] {
   });
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+function withTimeout<T>(p: Promise<T>, ms: number, what = `no connection after ${ms} ms`): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no connection after ${ms} ms`)), ms);
+    const t = setTimeout(() => reject(new Error(what)), ms);
     p.then(
       (v) => {
         clearTimeout(t);

@@ -1,6 +1,7 @@
 /** Each test gets its own key prefix on the real Redis and removes its keys. */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { Keys } from '../../src/store/keys.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -25,4 +26,17 @@ export async function cleanup(prefix: string, url = REDIS_URL): Promise<void> {
 
 export function client(url = REDIS_URL): Redis {
   return new Redis(url, { maxRetriesPerRequest: 1 });
+}
+
+/** A counter's sum over the periods not closed yet: what was merged into Redis and not yet published. */
+export async function openCounter(prefix: string, name: string, url = REDIS_URL): Promise<number> {
+  const r = new Redis(url, { maxRetriesPerRequest: 1 });
+  const k = new Keys(prefix);
+  try {
+    let sum = 0;
+    for (const p of await r.zrange(k.open, 0, -1)) sum += Number((await r.hget(k.period(Number(p), 'counters'), name)) ?? 0);
+    return sum;
+  } finally {
+    r.disconnect();
+  }
 }

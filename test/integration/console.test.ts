@@ -69,10 +69,11 @@ describe('management console', () => {
     assert.match(await ask(port, 'sets'), /'con\.s': \[ 'x' \]/);
   });
 
-  test('health reports and toggles the status', async () => {
+  test('health reports and toggles the status (the operator\'s down says why)', async () => {
+    const down = 'health: down\nreason: set down by the operator (health down)\n';
     assert.equal(await ask(port, 'health', '\n'), 'health: up\n');
-    assert.equal(await ask(port, 'health down', '\n'), 'health: down\n');
-    assert.equal(await ask(port, 'health', '\n'), 'health: down\n');
+    assert.equal(await ask(port, 'health down', down), down);
+    assert.equal(await ask(port, 'health', down), down);
     assert.equal(await ask(port, 'health up', '\n'), 'health: up\n');
   });
 
@@ -84,6 +85,21 @@ describe('management console', () => {
     assert.match(text, /\ngraphite\.flush_length: \d+\n/);
     assert.match(text, /\ntallyd\.batches_merged: [1-9]\d*\n/);
     assert.match(text, /\ntallyd\.batches_dropped: 0\n/);
+    assert.match(text, /\ntallyd\.udp_kernel_drops: 0\n/);
+    assert.match(text, /\ntallyd\.redis_timeouts: 0\n/);
+  });
+
+  test('stats shows the backlog and the health facts', async () => {
+    const text = await ask(port, 'stats');
+    assert.match(text, /\nhealth\.status: up\n/);
+    assert.match(text, /\nredis\.answers: yes\n/);
+    assert.match(text, /\nredis\.ping_ms: [\d.]+\n/);
+    assert.match(text, /\nflush\.leader: yes\n/);
+    // flushInterval is 60 s: a period is committed only if a minute boundary passed during the test.
+    assert.match(text, /\nflush\.last_committed_period: (unknown|\d+)\nflush\.last_committed_age_s: (unknown|\d+)\n/);
+    assert.match(text, /\noutbox\.entries: \d+\noutbox\.bytes: \d+\noutbox\.oldest_age_s: unknown\n/);
+    assert.match(text, /\nbatches\.waiting: [01]\n/);
+    assert.ok(text.endsWith('\nEND\n\n'));
   });
 
   test('delcounters deletes exact names and folders, and says what it did not find', async () => {

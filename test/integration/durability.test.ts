@@ -6,10 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import { Redis } from 'ioredis';
-import { Keys } from '../../src/store/keys.js';
 import { alignToPeriod, CarbonListener, freePort, freeUdpPort, sendUdp, sleep } from '../helpers/carbon.js';
-import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
+import { cleanup, openCounter, testPrefix } from '../helpers/redis.js';
 import { spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
 
 const UP = 'tallyd is up';
@@ -22,18 +20,7 @@ function childConfig(prefix: string, carbonPort: number, udpPort: number, extra:
   });
 }
 
-/** A counter's sum over the periods not closed yet: what was merged and not yet published. */
-async function curCounter(prefix: string, name: string): Promise<number> {
-  const r = new Redis(REDIS_URL);
-  const k = new Keys(prefix);
-  try {
-    let sum = 0;
-    for (const p of await r.zrange(k.open, 0, -1)) sum += Number((await r.hget(k.period(Number(p), 'counters'), name)) ?? 0);
-    return sum;
-  } finally {
-    r.disconnect();
-  }
-}
+const curCounter = openCounter;
 
 function counterLines(n: number, name: string): string[] {
   return Array.from({ length: n }, () => `${name}:1|c`);

@@ -1,0 +1,43 @@
+/**
+ * redis.commandTimeout: ioredis rejects a command that got no reply within
+ * the bound with "Command timed out" (the connection stays up; a Redis that
+ * hangs without failing, e.g. SIGSTOPped, is noticed this way). This counts
+ * each such rejection and logs it, rate-limited, naming the setting. The
+ * command may still run in Redis later; every write tallyd retries is
+ * idempotent (merges carry a batch id, periods are committed once).
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from '../observability/logger.js';
+import { RateLimitedLog } from '../observability/rate-limited-log.js';
+
+const TIMEOUT_MESSAGE = 'Command timed out';
+
+export function isCommandTimeout(err: unknown): boolean {
+  return err instanceof Error && err.message === TIMEOUT_MESSAGE;
+}
+
+/**
+ * Watches every command sent on `redis` (scripts and pipelines go through
+ * sendCommand too). The watcher handles each command's promise, so a
+ * command nobody awaits no longer shows as an unhandled rejection; the
+ * Store awaits all of its commands.
+ */
+export function watchCommandTimeouts(redis: Redis, commandTimeoutMs: number, log: Logger, onTimeout: () => void): void {
+  const limited = new RateLimitedLog(log);
+  let count = 0;
+  const send = redis.sendCommand.bind(redis);
+  redis.sendCommand = ((...args: Parameters<Redis['sendCommand']>) => {
+    const command = args[0];
+    const p = send(...args);
+    command.promise.then(undefined, (err: unknown) => {
+      if (!isCommandTimeout(err)) return;
+      count++;
+      onTimeout();
+      limited.warn(() => ({
+        msg: `redis did not answer within redis.commandTimeout (${commandTimeoutMs} ms); the command is retried or reported by its caller`,
+        fields: { command: command.name, commandTimeout: commandTimeoutMs, redisTimeouts: count },
+      }));
+    });
+    return p;
+  }) as Redis['sendCommand'];
+}

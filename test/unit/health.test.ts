@@ -1,0 +1,107 @@
+/** HealthFacts from fake providers and an injected clock: each rule, and the report is plain JSON. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { HealthFacts, OPERATOR_DOWN, type LossFacts, type RedisFacts } from '../../src/observability/health.js';
+
+const INTERVAL = 10_000;
+const T0 = 1_764_860_000_000;
+
+const losses: LossFacts = { batchesDropped: 1, mergeErrors: 2, oversizedPackets: 3, outboxDropped: 4, carbonErrors: 5, udpKernelDrops: 6, redisTimeouts: 7 };
+
+function fakeRedis(): RedisFacts & { last: number | null; down: string | null; hang: boolean } {
+  return {
+    last: null,
+    down: null,
+    hang: false,
+    ping(): Promise<number> {
+      return this.down ? Promise.reject(new Error(this.down)) : Promise.resolve(0.25);
+    },
+    lastCommitted(): Promise<number | null> {
+      return this.hang ? new Promise<number | null>(() => undefined) : Promise.resolve(this.last);
+    },
+    outboxStats() {
+      return Promise.resolve({ entries: 3, bytes: 300, oldestMs: T0 - 2000 });
+    },
+  };
+}
+
+function setup() {
+  const clock = { now: T0 };
+  const redis = fakeRedis();
+  const flush = { leader: true, lastCommittedTs: 0 };
+  const facts = new HealthFacts(redis, flush, { backlog: 2 }, losses, {
+    flushIntervalMs: INTERVAL,
+    operatorStatus: 'up',
+    pingTimeoutMs: 50,
+    now: () => clock.now,
+  });
+  return { clock, redis, flush, facts };
+}
+
+describe('HealthFacts', () => {
+  it('is up after a fresh start with nothing committed yet, and reports the backlog and losses', async () => {
+    const { facts } = setup();
+    const r = await facts.report();
+    assert.equal(r.status, 'up');
+    assert.deepEqual(r.reasons, []);
+    assert.deepEqual(r.redis, { answers: true, pingMs: 0.25, error: null });
+    assert.deepEqual(r.outbox, { entries: 3, bytes: 300, oldestMs: T0 - 2000, oldestAgeMs: 2000 });
+    assert.equal(r.batchesWaiting, 2);
+    assert.equal(r.leader, true);
+    assert.deepEqual(r.losses, {
+      batches_dropped: 1, merge_errors: 2, oversized_packets: 3, outbox_dropped: 4, carbon_errors: 5, udp_kernel_drops: 6, redis_timeouts: 7,
+    });
+    assert.deepEqual(JSON.parse(JSON.stringify(r)), r, 'plain data, served as JSON as it is');
+  });
+
+  it('is down when no period was committed for three flush intervals, up again after a commit', async () => {
+    const { clock, redis, facts } = setup();
+    redis.last = T0 + INTERVAL;
+    clock.now = T0 + 4 * INTERVAL;
+    assert.equal((await facts.report()).status, 'up', 'three intervals since the last boundary: not yet');
+    clock.now = T0 + 4 * INTERVAL + 1;
+    const r = await facts.report();
+    assert.equal(r.status, 'down');
+    assert.equal(r.reasons.length, 1);
+    assert.match(r.reasons[0]!, /^no period committed for 3 flush intervals \(30 s\); last committed period: \S+Z, 30 s ago$/);
+    assert.equal(r.lastCommit.ageMs, 3 * INTERVAL + 1);
+    redis.last = T0 + 4 * INTERVAL;
+    assert.equal((await facts.report()).status, 'up');
+  });
+
+  it('counts a fresh start as the last commit when none is newer', async () => {
+    const { clock, facts } = setup();
+    clock.now = T0 + 3 * INTERVAL + 1;
+    const r = await facts.report();
+    assert.equal(r.status, 'down');
+    assert.match(r.reasons[0]!, /last committed period: none yet$/);
+  });
+
+  it('is down when redis does not answer, or answers the PING but hangs on a read', async () => {
+    const { redis, facts } = setup();
+    redis.down = 'redis connection is reconnecting';
+    let r = await facts.report();
+    assert.equal(r.status, 'down');
+    assert.deepEqual(r.reasons, ['redis does not answer: redis connection is reconnecting']);
+    assert.equal(r.outbox, null);
+    assert.equal(r.redis.answers, false);
+    redis.down = null;
+    redis.hang = true;
+    r = await facts.report();
+    assert.deepEqual(r.reasons, ['redis does not answer: no reply within 50 ms']);
+  });
+
+  it("lets the operator's down win, and up hand the decision back to the facts", async () => {
+    const { redis, facts } = setup();
+    facts.operatorStatus = 'down';
+    let r = await facts.report();
+    assert.equal(r.status, 'down');
+    assert.deepEqual(r.reasons, [OPERATOR_DOWN]);
+    redis.down = 'gone';
+    assert.deepEqual((await facts.report()).reasons, [OPERATOR_DOWN, 'redis does not answer: gone']);
+    facts.operatorStatus = 'up';
+    r = await facts.report();
+    assert.equal(r.status, 'down');
+    assert.equal(r.operatorStatus, 'up');
+  });
+});
