@@ -299,3 +299,8 @@ export function waitSettled(series: () => readonly CarbonLine[], total: number, 
     return sum >= total && maxTs >= afterTs;
   }, timeoutMs);
 }
+
+/** Emits text as TAP diagnostics, one line each (the runner escapes newlines inside one). */
+export function diagnoseLines(t: { diagnostic(message: string): void }, text: string): void {
+  for (const line of text.split('\n')) t.diagnostic(line);
+}

@@ -10,7 +10,7 @@ import { afterEach, describe, test, type TestContext } from 'node:test';
 import { CarbonListener, freeUdpPort, sleep } from '../helpers/carbon.js';
 import { testPrefix } from '../helpers/redis.js';
 import { RedisServer } from '../helpers/redis-server.js';
-import { assertPeriods, periodOf, SteadySender, waitSettled } from '../helpers/steady-traffic.js';
+import { assertPeriods, diagnoseLines, periodOf, SteadySender, waitSettled } from '../helpers/steady-traffic.js';
 import { spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
 
 const FLUSH_MS = 1000;
@@ -76,7 +76,7 @@ describe('faults: redis', () => {
         throw new Error(`${(err as Error).message}\n--- tallyd output (tail) ---\n${child.output().slice(-3000)}`);
       }
     })();
-    t.diagnostic(report.text);
+    diagnoseLines(t, report.text);
   }
 
   test('redis SIGSTOPped for 8 s under traffic, then SIGCONTed: every period exact', { timeout: 45_000 }, async (t) => {
