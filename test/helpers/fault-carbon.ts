@@ -2,9 +2,10 @@
  * Carbon stand-ins that misbehave, recording plaintext lines as CarbonListener
  * does (`name value ts`):
  *
- * - ResettingCarbon reads N bytes of a connection, records the complete lines
- *   it read, then resets the connection (RST, socket.resetAndDestroy()); it
- *   does so K times, then behaves like a good Carbon.
+ * - ResettingCarbon records the complete lines within the first N bytes of a
+ *   connection, then resets it (RST, socket.resetAndDestroy()): whatever came
+ *   after byte N, in the same read or still in the buffers, is lost with the
+ *   connection. It does so K times (K connections), then behaves.
  * - StalledCarbon accepts and never reads (the connection stays open, the
  *   window fills); goAway() destroys its connections and frees the port, and
  *   replaceWithGood() puts a CarbonListener on the same port.
@@ -87,11 +88,16 @@ export class ResettingCarbon extends RecordingServer {
       if (willReset) this.armed.add(sock);
       let read = 0;
       let rest = '';
-      sock.setEncoding('utf8');
-      sock.on('data', (d: string) => {
-        read += Buffer.byteLength(d);
-        rest = parseLines(rest + d, this.lines);
-        if (this.armed.has(sock) && read >= this.resetAfterBytes) {
+      sock.on('data', (d: Buffer) => {
+        if (!this.armed.has(sock)) {
+          rest = parseLines(rest + d.toString('utf8'), this.lines);
+          return;
+        }
+        // Only the first N bytes count as read: a line that straddles N dies with the connection.
+        const take = Math.min(d.length, this.resetAfterBytes - read);
+        read += take;
+        rest = parseLines(rest + d.toString('utf8', 0, take), this.lines);
+        if (read >= this.resetAfterBytes) {
           this.armed.delete(sock);
           this.resets++;
           sock.resetAndDestroy();
