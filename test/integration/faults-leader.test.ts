@@ -10,9 +10,9 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import { Keys } from '../../src/store/keys.js';
 import { CarbonListener, freeUdpPort, sleep } from '../helpers/carbon.js';
-import { cleanup, client, testPrefix } from '../helpers/redis.js';
+import { leaderIndex, leaseKey, waitForLeaseHolder } from '../helpers/lease.js';
+import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { assertPeriods, diagnoseLines, checkPeriods, periodOf, SteadySender, waitSettled, waitUntil } from '../helpers/steady-traffic.js';
 import { spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
 
@@ -60,17 +60,11 @@ describe('faults: leader killed', () => {
     for (const p of procs) await waitForOutput(p, 'tallyd is up');
 
     // The leader: the process whose flusher's token is in the lease key.
-    const redis = client();
-    let token: string | null = null;
-    try {
-      const leaseKey = new Keys(prefix).lease;
-      const found = await waitUntil(async () => (token = await redis.get(leaseKey)) !== null, 10_000);
-      assert.ok(found, `a leader took the lease ${leaseKey}`);
-    } finally {
-      redis.disconnect();
-    }
-    const leaderIdx = procs.findIndex((p) => p.output().includes(`"token":"${token}"`));
-    assert.ok(leaderIdx >= 0, `the lease token ${token} names one of the two processes`);
+    const token = await waitForLeaseHolder(REDIS_URL, prefix);
+    // Its log line may trail the SET by a moment.
+    let leaderIdx = -1;
+    await waitUntil(() => (leaderIdx = leaderIndex(procs, token)) >= 0, 5000);
+    assert.ok(leaderIdx >= 0, `the lease token ${token} (${leaseKey(prefix)}) names one of the two processes`);
     const leader = procs[leaderIdx] as ChildTallyd;
     const survivor = procs[1 - leaderIdx] as ChildTallyd;
     const names = ['faults.leader.a', 'faults.leader.b'];

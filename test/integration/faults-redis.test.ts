@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test, type TestContext } from 'node:test';
 import { CarbonListener, freeUdpPort, sleep } from '../helpers/carbon.js';
+import { waitForLeaseHolder } from '../helpers/lease.js';
 import { testPrefix } from '../helpers/redis.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { assertPeriods, diagnoseLines, periodOf, SteadySender, waitSettled } from '../helpers/steady-traffic.js';
@@ -56,7 +57,7 @@ describe('faults: redis', () => {
     );
     children.push(child);
     await waitForOutput(child, 'tallyd is up');
-    await waitForOutput(child, 'became the flushing leader');
+    await waitForLeaseHolder(redis.url, prefix);
     const sender = new SteadySender({ port: udp, name: NAME, everyMs: 10, incrementsPerDatagram: 3 });
     senders.push(sender);
     return { redis, carbon, child, sender };

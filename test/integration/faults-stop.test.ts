@@ -28,6 +28,7 @@ import { Redis } from 'ioredis';
 import { freeUdpPort, sleep } from '../helpers/carbon.js';
 import { GoodCarbon } from '../helpers/fault-carbon.js';
 import { udpSocketStats } from '../helpers/proc-udp.js';
+import { waitForLeaseHolder } from '../helpers/lease.js';
 import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { checkPeriods, diagnoseLines, periodOf, SteadySender, waitUntil } from '../helpers/steady-traffic.js';
 import { spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
@@ -116,7 +117,7 @@ describe('faults: SIGTERM under load', () => {
     );
     children.push(child);
     await waitForOutput(child, 'tallyd is up');
-    await waitForOutput(child, 'became the flushing leader');
+    await waitForLeaseHolder(REDIS_URL, prefix);
 
     const sender = new SteadySender({ port: udp, name: NAME, everyMs: 10, datagramsPerTick: 10, incrementsPerDatagram: INCREMENTS, seqGauge: SEQ, connect: true });
     senders.push(sender);
