@@ -1,63 +1,154 @@
 /**
- * A redis-server of the test's own on a free port (no persistence), for
- * faults: pause (SIGSTOP), resume (SIGCONT), kill. Stopped by its pid.
+ * A redis-server of the test's own (Debian's /usr/bin/redis-server) on a free
+ * loopback port, for faults the shared Redis must not suffer: SIGSTOP/SIGCONT,
+ * kill -9 and a restart on the same data (same port, same dir, same AOF).
+ * Always stop() it in an after hook, by pid; stop() is safe after a failure.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Redis } from 'ioredis';
-import { freePort, sleep } from './carbon.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { freePort } from './carbon.js';
 
-export class PrivateRedis {
+export const REDIS_SERVER_BIN = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
+
+export interface RedisServerOptions {
+  /** appendonly yes + appendfsync always: a kill -9 loses no acknowledged write. */
+  aof?: boolean;
+  /** How long start()/restart() wait for PING to answer (ms). */
+  startTimeoutMs?: number;
+}
+
+/** Sends PING on a fresh connection; true when +PONG comes back within timeoutMs. */
+export function pingOnce(port: number, timeoutMs = 300): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let got = '';
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.on('connect', () => sock.write('PING\r\n'));
+    sock.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (got.includes('\r\n')) done(got.startsWith('+PONG'));
+    });
+    sock.on('error', () => done(false));
+  });
+}
+
+export class RedisServer {
+  readonly port: number;
+  readonly dir: string;
+  readonly aof: boolean;
   private proc: ChildProcess | null = null;
   private exited: Promise<void> = Promise.resolve();
-  port = 0;
+  private log = '';
+  private readonly startTimeoutMs: number;
+
+  private constructor(port: number, dir: string, opts: RedisServerOptions) {
+    this.port = port;
+    this.dir = dir;
+    this.aof = opts.aof ?? false;
+    this.startTimeoutMs = opts.startTimeoutMs ?? 10_000;
+  }
+
+  /** Starts a server on a free port in a fresh temp dir and waits until it answers PING. */
+  static async start(opts: RedisServerOptions = {}): Promise<RedisServer> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tallyd-redis-'));
+    const server = new RedisServer(await freePort(), dir, opts);
+    try {
+      await server.launch();
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
+    return server;
+  }
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  /** Starts on a free port, or on `port` (a restart on the same address). */
-  async start(port?: number): Promise<void> {
-    this.port = port ?? (await freePort());
-    const proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], {
-      stdio: 'ignore',
-    });
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  /** Everything the server printed (for assertion messages). */
+  output(): string {
+    return this.log;
+  }
+
+  private args(): string[] {
+    const a = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--dir', this.dir, '--protected-mode', 'no'];
+    if (this.aof) a.push('--appendonly', 'yes', '--appendfsync', 'always');
+    return a;
+  }
+
+  private async launch(): Promise<void> {
+    const proc = spawn(REDIS_SERVER_BIN, this.args(), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
-    this.exited = new Promise((r) => proc.once('exit', () => r()));
-    const r = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    r.on('error', () => undefined);
-    const deadline = Date.now() + 5000;
-    try {
-      for (;;) {
-        try {
-          await r.connect();
-          await r.ping();
-          return;
-        } catch (err) {
-          if (Date.now() > deadline) throw new Error(`redis-server on ${this.port} did not start: ${(err as Error).message}`);
-          r.disconnect();
-          await sleep(50);
-        }
-      }
-    } finally {
-      r.disconnect();
+    proc.stdout?.on('data', (d: Buffer) => (this.log += d.toString()));
+    proc.stderr?.on('data', (d: Buffer) => (this.log += d.toString()));
+    this.exited = new Promise<void>((resolve) => {
+      proc.once('exit', () => resolve());
+      proc.once('error', (err) => {
+        this.log += `spawn error: ${err.message}\n`;
+        resolve();
+      });
+    });
+    const deadline = Date.now() + this.startTimeoutMs;
+    for (;;) {
+      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`redis-server on ${this.port} exited:\n${this.log}`);
+      if (await pingOnce(this.port)) return;
+      if (Date.now() > deadline) throw new Error(`redis-server on ${this.port} did not answer PING within ${this.startTimeoutMs} ms:\n${this.log}`);
+      await new Promise((r) => setTimeout(r, 25));
     }
   }
 
+  private signal(sig: NodeJS.Signals): void {
+    const pid = this.proc?.pid;
+    if (pid === undefined || this.proc?.exitCode !== null || this.proc.signalCode !== null) throw new Error(`redis-server on ${this.port} is not running`);
+    process.kill(pid, sig);
+  }
+
+  /** SIGSTOP: the server keeps its connections but answers nothing. */
   pause(): void {
-    this.proc?.kill('SIGSTOP');
+    this.signal('SIGSTOP');
   }
 
+  /** SIGCONT after pause(). */
   resume(): void {
-    this.proc?.kill('SIGCONT');
+    this.signal('SIGCONT');
   }
 
-  /** SIGKILL (after SIGCONT, so a paused one dies too) and wait for the exit. Idempotent. */
-  async stop(): Promise<void> {
-    const p = this.proc;
-    this.proc = null;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    p.kill('SIGCONT');
-    p.kill('SIGKILL');
+  /** kill -9, and wait until the process is gone. */
+  async kill9(): Promise<void> {
+    this.signal('SIGKILL');
     await this.exited;
+  }
+
+  /** Starts the server again on the same port and dir (with AOF, the data comes back); waits for PING. */
+  async restart(): Promise<void> {
+    if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) throw new Error('restart() while the server still runs');
+    await this.launch();
+  }
+
+  /** Kills the server by pid (SIGCONT first, in case it is paused) and removes its dir. Idempotent. */
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    if (proc?.pid !== undefined && proc.exitCode === null && proc.signalCode === null) {
+      try {
+        process.kill(proc.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await this.exited;
+    }
+    this.proc = null;
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }

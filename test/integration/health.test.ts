@@ -12,7 +12,7 @@ import { Keys } from '../../src/store/keys.js';
 import { sleep } from '../helpers/carbon.js';
 import { askConsole, askHealth } from '../helpers/console.js';
 import { testPrefix } from '../helpers/redis.js';
-import { PrivateRedis } from '../helpers/redis-server.js';
+import { RedisServer } from '../helpers/redis-server.js';
 import { startDaemon, testConfig } from '../helpers/tallyd.js';
 
 const FLUSH_MS = 1000;
@@ -35,12 +35,12 @@ async function waitForReply(port: number, pred: (reply: string) => boolean, what
 
 describe('console health from facts', () => {
   const prefix = testPrefix('health');
-  const redis = new PrivateRedis();
+  let redis: RedisServer;
   let daemon: Daemon;
   let port = 0;
 
   before(async () => {
-    await redis.start();
+    redis = await RedisServer.start();
     daemon = await startDaemon(
       testConfig(prefix, null, { flushInterval: FLUSH_MS, leaseTtl: 3000, redis: { url: redis.url, keyPrefix: prefix, commandTimeout: COMMAND_TIMEOUT_MS } }),
     );
@@ -120,11 +120,10 @@ describe('console health from facts', () => {
 
   test('down while redis is gone (killed), up again once a restarted redis commits a period', async () => {
     await waitForReply(port, (r) => r === UP, 'health: up');
-    const p = redis.port;
-    await redis.stop();
+    await redis.kill9();
     const reply = await waitForReply(port, (r) => r.startsWith('health: down\n'), 'health: down');
     assert.match(reply, /^health: down\nreason: redis does not answer: redis connection is (connecting|reconnecting|close|end)\n$/);
-    await redis.start(p);
+    await redis.restart();
     await waitForReply(port, (r) => r === UP, 'health: up after the restart', 15_000);
   });
 });

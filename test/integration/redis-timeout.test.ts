@@ -14,26 +14,26 @@ import { Daemon } from '../../src/daemon.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { CarbonListener, sleep } from '../helpers/carbon.js';
 import { testPrefix } from '../helpers/redis.js';
-import { PrivateRedis } from '../helpers/redis-server.js';
+import { RedisServer } from '../helpers/redis-server.js';
 import { testConfig } from '../helpers/tallyd.js';
 
 const COMMAND_TIMEOUT_MS = 300;
 const PAUSE_MS = 1500;
 
 describe('redis.commandTimeout', () => {
-  const redis = new PrivateRedis();
+  let redis: RedisServer | null = null;
   const carbon = new CarbonListener();
   let daemon: Daemon | null = null;
 
   after(async () => {
-    redis.resume();
+    redis?.resume();
     await daemon?.stop();
     await carbon.stop();
-    await redis.stop();
+    await redis?.stop();
   });
 
   test('a paused redis: timeouts counted and logged, the batches retried, the exact total delivered', async () => {
-    await redis.start();
+    redis = await RedisServer.start();
     await carbon.start();
     const prefix = testPrefix('cmdtimeout');
     const raw = testConfig(prefix, carbon.port, {

@@ -1,0 +1,41 @@
+/**
+ * The flush lease as tests see it: `<keyPrefix>v<LAYOUT_VERSION>:{<shard>}:lease`
+ * holds the leading flusher's token. The layout version comes from
+ * src/store/keys.ts, so the tests follow a layout bump.
+ */
+import { Redis } from 'ioredis';
+import { LAYOUT_VERSION } from '../../src/store/keys.js';
+import type { ChildTallyd } from './tallyd.js';
+
+export function leaseKey(prefix: string, shard = '0'): string {
+  return `${prefix}v${LAYOUT_VERSION}:{${shard}}:lease`;
+}
+
+/** Polls the lease key until a token is there; throws (naming the key) after timeoutMs. */
+export async function waitForLeaseHolder(url: string, prefix: string, timeoutMs = 10_000, shard = '0'): Promise<string> {
+  const key = leaseKey(prefix, shard);
+  const r = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const token = await r.get(key);
+      if (token !== null) return token;
+      if (Date.now() > deadline) throw new Error(`no leader took the lease ${key} within ${timeoutMs} ms`);
+      await new Promise((res) => setTimeout(res, 25));
+    }
+  } finally {
+    r.disconnect();
+  }
+}
+
+/**
+ * Which child leads: the one whose output names the lease token (its
+ * 'became the flushing leader' line carries it); failing that, the only one
+ * that logged 'became the flushing leader'. -1 when neither tells.
+ */
+export function leaderIndex(children: readonly ChildTallyd[], token: string): number {
+  const byToken = children.findIndex((c) => c.output().includes(token));
+  if (byToken >= 0) return byToken;
+  const logged = children.map((c, i) => (c.output().includes('became the flushing leader') ? i : -1)).filter((i) => i >= 0);
+  return logged.length === 1 ? (logged[0] as number) : -1;
+}
