@@ -16,6 +16,7 @@
  * primary instead.
  */
 import cluster from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import type { ServerConfig } from '../config/types.js';
@@ -26,6 +27,9 @@ import type { SampleSink } from '../parse/sample-sink.js';
 import type { StatsdLineParser } from '../parse/statsd-line.js';
 import { ListenError } from './listen-error.js';
 import { nativeAddon, type TallydAddon } from '../native/addon.js';
+
+/** At a stop, how long a node:dgram socket is given to read what the kernel had queued. */
+const DRAIN_TIMEOUT_MS = 2000;
 
 /** Datagrams one native read takes (one recvmmsg, one call into JavaScript). */
 const NATIVE_SLOTS = 64;
@@ -45,6 +49,9 @@ export class UdpServer {
   private native: { lib: TallydAddon; handle: unknown } | null = null;
   private readonly oversizeLog: RateLimitedLog;
   private readonly readErrorLog: RateLimitedLog;
+  /** At a stop (node:dgram): the marker datagram that ends the drain, and what to call when it is read. */
+  private drainMarker: Buffer | null = null;
+  private drained: (() => void) | null = null;
   /** Which reader runs: 'native' or 'dgram' (tests, logs). */
   reader: 'native' | 'dgram' | null = null;
 
@@ -133,7 +140,10 @@ export class UdpServer {
     const sock = dgram.createSocket({ type: cfg.address_ipv6 ? 'udp6' : 'udp4' });
     this.socket = sock;
     this.reader = 'dgram';
-    sock.on('message', (msg) => this.onMessage(msg));
+    sock.on('message', (msg) => {
+      if (this.drainMarker !== null && msg.equals(this.drainMarker)) this.drained?.();
+      else this.onMessage(msg);
+    });
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => reject(new ListenError(err.code ?? 'ELISTEN', `udp ${cfg.address}:${cfg.port}`, err));
       sock.once('error', onError);
@@ -191,13 +201,49 @@ export class UdpServer {
     }));
   }
 
-  stop(): Promise<void> {
+  /**
+   * Stops taking datagrams and reads every one the kernel already queued for
+   * this socket before closing it, so a clean stop loses none it was sent.
+   * The native reader does it in C (close() connects the socket to a peer
+   * that never sends, then reads to the end). A node:dgram socket is
+   * connected to itself and sends itself a marker: once the marker is read,
+   * so is everything queued before it (bounded by DRAIN_TIMEOUT_MS). In a
+   * cluster a node:dgram socket is shared by all workers, so it is closed as
+   * it is.
+   */
+  async stop(): Promise<void> {
     const native = this.native;
     this.native = null;
     if (native) native.lib.close(native.handle);
     const sock = this.socket;
     this.socket = null;
-    if (!sock) return Promise.resolve();
-    return new Promise((resolve) => sock.close(() => resolve()));
+    if (!sock) return;
+    if (!cluster.isWorker) await this.drainDgram(sock).catch((err: unknown) => this.log.debug({ err: (err as Error).message }, 'udp drain at stop failed'));
+    await new Promise<void>((resolve) => sock.close(() => resolve()));
+  }
+
+  private async drainDgram(sock: dgram.Socket): Promise<void> {
+    const { address, port, family } = sock.address();
+    const self = family === 'IPv6' ? (address === '::' ? '::1' : address) : address === '0.0.0.0' ? '127.0.0.1' : address;
+    await new Promise<void>((resolve, reject) => {
+      sock.once('connect', () => resolve());
+      try {
+        sock.connect(port, self);
+      } catch (err) {
+        reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    });
+    const marker = randomBytes(16);
+    let timer: NodeJS.Timeout | undefined;
+    const done = new Promise<void>((resolve) => {
+      this.drained = resolve;
+      timer = setTimeout(resolve, DRAIN_TIMEOUT_MS);
+    });
+    this.drainMarker = marker;
+    sock.send(marker);
+    await done;
+    clearTimeout(timer);
+    this.drainMarker = null;
+    this.drained = null;
   }
 }

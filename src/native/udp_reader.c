@@ -12,7 +12,8 @@
  *   start(handle, holdMs?)          poll the socket on the event loop; holdMs > 0: after a wakeup that
  *                                   read datagrams and emptied the queue, wait holdMs on a timer before
  *                                   reading again instead of waking for the next datagram (see on_readable)
- *   close(handle)                   stop polling, close the socket
+ *   close(handle)                   stop taking new datagrams, read those already queued (callback), then stop
+ *                                   polling and close the socket
  *
  * callback(n): n > 0 datagrams are in buffer[i * slotSize ...], lengths[i]
  * bytes each (the datagram's real length, also when it was longer than its
@@ -387,9 +388,39 @@ static napi_value Start(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * A clean stop must not lose what the kernel already queued for tallyd. Connected to a peer that never sends (the
+ * discard port on loopback), the socket takes no new datagrams: the kernel only delivers to a connected UDP socket
+ * what comes from its peer. What was queued before stays, and is read to the end before the close.
+ */
+static void quiesce(reader_t *r) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(r->fd, (struct sockaddr *)&ss, &len) != 0) return;
+  if (ss.ss_family == AF_INET) {
+    struct sockaddr_in peer;
+    memset(&peer, 0, sizeof peer);
+    peer.sin_family = AF_INET;
+    peer.sin_port = htons(9);
+    peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    (void)connect(r->fd, (struct sockaddr *)&peer, sizeof peer);
+  } else if (ss.ss_family == AF_INET6) {
+    struct sockaddr_in6 peer;
+    memset(&peer, 0, sizeof peer);
+    peer.sin6_family = AF_INET6;
+    peer.sin6_port = htons(9);
+    peer.sin6_addr = in6addr_loopback;
+    (void)connect(r->fd, (struct sockaddr *)&peer, sizeof peer);
+  }
+}
+
 static napi_value Close(napi_env env, napi_callback_info info) {
   reader_t *r = reader_arg(env, info);
-  if (r != NULL) close_reader(r);
+  if (r == NULL || r->closed) return NULL;
+  quiesce(r);
+  int more = 1;
+  while (more && !r->closed) drain(r, &more);
+  close_reader(r);
   return NULL;
 }
 

@@ -5,7 +5,6 @@
  * Redis as the statsd counter, and the console's stats shows it.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, test } from 'node:test';
 import type { Daemon } from '../../src/daemon.js';
@@ -13,6 +12,7 @@ import { nativeAddon } from '../../src/native/addon.js';
 import { sleep } from '../helpers/carbon.js';
 import { cleanup, openCounter, testPrefix } from '../helpers/redis.js';
 import { startDaemon, testConfig } from '../helpers/tallyd.js';
+import { floodWhileBlocked as floodUdp } from '../helpers/udp-flood.js';
 
 const DATAGRAMS = 3000;
 
@@ -34,16 +34,9 @@ async function waitFor(pred: () => boolean | Promise<boolean>, what: string, tim
   }
 }
 
-/** Sends DATAGRAMS datagrams from a child process while this event loop is blocked (spawnSync). */
+/** Sends DATAGRAMS datagrams from a child process while this event loop is blocked. */
 function floodWhileBlocked(port: number): void {
-  const script = `
-    const s = require('node:dgram').createSocket('udp4');
-    const msg = Buffer.from('drops.flood:1|c');
-    let sent = 0;
-    const next = () => { if (sent++ === ${DATAGRAMS}) return s.close(); s.send(msg, ${port}, '127.0.0.1', next); };
-    next();`;
-  const r = spawnSync(process.execPath, ['-e', script], { stdio: 'inherit', timeout: 30_000 });
-  assert.equal(r.status, 0, 'the sender finished');
+  floodUdp(port, DATAGRAMS, 'drops.flood:1|c');
 }
 
 const readers: Array<'dgram' | 'native'> = ['dgram'];
