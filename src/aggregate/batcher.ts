@@ -78,6 +78,7 @@ export class Batcher implements SampleSink {
       [`${p}.batches_dropped`, () => self.batchesDropped, 0],
       [`${p}.merge_errors`, () => self.mergeErrors, 0],
       [`${p}.outbox_dropped`, () => self.outboxDropped, 0],
+      [`${p}.outbox_dropped_bytes`, () => self.outboxDroppedBytes, 0],
       [`${p}.carbon_errors`, () => self.carbonErrors, 0],
       [`${p}.zmq_messages_received`, () => self.zmqMessagesReceived, 0],
       [`${p}.zmq_bad_frames`, () => self.zmqBadFrames, 0],

@@ -21,6 +21,7 @@ export type FlushThreadReport =
       periodsCommitted: number;
       lastCommittedTs: number;
       outboxDropped: number;
+      outboxDroppedBytes: number;
       carbonErrors: number;
       linesSent: number;
       graphite: SelfStats['graphite'];
@@ -71,6 +72,7 @@ export class FlushHost {
           this.periodsCommitted = m.periodsCommitted;
           this.lastCommittedTs = m.lastCommittedTs;
           this.self.outboxDropped = m.outboxDropped;
+          this.self.outboxDroppedBytes = m.outboxDroppedBytes;
           this.self.carbonErrors = m.carbonErrors;
           this.self.linesSent = m.linesSent;
           this.self.graphite = m.graphite;

@@ -11,7 +11,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config/types.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { SelfStats } from '../observability/self-stats.js';
-import { CarbonSink } from '../sink/graphite/carbon.js';
+import { buildSinks } from '../sink/build-sinks.js';
 import { Store } from '../store/store.js';
 import { Flusher } from './flusher.js';
 import type { FlushThreadMessage, FlushThreadReport } from './flush-host.js';
@@ -42,11 +42,8 @@ async function run(port: NonNullable<typeof parentPort>, config: Config, logBind
   niceThisThread(config.flushNice, log);
   const self = new SelfStats();
   const store = await Store.open(config.redis, base.child({ component: 'flush-store' }));
-  let sink: CarbonSink | null = null;
-  const flusher = new Flusher(store, config, self, log, () => {
-    sink?.kick();
-    report();
-  });
+  const sinks = buildSinks(config, store, () => (flusher.isLeader ? flusher.token : null), self, base);
+  const flusher = new Flusher(store, config, self, log, () => report(), undefined, sinks);
   const report = (): void => {
     const msg: FlushThreadReport = {
       type: 'report',
@@ -54,22 +51,14 @@ async function run(port: NonNullable<typeof parentPort>, config: Config, logBind
       periodsCommitted: flusher.periodsCommitted,
       lastCommittedTs: flusher.lastCommittedTs,
       outboxDropped: self.outboxDropped,
+      outboxDroppedBytes: self.outboxDroppedBytes,
       carbonErrors: self.carbonErrors,
       linesSent: self.linesSent,
       graphite: { ...self.graphite },
     };
     port.postMessage(msg);
   };
-  if (config.graphiteHost) {
-    sink = new CarbonSink(
-      { host: config.graphiteHost, port: config.graphitePort },
-      store,
-      () => (flusher.isLeader ? flusher.token : null),
-      self,
-      base.child({ component: 'carbon' }),
-    );
-    sink.start();
-  }
+  for (const sink of sinks) sink.start();
   await flusher.start();
   const ticker = setInterval(report, REPORT_EVERY_MS);
   port.on('message', (m: FlushThreadMessage) => {
@@ -77,7 +66,7 @@ async function run(port: NonNullable<typeof parentPort>, config: Config, logBind
     clearInterval(ticker);
     void (async () => {
       await flusher.stop();
-      await sink?.stop(m.drainMs);
+      for (const sink of sinks) await sink.stop(m.drainMs);
       report();
       await store.quit();
       port.postMessage({ type: 'stopped' } satisfies FlushThreadReport);

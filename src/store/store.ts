@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import { StoreError } from './errors.js';
-import { FIELD_SEP, Keys, KNOWN_TYPES, PERIOD_PARTS, type KnownType } from './keys.js';
+import { FIELD_SEP, Keys, KNOWN_TYPES, OUTBOX_READER, PERIOD_PARTS, type KnownType } from './keys.js';
 import { loadScripts, type ScriptArg, type ScriptFn, type ScriptName } from './scripts.js';
 
 /** A rotated period as stored: the flusher turns it into PeriodData. */
@@ -23,10 +23,36 @@ export interface RawPeriod {
 }
 
 export interface CommitPayload {
+  /** Outbox chunks of the period ('\n'-terminated lines), one stream entry each. */
   chunks: string[];
   gaugeTtl: Array<[string, number]>;
   gaugeDeletes: string[];
-  outboxMax: number;
+  /** outboxMaxBytes: the commit trims the oldest unclaimed entries beyond it. */
+  outboxMaxBytes: number;
+}
+
+export interface CommitResult {
+  /** -1 not the leader, 0 already committed, 1 committed. */
+  status: number;
+  /** Lines and bytes the outbox bound dropped in this commit (exact). */
+  droppedLines: number;
+  droppedBytes: number;
+}
+
+/** One outbox entry as a sink reads it. */
+export interface OutboxEntry {
+  readonly id: string;
+  /** '\n'-terminated lines. */
+  readonly data: string;
+  readonly lines: number;
+  readonly bytes: number;
+}
+
+export interface OutboxStats {
+  entries: number;
+  bytes: number;
+  /** ms time of the oldest entry's id (when it was added), null when empty. */
+  oldestMs: number | null;
 }
 
 const DEDUPE_WINDOW_MS = 15 * 60_000;
@@ -83,12 +109,12 @@ export class Store {
     return this.scripts[name]((keys as ScriptArg[]).concat(args));
   }
 
-  /** merge-8: true when merged, false when this batch id was already merged. */
+  /** merge-9: true when merged, false when this batch id was already merged. */
   async merge(batchId: string, args: ScriptArg[]): Promise<boolean> {
     const k = this.keys;
     const res = await this.run(
       'merge',
-      [k.merged, k.cur('counters'), k.cur('timers'), k.cur('timer_counts'), k.cur('sets'), k.gauges, k.cur('gauges_touched'), k.outbox],
+      [k.merged, k.cur('counters'), k.cur('timers'), k.cur('timer_counts'), k.cur('sets'), k.gauges, k.cur('gauges_touched'), k.outbox, k.outboxBytes],
       ([batchId, Date.now(), DEDUPE_WINDOW_MS] as ScriptArg[]).concat(args),
     );
     return res === 1;
@@ -210,14 +236,15 @@ export class Store {
     return this.redis.hgetall(this.keys.gaugeTtl);
   }
 
-  /** commit-12: -1 not the leader, 0 already committed, 1 committed (with chunks dropped). */
-  async commit(token: string, ts: number, p: CommitPayload): Promise<{ status: number; dropped: number }> {
+  /** commit-14: publish the period's chunks (and what the outbox bound dropped), drop its state. */
+  async commit(token: string, ts: number, p: CommitPayload): Promise<CommitResult> {
     const k = this.keys;
     const keys = [k.lease, k.pending, k.outbox, k.gauges, k.gaugeTtl, k.cur('gauges_touched')];
     for (const part of PERIOD_PARTS) keys.push(k.pendingPart(ts, part));
     keys.push(k.pendingPart(ts, 'gauges'));
+    keys.push(k.outboxBytes, k.outboxClaim(OUTBOX_READER));
     // Built with loops, not spreads: these lists can hold a million names.
-    const args: ScriptArg[] = [token, ts, p.outboxMax, p.chunks.length];
+    const args: ScriptArg[] = [token, ts, p.outboxMaxBytes, p.chunks.length];
     const append = (list: readonly string[]): void => {
       args.push(list.length);
       for (const x of list) args.push(x);
@@ -226,21 +253,37 @@ export class Store {
     args.push(p.gaugeTtl.length);
     for (const [name, ttl] of p.gaugeTtl) args.push(name, ttl);
     append(p.gaugeDeletes);
-    const res = (await this.run('commit', keys, args)) as [number, number];
-    return { status: Number(res[0]), dropped: Number(res[1]) };
+    const res = (await this.run('commit', keys, args)) as [number, number, number];
+    return { status: Number(res[0]), droppedLines: Number(res[1]), droppedBytes: Number(res[2]) };
   }
 
-  outboxHead(n: number): Promise<string[]> {
-    return this.redis.lrange(this.keys.outbox, 0, n - 1);
+  /**
+   * claimOutbox-4: the entries after a sink's cursor (up to maxBytes, at least
+   * one), recorded as its claim so the bound never trims them while they are
+   * written. null when the lease is not ours.
+   */
+  async claimOutbox(token: string, sink: string, maxBytes: number, maxEntries: number): Promise<OutboxEntry[] | null> {
+    const k = this.keys;
+    const res = (await this.run('claimOutbox', [k.lease, k.outbox, k.outboxAcked(sink), k.outboxClaim(sink)], [token, maxBytes, maxEntries])) as unknown[];
+    if (Number(res[0]) !== 1) return null;
+    const out: OutboxEntry[] = [];
+    for (let i = 1; i + 3 < res.length; i += 4) {
+      out.push({ id: String(res[i]), data: String(res[i + 1]), lines: Number(res[i + 2]), bytes: Number(res[i + 3]) });
+    }
+    return out;
   }
 
-  outboxLength(): Promise<number> {
-    return this.redis.llen(this.keys.outbox);
+  /** ackOutbox-5: -1 not the leader, 0 nothing new (repeat or older id), 1 acknowledged up to and including id. */
+  async ackOutbox(token: string, sink: string, id: string): Promise<number> {
+    const k = this.keys;
+    return Number(await this.run('ackOutbox', [k.lease, k.outbox, k.outboxBytes, k.outboxAcked(sink), k.outboxClaim(sink)], [token, id]));
   }
 
-  /** ack-2: false when the lease is no longer ours (nothing trimmed). */
-  async ack(token: string, n: number): Promise<boolean> {
-    return (await this.run('ack', [this.keys.lease, this.keys.outbox], [token, n])) === 1;
+  /** statOutbox-2: depth in entries and bytes, and when the oldest entry was added. */
+  async outboxStats(): Promise<OutboxStats> {
+    const res = (await this.run('statOutbox', [this.keys.outbox, this.keys.outboxBytes], [])) as [number, number, string | null];
+    const first = typeof res[2] === 'string' ? Number(res[2].slice(0, res[2].indexOf('-'))) : null;
+    return { entries: Number(res[0]), bytes: Number(res[1]), oldestMs: first };
   }
 
   /** The console's view of the open period (plus known idle names, as statsd shows them). */

@@ -12,6 +12,7 @@ import { Flusher } from '../../src/flush/flusher.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { SelfStats } from '../../src/observability/self-stats.js';
 import { Store } from '../../src/store/store.js';
+import { graphiteOnly, outboxEntries, outboxText } from '../helpers/outbox.js';
 import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
 
 const log = createLogger('silent');
@@ -80,10 +81,11 @@ describe('redis invariants', () => {
     await a.releaseLease('token-a');
     assert.equal(await b.tryAcquireLease('token-b', 60_000), true);
     assert.equal(await a.rotate('token-a', 2_000_000), -1);
-    const payload = { chunks: ['x 1 1\n'], gaugeTtl: [], gaugeDeletes: [], outboxMax: 10 };
-    assert.deepEqual(await a.commit('token-a', 1_000_000, payload), { status: -1, dropped: 0 });
-    assert.equal(await a.ack('token-a', 1), false);
-    assert.equal(await a.outboxLength(), 0);
+    const payload = { chunks: ['x 1 1\n'], gaugeTtl: [], gaugeDeletes: [], outboxMaxBytes: 10 };
+    assert.deepEqual(await a.commit('token-a', 1_000_000, payload), { status: -1, droppedLines: 0, droppedBytes: 0 });
+    assert.equal(await a.claimOutbox('token-a', 'graphite', 1 << 20, 10), null);
+    assert.equal(await a.ackOutbox('token-a', 'graphite', '1-0'), -1);
+    assert.equal((await a.outboxStats()).entries, 0);
   });
 
   test("a crashed leader's pending period is processed by the next leader, once", async () => {
@@ -94,22 +96,24 @@ describe('redis invariants', () => {
     });
     // token-b holds the lease and "crashed" after rotating 1_000_000; a new process takes over once it expires.
     await b.releaseLease('token-b');
-    const next = new Flusher(a, config, new SelfStats(), log);
+    const next = new Flusher(a, config, new SelfStats(), log, undefined, undefined, graphiteOnly(config));
     assert.equal(await a.tryAcquireLease(next.token, 60_000), true);
     await next.start();
     await next.kickProcessing();
     await next.stop();
     assert.deepEqual(await a.pendingPeriods(), []);
-    const text = (await a.outboxHead(100)).join('');
+    const text = await outboxText(a);
     assert.match(text, /^stats_counts\.m\.c 6 1000$/m);
     assert.match(text, /^stats\.timers\.m\.t\.count 2 1000$/m);
     assert.match(text, /^stats\.gauges\.m\.g 3 1000$/m);
     assert.match(text, /^stats\.sets\.m\.s\.count 1 1000$/m);
     // Committing the same period again is a no-op.
-    const payload = { chunks: ['dup 1 1\n'], gaugeTtl: [], gaugeDeletes: [], outboxMax: 10 };
+    const payload = { chunks: ['dup 1 1\n'], gaugeTtl: [], gaugeDeletes: [], outboxMaxBytes: 1 << 20 };
     assert.equal(await a.tryAcquireLease('token-c', 60_000), true);
     assert.equal((await a.commit('token-c', 1_000_000, payload)).status, 0);
-    assert.doesNotMatch((await a.outboxHead(100)).join(''), /^dup /m);
+    assert.doesNotMatch(await outboxText(a), /^dup /m);
+    const entries = await outboxEntries(a);
+    assert.equal((await a.outboxStats()).bytes, entries.reduce((n, e) => n + e.b, 0), 'outbox_bytes is the sum of b');
   });
 });
 
@@ -131,7 +135,7 @@ describe('known names (statsd re-emits idle counters as 0)', () => {
       env: {},
       overrides: { graphiteHost: '127.0.0.1', flushInterval: 600_000, redis: { url: REDIS_URL, keyPrefix: prefix } },
     });
-    const f = new Flusher(s, config, new SelfStats(), log);
+    const f = new Flusher(s, config, new SelfStats(), log, undefined, undefined, graphiteOnly(config));
     assert.equal(await s.tryAcquireLease(f.token, 60_000), true);
     await f.start();
     after(() => f.stop());
@@ -142,7 +146,7 @@ describe('known names (statsd re-emits idle counters as 0)', () => {
     const period = async (ts: number): Promise<string> => {
       assert.equal(await s.rotate(f.token, ts * 1000), 1);
       await f.kickProcessing();
-      return (await s.outboxHead(1000)).join('').split('\n').filter((l) => l.endsWith(` ${ts}`)).join('\n');
+      return (await outboxText(s)).split('\n').filter((l) => l.endsWith(` ${ts}`)).join('\n');
     };
     const first = await period(1000);
     assert.match(first, /^stats_counts\.k\.a 1 1000$/m);

@@ -17,6 +17,7 @@ import { deflateSync } from 'node:zlib';
 import { Publisher, Push } from 'zeromq';
 import type { Daemon } from '../../src/daemon.js';
 import { StatusPublisher } from '../../src/publisher/status-publisher.js';
+import { Keys } from '../../src/store/keys.js';
 import { alignToPeriod, CarbonListener, freePort, sendUdp, sleep } from '../helpers/carbon.js';
 import { cleanup, client, testPrefix } from '../helpers/redis.js';
 import { ROOT, startDaemon, testConfig } from '../helpers/tallyd.js';
@@ -235,9 +236,10 @@ describe('ZeroMQ status messages to Carbon', () => {
     // Carbon is down: the lines wait in the Redis outbox.
     const redis = client();
     try {
-      const outbox = `${prefix}v1:{0}:outbox`;
+      const outbox = new Keys(prefix).outbox;
+      const text = async (): Promise<string> => (await redis.xrange(outbox, '-', '+')).map(([, f]) => f[f.indexOf('d') + 1] ?? '').join('');
       const deadline = Date.now() + 5000;
-      while ((await redis.lrange(outbox, 0, -1)).join('\n').split('\n').filter((l) => l.startsWith('pt.web')).length < 4) {
+      while ((await text()).split('\n').filter((l) => l.startsWith('pt.web')).length < 4) {
         assert.ok(Date.now() < deadline, 'passthrough lines in the outbox');
         await sleep(50);
       }
