@@ -28,7 +28,7 @@ if acked and outbox_id_cmp(id, acked) <= 0 then
 end
 local bytes = 0
 while true do
-  local batch = redis.call('XRANGE', KEYS[2], '-', id, 'COUNT', 64)
+  local batch = redis.call('XRANGE', KEYS[2], '-', id, 'COUNT', 8)
   if #batch == 0 then break end
   for _, e in ipairs(batch) do
     bytes = bytes + (tonumber(outbox_field(e[2], 'b')) or 0)

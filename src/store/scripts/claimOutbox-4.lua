@@ -19,19 +19,30 @@ end
 local acked = redis.call('GET', KEYS[3])
 local start = acked and ('(' .. acked) or '-'
 local maxBytes = tonumber(ARGV[2])
-local got = redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', tonumber(ARGV[3]))
+local maxEntries = tonumber(ARGV[3])
 local out = {1}
 local size = 0
+local count = 0
 local last = nil
-for _, e in ipairs(got) do
-  local b = tonumber(outbox_field(e[2], 'b')) or 0
-  if last and size + b > maxBytes then break end
-  out[#out + 1] = e[1]
-  out[#out + 1] = outbox_field(e[2], 'd') or ''
-  out[#out + 1] = outbox_field(e[2], 'n') or '0'
-  out[#out + 1] = tostring(b)
-  size = size + b
-  last = e[1]
+-- A few entries per XRANGE: a backlog of many MiB is never copied into Lua at once.
+while count < maxEntries and size < maxBytes do
+  local got = redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', math.min(8, maxEntries - count))
+  if #got == 0 then break end
+  for _, e in ipairs(got) do
+    local b = tonumber(outbox_field(e[2], 'b')) or 0
+    if last and size + b > maxBytes then
+      size = maxBytes -- full: stop the outer loop too
+      break
+    end
+    out[#out + 1] = e[1]
+    out[#out + 1] = outbox_field(e[2], 'd') or ''
+    out[#out + 1] = outbox_field(e[2], 'n') or '0'
+    out[#out + 1] = tostring(b)
+    size = size + b
+    count = count + 1
+    last = e[1]
+    start = '(' .. e[1]
+  end
 end
 if last then redis.call('SET', KEYS[4], last) end
 return out

@@ -51,7 +51,7 @@ local function outbox_trim(stream, bytesKey, claimKey, maxBytes)
   local start = claim and ('(' .. claim) or '-'
   local lines, bytes = 0, 0
   while total > maxBytes do
-    local batch = redis.call('XRANGE', stream, start, '+', 'COUNT', 32)
+    local batch = redis.call('XRANGE', stream, start, '+', 'COUNT', 8)
     if #batch == 0 then break end
     for _, e in ipairs(batch) do
       if total <= maxBytes then break end
