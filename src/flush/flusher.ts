@@ -183,8 +183,9 @@ export class Flusher {
 
   /**
    * read (HSCAN) -> build -> remember new names -> each sink encodes the
-   * computed period (outbox chunks) -> commit -> each sink hears of it. Build and encode run in slices (slices.ts), so even a period with
-   * a million names leaves this thread free every few ms to renew the lease.
+   * computed period (outbox chunks) -> commit -> each sink hears of it.
+   * Build and encode run in slices (slices.ts), so even a period with a
+   * million names leaves this thread free every few ms to renew the lease.
    */
   private async processOne(boundaryMs: number): Promise<void> {
     const cfg = this.cfg;
