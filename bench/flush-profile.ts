@@ -14,6 +14,7 @@ import { loadConfig } from '../src/config/load.js';
 import { Flusher } from '../src/flush/flusher.js';
 import { createLogger } from '../src/observability/logger.js';
 import { SelfStats } from '../src/observability/self-stats.js';
+import { GraphiteSink } from '../src/sink/graphite/graphite-sink.js';
 import { Store } from '../src/store/store.js';
 
 const args = process.argv.slice(2);
@@ -58,7 +59,9 @@ async function main(): Promise<void> {
       const self = new SelfStats();
       let done!: () => void;
       const committed = new Promise<void>((resolve) => (done = resolve));
-      const flusher = new Flusher(store, config, self, log, () => done());
+      // The graphite sink's encoding into outbox chunks, with no delivery.
+      const sinks = [new GraphiteSink(config, self, { start: () => {}, kick: () => {}, stop: () => Promise.resolve() })];
+      const flusher = new Flusher(store, config, self, log, () => done(), undefined, sinks);
       if (!(await store.tryAcquireLease(flusher.token, config.leaseTtl))) throw new Error('lease busy');
       const t1 = performance.now();
       const before = process.memoryUsage().rss;
@@ -73,7 +76,7 @@ async function main(): Promise<void> {
         `run ${r + 1}: ${names} names${allNew && r === 0 ? ' (new)' : ''}: ` +
           `close+read+compute+commit ${(t2 - t1).toFixed(0)} ms (${Object.entries(flusher.lastStages ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}), longest event-loop stall ${(delay.max / 1e6).toFixed(0)} ms, rss ${(before / 1e6).toFixed(0)} -> ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`,
       );
-      await store.redis.del(store.keys.outbox);
+      await store.redis.del(store.keys.outbox, store.keys.outboxBytes);
     }
   } finally {
     let cursor = '0';

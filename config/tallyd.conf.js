@@ -13,10 +13,10 @@ may also be written as JSON (.json) or YAML (.yaml / .yml).
 Precedence: built-in defaults < this file < environment (TALLYD_REDIS_URL or
 REDIS_URL, TALLYD_REDIS_KEY_PREFIX, TALLYD_FLUSH_INTERVAL, TALLYD_LOG_LEVEL)
 < command-line overrides. A misspelt key is an error ("did you mean ...?");
-statsd keys tallyd does not implement (graphiteProtocol "pickle",
-graphitePicklePort, keyFlush, automaticConfigReload, debug, console,
-repeater, repeaterProtocol, title, socket, log.backend, non-graphite
-backends) load with a warning and are ignored.
+statsd keys tallyd does not implement (keyFlush, automaticConfigReload,
+debug, repeater, repeaterProtocol, title, socket, log.backend, backends
+other than graphite and console) and the retired outboxMaxChunks load with
+a warning and are ignored.
 */
 // eslint-disable-next-line @typescript-eslint/no-unused-expressions -- statsd evaluates `config = ` + this file
 ({
@@ -73,16 +73,29 @@ backends) load with a warning and are ignored.
 
   // ---- Graphite output ---------------------------------------------------
 
-  // Carbon's plaintext receiver. Without graphiteHost, aggregates are
-  // computed and discarded, as statsd does.
+  // Carbon. Without graphiteHost, aggregates are computed and not sent, as
+  // statsd does. graphiteProtocol "text" writes plaintext lines to
+  // graphitePort; "pickle" writes carbon's pickle frames (4-byte length +
+  // pickled list of (name, (timestamp, value))) to graphitePicklePort. Either
+  // way lines wait in the Redis outbox and leave it only once Carbon has
+  // read them to the end (each delivery is a connection that tallyd
+  // half-closes and Carbon closes cleanly); any loss is written again.
   graphiteHost: "127.0.0.1",
   graphitePort: 2003,
-  // statsd's graphiteProtocol: only "text" (plaintext) is implemented;
-  // "pickle" and graphitePicklePort load with a warning and are ignored.
-  // graphiteProtocol: "text",
+  graphiteProtocol: "text",
+  graphitePicklePort: 2004,
+  // ms a Carbon delivery may make no progress (a Carbon that accepts and
+  // stops reading) before it is dropped, counted in carbon_errors and
+  // written again.
+  carbonWriteTimeout: 10000,
 
-  // Only the graphite backend exists; other entries load with a warning.
+  // statsd backends: "graphite" and "console" (statsd's "./backends/graphite"
+  // and "./backends/console" work too); others load with a warning. console
+  // prints every flush to stdout like statsd's console backend (only the
+  // flushing leader prints), so tallyd can be tried without Carbon.
   backends: ["./backends/graphite"],
+  // The console backend's settings: prettyprint = util.inspect with colors.
+  console: { prettyprint: false },
 
   // Metric names, exactly as statsd's graphite backend builds them.
   graphite: {
@@ -175,9 +188,12 @@ backends) load with a warning and are ignored.
   // feeds it), drain the outbox to Carbon, and release the lease.
   stopTimeout: 10000,
 
-  // Most Graphite chunks kept in the Redis outbox while Carbon is
-  // unreachable; what does not fit is dropped and counted, never silently.
-  outboxMaxChunks: 100000,
+  // Bytes of Graphite lines kept in the Redis outbox (a stream) while Carbon
+  // is unreachable [256 MiB]. Beyond it each commit drops the oldest lines
+  // that are not being written at that moment, and counts them exactly
+  // (statsd.outbox_dropped lines, statsd.outbox_dropped_bytes), never
+  // silently. It can be exceeded by one delivery in flight (4 MiB).
+  outboxMaxBytes: 268435456,
 
   // Most batches kept in memory while Redis is unreachable; what does not
   // fit is dropped and counted, never silently.

@@ -14,8 +14,8 @@ import { createLogger } from './observability/logger.js';
 const USAGE = `Usage: tallyd [options] [config-file]
 
 A statsd-compatible metrics aggregator: statsd over UDP/TCP and ZeroMQ
-status messages in, aggregation state in Redis, Graphite plaintext out to
-Carbon.
+status messages in, aggregation state in Redis, Graphite plaintext or pickle
+out to Carbon (at least once), or statsd's console backend.
 
   config-file      an Etsy statsd config (JS object literal or JSON) or YAML;
                    ZeroMQ sockets are {"server": "zmq", ...} entries of its

@@ -127,6 +127,7 @@ export class ManagementConsole {
       ['merge_errors', s.mergeErrors],
       ['oversized_packets', s.oversizedPackets],
       ['outbox_dropped', s.outboxDropped],
+      ['outbox_dropped_bytes', s.outboxDroppedBytes],
       ['carbon_errors', s.carbonErrors],
       ['lines_sent', s.linesSent],
       ['udp_kernel_drops', s.udpKernelDrops],

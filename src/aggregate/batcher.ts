@@ -114,6 +114,7 @@ export class Batcher implements SampleSink {
       [`${p}.merge_errors`, () => self.mergeErrors, 0],
       [`${p}.late_samples`, () => self.lateSamples, 0],
       [`${p}.outbox_dropped`, () => self.outboxDropped, 0],
+      [`${p}.outbox_dropped_bytes`, () => self.outboxDroppedBytes, 0],
       [`${p}.carbon_errors`, () => self.carbonErrors, 0],
       [`${p}.zmq_messages_received`, () => self.zmqMessagesReceived, 0],
       [`${p}.zmq_bad_frames`, () => self.zmqBadFrames, 0],

@@ -72,6 +72,10 @@ export const DEFAULTS: Config = Object.freeze({
   // statsd: no graphiteHost = metrics are computed but not sent anywhere.
   graphiteHost: null,
   graphitePort: 2003,
+  graphiteProtocol: 'text',
+  graphitePicklePort: 2004,
+  backends: Object.freeze(['graphite'] as const),
+  console: Object.freeze({ prettyprint: false }),
   graphite: DEFAULT_GRAPHITE,
 
   flushInterval: 10000,
@@ -96,7 +100,8 @@ export const DEFAULTS: Config = Object.freeze({
   stopTimeout: 10000,
   workers: 1,
   flushNice: 10,
-  outboxMaxChunks: 100000,
+  outboxMaxBytes: 256 * 1024 * 1024,
+  carbonWriteTimeout: 10000,
   maxPendingBatches: 1000,
   maxBatchNames: 20000,
   log: Object.freeze({ level: 'info' }),

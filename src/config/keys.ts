@@ -9,21 +9,20 @@ export const TOP_LEVEL_KEYS: ReadonlyArray<string> = [
   // statsd: the single server used when `servers` is absent
   'server', 'address', 'address_ipv6', 'port', 'maxPacketSize', 'recvBufferSize', 'udpReader',
   'servers', 'mgmt_address', 'mgmt_port',
-  'graphiteHost', 'graphitePort', 'graphiteProtocol', 'graphite', 'backends',
+  'graphiteHost', 'graphitePort', 'graphiteProtocol', 'graphitePicklePort', 'graphite', 'backends', 'console',
   'flushInterval', 'percentThreshold', 'histogram', 'calculatedTimerMetrics',
   'deleteIdleStats', 'deleteCounters', 'deleteTimers', 'deleteGauges', 'deleteSets', 'gaugesMaxTTL',
   'prefixStats', 'keyNameSanitize', 'flush_counts', 'healthStatus', 'dumpMessages',
   // tallyd's own
-  'redis', 'batchInterval', 'leaseTtl', 'stopTimeout', 'outboxMaxChunks', 'maxPendingBatches', 'workers', 'flushNice', 'maxBatchNames', 'log',
+  'redis', 'batchInterval', 'leaseTtl', 'stopTimeout', 'outboxMaxBytes', 'carbonWriteTimeout', 'maxPendingBatches', 'workers', 'flushNice', 'maxBatchNames', 'log',
 ];
 
 /** statsd keys tallyd accepts and ignores, with why. `debug: false` and `automaticConfigReload: false` are silent. */
 export const UNIMPLEMENTED_TOP_LEVEL: Readonly<Record<string, string>> = {
-  graphitePicklePort: 'tallyd writes the plaintext protocol only; ignored',
+  outboxMaxChunks: 'replaced by outboxMaxBytes (the outbox bound is in bytes now); ignored',
   keyFlush: 'statsd\'s frequent-keys log is not implemented; ignored',
   automaticConfigReload: 'tallyd reads its config once at start; restart it to apply changes',
   debug: 'not implemented; ignored (set log.level to "debug" instead)',
-  console: 'the console backend is not implemented; ignored',
   repeater: 'repeating packets to other statsd servers is not implemented; ignored',
   repeaterProtocol: 'repeating packets to other statsd servers is not implemented; ignored',
   title: 'tallyd does not change its process title; ignored',
@@ -54,6 +53,9 @@ export const UNIMPLEMENTED_LOG: Readonly<Record<string, string>> = {
   backend: 'tallyd logs JSON lines to stdout (pino); statsd\'s log backend is ignored',
   application: 'statsd\'s syslog application name is ignored',
 };
+
+/** statsd's console backend settings (`console: { prettyprint }`). */
+export const CONSOLE_KEYS: ReadonlyArray<string> = ['prettyprint'];
 
 export const HISTOGRAM_KEYS: ReadonlyArray<string> = ['metric', 'bins'];
 

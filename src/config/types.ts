@@ -86,6 +86,13 @@ export interface LogConfig {
   readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
+export type BackendName = 'graphite' | 'console';
+
+export interface ConsoleBackendConfig {
+  /** util.inspect with colors and depth 5 instead of console.log's default. */
+  readonly prettyprint: boolean;
+}
+
 export interface Config {
   /** Path of the file the config came from, or null for defaults only. */
   readonly source: string | null;
@@ -97,6 +104,13 @@ export interface Config {
 
   readonly graphiteHost: string | null;
   readonly graphitePort: number;
+  /** statsd's graphiteProtocol: plaintext lines to graphitePort, or carbon's pickle framing to graphitePicklePort. */
+  readonly graphiteProtocol: 'text' | 'pickle';
+  readonly graphitePicklePort: number;
+  /** statsd's backends, resolved: 'graphite' (when graphiteHost is set) and/or 'console'. */
+  readonly backends: ReadonlyArray<BackendName>;
+  /** statsd's console backend settings. */
+  readonly console: ConsoleBackendConfig;
   readonly graphite: GraphiteConfig;
 
   readonly flushInterval: number;
@@ -129,8 +143,14 @@ export interface Config {
    * batches, close and commit what is due, drain the outbox, release the lease.
    */
   readonly stopTimeout: number;
-  /** Largest number of chunks kept in the Redis outbox while Carbon is unreachable. */
-  readonly outboxMaxChunks: number;
+  /**
+   * Bound of the Redis outbox in bytes (sum of its entries' line bytes) while
+   * Carbon is unreachable: beyond it the oldest entries not being written are
+   * dropped and counted (outbox_dropped lines, outbox_dropped_bytes).
+   */
+  readonly outboxMaxBytes: number;
+  /** ms a Carbon delivery may go without progress before it is dropped, counted (carbon_errors) and written again. */
+  readonly carbonWriteTimeout: number;
   /** Largest number of batches kept in memory while Redis is unreachable. */
   readonly maxPendingBatches: number;
   /**

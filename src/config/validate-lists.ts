@@ -10,7 +10,7 @@ import {
   DEFAULTS, defaultAddress, TIMER_METRICS,
 } from './defaults.js';
 import { describe, HISTOGRAM_KEYS, SERVER_KEYS, suggest, UNIMPLEMENTED_SERVER, ZMQ_SERVER_KEYS } from './keys.js';
-import { type AnyServerConfig, type HistogramConfig, isZmqServer, type ServerKind, type UdpReaderKind, type ZmqServerConfig } from './types.js';
+import { type AnyServerConfig, type BackendName, type HistogramConfig, isZmqServer, type ServerKind, type UdpReaderKind, type ZmqServerConfig } from './types.js';
 
 const UDP_READERS: ReadonlyArray<UdpReaderKind> = ['auto', 'native', 'dgram'];
 
@@ -23,6 +23,7 @@ interface ServerDefaults {
 
 const SERVER_NAME = /^(?:\.\/)?(?:servers\/)?(udp|tcp|zmq)(?:\.js)?$/;
 const GRAPHITE_BACKEND = /^(?:\.\/)?(?:backends\/)?graphite(?:\.js)?$/;
+const CONSOLE_BACKEND = /^(?:\.\/)?(?:backends\/)?console(?:\.js)?$/;
 
 /** One server from an entry of `servers`, or from the top level (path ''); null if it is skipped. */
 function readServer(c: Checker, entry: Raw, path: string, d: ServerDefaults): AnyServerConfig | null {
@@ -193,18 +194,21 @@ export function readTimerMetrics(c: Checker, raw: Raw): ReadonlyArray<string> {
   return out;
 }
 
-/** Checks `backends`; returns the non-graphite ones (which tallyd ignores). */
-export function checkBackends(c: Checker, raw: Raw): ReadonlyArray<string> {
+/**
+ * Checks `backends`: the ones tallyd has (graphite, console, in statsd's
+ * spellings too), and the others, which are ignored with a warning.
+ */
+export function checkBackends(c: Checker, raw: Raw): { backends: ReadonlyArray<BackendName>; others: ReadonlyArray<string> } {
   const list = c.array(raw, 'backends', '', 'an array of backend names');
-  if (list === null) return [];
+  if (list === null) return { backends: DEFAULTS.backends, others: [] };
   const others: string[] = [];
-  let graphite = false;
+  const backends = new Set<BackendName>();
   list.forEach((name, i) => {
     if (typeof name !== 'string') c.problem(join('backends', i), `must be a string, got ${describe(name)}`);
-    else if (GRAPHITE_BACKEND.test(name)) graphite = true;
+    else if (GRAPHITE_BACKEND.test(name)) backends.add('graphite');
+    else if (CONSOLE_BACKEND.test(name)) backends.add('console');
     else others.push(name);
   });
-  for (const name of others) c.warn('backends', `backend ${describe(name)} is not supported by tallyd and is ignored (only graphite is)`);
-  if (!graphite) c.warn('backends', 'does not list graphite; tallyd writes to Graphite anyway whenever graphiteHost is set');
-  return others;
+  for (const name of others) c.warn('backends', `backend ${describe(name)} is not supported by tallyd and is ignored (graphite and console are)`);
+  return { backends: [...backends], others };
 }

@@ -9,7 +9,7 @@ import { Checker, type OriginOf, type Raw } from './checker.js';
 import { DEFAULT_GRAPHITE, DEFAULTS, LOG_LEVELS } from './defaults.js';
 import type { ConfigProblem } from './errors.js';
 import {
-  describe, GRAPHITE_KEYS, LOG_KEYS, REDIS_KEYS, SYSLOG_LEVELS, TOP_LEVEL_KEYS, UNIMPLEMENTED_LOG, UNIMPLEMENTED_TOP_LEVEL,
+  CONSOLE_KEYS, describe, GRAPHITE_KEYS, LOG_KEYS, REDIS_KEYS, SYSLOG_LEVELS, TOP_LEVEL_KEYS, UNIMPLEMENTED_LOG, UNIMPLEMENTED_TOP_LEVEL,
 } from './keys.js';
 import type { Config, GraphiteConfig, LogConfig, RedisConfig } from './types.js';
 import { checkBackends, readHistogram, readPercentThreshold, readServers, readTimerMetrics } from './validate-lists.js';
@@ -83,12 +83,21 @@ function readLog(c: Checker, raw: Raw): LogConfig {
   return { level: c.oneOf(l, 'level', 'log', DEFAULTS.log.level, LOG_LEVELS) };
 }
 
-function readGraphiteTarget(c: Checker, raw: Raw): Pick<Config, 'graphiteHost' | 'graphitePort'> {
+function readGraphiteTarget(c: Checker, raw: Raw): Pick<Config, 'graphiteHost' | 'graphitePort' | 'graphiteProtocol' | 'graphitePicklePort'> {
   const host = raw['graphiteHost'];
   const graphiteHost = host === undefined || host === null ? null : c.str(raw, 'graphiteHost', '', '', true) || null;
-  const protocol = c.oneOf(raw, 'graphiteProtocol', '', 'text', ['text', 'pickle']);
-  if (protocol === 'pickle') c.warn('graphiteProtocol', 'tallyd writes the plaintext protocol only; "pickle" is ignored and text is sent to graphitePort');
-  return { graphiteHost, graphitePort: c.port(raw, 'graphitePort', '', DEFAULTS.graphitePort, 1) };
+  return {
+    graphiteHost,
+    graphitePort: c.port(raw, 'graphitePort', '', DEFAULTS.graphitePort, 1),
+    graphiteProtocol: c.oneOf(raw, 'graphiteProtocol', '', DEFAULTS.graphiteProtocol, ['text', 'pickle']),
+    graphitePicklePort: c.port(raw, 'graphitePicklePort', '', DEFAULTS.graphitePicklePort, 1),
+  };
+}
+
+function readConsole(c: Checker, raw: Raw): Config['console'] {
+  const s = c.section(raw, 'console', '');
+  c.keys(s, 'console', CONSOLE_KEYS);
+  return { prettyprint: c.bool(s, 'prettyprint', 'console', DEFAULTS.console.prettyprint) };
 }
 
 /** statsd forces gaugesMaxTTL to 1 unless it is an integer > 1; a non-number is an error here. */
@@ -106,7 +115,7 @@ function readGaugesMaxTTL(c: Checker, raw: Raw): number {
 
 export function validate(raw: Raw, source: string | null, originOf: OriginOf): Validated {
   const c = new Checker(originOf);
-  const otherBackends = checkBackends(c, raw);
+  const { backends, others: otherBackends } = checkBackends(c, raw);
   checkTopLevel(c, raw, otherBackends);
 
   const flushInterval = c.millis(raw, 'flushInterval', '', DEFAULTS.flushInterval);
@@ -128,6 +137,8 @@ export function validate(raw: Raw, source: string | null, originOf: OriginOf): V
     mgmt_address: c.str(raw, 'mgmt_address', '', DEFAULTS.mgmt_address, true),
     mgmt_port: c.port(raw, 'mgmt_port', '', DEFAULTS.mgmt_port),
     ...readGraphiteTarget(c, raw),
+    backends,
+    console: readConsole(c, raw),
     graphite: readGraphite(c, raw),
     flushInterval,
     percentThreshold: readPercentThreshold(c, raw),
@@ -148,7 +159,8 @@ export function validate(raw: Raw, source: string | null, originOf: OriginOf): V
     batchInterval,
     leaseTtl: c.millis(raw, 'leaseTtl', '', DEFAULTS.leaseTtl),
     stopTimeout: c.millis(raw, 'stopTimeout', '', DEFAULTS.stopTimeout),
-    outboxMaxChunks: c.count(raw, 'outboxMaxChunks', '', DEFAULTS.outboxMaxChunks),
+    outboxMaxBytes: c.count(raw, 'outboxMaxBytes', '', DEFAULTS.outboxMaxBytes),
+    carbonWriteTimeout: c.millis(raw, 'carbonWriteTimeout', '', DEFAULTS.carbonWriteTimeout),
     maxPendingBatches: c.count(raw, 'maxPendingBatches', '', DEFAULTS.maxPendingBatches),
     maxBatchNames: c.count(raw, 'maxBatchNames', '', DEFAULTS.maxBatchNames),
     workers: c.int(raw, 'workers', '', DEFAULTS.workers, 1, 64, 'an integer number of processes from 1 to 64'),

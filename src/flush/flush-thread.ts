@@ -13,7 +13,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config/types.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { SelfStats } from '../observability/self-stats.js';
-import { CarbonSink } from '../sink/graphite/carbon.js';
+import { buildSinks } from '../sink/build-sinks.js';
 import { Store } from '../store/store.js';
 import { Flusher } from './flusher.js';
 import { MIRRORED_STATS, type FlushThreadMessage, type FlushThreadReport } from './flush-host.js';
@@ -44,11 +44,8 @@ async function run(port: NonNullable<typeof parentPort>, config: Config, logBind
   niceThisThread(config.flushNice, log);
   const self = new SelfStats();
   const store = await Store.open(config.redis, base.child({ component: 'flush-store' }), undefined, () => self.redisTimeouts++);
-  let sink: CarbonSink | null = null;
-  const flusher = new Flusher(store, config, self, log, () => {
-    sink?.kick();
-    report();
-  });
+  const sinks = buildSinks(config, store, () => (flusher.isLeader ? flusher.token : null), self, base);
+  const flusher = new Flusher(store, config, self, log, () => report(), undefined, sinks);
   const reported = Object.fromEntries(MIRRORED_STATS.map((k) => [k, 0])) as Record<(typeof MIRRORED_STATS)[number], number>;
   const report = (): void => {
     const deltas = {} as Record<(typeof MIRRORED_STATS)[number], number>;
@@ -66,16 +63,7 @@ async function run(port: NonNullable<typeof parentPort>, config: Config, logBind
     };
     port.postMessage(msg);
   };
-  if (config.graphiteHost) {
-    sink = new CarbonSink(
-      { host: config.graphiteHost, port: config.graphitePort },
-      store,
-      () => (flusher.isLeader ? flusher.token : null),
-      self,
-      base.child({ component: 'carbon' }),
-    );
-    sink.start();
-  }
+  for (const sink of sinks) sink.start();
   await flusher.start();
   const ticker = setInterval(report, REPORT_EVERY_MS);
   port.on('message', (m: FlushThreadMessage) => {
@@ -86,7 +74,7 @@ async function run(port: NonNullable<typeof parentPort>, config: Config, logBind
       // then give the lease up.
       const deadline = Date.now() + m.drainMs;
       await flusher.closeForStop(Date.now() + m.drainMs / 2);
-      await sink?.stop(Math.max(0, deadline - Date.now()));
+      for (const sink of sinks) await sink.stop(Math.max(0, deadline - Date.now()));
       await flusher.stop();
       report();
       await store.quit();

@@ -14,12 +14,12 @@ import type { Config } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { SelfStats } from '../observability/self-stats.js';
-import { LineChunker } from '../sink/graphite/chunk.js';
-import { encodePeriodSliced } from '../sink/graphite/encode.js';
 import { KNOWN_TYPES, type KnownType } from '../store/keys.js';
 import type { Store } from '../store/store.js';
 import { buildPeriodSliced } from './build-period.js';
 import { nextBoundary, systemClock, type Clock } from '../clock.js';
+import type { ComputedPeriod } from './computed-period.js';
+import type { PeriodSink } from './period-sink.js';
 import { runSliced } from './slices.js';
 
 export type FlushConfig = Omit<Config, 'servers' | 'source' | 'redis' | 'log'>;
@@ -80,6 +80,8 @@ export class Flusher {
     private readonly log: Logger,
     private readonly onCommitted: () => void = () => {},
     private readonly clock: Clock = systemClock,
+    /** Backends each committed period goes to (flush-thread.ts builds them). */
+    private readonly sinks: readonly PeriodSink[] = [],
   ) {
     this.errLog = new RateLimitedLog(log, 5000);
     this.waitLog = new RateLimitedLog(log, 5000);
@@ -300,9 +302,10 @@ export class Flusher {
   }
 
   /**
-   * read (HSCAN) -> build -> remember new names -> encode into chunks ->
-   * commit. Build and encode run in slices (slices.ts), so even a period with
-   * a million names leaves this thread free every few ms to renew the lease.
+   * read (HSCAN) -> build -> remember new names -> each sink encodes the
+   * computed period (outbox chunks) -> commit -> each sink hears of it.
+   * Build and encode run in slices (slices.ts), so even a period with a
+   * million names leaves this thread free every few ms to renew the lease.
    */
   private async processOne(boundaryMs: number): Promise<void> {
     const cfg = this.cfg;
@@ -323,10 +326,9 @@ export class Flusher {
     await this.store.rememberKnown(newKnown);
     for (const t of KNOWN_TYPES) for (const name of newKnown[t]) known[t].add(name);
     const t3 = performance.now();
-    const chunker = new LineChunker();
-    const out = cfg.graphiteHost ? (line: string) => chunker.add(line) : () => {};
-    await runSliced(encodePeriodSliced(data, ts, { processingTime: built.busyMs, graphite: { ...this.self.graphite } }, cfg, out));
-    const chunks = chunker.finish();
+    const period: ComputedPeriod = { timestampS: ts, data, processingTimeMs: built.busyMs, setFields: raw.sets };
+    const chunks: string[] = [];
+    for (const sink of this.sinks) for (const c of await sink.encode(period)) chunks.push(c);
     const t4 = performance.now();
 
     const gaugeTtl: Array<[string, number]> = [];
@@ -342,7 +344,7 @@ export class Flusher {
       chunks,
       gaugeTtl,
       gaugeDeletes,
-      outboxMax: cfg.outboxMaxChunks,
+      outboxMaxBytes: cfg.outboxMaxBytes,
     });
     if (res.status === -1) {
       this.leader = false;
@@ -350,11 +352,12 @@ export class Flusher {
       this.log.warn({ ts }, 'commit refused: the lease is no longer ours');
       return;
     }
-    if (res.dropped > 0) {
-      this.self.outboxDropped += res.dropped;
+    if (res.droppedLines > 0 || res.droppedBytes > 0) {
+      this.self.outboxDropped += res.droppedLines;
+      this.self.outboxDroppedBytes += res.droppedBytes;
       this.errLog.warn(() => ({
-        msg: 'outbox full (carbon unreachable too long): dropped the oldest chunks',
-        fields: { dropped: res.dropped, outboxMaxChunks: cfg.outboxMaxChunks, outboxDropped: this.self.outboxDropped },
+        msg: 'outbox full (carbon unreachable too long): dropped the oldest lines not being written',
+        fields: { lines: res.droppedLines, bytes: res.droppedBytes, outboxMaxBytes: cfg.outboxMaxBytes, outboxDropped: this.self.outboxDropped },
       }));
     }
     if (res.status === 1) {
@@ -363,7 +366,8 @@ export class Flusher {
       this.lastStages = { read: ms(t0, t1), build: ms(t1, t2), remember: ms(t2, t3), encode: ms(t3, t4), commit: ms(t4, t5) };
       this.periodsCommitted++;
       this.lastCommittedTs = ts;
-      this.log.debug({ ts, lines: chunker.lines, chunks: chunks.length, stagesMs: this.lastStages }, 'period committed');
+      this.log.debug({ ts, chunks: chunks.length, stagesMs: this.lastStages }, 'period committed');
+      for (const sink of this.sinks) sink.committed(period);
       this.onCommitted();
     }
   }

@@ -14,8 +14,9 @@
  * | batchesDropped   | <prefixStats>.batches_dropped | batches dropped: Redis down past maxPendingBatches               |
  * | mergeErrors      | <prefixStats>.merge_errors   | failed merge attempts (each batch is retried)                     |
  * | lateSamples      | <prefixStats>.late_samples   | samples whose period was closed before their batch merged, folded into the oldest open period |
- * | outboxDropped    | <prefixStats>.outbox_dropped | Graphite chunks trimmed from a full outbox (Carbon down too long) |
- * | carbonErrors     | <prefixStats>.carbon_errors  | Carbon connection or write errors                                 |
+ * | outboxDropped    | <prefixStats>.outbox_dropped | Graphite lines the outboxMaxBytes bound dropped, oldest first (exact) |
+ * | outboxDroppedBytes | <prefixStats>.outbox_dropped_bytes | bytes of those lines                                       |
+ * | carbonErrors     | <prefixStats>.carbon_errors  | Carbon deliveries lost (error, reset, unclean close, carbonWriteTimeout); each is written again |
  * | zmqMessagesReceived | <prefixStats>.zmq_messages_received | ZeroMQ messages received, good or bad                     |
  * | zmqBadFrames     | <prefixStats>.zmq_bad_frames | ZeroMQ messages that gave nothing: not zlib or UTF-8 text, not JSON, empty, or every item/line bad |
  * | zmqBadItems      | <prefixStats>.zmq_bad_items  | JSON items rejected (no name, non-numeric value, bad type/rate/tags/time), each skipped |
@@ -34,6 +35,7 @@ export class SelfStats {
   mergeErrors = 0;
   lateSamples = 0;
   outboxDropped = 0;
+  outboxDroppedBytes = 0;
   carbonErrors = 0;
   linesSent = 0;
   zmqMessagesReceived = 0;

@@ -20,6 +20,9 @@ export type PeriodKey = PeriodPart | 'gauge_values';
 export const KNOWN_TYPES = ['counters', 'timers', 'sets'] as const;
 export type KnownType = (typeof KNOWN_TYPES)[number];
 
+/** The sink that reads the outbox (graphite, text or pickle): names its cursor and claim keys. */
+export const OUTBOX_READER = 'graphite';
+
 /** Separates a metric name from a timer batch id or a set member in hash fields. */
 export const FIELD_SEP = '\n';
 
@@ -91,8 +94,24 @@ export class Keys {
     return `${this.base}merged`;
   }
 
+  /** Stream of computed chunks {d, n, b} waiting for the sinks (store/scripts/includes/outbox.lua). */
   get outbox(): string {
     return `${this.base}outbox`;
+  }
+
+  /** Sum of the outbox entries' b (bytes): what outboxMaxBytes bounds. */
+  get outboxBytes(): string {
+    return `${this.base}outbox_bytes`;
+  }
+
+  /** A sink's cursor: id of the last outbox entry it delivered. */
+  outboxAcked(sink: string): string {
+    return `${this.base}outbox_acked:${sink}`;
+  }
+
+  /** Id of the last outbox entry of the read a sink is writing now; the bound never trims up to it. */
+  outboxClaim(sink: string): string {
+    return `${this.base}outbox_claim:${sink}`;
   }
 
   get lease(): string {

@@ -1,17 +1,20 @@
 /**
  * Loads the Lua scripts under ./scripts once at start: defineCommand for the
  * EVALSHA fast path, plus SCRIPT LOAD so a syntax error fails the start
- * rather than the first flush.
+ * rather than the first flush. A line `--#include <file>.lua` is replaced by
+ * ./scripts/includes/<file>.lua (Lua shared by several scripts, never copied).
  */
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { StoreError } from './errors.js';
 
 export const SCRIPTS = {
-  merge: 'mergeBatch-10.lua',
+  merge: 'mergeBatch-11.lua',
   close: 'closePeriod-8.lua',
-  commit: 'commit-12.lua',
-  ack: 'ack-2.lua',
+  commit: 'commitPeriod-14.lua',
+  claimOutbox: 'claimOutbox-4.lua',
+  ackOutbox: 'ackOutbox-5.lua',
+  statOutbox: 'statOutbox-2.lua',
   lease: 'acquireLease-1.lua',
   release: 'release-1.lua',
 } as const;
@@ -31,10 +34,18 @@ function numKeys(file: string): number {
   return Number(m[1]);
 }
 
+const INCLUDE = /^--#include ([\w.-]+\.lua)[ \t]*$/gm;
+
+/** A script's text with its `--#include` lines inlined (includes do not nest). */
+export function scriptSource(file: string): string {
+  const lua = readFileSync(new URL(`./scripts/${file}`, import.meta.url), 'utf8');
+  return lua.replace(INCLUDE, (_line, inc: string) => readFileSync(new URL(`./scripts/includes/${inc}`, import.meta.url), 'utf8'));
+}
+
 export async function loadScripts(redis: Redis): Promise<Record<ScriptName, ScriptFn>> {
   const fns = {} as Record<ScriptName, ScriptFn>;
   for (const [name, file] of Object.entries(SCRIPTS) as [ScriptName, string][]) {
-    const lua = readFileSync(new URL(`./scripts/${file}`, import.meta.url), 'utf8');
+    const lua = scriptSource(file);
     try {
       await redis.script('LOAD', lua);
     } catch (err) {

@@ -8,7 +8,7 @@ import type { RedisConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import { isCommandTimeout, watchCommandTimeouts } from './command-timeouts.js';
 import { StoreError } from './errors.js';
-import { FIELD_SEP, Keys, KNOWN_TYPES, type KnownType } from './keys.js';
+import { FIELD_SEP, Keys, KNOWN_TYPES, OUTBOX_READER, type KnownType } from './keys.js';
 import { loadScripts, type ScriptArg, type ScriptFn, type ScriptName } from './scripts.js';
 
 /** A closed period as stored: the flusher turns it into PeriodData. */
@@ -36,10 +36,36 @@ export type CloseOutcome =
   | { status: 'waiting'; member: string; watermarkMs: number };
 
 export interface CommitPayload {
+  /** Outbox chunks of the period ('\n'-terminated lines), one stream entry each. */
   chunks: string[];
   gaugeTtl: Array<[string, number]>;
   gaugeDeletes: string[];
-  outboxMax: number;
+  /** outboxMaxBytes: the commit trims the oldest unclaimed entries beyond it. */
+  outboxMaxBytes: number;
+}
+
+export interface CommitResult {
+  /** -1 not the leader, 0 already committed, 1 committed. */
+  status: number;
+  /** Lines and bytes the outbox bound dropped in this commit (exact). */
+  droppedLines: number;
+  droppedBytes: number;
+}
+
+/** One outbox entry as a sink reads it. */
+export interface OutboxEntry {
+  readonly id: string;
+  /** '\n'-terminated lines. */
+  readonly data: string;
+  readonly lines: number;
+  readonly bytes: number;
+}
+
+export interface OutboxStats {
+  entries: number;
+  bytes: number;
+  /** ms time of the oldest entry's id (when it was added), null when empty. */
+  oldestMs: number | null;
 }
 
 /** What Store.open needs of RedisConfig; commandTimeout defaults to DEFAULT_COMMAND_TIMEOUT_MS. */
@@ -116,7 +142,7 @@ export class Store {
   }
 
   /**
-   * mergeBatch-10: fold a batch into the period it was received in
+   * mergeBatch-11: fold a batch into the period it was received in
    * (periodMs, the period's boundary) and record the member's watermark.
    */
   async merge(batchId: string, periodMs: number, memberId: string, watermarkMs: number, args: ScriptArg[]): Promise<MergeOutcome> {
@@ -124,7 +150,7 @@ export class Store {
     const res = (await this.run(
       'merge',
       [k.merged, k.closed, k.members, k.open, k.period(periodMs, 'counters'), k.period(periodMs, 'timers'),
-        k.period(periodMs, 'timer_counts'), k.period(periodMs, 'sets'), k.period(periodMs, 'gauges'), k.outbox],
+        k.period(periodMs, 'timer_counts'), k.period(periodMs, 'sets'), k.period(periodMs, 'gauges'), k.outbox, k.outboxBytes],
       ([batchId, Date.now(), DEDUPE_WINDOW_MS, periodMs, memberId, watermarkMs] as ScriptArg[]).concat(args),
     )) as number[];
     const status = Number(res[0]);
@@ -276,12 +302,12 @@ export class Store {
     return this.redis.hgetall(this.keys.gaugeTtl);
   }
 
-  /** commit-13: -1 not the leader, 0 already committed, 1 committed (with chunks dropped). */
-  async commit(token: string, ts: number, p: CommitPayload): Promise<{ status: number; dropped: number }> {
+  /** commitPeriod-14: publish the period's chunks (and what the outbox bound dropped), drop its state, note the commit. */
+  async commit(token: string, ts: number, p: CommitPayload): Promise<CommitResult> {
     const k = this.keys;
-    const keys = [k.lease, k.pending, k.outbox, k.gauges, k.gaugeTtl, k.lastCommit, ...k.periodKeys(ts)];
+    const keys = [k.lease, k.pending, k.outbox, k.gauges, k.gaugeTtl, k.lastCommit, ...k.periodKeys(ts), k.outboxBytes, k.outboxClaim(OUTBOX_READER)];
     // Built with loops, not spreads: these lists can hold a million names.
-    const args: ScriptArg[] = [token, ts, p.outboxMax, p.chunks.length];
+    const args: ScriptArg[] = [token, ts, p.outboxMaxBytes, p.chunks.length];
     const append = (list: readonly string[]): void => {
       args.push(list.length);
       for (const x of list) args.push(x);
@@ -290,26 +316,37 @@ export class Store {
     args.push(p.gaugeTtl.length);
     for (const [name, ttl] of p.gaugeTtl) args.push(name, ttl);
     append(p.gaugeDeletes);
-    const res = (await this.run('commit', keys, args)) as [number, number];
-    return { status: Number(res[0]), dropped: Number(res[1]) };
-  }
-
-  outboxHead(n: number): Promise<string[]> {
-    return this.redis.lrange(this.keys.outbox, 0, n - 1);
-  }
-
-  outboxLength(): Promise<number> {
-    return this.redis.llen(this.keys.outbox);
+    const res = (await this.run('commit', keys, args)) as [number, number, number];
+    return { status: Number(res[0]), droppedLines: Number(res[1]), droppedBytes: Number(res[2]) };
   }
 
   /**
-   * The outbox's backlog. For the list outbox: LLEN, and bytes as Redis's
-   * MEMORY USAGE estimate of the list (sampled, so approximate); the age of
-   * the oldest entry is not recorded (null).
+   * claimOutbox-4: the entries after a sink's cursor (up to maxBytes, at least
+   * one), recorded as its claim so the bound never trims them while they are
+   * written. null when the lease is not ours.
    */
+  async claimOutbox(token: string, sink: string, maxBytes: number, maxEntries: number): Promise<OutboxEntry[] | null> {
+    const k = this.keys;
+    const res = (await this.run('claimOutbox', [k.lease, k.outbox, k.outboxAcked(sink), k.outboxClaim(sink)], [token, maxBytes, maxEntries])) as unknown[];
+    if (Number(res[0]) !== 1) return null;
+    const out: OutboxEntry[] = [];
+    for (let i = 1; i + 3 < res.length; i += 4) {
+      out.push({ id: String(res[i]), data: String(res[i + 1]), lines: Number(res[i + 2]), bytes: Number(res[i + 3]) });
+    }
+    return out;
+  }
+
+  /** ackOutbox-5: -1 not the leader, 0 nothing new (repeat or older id), 1 acknowledged up to and including id. */
+  async ackOutbox(token: string, sink: string, id: string): Promise<number> {
+    const k = this.keys;
+    return Number(await this.run('ackOutbox', [k.lease, k.outbox, k.outboxBytes, k.outboxAcked(sink), k.outboxClaim(sink)], [token, id]));
+  }
+
+  /** statOutbox-2: depth in entries and bytes, and when the oldest entry was added. */
   async outboxStats(): Promise<OutboxStats> {
-    const [entries, bytes] = results(await this.redis.pipeline().llen(this.keys.outbox).memory('USAGE', this.keys.outbox).exec());
-    return { entries: Number(entries), bytes: Number(bytes ?? 0), oldestMs: null };
+    const res = (await this.run('statOutbox', [this.keys.outbox, this.keys.outboxBytes], [])) as [number, number, string | null];
+    const first = typeof res[2] === 'string' ? Number(res[2].slice(0, res[2].indexOf('-'))) : null;
+    return { entries: Number(res[0]), bytes: Number(res[1]), oldestMs: first };
   }
 
   /** Boundary (ms) of the last period anyone committed on this prefix, or null if none yet. */
@@ -333,11 +370,6 @@ export class Store {
       throw isCommandTimeout(err) ? new Error(what) : err; // commandTimeout is the caller's bound (daemon: the smaller)
     });
     return performance.now() - t0;
-  }
-
-  /** ack-2: false when the lease is no longer ours (nothing trimmed). */
-  async ack(token: string, n: number): Promise<boolean> {
-    return (await this.run('ack', [this.keys.lease, this.keys.outbox], [token, n])) === 1;
   }
 
   /** Periods (boundary ms) that received data and are not closed yet, oldest first. */

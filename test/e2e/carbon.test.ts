@@ -1,7 +1,8 @@
 /**
  * End to end through Debian's graphite-carbon: hot-shots (UDP) -> tallyd ->
- * Redis -> carbon-cache's plaintext line receiver -> whisper files, read back
- * with whisper-fetch. carbon-cache runs in the foreground as a child process,
+ * Redis -> carbon-cache's plaintext line receiver (and, from a second tallyd
+ * with graphiteProtocol "pickle", its pickle receiver) -> whisper files, read
+ * back with whisper-fetch. carbon-cache runs in the foreground as a child process,
  * on free loopback ports, with its own conf and storage in a temp dir.
  *
  * Skipped only when carbon-cache or whisper-fetch is missing and CI is unset;
@@ -56,6 +57,7 @@ const skip = missing.length > 0 && !inCi ? `${missingText} (apt-get install grap
 interface CarbonCache {
   proc: ChildProcess;
   linePort: number;
+  picklePort: number;
   whisperDir: string;
   output: () => string;
   exited: Promise<void>;
@@ -116,16 +118,16 @@ async function startCarbonCache(dir: string): Promise<CarbonCache> {
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   proc.once('error', (err) => (out += `\nspawn error: ${err.message}`));
-  const carbon: CarbonCache = { proc, linePort: ports.line, whisperDir: path.join(dir, 'storage', 'whisper'), output: () => out, exited };
+  const carbon: CarbonCache = { proc, linePort: ports.line, picklePort: ports.pickle, whisperDir: path.join(dir, 'storage', 'whisper'), output: () => out, exited };
 
   const deadline = Date.now() + 15_000;
-  while (!(await accepts(ports.line))) {
+  while (!(await accepts(ports.line)) || !(await accepts(ports.pickle))) {
     if (proc.exitCode !== null || proc.signalCode !== null || out.includes('spawn error')) {
       throw new Error(`carbon-cache exited before listening:\n${out}`);
     }
     if (Date.now() > deadline) {
       await stopCarbonCache(carbon);
-      throw new Error(`carbon-cache's line receiver on ${ports.line} did not accept connections within 15 s:\n${out}`);
+      throw new Error(`carbon-cache's line (${ports.line}) or pickle (${ports.pickle}) receiver did not accept connections within 15 s:\n${out}`);
     }
     await sleep(100);
   }
@@ -218,17 +220,25 @@ describe('end to end through graphite-carbon (carbon-cache + whisper)', { skip }
   let dir = '';
   let carbon: CarbonCache | null = null;
   let daemon: Daemon | null = null;
+  let pickler: Daemon | null = null;
   const prefix = testPrefix('e2e-carbon');
+  const picklePrefix = testPrefix('e2e-pickle');
 
   before(async () => {
     if (missing.length > 0) throw new Error(`CI is set but ${missingText} (.ci/run installs graphite-carbon and python3-whisper)`);
     dir = mkdtempSync(path.join(tmpdir(), 'tallyd-e2e-carbon-'));
     carbon = await startCarbonCache(dir);
     daemon = await startDaemon(testConfig(prefix, carbon.linePort, { flushInterval: FLUSH }));
+    pickler = await startDaemon(testConfig(picklePrefix, null, {
+      flushInterval: FLUSH, graphiteHost: '127.0.0.1', graphiteProtocol: 'pickle', graphitePicklePort: carbon.picklePort,
+      graphite: { legacyNamespace: false, globalPrefix: 'pk' },
+    }));
   });
 
   after(async () => {
     await daemon?.stop();
+    await pickler?.stop();
+    await cleanup(picklePrefix);
     if (carbon) await stopCarbonCache(carbon);
     await cleanup(prefix);
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -282,5 +292,35 @@ describe('end to end through graphite-carbon (carbon-cache + whisper)', { skip }
     for (const [name, p] of Object.entries({ upper, count, mean, users, tagged, gauge })) {
       assert.equal(p.ts, requests.ts, `${name} has the period's timestamp`);
     }
+    // carbon-cache closes each delivery cleanly after reading it to the end: no delivery was counted lost.
+    assert.equal(daemon.self.carbonErrors, 0);
+  });
+
+  test('through the pickle receiver (graphiteProtocol "pickle"): counter, timer and tagged counter land in whisper', async () => {
+    assert.ok(pickler && carbon);
+    const root = carbon.whisperDir;
+    const client = new StatsD({ host: '127.0.0.1', port: pickler.ports.udp[0], protocol: 'udp', errorHandler: (e) => assert.fail(e) });
+    const start = await alignToPeriod(FLUSH);
+    for (let i = 0; i < 30; i++) client.increment('e2e.pickled');
+    for (let i = 1; i <= 4; i++) client.timing('e2e.pickled_ms', i * 10);
+    for (let i = 0; i < 3; i++) client.increment('e2e.pickled_tagged', 1, { route: 'away' });
+    await closeClient(client);
+    assert.ok(Date.now() < start + FLUSH - 500, 'sending took too long to stay inside one period');
+    const from = start / 1000 - 60;
+    const nonZero = (p: Point) => p.value !== 0;
+    const only = async (metric: string): Promise<Point> => {
+      const points = (await waitForPoints(root, metric, from, nonZero)).filter(nonZero);
+      assert.equal(points.length, 1, `${metric}: one non-zero point, got ${JSON.stringify(points)}`);
+      return points[0]!;
+    };
+    const count = await only('pk.counters.e2e.pickled.count');
+    assert.equal(count.value, 30);
+    assert.equal((await only('pk.counters.e2e.pickled.rate')).value, 30 / STEP);
+    assert.equal((await only('pk.timers.e2e.pickled_ms.upper')).value, 40);
+    const tagged = await only('pk.counters.e2e.pickled_tagged.count;route=away');
+    assert.equal(tagged.value, 3);
+    assert.equal(count.ts % STEP, 0, `timestamp ${count.ts} is a multiple of ${STEP} s`);
+    assert.equal(tagged.ts, count.ts);
+    assert.equal(pickler.self.carbonErrors, 0, 'the pickle receiver closes cleanly after reading to the end too');
   });
 });

@@ -17,6 +17,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { SelfStats } from '../../src/observability/self-stats.js';
 import { Store } from '../../src/store/store.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { graphiteOnly, outboxText as readOutbox } from '../helpers/outbox.js';
 import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
 
 const log = createLogger('silent');
@@ -78,11 +79,11 @@ describe('flusher periods (injected clock, real redis)', () => {
   }
 
   async function outboxText(): Promise<string> {
-    return (await store.outboxHead(1000)).join('');
+    return readOutbox(store);
   }
 
   async function leader(clock: ManualClock): Promise<Flusher> {
-    const f = new Flusher(store, config, new SelfStats(), log, undefined, clock);
+    const f = new Flusher(store, config, new SelfStats(), log, undefined, clock, graphiteOnly(config));
     flushers.push(f);
     await f.start();
     assert.ok(f.isLeader);

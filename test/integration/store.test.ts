@@ -16,6 +16,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { SelfStats } from '../../src/observability/self-stats.js';
 import { Store } from '../../src/store/store.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { graphiteOnly, outboxEntries, outboxText } from '../helpers/outbox.js';
 import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
 
 const log = createLogger('silent');
@@ -140,10 +141,11 @@ describe('redis invariants', () => {
     await a.releaseLease('token-a');
     assert.equal(await b.tryAcquireLease('token-b', 60_000), 2);
     assert.deepEqual(await a.closePeriod('token-a', 2_000_000, TTL, 0), { status: 'not-leader' });
-    const payload = { chunks: ['x 1 1\n'], gaugeTtl: [], gaugeDeletes: [], outboxMax: 10 };
-    assert.deepEqual(await a.commit('token-a', 1_000_000, payload), { status: -1, dropped: 0 });
-    assert.equal(await a.ack('token-a', 1), false);
-    assert.equal(await a.outboxLength(), 0);
+    const payload = { chunks: ['x 1 1\n'], gaugeTtl: [], gaugeDeletes: [], outboxMaxBytes: 10 };
+    assert.deepEqual(await a.commit('token-a', 1_000_000, payload), { status: -1, droppedLines: 0, droppedBytes: 0 });
+    assert.equal(await a.claimOutbox('token-a', 'graphite', 1 << 20, 10), null);
+    assert.equal(await a.ackOutbox('token-a', 'graphite', '1-0'), -1);
+    assert.equal((await a.outboxStats()).entries, 0);
   });
 
   test("a crashed leader's pending period is processed by the next leader, once", async () => {
@@ -154,22 +156,24 @@ describe('redis invariants', () => {
     });
     // token-b holds the lease and "crashed" after closing P1 .. P2 + 4000; a new process takes over once it expires.
     await b.releaseLease('token-b');
-    const next = new Flusher(a, config, new SelfStats(), log, undefined, new ManualClock());
+    const next = new Flusher(a, config, new SelfStats(), log, undefined, new ManualClock(), graphiteOnly(config));
     assert.equal(await a.tryAcquireLease(next.token, 60_000), 2);
     await next.start();
     await next.kickProcessing();
     await next.stop();
     assert.ok(!(await a.pendingPeriods()).includes(P1));
-    const text = (await a.outboxHead(100)).join('');
+    const text = await outboxText(a);
     assert.match(text, /^stats_counts\.m\.c 6 1000$/m);
     assert.match(text, /^stats\.timers\.m\.t\.count 2 1000$/m);
     assert.match(text, /^stats\.gauges\.m\.g 3 1000$/m);
     assert.match(text, /^stats\.sets\.m\.s\.count 1 1000$/m);
     // Committing the same period again is a no-op.
-    const payload = { chunks: ['dup 1 1\n'], gaugeTtl: [], gaugeDeletes: [], outboxMax: 10 };
+    const payload = { chunks: ['dup 1 1\n'], gaugeTtl: [], gaugeDeletes: [], outboxMaxBytes: 1 << 20 };
     assert.equal(await a.tryAcquireLease('token-c', 60_000), 2);
     assert.equal((await a.commit('token-c', 1_000_000, payload)).status, 0);
-    assert.doesNotMatch((await a.outboxHead(100)).join(''), /^dup /m);
+    assert.doesNotMatch(await outboxText(a), /^dup /m);
+    const entries = await outboxEntries(a);
+    assert.equal((await a.outboxStats()).bytes, entries.reduce((n, e) => n + e.b, 0), 'outbox_bytes is the sum of b');
   });
 });
 
@@ -192,7 +196,7 @@ describe('known names (statsd re-emits idle counters as 0)', () => {
       overrides: { graphiteHost: '127.0.0.1', flushInterval: 600_000, redis: { url: REDIS_URL, keyPrefix: prefix } },
     });
     // Closes are the test's: the flusher's own timers never fire.
-    const f = new Flusher(s, config, new SelfStats(), log, undefined, new ManualClock());
+    const f = new Flusher(s, config, new SelfStats(), log, undefined, new ManualClock(), graphiteOnly(config));
     assert.equal(await s.tryAcquireLease(f.token, 60_000), 2);
     await f.start();
     after(() => f.stop());
@@ -204,7 +208,7 @@ describe('known names (statsd re-emits idle counters as 0)', () => {
     const period = async (ts: number): Promise<string> => {
       assert.deepEqual(await s.closePeriod(f.token, ts * 1000, TTL, 0), { status: 'closed' });
       await f.kickProcessing();
-      return (await s.outboxHead(1000)).join('').split('\n').filter((l) => l.endsWith(` ${ts}`)).join('\n');
+      return (await outboxText(s)).split('\n').filter((l) => l.endsWith(` ${ts}`)).join('\n');
     };
     const first = await period(1000);
     assert.match(first, /^stats_counts\.k\.a 1 1000$/m);

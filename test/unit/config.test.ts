@@ -180,17 +180,29 @@ describe('statsd semantics', () => {
       log: { backend: 'syslog', level: 'LOG_DEBUG' },
     });
     assert.deepEqual(warnings, [
-      'overrides: backends: backend "./backends/console" is not supported by tallyd and is ignored (only graphite is)',
-      'overrides: backends: backend "statsd-influxdb-backend" is not supported by tallyd and is ignored (only graphite is)',
-      'overrides: graphiteProtocol: tallyd writes the plaintext protocol only; "pickle" is ignored and text is sent to graphitePort',
+      'overrides: backends: backend "statsd-influxdb-backend" is not supported by tallyd and is ignored (graphite and console are)',
       "overrides: keyFlush: statsd's frequent-keys log is not implemented; ignored",
       'overrides: title: tallyd does not change its process title; ignored',
-      'overrides: influxdb: unknown key, ignored (perhaps a setting of "./backends/console" or "statsd-influxdb-backend", '
-        + 'not loaded by tallyd)',
+      'overrides: influxdb: unknown key, ignored (perhaps a setting of "statsd-influxdb-backend", not loaded by tallyd)',
       'overrides: log.backend: tallyd logs JSON lines to stdout (pino); statsd\'s log backend is ignored',
       'overrides: log.level: statsd\'s syslog level "LOG_DEBUG" is read as pino level "debug"',
     ]);
     assert.equal(load(null, { log: { level: 'LOG_DEBUG' } }).config.log.level, 'debug');
+  });
+
+  it('reads backends, pickle and the outbox bound; an old outboxMaxChunks warns and is ignored', () => {
+    const { config, warnings } = load(null, {
+      backends: ['./backends/console', 'graphite'], graphiteProtocol: 'pickle', graphitePicklePort: 2114, outboxMaxChunks: 5,
+      console: { prettyprint: true },
+    });
+    assert.deepEqual(config.backends, ['console', 'graphite']);
+    assert.equal(config.graphiteProtocol, 'pickle');
+    assert.equal(config.graphitePicklePort, 2114);
+    assert.equal(config.console.prettyprint, true);
+    assert.equal(config.outboxMaxBytes, 256 * 1024 * 1024);
+    assert.equal(config.carbonWriteTimeout, 10_000);
+    assert.deepEqual(warnings, ['overrides: outboxMaxChunks: replaced by outboxMaxBytes (the outbox bound is in bytes now); ignored']);
+    assert.deepEqual(load(null, {}).config.backends, ['graphite']);
   });
 });
 

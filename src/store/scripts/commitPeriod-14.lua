@@ -1,32 +1,35 @@
 --[[
-commit-12: publish a computed (closed) period and drop its rotated state, fenced by
+commitPeriod-14: publish a computed (closed) period and drop its state, fenced by
 the lease, exactly once per period. (The period's new names were added to
 known:* before this, in short HSETs: Store.rememberKnown.)
 
 KEYS[1] lease   KEYS[2] pending   KEYS[3] outbox   KEYS[4] gauges
 KEYS[5] gauge_ttl   KEYS[6] last_commit (set to ts)
 KEYS[7..12] p:<ts>:{counters,timers,timer_counts,sets,gauges,gauge_values}
+KEYS[13] outbox_bytes   KEYS[14] outbox_claim:<sink> (the outbox reader's claim)
 
-ARGV[1] lease token, ARGV[2] ts (the period's boundary, ms), ARGV[3] outbox bound (chunks), then sections:
-  chunks:        n, chunk * n            (RPUSHed to the outbox in order)
+ARGV[1] lease token, ARGV[2] ts (the period's boundary, ms), ARGV[3] outbox
+bound (bytes), then sections:
+  chunks:        n, chunk * n            (XADDed to the outbox in order)
   gauge ttls     n, (name, ttl) * n
   gauge deletes  n, name * n             (idle past gaugesMaxTTL: a later
                                           period's op brings one back when it closes)
 
-Returns {-1, 0} not the leader, {0, 0} already committed, {1, dropped} done,
-where dropped is the number of the oldest outbox chunks trimmed to keep the
-outbox within its bound.
+Returns {-1, 0, 0} not the leader, {0, 0, 0} already committed,
+{1, lines, bytes} done, where lines and bytes are what the outbox bound
+dropped (oldest unclaimed entries first, see includes/outbox.lua).
 ]]
+--#include outbox.lua
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return {-1, 0}
+  return {-1, 0, 0}
 end
 if not redis.call('ZSCORE', KEYS[2], ARGV[2]) then
-  return {0, 0}
+  return {0, 0, 0}
 end
 local i = 4
 local n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
-  redis.call('RPUSH', KEYS[3], ARGV[i]); i = i + 1
+  outbox_add(KEYS[3], KEYS[13], ARGV[i]); i = i + 1
 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
@@ -43,11 +46,5 @@ for k = 7, 12 do
 end
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[6], ARGV[2])
-local dropped = 0
-local bound = tonumber(ARGV[3])
-local len = redis.call('LLEN', KEYS[3])
-if len > bound then
-  dropped = len - bound
-  redis.call('LTRIM', KEYS[3], dropped, -1)
-end
-return {1, dropped}
+local lines, bytes = outbox_trim(KEYS[3], KEYS[13], KEYS[14], tonumber(ARGV[3]))
+return {1, lines, bytes}

@@ -1,5 +1,5 @@
 --[[
-mergeBatch-10: fold one local batch into the period in which it was received,
+mergeBatch-11: fold one local batch into the period in which it was received,
 atomically and at most once, and record the sender's watermark.
 
 KEYS[1]  merged            zset  batch id -> ms merged (dedupe window)
@@ -13,7 +13,8 @@ KEYS[8]  p:<P>:sets         hash  name "\n" member -> 1
 KEYS[9]  p:<P>:gauges       hash  name -> "s<value>" (set this period, later deltas
                                  folded in) or "d<delta>" (only deltas this period);
                                  applied to the persistent gauges when P closes
-KEYS[10] outbox            list  Graphite plaintext chunks waiting for Carbon
+KEYS[10] outbox            stream Graphite plaintext chunks waiting for the sinks
+KEYS[11] outbox_bytes      string sum of the outbox entries' bytes
 
 ARGV[1] batch id, ARGV[2] now (ms), ARGV[3] dedupe window (ms),
 ARGV[4] P, the period's boundary (ms), ARGV[5] member id, ARGV[6] the member's
@@ -26,7 +27,8 @@ its items:
   gauges:       n, (name, mode "s"|"d", value) * n
   sets:         n, field * n
   passthrough:  n, chunk * n   (finished Graphite lines with their own
-                                timestamps, RPUSHed to the outbox as they are)
+                                timestamps, XADDed to the outbox as they are;
+                                the outbox bound is applied at the next commit)
 A name appears at most once per section (a Batch keeps one slot per name).
 
 Returns {1} when merged, {0} when this batch id was merged before (a retry),
@@ -36,11 +38,11 @@ counts it late).
 Arithmetic is in Lua doubles and stored with %.17g, which round-trips
 exactly, so sums match JavaScript's own float additions.
 
-Cost: every section is read and written CHUNK names per HMGET / HSET /
-RPUSH, not one command per name: a command called from Lua costs about as
+Cost: every section is read and written CHUNK names per HMGET / HSET, not one command per name: a command called from Lua costs about as
 much as the arithmetic around it, so this halves the script's time for a
 batch of many distinct names (20,000 counters: ~55 -> ~25 ms).
 ]]
+--#include outbox.lua
 local CHUNK = 1000 -- names per command; unpack() stays far below Lua's C stack limit (8000)
 local format = string.format
 local now = tonumber(ARGV[2])
@@ -136,24 +138,12 @@ local function gaugeAll(key, i, n)
   return i + 3 * n
 end
 
--- RPUSHes the n values at ARGV[i..] in order; returns the index after them.
-local function pushAll(key, i, n)
-  local done = 0
-  while done < n do
-    local m = math.min(CHUNK, n - done)
-    local vs = {}
-    for j = 1, m do vs[j] = ARGV[i + done + j - 1] end
-    redis.call('RPUSH', key, unpack(vs))
-    done = done + m
-  end
-  return i + n
-end
-
 local i = 7
 local n = tonumber(ARGV[i]); i = addAll(KEYS[5], i + 1, n)
 n = tonumber(ARGV[i]); i = setAll(KEYS[6], i + 1, n)
 n = tonumber(ARGV[i]); i = addAll(KEYS[7], i + 1, n)
 n = tonumber(ARGV[i]); i = gaugeAll(KEYS[9], i + 1, n)
 n = tonumber(ARGV[i]); i = markAll(KEYS[8], i + 1, n)
-n = tonumber(ARGV[i]); pushAll(KEYS[10], i + 1, n)
+n = tonumber(ARGV[i])
+for j = i + 1, i + n do outbox_add(KEYS[10], KEYS[11], ARGV[j]) end
 return {1}

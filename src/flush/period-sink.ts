@@ -1,0 +1,24 @@
+/**
+ * The sink boundary: a backend in front of computed periods, as small as a
+ * gostatsd backend. The flusher calls encode() before committing a period and
+ * committed() once the commit went through; the flush thread (the
+ * composition root) starts and stops sinks. Sinks live in src/sink/ and
+ * import from here; nothing in src/flush/ but flush-thread.ts imports a sink.
+ */
+import type { ComputedPeriod } from './computed-period.js';
+
+export interface PeriodSink {
+  /** statsd's backend name: 'graphite', 'console'. */
+  readonly name: string;
+  start(): void;
+  /**
+   * Chunks for the Redis outbox ('\n'-terminated lines, committed with the
+   * period in one fenced script, then delivered at least once); [] if the
+   * sink keeps nothing in the outbox.
+   */
+  encode(period: ComputedPeriod): Promise<string[]>;
+  /** The period was committed (by this leader, once). */
+  committed(period: ComputedPeriod): void;
+  /** Stops, after delivering what it can for up to timeoutMs. */
+  stop(timeoutMs: number): Promise<void>;
+}
