@@ -1,5 +1,6 @@
 /**
- * Main-thread handle on the flush thread (flush-thread.ts): starts it,
+ * Main-thread handle on the flush thread (src/flush-thread.ts, the thread's
+ * composition root: it wires the flusher to the sinks): starts it,
  * mirrors its counters into this process's SelfStats (so the batcher emits
  * them and the console shows them), restarts it if it dies, and stops it
  * after the last batch was merged.
@@ -36,7 +37,7 @@ const STOP_GRACE_MS = 3000;
 /** A worker for flush-thread, under tsx (tests, `node --import tsx`) or from dist/. */
 function spawnThread(workerData: unknown): Worker {
   const isTs = import.meta.url.endsWith('.ts');
-  const url = new URL(isTs ? './flush-thread.ts' : './flush-thread.js', import.meta.url);
+  const url = new URL(isTs ? '../flush-thread.ts' : '../flush-thread.js', import.meta.url);
   if (!isTs) return new Worker(url, { workerData });
   // Worker threads don't inherit `--import tsx` on Node 20: register it first.
   const boot = `import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(url.href)}); })`;

@@ -80,7 +80,7 @@ export class Flusher {
     private readonly log: Logger,
     private readonly onCommitted: () => void = () => {},
     private readonly clock: Clock = systemClock,
-    /** Backends each committed period goes to (flush-thread.ts builds them). */
+    /** Backends each committed period goes to (src/flush-thread.ts builds them). */
     private readonly sinks: readonly PeriodSink[] = [],
   ) {
     this.errLog = new RateLimitedLog(log, 5000);

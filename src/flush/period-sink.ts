@@ -3,7 +3,7 @@
  * gostatsd backend. The flusher calls encode() before committing a period and
  * committed() once the commit went through; the flush thread (the
  * composition root) starts and stops sinks. Sinks live in src/sink/ and
- * import from here; nothing in src/flush/ but flush-thread.ts imports a sink.
+ * import from here; nothing in src/flush/ imports a sink (src/flush-thread.ts wires them).
  */
 import type { ComputedPeriod } from './computed-period.js';
 

@@ -10,13 +10,13 @@
 import { readlinkSync } from 'node:fs';
 import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Config } from '../config/types.js';
-import { createLogger, type Logger } from '../observability/logger.js';
-import { SelfStats } from '../observability/self-stats.js';
-import { buildSinks } from '../sink/build-sinks.js';
-import { Store } from '../store/store.js';
-import { Flusher } from './flusher.js';
-import { MIRRORED_STATS, type FlushThreadMessage, type FlushThreadReport } from './flush-host.js';
+import type { Config } from './config/types.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { SelfStats } from './observability/self-stats.js';
+import { buildSinks } from './sink/build-sinks.js';
+import { Store } from './store/store.js';
+import { Flusher } from './flush/flusher.js';
+import { MIRRORED_STATS, type FlushThreadMessage, type FlushThreadReport } from './flush/flush-host.js';
 
 const REPORT_EVERY_MS = 500;
 
