@@ -15,3 +15,20 @@ export const systemClock: Clock = {
 export function nextBoundary(nowMs: number, intervalMs: number): number {
   return (Math.floor(nowMs / intervalMs) + 1) * intervalMs;
 }
+
+/** p, or a rejection with Error(what) if it has not settled within ms (the timer is cleared either way). */
+export function withTimeout<T>(p: Promise<T>, ms: number, what = `no connection after ${ms} ms`): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(what)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}

@@ -19,6 +19,7 @@
  * It depends on narrow providers, not on the Store, FlushHost and Batcher
  * classes, so a test can feed it facts.
  */
+import { withTimeout } from '../clock.js';
 
 /** Redis facts (Store). */
 export interface RedisFacts {
@@ -174,18 +175,6 @@ export class HealthFacts {
   /** A Redis read that answered the PING may still hang: give it the same bound. */
   private bounded<T>(p: Promise<T>): Promise<T> {
     p.catch(() => undefined);
-    return new Promise<T>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no reply within ${this.pingTimeoutMs} ms`)), this.pingTimeoutMs);
-      p.then(
-        (v) => {
-          clearTimeout(t);
-          resolve(v);
-        },
-        (e: unknown) => {
-          clearTimeout(t);
-          reject(e instanceof Error ? e : new Error(String(e)));
-        },
-      );
-    });
+    return withTimeout(p, this.pingTimeoutMs, `no reply within ${this.pingTimeoutMs} ms`);
   }
 }

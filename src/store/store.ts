@@ -6,6 +6,7 @@
 import { Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
+import { withTimeout } from '../clock.js';
 import { isCommandTimeout, watchCommandTimeouts } from './command-timeouts.js';
 import { StoreError } from './errors.js';
 import { FIELD_SEP, Keys, KNOWN_TYPES, OUTBOX_READER, type KnownType } from './keys.js';
@@ -454,22 +455,6 @@ function results(res: Array<[Error | null, unknown]> | null): unknown[] {
   return res.map(([err, v]) => {
     if (err) throw new StoreError('EREDIS', err.message, { cause: err });
     return v;
-  });
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what = `no connection after ${ms} ms`): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(what)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
   });
 }
 

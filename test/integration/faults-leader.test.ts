@@ -11,8 +11,9 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { CarbonListener, freeUdpPort, sleep } from '../helpers/carbon.js';
+import { FaultFixture } from '../helpers/fault-fixture.js';
 import { leaderIndex, leaseKey, waitForLeaseHolder } from '../helpers/lease.js';
-import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
+import { REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { assertPeriods, diagnoseLines, checkPeriods, periodOf, SteadySender, waitSettled, waitUntil } from '../helpers/steady-traffic.js';
 import { spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
 
@@ -21,28 +22,14 @@ const FLUSH_MS = 1000;
 const UNMERGED_MS = 300;
 
 describe('faults: leader killed', () => {
-  const children: ChildTallyd[] = [];
-  const senders: SteadySender[] = [];
-  const carbons: CarbonListener[] = [];
-  const prefixes: string[] = [];
-
-  afterEach(async () => {
-    for (const s of senders.splice(0)) await s.close();
-    for (const c of children.splice(0)) {
-      if (c.proc.pid !== undefined && c.proc.exitCode === null && c.proc.signalCode === null) {
-        process.kill(c.proc.pid, 'SIGKILL');
-        await c.exited;
-      }
-    }
-    for (const l of carbons.splice(0)) await l.stop();
-    for (const p of prefixes.splice(0)) await cleanup(p);
-  });
+  const f = new FaultFixture();
+  afterEach(() => f.cleanup());
 
   test('two tallyd on one prefix, the leader killed -9 under traffic: no period missing or inflated', { timeout: 45_000 }, async (t) => {
     const prefix = testPrefix('faults-leader');
-    prefixes.push(prefix);
+    f.prefixes.push(prefix);
     const carbon = new CarbonListener();
-    carbons.push(carbon);
+    f.carbons.push(carbon);
     await carbon.start();
     const ports = [await freeUdpPort(), await freeUdpPort()];
     const procs = ports.map((port) =>
@@ -56,7 +43,7 @@ describe('faults: leader killed', () => {
         }),
       ),
     );
-    children.push(...procs);
+    f.children.push(...procs);
     for (const p of procs) await waitForOutput(p, 'tallyd is up');
 
     // The leader: the process whose flusher's token is in the lease key.
@@ -69,7 +56,7 @@ describe('faults: leader killed', () => {
     const survivor = procs[1 - leaderIdx] as ChildTallyd;
     const names = ['faults.leader.a', 'faults.leader.b'];
     const senderOf = ports.map((port, i) => new SteadySender({ port, name: names[i] as string, everyMs: 10, incrementsPerDatagram: 3 }));
-    senders.push(...senderOf);
+    f.senders.push(...senderOf);
     const killedSender = senderOf[leaderIdx] as SteadySender;
     const survivorSender = senderOf[1 - leaderIdx] as SteadySender;
     const killedSeries = `stats_counts.${names[leaderIdx]}`;

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test, type TestContext } from 'node:test';
 import { CarbonListener, freeUdpPort, sleep } from '../helpers/carbon.js';
+import { FaultFixture } from '../helpers/fault-fixture.js';
 import { waitForLeaseHolder } from '../helpers/lease.js';
 import { testPrefix } from '../helpers/redis.js';
 import { RedisServer } from '../helpers/redis-server.js';
@@ -19,29 +20,14 @@ const NAME = 'faults.redis.hits';
 const SERIES = `stats_counts.${NAME}`;
 
 describe('faults: redis', () => {
-  const children: ChildTallyd[] = [];
-  const senders: SteadySender[] = [];
-  const carbons: CarbonListener[] = [];
-  const servers: RedisServer[] = [];
-
-  afterEach(async () => {
-    for (const s of senders.splice(0)) await s.close();
-    for (const c of children.splice(0)) {
-      if (c.proc.pid !== undefined && c.proc.exitCode === null && c.proc.signalCode === null) {
-        process.kill(c.proc.pid, 'SIGKILL');
-        await c.exited;
-      }
-    }
-    for (const l of carbons.splice(0)) await l.stop();
-    // The server (and with it every key of the test's prefix) goes with its dir.
-    for (const r of servers.splice(0)) await r.stop();
-  });
+  const f = new FaultFixture();
+  afterEach(() => f.cleanup());
 
   async function setUp(aof: boolean): Promise<{ redis: RedisServer; carbon: CarbonListener; child: ChildTallyd; sender: SteadySender }> {
     const redis = await RedisServer.start({ aof });
-    servers.push(redis);
+    f.servers.push(redis);
     const carbon = new CarbonListener();
-    carbons.push(carbon);
+    f.carbons.push(carbon);
     await carbon.start();
     const udp = await freeUdpPort();
     const prefix = testPrefix(aof ? 'faults-kill9' : 'faults-pause');
@@ -55,11 +41,13 @@ describe('faults: redis', () => {
         log: { level: 'info' },
       }),
     );
-    children.push(child);
+    f.children.push(child);
     await waitForOutput(child, 'tallyd is up');
-    await waitForLeaseHolder(redis.url, prefix);
+    await waitForLeaseHolder(redis.url, prefix).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}\n--- tallyd output ---\n${child.output().slice(-4000)}\n--- redis-server ---\n${redis.output().slice(-2000)}`);
+    });
     const sender = new SteadySender({ port: udp, name: NAME, everyMs: 10, incrementsPerDatagram: 3 });
-    senders.push(sender);
+    f.senders.push(sender);
     return { redis, carbon, child, sender };
   }
 

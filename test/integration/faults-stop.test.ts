@@ -29,11 +29,12 @@ import { afterEach, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { freeUdpPort, sleep } from '../helpers/carbon.js';
 import { GoodCarbon } from '../helpers/fault-carbon.js';
+import { FaultFixture } from '../helpers/fault-fixture.js';
 import { udpSocketStats } from '../helpers/proc-udp.js';
 import { waitForLeaseHolder } from '../helpers/lease.js';
-import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
+import { REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { checkPeriods, diagnoseLines, periodOf, SteadySender, waitUntil } from '../helpers/steady-traffic.js';
-import { spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
+import { spawnTallyd, testConfig, waitForOutput } from '../helpers/tallyd.js';
 
 const FLUSH_MS = 1000;
 /** The contract's default stopTimeout (not set in the config, so the current code loads it too). */
@@ -85,28 +86,14 @@ async function leftovers(prefix: string): Promise<{ hits: number; outbox: string
 }
 
 describe('faults: SIGTERM under load', () => {
-  const children: ChildTallyd[] = [];
-  const senders: SteadySender[] = [];
-  const carbons: GoodCarbon[] = [];
-  const prefixes: string[] = [];
-
-  afterEach(async () => {
-    for (const s of senders.splice(0)) await s.close();
-    for (const c of children.splice(0)) {
-      if (c.proc.pid !== undefined && c.proc.exitCode === null && c.proc.signalCode === null) {
-        process.kill(c.proc.pid, 'SIGKILL');
-        await c.exited;
-      }
-    }
-    for (const l of carbons.splice(0)) await l.stop();
-    for (const p of prefixes.splice(0)) await cleanup(p);
-  });
+  const f = new FaultFixture();
+  afterEach(() => f.cleanup());
 
   test('SIGTERM under 20,000 metrics/s: exit 0 in time, every delivered datagram counted, outbox drained', { timeout: 45_000 }, async (t) => {
     const prefix = testPrefix('faults-stop');
-    prefixes.push(prefix);
+    f.prefixes.push(prefix);
     const carbon = new GoodCarbon();
-    carbons.push(carbon);
+    f.carbons.push(carbon);
     await carbon.start();
     const udp = await freeUdpPort();
     const child = spawnTallyd(
@@ -118,12 +105,12 @@ describe('faults: SIGTERM under load', () => {
         log: { level: 'info' },
       }),
     );
-    children.push(child);
+    f.children.push(child);
     await waitForOutput(child, 'tallyd is up');
     await waitForLeaseHolder(REDIS_URL, prefix);
 
     const sender = new SteadySender({ port: udp, name: NAME, everyMs: 10, datagramsPerTick: 10, incrementsPerDatagram: INCREMENTS, seqGauge: SEQ, connect: true });
-    senders.push(sender);
+    f.senders.push(sender);
 
     // Sample the kernel's counters for tallyd's socket for as long as it exists.
     let maxDrops = 0;
