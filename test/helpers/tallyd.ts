@@ -50,14 +50,19 @@ export interface ChildTallyd {
   exited: Promise<number | string>;
 }
 
-/** Runs `src/main.ts` under tsx with a config file written from raw. */
+/**
+ * Runs `src/main.ts` under tsx with a config file written from raw. The
+ * test's own environment keeps REDIS_URL and TALLYD_REDIS_URL to itself:
+ * they outrank the file's redis.url (as they should for an operator), and a
+ * test that points tallyd at a redis-server of its own says so in the file.
+ */
 export function spawnTallyd(raw: RawConfig, env: NodeJS.ProcessEnv = {}): ChildTallyd {
   const dir = mkdtempSync(path.join(tmpdir(), 'tallyd-test-'));
   const file = path.join(dir, 'config.json');
   writeFileSync(file, JSON.stringify(raw, null, 2));
   const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'), file], {
     cwd: ROOT,
-    env: { ...process.env, ...env },
+    env: { ...withoutRedisUrl(process.env), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -74,4 +79,11 @@ export async function waitForOutput(child: ChildTallyd, text: string, timeoutMs 
     if (child.proc.exitCode !== null) throw new Error(`tallyd exited (${child.proc.exitCode}) before "${text}":\n${child.output()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+function withoutRedisUrl(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  delete out.REDIS_URL;
+  delete out.TALLYD_REDIS_URL;
+  return out;
 }

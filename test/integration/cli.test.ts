@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { freePort } from '../helpers/carbon.js';
-import { testPrefix } from '../helpers/redis.js';
+import { cleanup, testPrefix } from '../helpers/redis.js';
 import { ROOT, testConfig } from '../helpers/tallyd.js';
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -71,9 +71,11 @@ describe('command line', () => {
     const busy = dgram.createSocket('udp4');
     await new Promise<void>((r) => busy.bind(0, '127.0.0.1', () => r()));
     const port = busy.address().port;
-    const raw = testConfig(testPrefix('cli-busy'), null, { servers: [{ server: 'udp', address: '127.0.0.1', port }] });
+    const prefix = testPrefix('cli-busy');
+    const raw = testConfig(prefix, null, { servers: [{ server: 'udp', address: '127.0.0.1', port }] });
     const r = await run([writeConfig('busy.json', JSON.stringify(raw))]);
     busy.close();
+    await cleanup(prefix); // the flush thread started (and closed a period) before the port failed
     assert.equal(r.code, 1);
     assert.deepEqual(plain(r.stderr), [`tallyd: cannot listen on udp 127.0.0.1:${port}: address already in use (EADDRINUSE)`]);
   });
