@@ -28,7 +28,8 @@ import { encodeMerge, type MergeArg } from './merge-args.js';
 
 
 export interface MergeTarget {
-  merge(batchId: string, periodMs: number, memberId: string, watermarkMs: number, args: MergeArg[]): Promise<MergeOutcome>;
+  /** late: periodMs is not the batch's own period (that one closed without it): see mergeBatch-11.lua. */
+  merge(batchId: string, periodMs: number, memberId: string, watermarkMs: number, args: MergeArg[], late: boolean): Promise<MergeOutcome>;
   heartbeat(memberId: string, watermarkMs: number): Promise<void>;
   leave(memberId: string): Promise<void>;
 }
@@ -56,6 +57,8 @@ interface Encoded {
   periodMs: number;
   args: MergeArg[];
   samples: number;
+  /** Moved to a later period because its own closed first. */
+  late: boolean;
   /** Failures that were not about the connection (a script error, a batch too big to send). */
   rejected: number;
 }
@@ -244,7 +247,8 @@ export class Batcher implements SampleSink {
    * fired a little early still moves on to the next period).
    */
   private swap(atLeastMs: number): void {
-    const period = Math.max(nextBoundary(this.clock.now(), this.opts.flushInterval), atLeastMs);
+    // Never backwards, even if the wall clock steps back: a watermark already reported must stay true.
+    const period = Math.max(nextBoundary(this.clock.now(), this.opts.flushInterval), atLeastMs, this.currentPeriodMs);
     const sealed = this.currentPeriodMs;
     this.currentPeriodMs = period;
     const b = this.current;
@@ -260,7 +264,7 @@ export class Batcher implements SampleSink {
     if (!changed) return;
     this.current = new Batch();
     const id = `${this.node}:${++this.seq}`;
-    this.queue.push({ id, periodMs: sealed, args: encodeMerge(b, id), samples: b.samples, rejected: 0 });
+    this.queue.push({ id, periodMs: sealed, args: encodeMerge(b, id), samples: b.samples, late: false, rejected: 0 });
     while (this.queue.length > this.opts.maxPendingBatches) {
       this.queue.shift();
       this.self.batchesDropped++;
@@ -276,11 +280,12 @@ export class Batcher implements SampleSink {
       const next = this.queue[0] as Encoded;
       try {
         this.reportedAt = this.clock.now();
-        const res = await this.target.merge(next.id, next.periodMs, this.memberId, this.watermark(next), next.args);
+        const res = await this.target.merge(next.id, next.periodMs, this.memberId, this.watermark(next), next.args, next.late);
         if (res.status === 'late') {
           // Held back past its period's close (e.g. Redis unreachable longer than a member's ttl): the oldest open period takes it.
           const was = next.periodMs;
           next.periodMs = Math.max(res.closedMs + this.opts.flushInterval, was);
+          next.late = true;
           this.self.lateSamples += next.samples;
           this.lateLog.warn(() => ({
             msg: 'a batch arrived after its period was closed; merged into the oldest open period',

@@ -39,6 +39,8 @@ const CLOSE_GRACE_MS = 50;
 const CLOSE_POLL_MS = 100;
 /** Empty periods closed one by one after an outage of the whole fleet; further behind, empty ones are skipped. */
 const MAX_EMPTY_CATCH_UP = 6;
+/** Answers "not the next period" (another process closed it meanwhile) taken at once before waiting a poll. */
+const MAX_RETRIES = 2;
 
 export class Flusher {
   readonly token = randomUUID();
@@ -98,25 +100,27 @@ export class Flusher {
 
   /**
    * A clean stop's flushing: no more periodic closes; as leader, close and
-   * commit every period that is due, then the current one too when no other
-   * live process still merges into it (this one's batcher has merged its
-   * last batch and left), all before deadlineMs. The lease stays held (and
-   * renewed) so the sink can drain; release it with stop().
+   * commit every period that is due, before deadlineMs. The unfinished
+   * period stays open in Redis: a tallyd that starts (or runs) on the prefix
+   * merges into it and publishes it whole, under its own timestamp. The
+   * lease stays held (and renewed) so the sink can drain; release it with
+   * stop().
    */
   async closeForStop(deadlineMs: number): Promise<void> {
     this.stopped = true;
     if (this.closeTimer) this.clock.clearTimeout(this.closeTimer);
     if (this.closing) await this.closing;
+    let retries = 0;
     while (this.leader && this.clock.now() < deadlineMs) {
-      const r = await this.closeNext(true).catch((err: unknown) => {
+      const r = await this.closeStep(true).catch((err: unknown) => {
         this.errLog.warn(() => ({ msg: 'closing a period at stop failed', fields: { err: (err as Error).message } }));
         return 'failed' as const;
       });
       if (r === 'closed') {
-        await this.kickProcessing(true);
+        retries = 0;
         continue;
       }
-      if (r === 'retry') continue;
+      if (r === 'retry' && ++retries <= MAX_RETRIES) continue;
       if (r !== 'waiting') break;
       await new Promise<void>((resolve) => this.clock.setTimeout(resolve, CLOSE_POLL_MS));
     }
@@ -189,22 +193,23 @@ export class Flusher {
   /** Closes every period that is due and ready; then sleeps until the next one is due, or polls while one waits. */
   private async closeDue(): Promise<void> {
     const interval = this.cfg.flushInterval;
+    let retries = 0;
     for (let guard = 0; guard < 1000 && this.leader && !this.stopped; guard++) {
-      let r: Awaited<ReturnType<Flusher['closeNext']>>;
+      let r: Awaited<ReturnType<Flusher['closeStep']>>;
       try {
-        r = await this.closeNext(false);
+        r = await this.closeStep(false);
       } catch (err) {
         this.errLog.warn(() => ({ msg: 'closing a period failed; retried', fields: { err: (err as Error).message } }));
         this.scheduleClose(CLOSE_POLL_MS * 5);
         return;
       }
       if (r === 'closed') {
-        void this.kickProcessing();
+        retries = 0;
         continue;
       }
-      if (r === 'retry') continue;
-      if (r === 'waiting') {
-        this.scheduleClose(CLOSE_POLL_MS);
+      if (r === 'retry' && ++retries <= MAX_RETRIES) continue;
+      if (r === 'waiting' || r === 'retry' || r === 'pending') {
+        this.scheduleClose(r === 'pending' ? CLOSE_POLL_MS * 5 : CLOSE_POLL_MS);
         return;
       }
       if (r === 'not-leader') return;
@@ -218,26 +223,42 @@ export class Flusher {
   }
 
   /**
-   * Tries to close the next period: the one after the last closed (empty
-   * ones skipped when far behind), if it is over, or with final (a clean
-   * stop) the current one as well.
+   * One step of closing, strictly alternating with committing: first every
+   * closed period is committed (one that fails stays pending, and nothing
+   * more is closed until it is committed: a commit's gauge deletions must
+   * not undo a later period's gauges), then the next period is closed and
+   * committed.
    */
-  private async closeNext(final: boolean): Promise<'closed' | 'waiting' | 'not-due' | 'not-leader' | 'retry'> {
+  private async closeStep(stopping: boolean): Promise<'closed' | 'waiting' | 'not-due' | 'not-leader' | 'retry' | 'pending'> {
+    await this.kickProcessing(stopping);
+    if ((await this.store.pendingPeriods()).length > 0) return 'pending';
+    const r = await this.closeNext();
+    if (r === 'closed') await this.kickProcessing(stopping);
+    return r;
+  }
+
+  /**
+   * Tries to close the next period if it is over: the one after the last
+   * closed, or an open one before it (a period merged under another
+   * flushInterval is never stepped over); empty ones skipped when far behind.
+   */
+  private async closeNext(): Promise<'closed' | 'waiting' | 'not-due' | 'not-leader' | 'retry'> {
     const interval = this.cfg.flushInterval;
     const now = this.clock.now();
-    const current = nextBoundary(now, interval);
-    const lastOver = current - interval;
+    const lastOver = nextBoundary(now, interval) - interval;
     const { closedMs, oldestOpenMs } = await this.store.closeState();
     let next: number;
     if (closedMs === null) {
       next = oldestOpenMs === null ? lastOver : Math.min(oldestOpenMs, lastOver);
     } else {
       next = nextBoundary(closedMs, interval);
-      if (next < (oldestOpenMs ?? Infinity) && lastOver - next > MAX_EMPTY_CATCH_UP * interval) {
+      if (oldestOpenMs !== null && oldestOpenMs < next) {
+        next = oldestOpenMs;
+      } else if (lastOver - next > MAX_EMPTY_CATCH_UP * interval) {
         next = Math.min(oldestOpenMs ?? lastOver, lastOver);
       }
     }
-    if (next > (final ? current : lastOver)) return 'not-due';
+    if (next > lastOver) return 'not-due';
     const res = await this.store.closePeriod(this.token, next, this.cfg.leaseTtl, this.steadySince, now);
     switch (res.status) {
       case 'closed':
@@ -251,8 +272,6 @@ export class Flusher {
       case 'out-of-order':
         return 'retry';
       case 'waiting':
-        // At a stop, the current period is closed early only when no other process still merges into it.
-        if (next === current) return 'not-due';
         if (now - next > this.cfg.leaseTtl) {
           this.waitLog.warn(() => ({
             msg: 'a period waits for a process that has not merged its samples of it yet',

@@ -146,13 +146,13 @@ export class Store {
    * mergeBatch-11: fold a batch into the period it was received in
    * (periodMs, the period's boundary) and record the member's watermark.
    */
-  async merge(batchId: string, periodMs: number, memberId: string, watermarkMs: number, args: ScriptArg[]): Promise<MergeOutcome> {
+  async merge(batchId: string, periodMs: number, memberId: string, watermarkMs: number, args: ScriptArg[], late = false): Promise<MergeOutcome> {
     const k = this.keys;
     const res = (await this.run(
       'merge',
       [k.merged, k.closed, k.members, k.open, k.period(periodMs, 'counters'), k.period(periodMs, 'timers'),
         k.period(periodMs, 'timer_counts'), k.period(periodMs, 'sets'), k.period(periodMs, 'gauges'), k.outbox, k.outboxBytes],
-      ([batchId, Date.now(), DEDUPE_WINDOW_MS, periodMs, memberId, watermarkMs] as ScriptArg[]).concat(args),
+      ([batchId, Date.now(), DEDUPE_WINDOW_MS, periodMs, memberId, watermarkMs, late ? '1' : '0'] as ScriptArg[]).concat(args),
     )) as number[];
     const status = Number(res[0]);
     if (status === -2) return { status: 'late', closedMs: Number(res[1]) };

@@ -3,7 +3,9 @@
  * of 20 lines (19 increments of a counter, then a gauge carrying the
  * datagram's sequence number) over a connected UDP socket. tallyd must exit 0
  * within stopTimeout (default 10000 ms), count every datagram the kernel gave
- * its socket, and drain the outbox to the listening Carbon before exit.
+ * its socket, and drain the outbox to the listening Carbon before exit. The
+ * unfinished period stays in Redis (it is not over); a tallyd started again
+ * on the prefix publishes it whole, under its own timestamp.
  *
  * What is exact, and why:
  * - tallyd's own count of datagrams read (statsd.packets_received, summed over
@@ -21,8 +23,9 @@
  *   with both CPUs busy.) Those, less the kernel's drops, must
  *   all be published (a datagram left unread in the socket's queue at close,
  *   or read and merged but never flushed, is a loss).
- * - Nothing of the counter is left in Redis and the outbox is empty, and
- *   Carbon has the period of the last datagram that reached the socket.
+ * - At exit the outbox is empty and only the unfinished period holds the
+ *   counter in Redis; once a second tallyd has run, nothing of it is left,
+ *   and Carbon has the period of the last datagram that reached the socket.
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
@@ -96,15 +99,15 @@ describe('faults: SIGTERM under load', () => {
     f.carbons.push(carbon);
     await carbon.start();
     const udp = await freeUdpPort();
-    const child = spawnTallyd(
+    const config = (port: number) =>
       testConfig(prefix, carbon.port, {
-        servers: [{ server: 'udp', address: '127.0.0.1', port: udp }],
+        servers: [{ server: 'udp', address: '127.0.0.1', port }],
         flushInterval: FLUSH_MS,
         batchInterval: 50,
         leaseTtl: 3000,
         log: { level: 'info' },
-      }),
-    );
+      });
+    const child = spawnTallyd(config(udp));
     f.children.push(child);
     await waitForOutput(child, 'tallyd is up');
     await waitForLeaseHolder(REDIS_URL, prefix);
@@ -147,6 +150,18 @@ describe('faults: SIGTERM under load', () => {
     await sampler;
     // tallyd is gone: wait until Carbon has read everything it wrote (its connection closed).
     const closed = await waitUntil(() => carbon.open === 0 && carbon.accepted > 0, 3000);
+    const atExit = await leftovers(prefix);
+    const lastBeforeRestart = Math.max(0, ...carbon.series(`stats_counts.${NAME}`).map((l) => l.ts));
+
+    // The unfinished period waits in Redis; a tallyd started again on the prefix publishes it.
+    const again = spawnTallyd(config(await freeUdpPort()));
+    f.children.push(again);
+    await waitForOutput(again, 'tallyd is up');
+    const published = await waitUntil(() => carbon.series(`stats_counts.${NAME}`).some((l) => l.ts > lastBeforeRestart), 10_000);
+    assert.ok(again.proc.pid !== undefined);
+    process.kill(again.proc.pid, 'SIGTERM');
+    const againCode = await again.exited;
+    await waitUntil(() => carbon.open === 0, 3000);
 
     const sum = (name: string) => carbon.sum(name);
     const hits = sum(`stats_counts.${NAME}`);
@@ -173,7 +188,9 @@ describe('faults: SIGTERM under load', () => {
       `kernel drops: /proc max ${maxDrops}, tallyd udp_kernel_drops ${tallydDrops}; last rx_queue seen ${lastRxQueue} bytes`,
       `reached the socket before it closed: ${reached} datagrams; published ${packets}; after the last one published: ${reached - (lastSeq + 1)}`,
       `carbon ${hits} + left in redis ${left.hits} = ${hits + left.hits} (= ${(hits + left.hits) / INCREMENTS} datagrams read and merged)`,
-      `redis after exit: ${NAME} left ${left.hits}; outbox ${left.outbox.length === 0 ? 'empty' : left.outbox.join(', ')}; keys ${left.keys.length}`,
+      `at exit: outbox ${atExit.outbox.length === 0 ? 'empty' : atExit.outbox.join(', ')}, ${NAME} left in redis ${atExit.hits} (the unfinished period)`,
+      `a second tallyd published it: ${published}, exit ${String(againCode)}`,
+      `redis after the second: ${NAME} left ${left.hits}; outbox ${left.outbox.length === 0 ? 'empty' : left.outbox.join(', ')}; keys ${left.keys.length}`,
       `period of the last datagram that reached the socket ${lastPeriodTs}, carbon has it: ${hitsTs.has(lastPeriodTs)}`,
     ];
     diagnoseLines(t, facts.join('\n'));
@@ -192,7 +209,13 @@ describe('faults: SIGTERM under load', () => {
     if (packets + drops !== reached)
       problems.push(`published ${packets} datagrams + ${drops} kernel drops != ${reached} that reached the socket before it closed (${reached - packets - drops} missing)`);
     if (!hitsTs.has(lastPeriodTs)) problems.push(`the period of the last datagram that reached the socket (${lastPeriodTs}) never reached Carbon`);
-    if (left.hits !== 0) problems.push(`${left.hits} increments of ${NAME} left in Redis after exit (not flushed)`);
+    if (atExit.outbox.length > 0) problems.push(`outbox not drained at exit: ${atExit.outbox.join(', ')}`);
+    // What the first tallyd left in Redis is exactly what the second published for the unfinished period.
+    const resumed = carbon.series(`stats_counts.${NAME}`).filter((l) => l.ts > lastBeforeRestart && l.value !== '0');
+    const resumedSum = resumed.reduce((a, l) => a + Number(l.value), 0);
+    if (resumedSum !== atExit.hits) problems.push(`the second tallyd published ${resumedSum} of ${NAME}, the first left ${atExit.hits} in Redis`);
+    if (againCode !== 0) problems.push(`the second tallyd exited ${String(againCode)}`);
+    if (left.hits !== 0) problems.push(`${left.hits} increments of ${NAME} left in Redis after the second tallyd (never published)`);
     if (left.outbox.length > 0) problems.push(`outbox not drained: ${left.outbox.join(', ')}`);
     if (!periods.ok) problems.push(`per-period counts of the datagrams that reached the socket are wrong:\n${periods.text}`);
     assert.deepEqual(problems, [], `${facts.join('\n')}\n--- tallyd output (tail) ---\n${child.output().slice(-3000)}`);

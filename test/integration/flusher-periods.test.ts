@@ -63,12 +63,12 @@ describe('flusher periods (injected clock, real redis)', () => {
   });
   after(() => cleanup(prefix));
 
-  async function setup(): Promise<void> {
+  async function setup(extra: Record<string, unknown> = {}): Promise<void> {
     prefix = testPrefix('flusher');
     config = loadConfig({
       file: null,
       env: {},
-      overrides: { graphiteHost: '127.0.0.1', flushInterval: I, leaseTtl: TTL, redis: { url: REDIS_URL, keyPrefix: prefix } },
+      overrides: { graphiteHost: '127.0.0.1', flushInterval: I, leaseTtl: TTL, redis: { url: REDIS_URL, keyPrefix: prefix }, ...extra },
     }).config;
     store = await Store.open(config.redis, log);
   }
@@ -143,5 +143,42 @@ describe('flusher periods (injected clock, real redis)', () => {
     for (const [i, v] of [10, 20, 30].entries()) {
       assert.match(text, new RegExp(`^stats_counts\\.c\\.c ${v} ${(P + i * I) / 1000}$`, 'm'), `period ${i} on its own`);
     }
+  });
+
+  test('a period merged under another flushInterval is closed in its turn, never stepped over', async () => {
+    await setup();
+    const P = (Math.floor(Date.now() / I) + 1) * I;
+    await store.redis.set(store.keys.closed, String(P - 2 * I));
+    // A process still on a 3 s interval merged into a period off this leader's 10 s grid.
+    await merge(P - 2 * I + 3000, 'old', P + I, 'grid.c', 3);
+    await merge(P, 'old', P + I, 'grid.c', 4);
+    await store.leave('old');
+    const clock = new ManualClock(P + 500);
+    const f = await leader(clock);
+    await until('both committed', async () => f.lastCommittedTs === P / 1000);
+    const text = await outboxText();
+    assert.match(text, new RegExp(`^stats_counts\\.grid\\.c 3 ${(P - 2 * I + 3000) / 1000}$`, 'm'));
+    assert.match(text, new RegExp(`^stats_counts\\.grid\\.c 4 ${P / 1000}$`, 'm'));
+  });
+
+  test('deleteGauges: periods closed and committed strictly in turn, so a commit never undoes a later period', async () => {
+    await setup({ deleteGauges: true });
+    const P = (Math.floor(Date.now() / I) + 1) * I;
+    await store.redis.set(store.keys.closed, String(P - I));
+    const g = async (periodMs: number, value: number, delta: boolean): Promise<void> => {
+      const b = new Batch();
+      b.gauge('dg.g', value, delta);
+      const id = `g:${++seq}`;
+      await store.merge(id, periodMs, 'src', P + 3 * I, encodeMerge(b, id));
+    };
+    await g(P, 5, false); // set in P, idle in P + I (deleted after it, as statsd does), +1 in P + 2I
+    await g(P + 2 * I, 1, true);
+    await store.leave('src');
+    const clock = new ManualClock(P + 2 * I + 500); // a leader that takes over late: three periods due at once
+    const f = await leader(clock);
+    await until('three periods committed', async () => f.lastCommittedTs === (P + 2 * I) / 1000);
+    const text = await outboxText();
+    assert.match(text, new RegExp(`^stats\\.gauges\\.dg\\.g 5 ${P / 1000}$`, 'm'));
+    assert.match(text, new RegExp(`^stats\\.gauges\\.dg\\.g 1 ${(P + 2 * I) / 1000}$`, 'm'), 'statsd: a delta after the deletion starts from 0');
   });
 });

@@ -94,6 +94,38 @@ describe('redis invariants', () => {
     assert.equal((await a.readCurrent()).counters['late.c'], '1');
   });
 
+  test('a retry of a merge that ran (its reply lost) is a duplicate, not late, even once its period closed', async () => {
+    const batch = new Batch();
+    batch.counter('retry.c', 1, 1);
+    const args = encodeMerge(batch, 'node:retry');
+    const P = P2 + 10_000;
+    assert.deepEqual(await a.merge('node:retry', P, 'm1', P + 1000, args), { status: 'merged' });
+    assert.deepEqual(await a.redis.set(a.keys.closed, String(P)), 'OK'); // the leader closed P meanwhile
+    assert.deepEqual(await a.merge('node:retry', P, 'm1', P + 1000, args), { status: 'duplicate' });
+    await a.redis.set(a.keys.closed, String(P1)); // back to where the tests below expect it
+    await a.redis.del(a.keys.period(P, 'counters'));
+    await a.redis.zrem(a.keys.open, String(P));
+    await a.leave('m1');
+  });
+
+  test("a late batch's gauge values give way to the period's own, which are newer", async () => {
+    const P = P2 + 20_000;
+    const own = new Batch();
+    own.gauge('late.s', 7, false);
+    own.gauge('late.d', 2, true);
+    await a.merge('g:own', P, 'm1', P + 1000, encodeMerge(own, 'g:own'));
+    const held = new Batch(); // received in an older period, which closed without it
+    held.gauge('late.s', 1, false);
+    held.gauge('late.d', 10, false);
+    held.gauge('late.n', 4, false);
+    await a.merge('g:held', P, 'm1', P + 1000, encodeMerge(held, 'g:held'), true);
+    const ops = await a.redis.hgetall(a.keys.period(P, 'gauges'));
+    assert.deepEqual(ops, { 'late.s': 's7', 'late.d': 's12', 'late.n': 's4' });
+    await a.redis.del(a.keys.period(P, 'gauges'));
+    await a.redis.zrem(a.keys.open, String(P));
+    await a.leave('m1');
+  });
+
   test('a live member that may still hold samples of a period holds its close; a dead one is given up', async () => {
     const k = a.keys;
     await a.heartbeat('m1', P2); // still in P2

@@ -19,8 +19,10 @@ KEYS[11] outbox_bytes      string sum of the outbox entries' bytes
 ARGV[1] batch id, ARGV[2] now (ms), ARGV[3] dedupe window (ms),
 ARGV[4] P, the period's boundary (ms), ARGV[5] member id, ARGV[6] the member's
 watermark (ms): the oldest period for which it may still hold unmerged
-samples once this batch is merged. Then sections, each a count n followed by
-its items:
+samples once this batch is merged, ARGV[7] "1" when the batch is late (its own
+period closed before it arrived, so P is a later one): its gauge values are
+older than any P already holds, and do not replace them. Then sections, each
+a count n followed by its items:
   counters:     n, (name, delta) * n
   timers:       n, (field, packed samples) * n
   timer_counts: n, (name, delta) * n
@@ -31,28 +33,31 @@ its items:
                                 the outbox bound is applied at the next commit)
 A name appears at most once per section (a Batch keeps one slot per name).
 
-Returns {1} when merged, {0} when this batch id was merged before (a retry),
-{-2, closed} when period P is already closed (nothing changed: the caller
+Returns {1} when merged, {0} when this batch id was merged before (a retry
+whose first attempt ran but whose reply was lost: checked first, so it is
+never taken for late), {-2, closed} when period P is already closed (nothing changed: the caller
 merges the batch into the oldest open period, closed + flushInterval, and
 counts it late).
 Arithmetic is in Lua doubles and stored with %.17g, which round-trips
 exactly, so sums match JavaScript's own float additions.
 
-Cost: every section is read and written CHUNK names per HMGET / HSET, not one command per name: a command called from Lua costs about as
-much as the arithmetic around it, so this halves the script's time for a
+Cost: every section is read and written CHUNK names per HMGET / HSET, not
+one command per name: a command called from Lua costs about as much as the arithmetic around it, so this halves the script's time for a
 batch of many distinct names (20,000 counters: ~55 -> ~25 ms).
 ]]
 --#include outbox.lua
 local CHUNK = 1000 -- names per command; unpack() stays far below Lua's C stack limit (8000)
 local format = string.format
 local now = tonumber(ARGV[2])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return {0}
+end
 local closed = tonumber(redis.call('GET', KEYS[2]) or '0')
 if tonumber(ARGV[4]) <= closed then
   return {-2, closed}
 end
-if redis.call('ZADD', KEYS[1], 'NX', now, ARGV[1]) == 0 then
-  return {0}
-end
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+local late = ARGV[7] == '1'
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
 redis.call('HSET', KEYS[3], ARGV[5], ARGV[2] .. ' ' .. ARGV[6])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[4])
@@ -113,6 +118,8 @@ end
 
 -- Gauges: n (name, mode, value) triples at ARGV[i..] into the period's gauge ops.
 -- 's' replaces whatever the period had; 'd' adds to the period's value and keeps its mode.
+-- A late batch's values are older than the period's own: its 's' gives way to an 's' already
+-- there, and goes before a 'd' already there (s<late value + those deltas>).
 local function gaugeAll(key, i, n)
   local done = 0
   while done < n do
@@ -125,9 +132,18 @@ local function gaugeAll(key, i, n)
     for j = 1, m do
       local mode, value = ARGV[at + 3 * j - 2], ARGV[at + 3 * j - 1]
       local c = cur[j]
-      if mode == 'd' and c then
-        mode = string.sub(c, 1, 1)
-        value = format('%.17g', tonumber(string.sub(c, 2)) + tonumber(value))
+      if c then
+        local cmode, cvalue = string.sub(c, 1, 1), string.sub(c, 2)
+        if mode == 'd' then
+          mode = cmode
+          value = format('%.17g', tonumber(cvalue) + tonumber(value))
+        elseif late then
+          if cmode == 's' then
+            value = cvalue
+          else
+            value = format('%.17g', tonumber(value) + tonumber(cvalue))
+          end
+        end
       end
       kv[2 * j - 1] = names[j]
       kv[2 * j] = mode .. value
@@ -138,7 +154,7 @@ local function gaugeAll(key, i, n)
   return i + 3 * n
 end
 
-local i = 7
+local i = 8
 local n = tonumber(ARGV[i]); i = addAll(KEYS[5], i + 1, n)
 n = tonumber(ARGV[i]); i = setAll(KEYS[6], i + 1, n)
 n = tonumber(ARGV[i]); i = addAll(KEYS[7], i + 1, n)
