@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { HistogramConfig } from '../../src/config/types.js';
-import type { ComputedPeriod } from '../../src/flush/computed-period.js';
+import { computePeriod } from '../../src/flush/compute-period.js';
 import type { PeriodData, TimerSamples } from '../../src/flush/period.js';
 import { ConsoleSink } from '../../src/sink/console/console-sink.js';
 import { findState, procAddress } from '../../src/sink/graphite/peer-read-all.js';
@@ -80,7 +80,7 @@ describe('console backend', () => {
       const p = period();
       let printed = '';
       const sink = new ConsoleSink({ ...cfg, console: { prettyprint } }, (t) => void (printed += t));
-      const computed: ComputedPeriod = { timestampS: TS, data: p.data, processingTimeMs: 1, setFields: p.setFields };
+      const computed = computePeriod(p.data, cfg, TS, 1, p.setFields);
       assert.deepEqual(await sink.encode(), [], 'nothing for the outbox');
       sink.committed(computed);
       const expected = statsdConsole(period().data, { 'users.unique': ['alice', 'bob'] }, prettyprint);
