@@ -2,7 +2,7 @@
  * The sink boundary, without I/O: statsd's console backend output (compared
  * with Etsy statsd 0.9's own backends/console.js fed by its
  * lib/process_metrics.js), carbon's pickle framing (decoded by Python's
- * pickle), /proc/net/tcp addresses, and the import rule between src/flush/
+ * pickle), /proc/net/tcp addresses, and the import rules between src/flush/
  * and src/sink/.
  */
 import assert from 'node:assert/strict';
@@ -146,6 +146,25 @@ describe('module boundaries', () => {
       }
       for (const m of text.matchAll(/import\(\s*['"]([^'"]+)['"]\s*\)/g)) {
         if (/(^|\/)sink\//.test(m[1] ?? '')) offenders.push(`${file}: import(${m[1]})`);
+      }
+    }
+    assert.deepEqual(offenders, []);
+  });
+
+  it('nothing under src/sink/ imports src/flush/compute.ts (the statsd maths is done once, in flushing)', () => {
+    const compute = path.join(SRC, 'flush', 'compute');
+    const offenders: string[] = [];
+    const files = readdirSync(path.join(SRC, 'sink'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+    assert.ok(files.length > 5, 'finds the sink sources');
+    for (const file of files) {
+      const at = path.join(SRC, 'sink', file);
+      const text = readFileSync(at, 'utf8');
+      const specifiers = [
+        ...[...text.matchAll(/^\s*(?:import|export)\b[^;]*?from\s+['"]([^'"]+)['"]/gm)].map((m) => m[1] ?? ''),
+        ...[...text.matchAll(/import\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1] ?? ''),
+      ];
+      for (const spec of specifiers) {
+        if (spec.startsWith('.') && path.resolve(path.dirname(at), spec).replace(/\.(js|ts)$/, '') === compute) offenders.push(`${file}: ${spec}`);
       }
     }
     assert.deepEqual(offenders, []);
