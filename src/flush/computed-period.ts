@@ -13,7 +13,7 @@ export type { TimerStatKey };
 export interface ComputedCounters {
   readonly names: readonly string[];
   /** Sum of value * (1 / rate): statsd's counters (the graphite backend's count line). */
-  readonly values: Float64Array;
+  readonly values: readonly number[];
   /** statsd's counter_rates: value per second of the flush interval. */
   readonly rates: Float64Array;
 }
@@ -32,13 +32,13 @@ export interface ComputedTimers {
 
 export interface ComputedGauges {
   readonly names: readonly string[];
-  readonly values: Float64Array;
+  readonly values: readonly number[];
 }
 
 export interface ComputedSets {
   readonly names: readonly string[];
   /** Distinct members. */
-  readonly counts: Float64Array;
+  readonly counts: readonly number[];
 }
 
 /** The derived values of a period, as compute-period.ts makes them. */
