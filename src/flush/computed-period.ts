@@ -1,74 +1,62 @@
 /**
- * A computed period: what flushing hands to the sinks (period-sink.ts). The
- * statsd maths stays here in flush/ (compute.ts); a sink only formats and
- * sends. statsdMetrics() is the period as Etsy statsd 0.9 hands it to its
- * backends' 'flush' event (counters, timers, gauges, timer_data,
- * counter_rates, sets, pctThreshold), for the console backend.
+ * A computed period: what flushing hands to the sinks (period-sink.ts), with
+ * the statsd maths already done (compute-period.ts, compute.ts), so a sink
+ * only names, formats and sends. Per metric kind, parallel per-name arrays in
+ * the period's order (statsd's insertion order): a million names are a few
+ * arrays, not an object per name or per stat. Names are statsd's keys, tags
+ * as `name;k=v`.
  */
-import type { Config } from '../config/types.js';
-import { computeTimer, counterRate } from './compute.js';
-import type { PeriodData } from './period.js';
+import type { TimerStatKey } from './compute.js';
 
-export interface ComputedPeriod {
+export type { TimerStatKey };
+
+export interface ComputedCounters {
+  readonly names: readonly string[];
+  /** Sum of value * (1 / rate): statsd's counters (the graphite backend's count line). */
+  readonly values: readonly number[];
+  /** statsd's counter_rates: value per second of the flush interval. */
+  readonly rates: Float64Array;
+}
+
+/** Timer i's stats are statKeys/statValues from statStart[i] up to statStart[i + 1]. */
+export interface ComputedTimers {
+  readonly names: readonly string[];
+  /** Each timer's samples, sorted (statsd's metrics.timers, as its console backend prints them). */
+  readonly samples: ReadonlyArray<readonly number[]>;
+  /** names.length + 1 offsets into statKeys/statValues. */
+  readonly statStart: Uint32Array;
+  /** statsd's timer_data, flattened in its order, after the calculatedTimerMetrics filter; keys are shared between timers. */
+  readonly statKeys: readonly TimerStatKey[];
+  readonly statValues: readonly number[];
+}
+
+export interface ComputedGauges {
+  readonly names: readonly string[];
+  readonly values: readonly number[];
+}
+
+export interface ComputedSets {
+  readonly names: readonly string[];
+  /** Distinct members. */
+  readonly counts: readonly number[];
+}
+
+/** The derived values of a period, as compute-period.ts makes them. */
+export interface ComputedMetrics {
+  readonly counters: ComputedCounters;
+  readonly timers: ComputedTimers;
+  /** With statsd's own `<prefixStats>.timestamp_lag` last. */
+  readonly gauges: ComputedGauges;
+  readonly sets: ComputedSets;
+  /** statsd's numStats: counters + timers + gauges + sets. */
+  readonly numStats: number;
+}
+
+export interface ComputedPeriod extends ComputedMetrics {
   /** The period's boundary, unix seconds: every line of it carries this timestamp. */
   readonly timestampS: number;
-  /** name -> value: counters, timer samples, gauges, set sizes (statsd's naming, tags as `name;k=v`). */
-  readonly data: PeriodData;
-  /** ms spent building the period (statsd's processing_time). */
+  /** ms spent building and computing the period (statsd's processing_time). */
   readonly processingTimeMs: number;
   /** Set fields as stored, `name\nmember`: the members, for a sink that prints them (console). */
   readonly setFields: readonly string[];
-}
-
-export type StatsdMetricsConfig = Pick<Config, 'flushInterval' | 'percentThreshold' | 'histogram' | 'calculatedTimerMetrics'>;
-
-/** One timer's statsd timer_data: flat stats plus `histogram: { bin_<x>: n }`. */
-export type TimerData = Record<string, number | Record<string, number>>;
-
-/** The `metrics` object of statsd's 'flush' event (sets as member arrays, as console.js prints them). */
-export interface StatsdMetrics {
-  counters: Record<string, number>;
-  timers: Record<string, number[]>;
-  gauges: Record<string, number>;
-  timer_data: Record<string, TimerData>;
-  counter_rates: Record<string, number>;
-  sets: Record<string, string[]>;
-  pctThreshold: number[];
-}
-
-export function statsdMetrics(period: ComputedPeriod, cfg: StatsdMetricsConfig): StatsdMetrics {
-  const d = period.data;
-  const out: StatsdMetrics = { counters: {}, timers: {}, gauges: {}, timer_data: {}, counter_rates: {}, sets: {}, pctThreshold: [...cfg.percentThreshold] };
-  for (const [name, v] of d.counters) {
-    out.counters[name] = v;
-    out.counter_rates[name] = counterRate(v, cfg.flushInterval);
-  }
-  const opts = {
-    percentThreshold: cfg.percentThreshold,
-    histogram: cfg.histogram,
-    calculatedTimerMetrics: cfg.calculatedTimerMetrics,
-    flushIntervalMs: cfg.flushInterval,
-  };
-  for (const [name, samples] of d.timers) {
-    const td: TimerData = {};
-    for (const stat of computeTimer(samples, opts, name)) {
-      const [head, sub] = stat.path;
-      if (head === undefined) continue;
-      if (sub === undefined) td[head] = stat.value;
-      else {
-        const group = (td[head] ??= {}) as Record<string, number>;
-        group[sub] = stat.value;
-      }
-    }
-    out.timers[name] = samples.values;
-    out.timer_data[name] = td;
-  }
-  for (const [name, v] of d.gauges) out.gauges[name] = v;
-  for (const name of d.sets.keys()) out.sets[name] = [];
-  for (const field of period.setFields) {
-    const at = field.indexOf('\n');
-    const list = out.sets[field.slice(0, at)];
-    if (list) list.push(field.slice(at + 1));
-  }
-  return out;
 }

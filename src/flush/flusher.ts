@@ -4,7 +4,7 @@
  * samples of it (closePeriod-8: members report watermarks with each merge),
  * one period at a time, in order, so a failover or an outage delays periods
  * but never folds two into one. Then it processes every closed (pending)
- * period oldest first: read -> compute/encode -> commit (outbox chunks +
+ * period oldest first: read -> build -> compute -> encode -> commit (outbox chunks +
  * bookkeeping, one fenced script). A crash between close and commit leaves
  * the period pending, and the next leader emits the same lines for it
  * (DESIGN invariants 3, 4 and 7).
@@ -17,6 +17,7 @@ import type { SelfStats } from '../observability/self-stats.js';
 import { KNOWN_TYPES, type KnownType } from '../store/keys.js';
 import type { Store } from '../store/store.js';
 import { buildPeriodSliced } from './build-period.js';
+import { computeMetricsSliced } from './compute-period.js';
 import { nextBoundary, systemClock, type Clock } from '../clock.js';
 import type { ComputedPeriod } from './computed-period.js';
 import type { PeriodSink } from './period-sink.js';
@@ -28,6 +29,7 @@ export type FlushConfig = Omit<Config, 'servers' | 'source' | 'redis' | 'log'>;
 export interface FlushStages {
   read: number;
   build: number;
+  compute: number;
   remember: number;
   encode: number;
   commit: number;
@@ -321,10 +323,11 @@ export class Flusher {
   }
 
   /**
-   * read (HSCAN) -> build -> remember new names -> each sink encodes the
-   * computed period (outbox chunks) -> commit -> each sink hears of it.
-   * Build and encode run in slices (slices.ts), so even a period with a
-   * million names leaves this thread free every few ms to renew the lease.
+   * read (HSCAN) -> build -> compute (the statsd maths, once for every
+   * sink) -> remember new names -> each sink encodes the computed period
+   * (outbox chunks) -> commit -> each sink hears of it. Build, compute and
+   * encode run in slices (slices.ts), so even a period with a million names
+   * leaves this thread free every few ms to renew the lease.
    */
   private async processOne(boundaryMs: number): Promise<void> {
     const cfg = this.cfg;
@@ -342,13 +345,17 @@ export class Flusher {
     const { data, newKnown } = built.value;
     if (!this.leader) return;
     const t2 = performance.now();
+    const computed = await runSliced(computeMetricsSliced(data, cfg));
+    // statsd's processing_time: from the stored period to the computed values.
+    const period: ComputedPeriod = { ...computed.value, timestampS: ts, processingTimeMs: built.busyMs + computed.busyMs, setFields: raw.sets };
+    if (!this.leader) return;
+    const t3 = performance.now();
     await this.store.rememberKnown(newKnown);
     for (const t of KNOWN_TYPES) for (const name of newKnown[t]) known[t].add(name);
-    const t3 = performance.now();
-    const period: ComputedPeriod = { timestampS: ts, data, processingTimeMs: built.busyMs, setFields: raw.sets };
+    const t4 = performance.now();
     const chunks: string[] = [];
     for (const sink of this.sinks) for (const c of await sink.encode(period)) chunks.push(c);
-    const t4 = performance.now();
+    const t5 = performance.now();
 
     const gaugeTtl: Array<[string, number]> = [];
     const gaugeDeletes: string[] = [];
@@ -380,9 +387,9 @@ export class Flusher {
       }));
     }
     if (res.status === 1) {
-      const t5 = performance.now();
+      const t6 = performance.now();
       const ms = (a: number, b: number) => Math.round(b - a);
-      this.lastStages = { read: ms(t0, t1), build: ms(t1, t2), remember: ms(t2, t3), encode: ms(t3, t4), commit: ms(t4, t5) };
+      this.lastStages = { read: ms(t0, t1), build: ms(t1, t2), compute: ms(t2, t3), remember: ms(t3, t4), encode: ms(t4, t5), commit: ms(t5, t6) };
       this.periodsCommitted++;
       this.lastCommittedTs = ts;
       this.log.debug({ ts, chunks: chunks.length, stagesMs: this.lastStages }, 'period committed');

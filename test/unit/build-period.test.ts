@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildPeriod, buildPeriodSliced, type BuildConfig } from '../../src/flush/build-period.js';
 import { runSliced, runSync, SLICE } from '../../src/flush/slices.js';
-import { encodePeriod, encodePeriodSliced, type EncodeConfig } from '../../src/sink/graphite/encode.js';
+import { computePeriod } from '../../src/flush/compute-period.js';
+import { encodePeriod, encodePeriodSliced } from '../../src/sink/graphite/encode.js';
 import { LineChunker, chunkLines } from '../../src/sink/graphite/chunk.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { RawPeriod } from '../../src/store/store.js';
@@ -78,7 +79,7 @@ describe('buildPeriod', () => {
 describe('encodePeriodSliced', () => {
   it('gives the lines encodePeriod gives, chunked, with the turns given away not counted as calculation time', async () => {
     const { config } = loadConfig({ file: null, env: {}, overrides: {} });
-    const cfg: EncodeConfig = config;
+    const cfg = config;
     const counters = new Map<string, number>();
     for (let i = 0; i < SLICE * 2 + 5; i++) counters.set(`c.${i}`, i);
     const data = { counters, timers: new Map(), gauges: new Map([['g', 1]]), sets: new Map([['s', 2]]) };
@@ -87,9 +88,10 @@ describe('encodePeriodSliced', () => {
       let t = 0;
       return () => t++;
     })();
-    const plain = encodePeriod(data, 100, self, cfg, () => 0);
+    const period = computePeriod(data, cfg, 100, self.processingTime);
+    const plain = encodePeriod(period, self.graphite, cfg, () => 0);
     const chunker = new LineChunker(64 * 1024);
-    const g = encodePeriodSliced(data, 100, self, cfg, (l) => chunker.add(l), clock);
+    const g = encodePeriodSliced(period, self.graphite, cfg, (l) => chunker.add(l), clock);
     const numStats = runSync(g);
     assert.equal(numStats, plain.numStats);
     const chunks = chunker.finish();

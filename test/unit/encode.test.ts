@@ -4,8 +4,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import type { GraphiteConfig, HistogramConfig } from '../../src/config/types.js';
-import type { FlushSelfStats, PeriodData, TimerSamples } from '../../src/flush/period.js';
-import { encodePeriod, GraphiteNamer, type EncodeConfig } from '../../src/sink/graphite/encode.js';
+import { computePeriod, type ComputeConfig } from '../../src/flush/compute-period.js';
+import type { PeriodData, TimerSamples } from '../../src/flush/period.js';
+import { encodePeriod as encodeComputed, GraphiteNamer, type EncodeConfig, type EncodedPeriod, type GraphiteStatus } from '../../src/sink/graphite/encode.js';
 
 const TS = 1700000000;
 const STARTUP = 1699999990;
@@ -15,11 +16,12 @@ const graphiteDefaults: GraphiteConfig = {
   legacyNamespace: true, globalPrefix: 'stats', prefixCounter: 'counters', prefixTimer: 'timers',
   prefixGauge: 'gauges', prefixSet: 'sets', globalSuffix: '',
 };
-const legacy: EncodeConfig = {
+type Cfg = EncodeConfig & ComputeConfig;
+const legacy: Cfg = {
   flushInterval: 10000, percentThreshold: [90], histogram: [], calculatedTimerMetrics: [],
   graphite: graphiteDefaults, prefixStats: 'statsd', keyNameSanitize: true, flush_counts: true,
 };
-const newNamespace: EncodeConfig = {
+const newNamespace: Cfg = {
   ...legacy,
   percentThreshold: [90, -10, 99.9],
   histogram: [{ metric: 'render', bins: [10, 50.5, 'inf'] }],
@@ -43,10 +45,15 @@ function fixedPeriod(): PeriodData {
     sets: new Map([['users.unique', 42], ['users.unique;app=web', 7]]),
   };
 }
-const self: FlushSelfStats = {
+const self: { processingTime: number; graphite: GraphiteStatus } = {
   processingTime: 3,
   graphite: { last_exception: 0, last_flush: STARTUP, flush_time: 0, flush_length: 0 },
 };
+
+/** Computes the period (flush/), then encodes it (the sink), as the flusher and the graphite sink do. */
+function encodePeriod(data: PeriodData, ts: number, s: typeof self, cfg: Cfg, now?: () => number): EncodedPeriod {
+  return encodeComputed(computePeriod(data, cfg, ts, s.processingTime), s.graphite, cfg, now);
+}
 
 function checkGolden(file: string, lines: readonly string[]): void {
   const url = new URL(file, goldenDir);
@@ -111,7 +118,7 @@ const net = require('net') as { createConnection: unknown };
 const graphitePath = require.resolve('statsd/backends/graphite.js');
 
 /** Runs one real statsd flush of `data` through a fresh graphite backend and returns the text it writes. */
-function statsdFlush(data: PeriodData, cfg: EncodeConfig): string[] {
+function statsdFlush(data: PeriodData, cfg: Cfg): string[] {
   delete require.cache[graphitePath];
   const backend = require(graphitePath) as { init: (t: number, c: object, e: EventEmitter, l: object) => boolean };
   const g = cfg.graphite;
@@ -198,7 +205,7 @@ function randomPeriod(rnd: () => number): PeriodData {
   return { counters, timers, gauges, sets };
 }
 
-const diffConfigs: Array<[string, EncodeConfig]> = [
+const diffConfigs: Array<[string, Cfg]> = [
   ['legacy defaults', legacy],
   ['legacy, suffix, no flush_counts, keyNameSanitize off', {
     ...legacy, flush_counts: false, keyNameSanitize: false, percentThreshold: [50, -10],

@@ -2,7 +2,7 @@
  * The sink boundary, without I/O: statsd's console backend output (compared
  * with Etsy statsd 0.9's own backends/console.js fed by its
  * lib/process_metrics.js), carbon's pickle framing (decoded by Python's
- * pickle), /proc/net/tcp addresses, and the import rule between src/flush/
+ * pickle), /proc/net/tcp addresses, and the import rules between src/flush/
  * and src/sink/.
  */
 import assert from 'node:assert/strict';
@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { HistogramConfig } from '../../src/config/types.js';
-import type { ComputedPeriod } from '../../src/flush/computed-period.js';
+import { computePeriod } from '../../src/flush/compute-period.js';
 import type { PeriodData, TimerSamples } from '../../src/flush/period.js';
 import { ConsoleSink } from '../../src/sink/console/console-sink.js';
 import { findState, procAddress } from '../../src/sink/graphite/peer-read-all.js';
@@ -80,7 +80,7 @@ describe('console backend', () => {
       const p = period();
       let printed = '';
       const sink = new ConsoleSink({ ...cfg, console: { prettyprint } }, (t) => void (printed += t));
-      const computed: ComputedPeriod = { timestampS: TS, data: p.data, processingTimeMs: 1, setFields: p.setFields };
+      const computed = computePeriod(p.data, cfg, TS, 1, p.setFields);
       assert.deepEqual(await sink.encode(), [], 'nothing for the outbox');
       sink.committed(computed);
       const expected = statsdConsole(period().data, { 'users.unique': ['alice', 'bob'] }, prettyprint);
@@ -146,6 +146,25 @@ describe('module boundaries', () => {
       }
       for (const m of text.matchAll(/import\(\s*['"]([^'"]+)['"]\s*\)/g)) {
         if (/(^|\/)sink\//.test(m[1] ?? '')) offenders.push(`${file}: import(${m[1]})`);
+      }
+    }
+    assert.deepEqual(offenders, []);
+  });
+
+  it('nothing under src/sink/ imports src/flush/compute.ts (the statsd maths is done once, in flushing)', () => {
+    const compute = path.join(SRC, 'flush', 'compute');
+    const offenders: string[] = [];
+    const files = readdirSync(path.join(SRC, 'sink'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+    assert.ok(files.length > 5, 'finds the sink sources');
+    for (const file of files) {
+      const at = path.join(SRC, 'sink', file);
+      const text = readFileSync(at, 'utf8');
+      const specifiers = [
+        ...[...text.matchAll(/^\s*(?:import|export)\b[^;]*?from\s+['"]([^'"]+)['"]/gm)].map((m) => m[1] ?? ''),
+        ...[...text.matchAll(/import\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1] ?? ''),
+      ];
+      for (const spec of specifiers) {
+        if (spec.startsWith('.') && path.resolve(path.dirname(at), spec).replace(/\.(js|ts)$/, '') === compute) offenders.push(`${file}: ${spec}`);
       }
     }
     assert.deepEqual(offenders, []);

@@ -4,12 +4,14 @@
  * (counters, timers, gauges, timer_data, counter_rates, sets, pctThreshold),
  * with console.log's formatting, or util.inspect(depth 5, colors) when
  * `console.prettyprint` is set. Only the leader flushes, so one tallyd of a
- * group prints each period. Nothing goes to the outbox.
+ * group prints each period. Nothing goes to the outbox. The values are the
+ * computed period's (flush/ did the maths); this only reshapes and prints.
  */
 import { format, inspect } from 'node:util';
 import type { Config } from '../../config/types.js';
-import { statsdMetrics, type ComputedPeriod, type StatsdMetricsConfig } from '../../flush/computed-period.js';
+import type { ComputedPeriod } from '../../flush/computed-period.js';
 import type { PeriodSink } from '../../flush/period-sink.js';
+import { statsdMetrics, type StatsdMetricsConfig } from './statsd-metrics.js';
 
 export type ConsoleSinkConfig = StatsdMetricsConfig & Pick<Config, 'console'>;
 

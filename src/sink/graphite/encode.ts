@@ -1,20 +1,27 @@
 /**
- * Pure Graphite plaintext encoding of one flush period, named exactly like
- * Etsy statsd 0.9's backends/graphite.js (graphite_init's namespaces,
- * flush_stats' format() and order, post_stats' graphiteStats lines).
- * Values are printed with String(value), as statsd's string concatenation
- * does. No I/O; the only impurity is the injectable clock that times the
- * encoding for statsd's graphiteStats.calculationtime.
+ * Pure Graphite plaintext encoding of one computed flush period, named
+ * exactly like Etsy statsd 0.9's backends/graphite.js (graphite_init's
+ * namespaces, flush_stats' format() and order, post_stats' graphiteStats
+ * lines). The values come computed (flush/compute-period.ts): this only names
+ * and formats. Values are printed with String(value), as statsd's string
+ * concatenation does. No I/O; the only impurity is the injectable clock that
+ * times the encoding for statsd's graphiteStats.calculationtime.
  */
 import type { Config } from '../../config/types.js';
-import { computeTimer, counterRate, type TimerOptions } from '../../flush/compute.js';
-import type { FlushSelfStats, PeriodData } from '../../flush/period.js';
+import type { ComputedPeriod } from '../../flush/computed-period.js';
 import { runSync, SLICE, type Sliced } from '../../flush/slices.js';
 
 export type NamerConfig = Pick<Config, 'graphite' | 'prefixStats' | 'keyNameSanitize' | 'flush_counts'>;
 
-export type EncodeConfig = NamerConfig &
-  Pick<Config, 'flushInterval' | 'percentThreshold' | 'histogram' | 'calculatedTimerMetrics'>;
+export type EncodeConfig = NamerConfig;
+
+/** statsd's graphite backend status (post_stats' graphiteStats lines). */
+export interface GraphiteStatus {
+  readonly last_exception: number;
+  readonly last_flush: number;
+  readonly flush_time: number;
+  readonly flush_length: number;
+}
 
 export type Namespace = readonly string[];
 
@@ -153,20 +160,18 @@ export class GraphiteNamer {
 /**
  * One period's Graphite lines in statsd's order: counters (rate, then count),
  * timers, gauges, sets, numStats, calculationtime, processing_time, then the
- * four graphiteStats lines. Maps are read in insertion order. Timer samples
- * are sorted in place. Every line carries `ts` (statsd stamps post_stats'
- * lines with the send time instead; the period boundary is what a replayed
- * period must reproduce).
+ * four graphiteStats lines. Every line carries the period's timestamp
+ * (statsd stamps post_stats' lines with the send time instead; the period
+ * boundary is what a replayed period must reproduce).
  */
 export function encodePeriod(
-  data: PeriodData,
-  ts: number,
-  self: FlushSelfStats,
+  period: ComputedPeriod,
+  graphite: GraphiteStatus,
   cfg: EncodeConfig,
   now: () => number = Date.now,
 ): EncodedPeriod {
   const lines: string[] = [];
-  const numStats = runSync(encodePeriodSliced(data, ts, self, cfg, (line) => lines.push(line), now));
+  const numStats = runSync(encodePeriodSliced(period, graphite, cfg, (line) => lines.push(line), now));
   return { lines, numStats };
 }
 
@@ -176,9 +181,8 @@ export function encodePeriod(
  * counts only the time spent encoding, not the turns given away.
  */
 export function* encodePeriodSliced(
-  data: PeriodData,
-  ts: number,
-  self: FlushSelfStats,
+  period: ComputedPeriod,
+  graphite: GraphiteStatus,
   cfg: EncodeConfig,
   out: (line: string) => void,
   now: () => number = Date.now,
@@ -186,61 +190,64 @@ export function* encodePeriodSliced(
   let busy = 0;
   let resumed = now();
   const namer = new GraphiteNamer(cfg);
-  const tail = ' ' + String(ts);
+  const tail = ' ' + String(period.timestampS);
   const add = (name: string, value: number): void => {
     out(name + ' ' + String(value) + tail);
   };
-  let numStats = 0;
+  let n = 0;
 
-  for (const [key, value] of data.counters) {
-    add(namer.counterRate(key), counterRate(value, cfg.flushInterval));
+  const c = period.counters;
+  for (let i = 0; i < c.names.length; i++) {
+    const key = c.names[i]!;
+    add(namer.counterRate(key), c.rates[i]!);
     const countName = namer.counterCount(key);
-    if (countName !== null) add(countName, value);
-    if (++numStats % SLICE === 0) {
+    if (countName !== null) add(countName, c.values[i]!);
+    if (++n % SLICE === 0) {
       busy += now() - resumed;
       yield;
       resumed = now();
     }
   }
 
-  const opts: TimerOptions = {
-    percentThreshold: cfg.percentThreshold,
-    histogram: cfg.histogram,
-    calculatedTimerMetrics: cfg.calculatedTimerMetrics,
-    flushIntervalMs: cfg.flushInterval,
-  };
-  for (const [key, samples] of data.timers) {
+  const t = period.timers;
+  for (let i = 0; i < t.names.length; i++) {
+    const key = t.names[i]!;
     const split = namer.split(key);
     const stem = namer.stem(namer.timerNamespace, split);
-    for (const stat of computeTimer(samples, opts, key)) add(namer.finish(stem, split, stat.path), stat.value);
-    if (++numStats % SLICE === 0) {
+    const end = t.statStart[i + 1]!;
+    for (let j = t.statStart[i]!; j < end; j++) {
+      add(namer.finish(stem, split, t.statKeys[j]!.path), t.statValues[j]!);
+    }
+    if (++n % SLICE === 0) {
       busy += now() - resumed;
       yield;
       resumed = now();
     }
   }
 
-  for (const [key, value] of data.gauges) {
-    add(namer.gauge(key), value);
-    if (++numStats % SLICE === 0) {
+  const g = period.gauges;
+  for (let i = 0; i < g.names.length; i++) {
+    add(namer.gauge(g.names[i]!), g.values[i]!);
+    if (++n % SLICE === 0) {
       busy += now() - resumed;
       yield;
       resumed = now();
     }
   }
 
-  for (const [key, size] of data.sets) {
-    add(namer.set(key), size);
-    if (++numStats % SLICE === 0) {
+  const s = period.sets;
+  for (let i = 0; i < s.names.length; i++) {
+    add(namer.set(s.names[i]!), s.counts[i]!);
+    if (++n % SLICE === 0) {
       busy += now() - resumed;
       yield;
       resumed = now();
     }
   }
 
-  add(namer.numStats(), numStats);
+  add(namer.numStats(), period.numStats);
   add(namer.calculationTime(), busy + now() - resumed);
-  add(namer.statsdMetric('processing_time'), self.processingTime);
-  for (const key of GRAPHITE_STATS) add(namer.graphiteStat(key), self.graphite[key]);
-  return numStats;
+  add(namer.statsdMetric('processing_time'), period.processingTimeMs);
+  for (const key of GRAPHITE_STATS) add(namer.graphiteStat(key), graphite[key]);
+  return period.numStats;
 }

@@ -1,6 +1,7 @@
 /**
  * statsd's graphite backend as a PeriodSink: encode() turns a computed period
- * into Graphite plaintext chunks (encode.ts, named exactly like statsd), which
+ * into Graphite plaintext chunks (encode.ts, named exactly like statsd; the
+ * values come computed), which
  * the flusher commits to the outbox with the period; CarbonSink delivers the
  * outbox, as plaintext or pickle.
  */
@@ -27,8 +28,8 @@ export class GraphiteSink implements PeriodSink {
 
   async encode(period: ComputedPeriod): Promise<string[]> {
     const chunker = new LineChunker();
-    const self = { processingTime: period.processingTimeMs, graphite: { ...this.self.graphite } };
-    await runSliced(encodePeriodSliced(period.data, period.timestampS, self, this.cfg, (line) => chunker.add(line)));
+    const graphite = { ...this.self.graphite };
+    await runSliced(encodePeriodSliced(period, graphite, this.cfg, (line) => chunker.add(line)));
     return chunker.finish();
   }
 
