@@ -184,8 +184,8 @@ a warning and are ignored.
 
   // ms a clean stop (SIGTERM, SIGINT) may take: stop listening, merge the last
   // batches (at most half of it), then, as the leader, close and commit the
-  // periods that are due (and the unfinished one when no other process still
-  // feeds it), drain the outbox to Carbon, and release the lease.
+  // periods that are over, drain the outbox to Carbon, and release the lease.
+  // The unfinished period waits in Redis for the next tallyd on the prefix.
   stopTimeout: 10000,
 
   // Bytes of Graphite lines kept in the Redis outbox (a stream) while Carbon

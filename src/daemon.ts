@@ -78,7 +78,7 @@ export class Daemon {
       this.store = store;
       log.info({ keys: store.keys.base }, 'connected to redis');
 
-      // Flushing (lease, rotate, compute, commit) and the Carbon sink run in a
+      // Flushing (lease, close, compute, commit) and the Carbon sink run in a
       // worker thread, so a big period never stalls ingest on this thread.
       const flush = new FlushHost(cfg, this.self, log, this.logBindings);
       this.flush = flush;

@@ -1,5 +1,5 @@
 /**
- * Turns a rotated period as stored in Redis (RawPeriod) into PeriodData for
+ * Turns a closed period as stored in Redis (RawPeriod) into PeriodData for
  * compute/encode, adding statsd's re-emitted idle metrics: known counters
  * (0), timers (empty) and sets (0) unless the matching delete* option is on,
  * and statsd's own three counters, which it always emits. Pure; written as a

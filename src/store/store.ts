@@ -62,6 +62,7 @@ export interface OutboxEntry {
   readonly bytes: number;
 }
 
+/** The outbox's backlog (console `stats`, health). */
 export interface OutboxStats {
   entries: number;
   bytes: number;
@@ -74,15 +75,8 @@ export type StoreConnectConfig = Pick<RedisConfig, 'url' | 'keyPrefix'> & { read
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 
-/** The outbox's backlog (console `stats`, health). oldestMs: when its oldest entry was written, if known. */
-export interface OutboxStats {
-  entries: number;
-  bytes: number;
-  oldestMs: number | null;
-}
-
 const DEDUPE_WINDOW_MS = 15 * 60_000;
-/** Fields asked per HSCAN round trip when reading a rotated period or known names. */
+/** Fields asked per HSCAN round trip when reading a closed period or known names. */
 const SCAN_COUNT = 5000;
 /** Names per HSET when remembering known names: a million new names never become one long command. */
 const KNOWN_SLICE = 5000;
