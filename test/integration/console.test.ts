@@ -3,38 +3,15 @@
  * the same commands and the same replies as Etsy statsd's mgmt_server.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Daemon } from '../../src/daemon.js';
 import { sendUdp, sleep } from '../helpers/carbon.js';
+import { askConsole } from '../helpers/console.js';
 import { cleanup, testPrefix } from '../helpers/redis.js';
 import { startDaemon, testConfig } from '../helpers/tallyd.js';
 
-/** Send one command and collect the reply until `until` appears (or the socket closes). */
-function ask(port: number, cmd: string, until = 'END\n\n'): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = net.createConnection(port, '127.0.0.1');
-    let text = '';
-    const t = setTimeout(() => {
-      sock.destroy();
-      reject(new Error(`no "${JSON.stringify(until)}" in reply to ${cmd}: ${JSON.stringify(text)}`));
-    }, 3000);
-    sock.setEncoding('ascii');
-    sock.on('data', (d: string) => {
-      text += d;
-      if (until && text.includes(until)) {
-        clearTimeout(t);
-        sock.end();
-        resolve(text);
-      }
-    });
-    sock.on('close', () => {
-      clearTimeout(t);
-      resolve(text);
-    });
-    sock.write(`${cmd}\n`);
-  });
-}
+/** One command, the reply up to `until` (as with nc). */
+const ask = (port: number, cmd: string, until = 'END\n\n'): Promise<string> => askConsole(port, cmd, until, 3000);
 
 describe('management console', () => {
   const prefix = testPrefix('console');
