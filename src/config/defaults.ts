@@ -68,6 +68,10 @@ export const DEFAULTS: Config = Object.freeze({
   servers: Object.freeze([DEFAULT_SERVER]),
   mgmt_address: '0.0.0.0',
   mgmt_port: 8126,
+  mgmtMaxConcurrent: 4,
+  mgmtAllowRemoteChanges: false,
+  maxConnections: 1000,
+  tcpIdleTimeout: 60000,
 
   // statsd: no graphiteHost = metrics are computed but not sent anywhere.
   graphiteHost: null,

@@ -14,6 +14,7 @@ export const TOP_LEVEL_KEYS: ReadonlyArray<string> = [
   'deleteIdleStats', 'deleteCounters', 'deleteTimers', 'deleteGauges', 'deleteSets', 'gaugesMaxTTL',
   'prefixStats', 'keyNameSanitize', 'flush_counts', 'healthStatus', 'dumpMessages',
   // tallyd's own
+  'mgmtMaxConcurrent', 'mgmtAllowRemoteChanges', 'maxConnections', 'tcpIdleTimeout',
   'redis', 'batchInterval', 'leaseTtl', 'stopTimeout', 'outboxMaxBytes', 'carbonWriteTimeout', 'maxPendingBatches', 'workers', 'flushNice', 'maxBatchNames', 'log',
 ];
 

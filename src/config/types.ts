@@ -101,6 +101,14 @@ export interface Config {
   readonly servers: ReadonlyArray<AnyServerConfig>;
   readonly mgmt_address: string;
   readonly mgmt_port: number;
+  /** Console commands running at once in this process; more are answered with an error and counted. */
+  readonly mgmtMaxConcurrent: number;
+  /** Accept the console's state-changing commands (del*, health up|down) from non-loopback addresses. */
+  readonly mgmtAllowRemoteChanges: boolean;
+  /** Open connections per TCP server; more are closed at once and counted (tcp_connections_refused). */
+  readonly maxConnections: number;
+  /** ms a TCP connection may send nothing before it is closed and counted (tcp_idle_closed). */
+  readonly tcpIdleTimeout: number;
 
   readonly graphiteHost: string | null;
   readonly graphitePort: number;
