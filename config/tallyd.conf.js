@@ -67,6 +67,20 @@ a warning and are ignored.
   // statsd's management console (help, stats, counters, health, ...) [0.0.0.0, 8126].
   mgmt_address: "0.0.0.0",
   mgmt_port: 8126,
+  // Console commands running at once; more are answered with an ERROR line
+  // and counted (tallyd.mgmt_refused in `stats`) [4].
+  mgmtMaxConcurrent: 4,
+  // delcounters / deltimers / delgauges / health up|down are accepted only
+  // from loopback (127.0.0.0/8, ::1) unless this is true; reads (stats,
+  // counters, ...) are answered for anyone, as statsd does [false].
+  mgmtAllowRemoteChanges: false,
+
+  // TCP servers: open connections per server; more are closed at once and
+  // counted (statsd.tcp_connections_refused) [1000].
+  maxConnections: 1000,
+  // ms a TCP connection may send nothing before it is closed and counted
+  // (statsd.tcp_idle_closed); an unterminated last line is parsed [60000].
+  tcpIdleTimeout: 60000,
 
   // Reported by the console's `health` command until changed there: "up" or "down".
   healthStatus: "up",

@@ -117,7 +117,7 @@ export class Daemon {
           const shared = cluster.isWorker && udp.reader === 'dgram';
           if (!shared || this.role.zmq) udpDrops.watch({ port, shared });
         } else {
-          const tcp = new TcpServer(server, this.parser, batcher, this.self, ingestLog);
+          const tcp = new TcpServer(server, { maxConnections: cfg.maxConnections, idleTimeoutMs: cfg.tcpIdleTimeout }, this.parser, batcher, this.self, ingestLog);
           this.ingest.push(tcp);
           this.ports.tcp.push(await tcp.start());
         }

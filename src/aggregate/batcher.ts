@@ -125,6 +125,8 @@ export class Batcher implements SampleSink {
       [`${p}.zmq_oversized`, () => self.zmqOversized, 0],
       [`${p}.udp_kernel_drops`, () => self.udpKernelDrops, 0],
       [`${p}.redis_timeouts`, () => self.redisTimeouts, 0],
+      [`${p}.tcp_connections_refused`, () => self.tcpConnectionsRefused, 0],
+      [`${p}.tcp_idle_closed`, () => self.tcpIdleClosed, 0],
     ];
   }
 

@@ -1,6 +1,10 @@
 /**
  * statsd over TCP: a stream of '\n'-terminated lines, framed per connection
  * (a line may span chunks), each complete run of lines parsed like a packet.
+ * At most maxConnections are open per server (more are closed at once,
+ * counted as tcp_connections_refused), and a connection that sends nothing
+ * for idleTimeoutMs is closed (tcp_idle_closed); its unterminated last line,
+ * if any, is handed up as on a client's own close.
  */
 import net from 'node:net';
 import type { ServerConfig } from '../config/types.js';
@@ -12,19 +16,28 @@ import type { StatsdLineParser } from '../parse/statsd-line.js';
 import { LineFramer } from './line-framer.js';
 import { ListenError } from './listen-error.js';
 
+/** Bounds of one TCP server (config maxConnections, tcpIdleTimeout). */
+export interface TcpLimits {
+  readonly maxConnections: number;
+  readonly idleTimeoutMs: number;
+}
+
 export class TcpServer {
   private server: net.Server | null = null;
   private readonly conns = new Set<net.Socket>();
   private readonly oversizeLog: RateLimitedLog;
+  private readonly refusedLog: RateLimitedLog;
 
   constructor(
     private readonly cfg: ServerConfig,
+    private readonly limits: TcpLimits,
     private readonly parser: StatsdLineParser,
     private readonly sink: SampleSink,
     private readonly self: SelfStats,
     private readonly log: Logger,
   ) {
     this.oversizeLog = new RateLimitedLog(log);
+    this.refusedLog = new RateLimitedLog(log);
   }
 
   start(): Promise<number> {
@@ -46,6 +59,16 @@ export class TcpServer {
   }
 
   private onConnection(sock: net.Socket): void {
+    if (this.conns.size >= this.limits.maxConnections) {
+      this.self.tcpConnectionsRefused++;
+      this.refusedLog.warn(() => ({
+        msg: 'refused a tcp connection: maxConnections open',
+        fields: { maxConnections: this.limits.maxConnections, remote: sock.remoteAddress },
+      }));
+      sock.on('error', () => undefined);
+      sock.destroy();
+      return;
+    }
     this.conns.add(sock);
     const framer = new LineFramer(
       this.cfg.maxPacketSize,
@@ -64,6 +87,11 @@ export class TcpServer {
     );
     sock.on('data', (chunk: Buffer) => framer.push(chunk));
     sock.on('end', () => framer.end());
+    sock.setTimeout(this.limits.idleTimeoutMs, () => {
+      this.self.tcpIdleClosed++;
+      framer.end();
+      sock.destroy();
+    });
     sock.on('error', () => undefined);
     sock.on('close', () => this.conns.delete(sock));
   }

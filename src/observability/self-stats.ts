@@ -23,7 +23,10 @@
  * | zmqOversized     | <prefixStats>.zmq_oversized  | ZeroMQ messages longer than maxMessageSize, as received or once inflated, dropped |
  * | udpKernelDrops   | <prefixStats>.udp_kernel_drops | datagrams the kernel dropped on tallyd's UDP sockets (receive buffer full), from /proc/net/udp{,6} (udp-drops.ts) |
  * | redisTimeouts    | <prefixStats>.redis_timeouts | Redis commands that got no reply within redis.commandTimeout (ingest and flush thread); a timed-out merge is retried |
+ * | tcpConnectionsRefused | <prefixStats>.tcp_connections_refused | TCP connections closed at once because the server had maxConnections open |
+ * | tcpIdleClosed    | <prefixStats>.tcp_idle_closed | TCP connections closed after tcpIdleTimeout ms without data         |
  * | batchesMerged, linesSent | (console `stats`)    | work done                                                        |
+ * | mgmtRefused      | (console `stats`)            | console commands refused: mgmtMaxConcurrent running, or a change from a non-loopback address |
  *
  * statsd lines inside ZeroMQ messages count in metrics_received and bad_lines_seen like any others.
  */
@@ -46,6 +49,9 @@ export class SelfStats {
   udpKernelDrops = 0;
   /** This thread's timeouts plus the flush thread's (mirrored by FlushHost). */
   redisTimeouts = 0;
+  tcpConnectionsRefused = 0;
+  tcpIdleClosed = 0;
+  mgmtRefused = 0;
   /** unix seconds of the last good line (statsd's messages.last_msg_seen). */
   lastMsgSeen = Math.round(Date.now() / 1000);
   readonly startedAt = Math.round(Date.now() / 1000);
