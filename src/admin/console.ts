@@ -2,9 +2,16 @@
  * statsd's management console on mgmt_port: the same commands, the same
  * replies (util.inspect dumps, "END\n\n" terminators), reading the state
  * shared in Redis rather than one process's memory.
+ *
+ * Bounded against a careless or hostile client: one command per
+ * '\n'-terminated line (MGMT_MAX_LINE_BYTES at most, or the connection is
+ * closed), a connection's commands run one at a time (reading pauses
+ * meanwhile), at most mgmtMaxConcurrent commands run in the process (more are
+ * answered with an error and counted), listings are written in pieces as the
+ * socket drains, and the commands that change state are accepted only from
+ * loopback unless mgmtAllowRemoteChanges.
  */
 import net from 'node:net';
-import { inspect } from 'node:util';
 import { unpackSamples } from '../aggregate/merge-args.js';
 import type { Config } from '../config/types.js';
 import { internalCounterNames } from '../flush/build-period.js';
@@ -14,9 +21,25 @@ import type { Logger } from '../observability/logger.js';
 import type { SelfStats } from '../observability/self-stats.js';
 import { FIELD_SEP } from '../store/keys.js';
 import type { Store } from '../store/store.js';
+import { CommandFramer, MGMT_MAX_LINE_BYTES } from './command-framer.js';
 import { backlogText, healthText } from './health-text.js';
+import { writeListing, writeWhenReady } from './inspect-stream.js';
+import { isLoopback } from './loopback.js';
 
 export const HELP = 'Commands: stats, counters, timers, gauges, sets, delcounters, deltimers, delgauges, health, config, quit\n\n';
+
+/** Commands answered without Redis work: they take no concurrency slot. */
+const CHEAP = new Set(['help', 'config', 'quit', '']);
+
+/** Console commands running in this process, over every console (mgmtMaxConcurrent bounds it). */
+let running = 0;
+
+/** Whether a command changes state: statsd's del* and `health up|down`. */
+export function changesState(cmd: string, params: readonly string[]): boolean {
+  if (cmd === 'delcounters' || cmd === 'deltimers' || cmd === 'delgauges') return true;
+  const action = params[0]?.toLowerCase();
+  return cmd === 'health' && (action === 'up' || action === 'down');
+}
 
 export class ManagementConsole {
   private server: net.Server | null = null;
@@ -35,20 +58,7 @@ export class ManagementConsole {
 
   start(): Promise<number> {
     const { cfg } = this;
-    const server = net.createServer((sock) => {
-      this.conns.add(sock);
-      sock.on('close', () => this.conns.delete(sock));
-      sock.setEncoding('ascii');
-      sock.on('data', (data: string) => {
-        const cmdline = data.trim().split(' ');
-        const cmd = cmdline.shift() ?? '';
-        this.handle(cmd, cmdline, sock).catch((err: unknown) => {
-          this.log.warn({ err: (err as Error).message, cmd }, 'management command failed');
-          if (!sock.destroyed) sock.write(`ERROR ${(err as Error).message}\n`);
-        });
-      });
-      sock.on('error', (err) => this.log.warn({ err: err.message }, 'MGMT: caught error, moving on'));
-    });
+    const server = net.createServer((sock) => this.onConnection(sock));
     this.server = server;
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) =>
@@ -62,6 +72,62 @@ export class ManagementConsole {
         resolve(port);
       });
     });
+  }
+
+  private onConnection(sock: net.Socket): void {
+    this.conns.add(sock);
+    sock.on('close', () => this.conns.delete(sock));
+    sock.on('error', (err) => this.log.warn({ err: err.message }, 'MGMT: caught error, moving on'));
+    const framer = new CommandFramer(MGMT_MAX_LINE_BYTES);
+    const lines: string[] = [];
+    let busy = false;
+    const runQueued = async (): Promise<void> => {
+      busy = true;
+      sock.pause();
+      while (lines.length > 0 && sock.writable) await this.run(lines.shift() as string, sock);
+      busy = false;
+      if (!sock.destroyed) sock.resume();
+    };
+    sock.on('data', (chunk: Buffer) => {
+      const got = framer.push(chunk);
+      if (got === null) {
+        this.self.mgmtRefused++;
+        this.log.warn({ remote: sock.remoteAddress, maxLineBytes: MGMT_MAX_LINE_BYTES }, 'MGMT: command line too long, connection closed');
+        lines.length = 0;
+        sock.pause();
+        sock.end(`ERROR command line longer than ${MGMT_MAX_LINE_BYTES} bytes, closing\n`, () => sock.destroy());
+        return;
+      }
+      lines.push(...got);
+      if (!busy && lines.length > 0) void runQueued();
+    });
+  }
+
+  /** One command line, statsd's parsing (trim, split on ' '), behind the remote and concurrency checks. */
+  private async run(line: string, sock: net.Socket): Promise<void> {
+    const params = line.trim().split(' ');
+    const cmd = params.shift() ?? '';
+    if (changesState(cmd, params) && !this.cfg.mgmtAllowRemoteChanges && !isLoopback(sock.remoteAddress)) {
+      this.self.mgmtRefused++;
+      this.log.warn({ remote: sock.remoteAddress, cmd: line.slice(0, 200) }, 'MGMT: refused a state-changing command from a non-loopback address');
+      sock.write(`ERROR ${cmd} is accepted only from loopback (set mgmtAllowRemoteChanges: true to allow ${sock.remoteAddress ?? 'this address'})\n`);
+      return;
+    }
+    const limited = !CHEAP.has(cmd);
+    if (limited && running >= this.cfg.mgmtMaxConcurrent) {
+      this.self.mgmtRefused++;
+      sock.write(`ERROR busy: ${running} console commands already running (mgmtMaxConcurrent is ${this.cfg.mgmtMaxConcurrent}), try again\n`);
+      return;
+    }
+    if (limited) running++;
+    try {
+      await this.handle(cmd, params, sock);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, cmd }, 'management command failed');
+      if (!sock.destroyed) sock.write(`ERROR ${(err as Error).message}\n`);
+    } finally {
+      if (limited) running--;
+    }
   }
 
   stop(): Promise<void> {
@@ -95,12 +161,12 @@ export class ManagementConsole {
       case 'timers':
       case 'gauges':
       case 'sets':
-        out.write(inspect(await this.dump(cmd)) + '\nEND\n\n');
+        await writeListing(out, await this.dump(cmd));
         return;
       case 'delcounters':
       case 'deltimers':
       case 'delgauges':
-        out.write(await this.del(cmd.slice(3) as 'counters' | 'timers' | 'gauges', params));
+        await writeWhenReady(out, await this.del(cmd.slice(3) as 'counters' | 'timers' | 'gauges', params));
         return;
       case 'quit':
         out.end();
@@ -132,6 +198,9 @@ export class ManagementConsole {
       ['lines_sent', s.linesSent],
       ['udp_kernel_drops', s.udpKernelDrops],
       ['redis_timeouts', s.redisTimeouts],
+      ['tcp_connections_refused', s.tcpConnectionsRefused],
+      ['tcp_idle_closed', s.tcpIdleClosed],
+      ['mgmt_refused', s.mgmtRefused],
     ];
     for (const [k, v] of own) text += line('tallyd', k, v);
     // The backlog and health facts (the same HealthReport `health` decides from).
