@@ -1,0 +1,151 @@
+/**
+ * The console's bounds with real sockets and a real Redis: framing across
+ * writes, the line cap, mgmtMaxConcurrent under many concurrent listings of a
+ * large state (memory stays bounded, accepted replies are complete), and
+ * state changes refused from a non-loopback address.
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { after, describe, test } from 'node:test';
+import type { Daemon } from '../../src/daemon.js';
+import { Keys } from '../../src/store/keys.js';
+import { sendUdp } from '../helpers/carbon.js';
+import { cleanup, client, testPrefix } from '../helpers/redis.js';
+import { startDaemon, testConfig } from '../helpers/tallyd.js';
+
+/** Sends writes in order on one connection; resolves with all it got once the reply has `until` (or the socket closed). */
+function talk(port: number, host: string, writes: readonly string[], until: (text: string) => boolean, timeoutMs = 10_000): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const sock = net.createConnection(port, host);
+    let text = '';
+    const t = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no complete reply to ${JSON.stringify(writes).slice(0, 80)}: ${JSON.stringify(text.slice(-200))}`));
+    }, timeoutMs);
+    sock.setEncoding('ascii');
+    sock.on('data', (d: string) => {
+      text += d;
+      if (until(text)) {
+        clearTimeout(t);
+        sock.destroy();
+        resolve({ text, closed: false });
+      }
+    });
+    sock.on('close', () => {
+      clearTimeout(t);
+      resolve({ text, closed: true });
+    });
+    sock.on('error', () => undefined);
+    sock.on('connect', () => {
+      // Each write after the previous one has been handed to the kernel: separate chunks as far as TCP allows.
+      const next = (i: number): void => {
+        if (i < writes.length) sock.write(writes[i] as string, () => setImmediate(() => next(i + 1)));
+      };
+      next(0);
+    });
+  });
+}
+
+function nonLoopbackV4(): string | undefined {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return undefined;
+}
+
+async function until(pred: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const ends = (n: number) => (text: string): boolean => text.split('END\n\n').length > n;
+
+describe('console bounds', () => {
+  const prefixes: string[] = [];
+  const daemons: Daemon[] = [];
+  async function start(extra: Record<string, unknown>): Promise<{ daemon: Daemon; prefix: string }> {
+    const prefix = testPrefix('console-bounds');
+    prefixes.push(prefix);
+    const daemon = await startDaemon(testConfig(prefix, null, { flushInterval: 60_000, ...extra }));
+    daemons.push(daemon);
+    return { daemon, prefix };
+  }
+  after(async () => {
+    for (const d of daemons) await d.stop();
+    for (const p of prefixes) await cleanup(p);
+  });
+
+  test('commands are framed by lines, however the bytes arrive; an overlong line closes the connection', async () => {
+    const { daemon } = await start({});
+    const port = daemon.ports.mgmt;
+    const cmds = 'help\nstats\ncounters\n';
+    for (const at of [1, 3, 4, 5, 7, 11, 15, cmds.length - 1]) {
+      const { text } = await talk(port, '127.0.0.1', [cmds.slice(0, at), cmds.slice(at)], ends(2));
+      assert.ok(text.startsWith('Commands: '), `split at ${at}`);
+      assert.match(text, /\nuptime: \d+\n[^]*END\n\n\{[^]*'statsd\.bad_lines_seen': 0[^]*\}\nEND\n\n$/, `split at ${at}`);
+    }
+    const { text, closed } = await talk(port, '127.0.0.1', ['x'.repeat(5000)], () => false);
+    assert.equal(closed, true);
+    assert.match(text, /^ERROR command line longer than 4096 bytes/);
+  });
+
+  test('many concurrent listings of a 20k-name state: refusals counted, accepted replies whole, memory bounded', async () => {
+    const { daemon, prefix } = await start({ mgmtMaxConcurrent: 4 });
+    const names = 20_000;
+    const r = client();
+    try {
+      const fields: string[] = [];
+      for (let i = 0; i < names; i++) fields.push(`cs.${'n'.repeat(40)}.${i}`, '1');
+      await r.hset(new Keys(prefix).known('counters'), fields);
+    } finally {
+      r.disconnect();
+    }
+    const calls = 100;
+    const heap0 = process.memoryUsage().heapUsed;
+    let peak = heap0;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().heapUsed)), 2);
+    let replies: Array<{ text: string }>;
+    try {
+      replies = await Promise.all(
+        Array.from({ length: calls }, () => talk(daemon.ports.mgmt, '127.0.0.1', ['counters\n'], (t) => t.endsWith('END\n\n') || t.startsWith('ERROR'), 30_000)),
+      );
+    } finally {
+      clearInterval(sampler);
+    }
+    const refused = replies.filter((x) => x.text.startsWith('ERROR busy'));
+    const whole = replies.filter((x) => x.text.endsWith('\n}\nEND\n\n'));
+    assert.equal(refused.length + whole.length, calls);
+    assert.ok(refused.length > 0, 'some calls are refused');
+    assert.ok(whole.length >= 4, `at least mgmtMaxConcurrent calls answered, got ${whole.length}`);
+    for (const x of whole) assert.equal(x.text.split("'cs.").length - 1, names);
+    assert.match(refused[0]!.text, /mgmtMaxConcurrent is 4/);
+    assert.equal(daemon.self.mgmtRefused, refused.length);
+    // Four listings at a time: a few MB each, never one per caller (100 x the state).
+    const grownMb = (peak - heap0) / 2 ** 20;
+    assert.ok(grownMb < 150, `heap grew ${grownMb.toFixed(0)} MB`);
+  });
+
+  const remote = nonLoopbackV4();
+  test('state changes are refused from a non-loopback address unless mgmtAllowRemoteChanges', { skip: remote === undefined && 'no non-loopback IPv4 address here' }, async () => {
+    const host = remote as string;
+    for (const allow of [false, true]) {
+      const { daemon } = await start({ mgmt_address: host, mgmtAllowRemoteChanges: allow });
+      await sendUdp(daemon.ports.udp[0]!, ['rem.a:1|c\nrem.g:2|g']);
+      await until(async () => (await talk(daemon.ports.mgmt, host, ['counters\n'], ends(1))).text.includes("'rem.a': 1"), 'rem.a in counters');
+      const del = await talk(daemon.ports.mgmt, host, ['delcounters rem.a\nhealth down\nhealth\ncounters\n'], (t) => t.endsWith('END\n\n') && t.includes("'statsd"));
+      if (allow) {
+        assert.match(del.text, /^deleted: rem\.a\nEND\n\nhealth: down\n/);
+        assert.doesNotMatch(del.text, /'rem\.a'/);
+      } else {
+        assert.match(del.text, /^ERROR delcounters is accepted only from loopback \(set mgmtAllowRemoteChanges: true to allow 192|^ERROR delcounters is accepted only from loopback/);
+        assert.match(del.text, /\nERROR health is accepted only from loopback[^\n]*\nhealth: up\n/, 'health down refused, health (a read) answered');
+        assert.match(del.text, /'rem\.a': 1/, 'the name is still there');
+        assert.equal(daemon.self.mgmtRefused, 2);
+      }
+    }
+  });
+});
