@@ -11,6 +11,7 @@ import type { ConfigProblem } from './errors.js';
 import {
   CONSOLE_KEYS, describe, GRAPHITE_KEYS, LOG_KEYS, REDIS_KEYS, SYSLOG_LEVELS, TOP_LEVEL_KEYS, UNIMPLEMENTED_LOG, UNIMPLEMENTED_TOP_LEVEL,
 } from './keys.js';
+import { redactUrl } from './redact.js';
 import type { Config, GraphiteConfig, LogConfig, RedisConfig } from './types.js';
 import { checkBackends, readHistogram, readPercentThreshold, readServers, readTimerMetrics } from './validate-lists.js';
 
@@ -62,7 +63,10 @@ function readRedis(c: Checker, raw: Raw): RedisConfig {
   c.keys(r, 'redis', REDIS_KEYS);
   let url = c.str(r, 'url', 'redis', DEFAULTS.redis.url);
   if (!/^rediss?:\/\/./.test(url)) {
-    c.problem('redis.url', `must start with redis:// or rediss://, got ${describe(url)}`);
+    c.problem('redis.url', `must start with redis:// or rediss://, got ${describe(redactUrl(url))}`);
+    url = DEFAULTS.redis.url;
+  } else if (!URL.canParse(url)) {
+    c.problem('redis.url', `is not a valid URL (percent-encode @ / : ? # in a password as %40 %2F %3A %3F %23), got ${describe(redactUrl(url))}`);
     url = DEFAULTS.redis.url;
   }
   const keyPrefix = c.str(r, 'keyPrefix', 'redis', DEFAULTS.redis.keyPrefix);
