@@ -12,11 +12,14 @@ may also be written as JSON (.json) or YAML (.yaml / .yml).
 
 Precedence: built-in defaults < this file < environment (TALLYD_REDIS_URL or
 REDIS_URL, TALLYD_REDIS_KEY_PREFIX, TALLYD_FLUSH_INTERVAL, TALLYD_LOG_LEVEL)
-< command-line overrides. A misspelt key is an error ("did you mean ...?");
-statsd keys tallyd does not implement (keyFlush, automaticConfigReload,
-debug, repeater, repeaterProtocol, title, socket, log.backend, backends
-other than graphite and console) and the retired outboxMaxChunks load with
-a warning and are ignored.
+< command-line overrides. A key tallyd does not know loads with a warning
+and is ignored, as statsd ignores keys it does not read ("unknown key,
+ignored (did you mean ...?)" for a likely typo); with strictConfig: true it
+is an error instead. statsd keys tallyd does not implement (keyFlush,
+automaticConfigReload, debug, repeater, repeaterProtocol, title, socket,
+log.backend, backends other than graphite and console) and the retired
+outboxMaxChunks load with a warning and are ignored. A config file may be
+at most 1 MiB.
 */
 // eslint-disable-next-line @typescript-eslint/no-unused-expressions -- statsd evaluates `config = ` + this file
 ({
@@ -187,8 +190,12 @@ a warning and are ignored.
   },
 
   // ms between merges of the local batch into Redis (one round trip each);
-  // must be less than flushInterval.
-  batchInterval: 200,
+  // must be less than flushInterval. Unset, it is half of flushInterval, at
+  // most 200 (so flushInterval: 100 gives 50).
+  // batchInterval: 200,
+
+  // true: a key tallyd does not know is an error, not a warning.
+  strictConfig: false,
 
   // ms the flushing leader's lease lasts without renewal; also how long a
   // process may go without reporting to Redis before the leader stops waiting

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './config/errors.js';
 import { loadConfig } from './config/load.js';
+import { redactConfig } from './config/redact.js';
 import { reportToPrimary, runPrimary, workerIndex } from './cluster.js';
 import { Daemon } from './daemon.js';
 import { createLogger } from './observability/logger.js';
@@ -23,7 +24,8 @@ out to Carbon (at least once), or statsd's console backend.
                    console 8126)
   -h, --help       show this help
   -v, --version    print the version
-  --check          load and validate the config, print it, and exit
+  --check          load and validate the config, print it (passwords hidden),
+                   and exit
 
 Environment:
   REDIS_URL                 overrides redis.url
@@ -79,7 +81,7 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger(config.log.level);
   for (const w of warnings) log.warn(`config: ${w}`);
   if (check) {
-    process.stdout.write(JSON.stringify(config, null, 2) + '\n');
+    process.stdout.write(JSON.stringify(redactConfig(config), null, 2) + '\n');
     return 0;
   }
   const worker = workerIndex();

@@ -13,6 +13,7 @@
  */
 import net from 'node:net';
 import { unpackSamples } from '../aggregate/merge-args.js';
+import { redactConfig } from '../config/redact.js';
 import type { Config } from '../config/types.js';
 import { internalCounterNames } from '../flush/build-period.js';
 import { ListenError } from '../ingest/listen-error.js';
@@ -266,7 +267,7 @@ export function existingStats(names: readonly string[], bucket: string): string[
   return matches;
 }
 
-/** statsd's helpers.writeConfig, with the redis url's password hidden. */
+/** statsd's helpers.writeConfig, with secrets (the redis url's password) hidden. */
 function writeConfig(cfg: Config): string {
   let text = '\n';
   for (const [prop, val] of Object.entries(cfg)) {
@@ -275,7 +276,7 @@ function writeConfig(cfg: Config): string {
       continue;
     }
     for (const [sub, v] of Object.entries(val as Record<string, unknown>)) {
-      const shown = prop === 'redis' && sub === 'url' ? String(v).replace(/\/\/([^@/]*)@/, '//***@') : v;
+      const shown = redactConfig(v);
       text += `${prop} > ${sub}: ${typeof shown === 'object' ? JSON.stringify(shown) : String(shown)}\n`;
     }
   }

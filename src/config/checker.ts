@@ -25,6 +25,12 @@ export class Checker {
   readonly problems: ConfigProblem[] = [];
   readonly warnings: ConfigProblem[] = [];
 
+  /**
+   * `strictConfig`: an unknown key is an error rather than a warning. statsd
+   * ignores keys it does not read, so real statsd configs carry some.
+   */
+  strict = false;
+
   constructor(private readonly originOf: OriginOf) {}
 
   private at(key: string, reason: string): ConfigProblem {
@@ -41,8 +47,11 @@ export class Checker {
   }
 
   /**
-   * Checks that `obj` holds only `known` keys. `ignored` keys get a warning;
-   * others are errors with a hint, unless `lenient` returns a warning text.
+   * Checks that `obj` holds only `known` keys. `ignored` keys get their
+   * warning; other keys a warning "unknown key, ignored" with a "did you mean"
+   * hint when one is close. Under `strict` they are errors, except those
+   * `lenient` explains (a setting of a third-party backend, when no known key
+   * is close).
    */
   keys(obj: Raw, path: string, known: ReadonlyArray<string>, ignored: Readonly<Record<string, string>> = {},
     lenient?: (key: string) => string | null): void {
@@ -56,8 +65,10 @@ export class Checker {
       }
       const hint = suggest(key, [...known, ...Object.keys(ignored)]);
       const soft = hint === null ? lenient?.(key) ?? null : null;
+      const didYouMean = hint === null ? '' : ` (did you mean ${hint}?)`;
       if (soft !== null) this.warn(full, soft);
-      else this.problem(full, hint === null ? 'unknown key' : `unknown key (did you mean ${hint}?)`);
+      else if (this.strict) this.problem(full, `unknown key${didYouMean}`);
+      else this.warn(full, `unknown key, ignored${didYouMean}`);
     }
   }
 

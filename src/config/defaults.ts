@@ -61,6 +61,15 @@ export const TIMER_METRICS: ReadonlyArray<string> = Object.freeze([
   'count_percent', 'mean_percent', 'upper_percent', 'lower_percent', 'sum_percent', 'sum_squares_percent',
 ]);
 
+/**
+ * batchInterval when the config does not set it: half of flushInterval, at
+ * most 200 ms (at least 1 ms), so any flushInterval statsd accepts (100 ms,
+ * say) works without a tallyd-only key.
+ */
+export function defaultBatchInterval(flushIntervalMs: number): number {
+  return Math.max(1, Math.min(200, Math.floor(flushIntervalMs / 2)));
+}
+
 /** The resolved config of an empty file. */
 export const DEFAULTS: Config = Object.freeze({
   source: null,
@@ -98,6 +107,7 @@ export const DEFAULTS: Config = Object.freeze({
   healthStatus: 'up',
   dumpMessages: false,
 
+  strictConfig: false,
   redis: Object.freeze({ url: 'redis://127.0.0.1:6379', keyPrefix: 'tallyd:', commandTimeout: 10000 }),
   batchInterval: 200,
   leaseTtl: 5000,

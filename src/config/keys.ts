@@ -1,7 +1,9 @@
 /**
  * Every key tallyd reads, and the Etsy statsd keys it knows but does not
  * implement (those load with a warning, so a statsd file works as it is).
- * Any other key is an error, with a "did you mean" hint for a likely typo.
+ * Any other key warns ("unknown key, ignored"), with a "did you mean" hint
+ * for a likely typo, as statsd ignores keys it does not read; it is an error
+ * only with `strictConfig: true`.
  */
 
 /** Top-level keys that are validated and used. */
@@ -15,7 +17,7 @@ export const TOP_LEVEL_KEYS: ReadonlyArray<string> = [
   'prefixStats', 'keyNameSanitize', 'flush_counts', 'healthStatus', 'dumpMessages',
   // tallyd's own
   'mgmtMaxConcurrent', 'mgmtAllowRemoteChanges', 'maxConnections', 'tcpIdleTimeout',
-  'redis', 'batchInterval', 'leaseTtl', 'stopTimeout', 'outboxMaxBytes', 'carbonWriteTimeout', 'maxPendingBatches', 'workers', 'flushNice', 'maxBatchNames', 'log',
+  'strictConfig', 'redis', 'batchInterval', 'leaseTtl', 'stopTimeout', 'outboxMaxBytes', 'carbonWriteTimeout', 'maxPendingBatches', 'workers', 'flushNice', 'maxBatchNames', 'log',
 ];
 
 /** statsd keys tallyd accepts and ignores, with why. `debug: false` and `automaticConfigReload: false` are silent. */

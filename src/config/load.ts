@@ -9,7 +9,7 @@
  * dotted path (`{ 'redis.keyPrefix': 'test:' }`).
  */
 
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { isObject } from './checker.js';
 import { ConfigError, formatProblem } from './errors.js';
 import { parseConfigText } from './parse.js';
@@ -51,15 +51,38 @@ const READ_ERRORS: Readonly<Record<string, string>> = {
   EISDIR: 'is a directory, not a file',
 };
 
+/** Largest config file read, in bytes (1 MiB; a statsd config is a few KiB): a bigger one is refused unread. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
 function readText(file: string): string {
+  let fd: number | undefined;
   try {
-    return readFileSync(file, 'utf8');
+    fd = openSync(file, 'r');
+    const { size } = fstatSync(fd);
+    if (size > MAX_CONFIG_BYTES) {
+      throw new ConfigError(file, [{ key: '', reason: `the config file is too large: ${size} bytes, the limit is ${MAX_CONFIG_BYTES} (1 MiB)` }]);
+    }
+    // Read at most one byte past the limit, in case the file grew since fstat.
+    const buf = Buffer.alloc(Math.min(size, MAX_CONFIG_BYTES) + 1);
+    let length = 0;
+    while (length < buf.length) {
+      const n = readSync(fd, buf, length, buf.length - length, null);
+      if (n === 0) break;
+      length += n;
+    }
+    if (length > MAX_CONFIG_BYTES) {
+      throw new ConfigError(file, [{ key: '', reason: `the config file is too large: over ${MAX_CONFIG_BYTES} bytes (1 MiB)` }]);
+    }
+    return buf.toString('utf8', 0, length);
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     const reason = code !== undefined && READ_ERRORS[code] !== undefined
       ? `${code} (${READ_ERRORS[code]})`
       : err instanceof Error ? err.message : String(err);
     throw new ConfigError(file, [{ key: '', reason: `cannot read the config file: ${reason}` }], { cause: err });
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

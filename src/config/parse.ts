@@ -8,7 +8,10 @@
  *   `export default` wrappers, one pair of parentheses and a final `;` are
  *   blanked out first (keeping line and column numbers). A file of another
  *   extension whose first token is not `{`, `(` or a wrapper is read as YAML.
- * Syntax errors become a ConfigError naming file, line and column.
+ * Syntax errors become a ConfigError naming file, line and column; any other
+ * parser failure (YAML's alias limit, deep nesting) a ConfigError naming the
+ * file and the reason. Nothing here is per character: a large file costs its
+ * size, not a string per character.
  */
 
 import JSON5 from 'json5';
@@ -16,6 +19,9 @@ import { parseDocument } from 'yaml';
 import { ConfigError } from './errors.js';
 
 type Syntax = 'yaml' | 'json' | 'js';
+
+/** yaml's maxAliasCount: how many alias expansions a document may make before it is refused. */
+export const MAX_YAML_ALIASES = 100;
 
 const WRAPPER = /module\.exports\s*=|export\s+default\b/y;
 
@@ -67,35 +73,40 @@ function matchingClose(text: string, open: number): number {
   return -1;
 }
 
-function blank(chars: string[], from: number, to: number): void {
-  for (let i = from; i < to; i++) if (chars[i] !== '\n' && chars[i] !== '\r') chars[i] = ' ';
+/** `text` with the [from, to) ranges turned to spaces, line breaks kept (so line and column numbers stay). */
+function blankRanges(text: string, ranges: ReadonlyArray<readonly [number, number]>): string {
+  let out = '';
+  let last = 0;
+  for (const [from, to] of [...ranges].sort((a, b) => a[0] - b[0])) {
+    out += text.slice(last, from) + text.slice(from, to).replace(/[^\r\n]/g, ' ');
+    last = to;
+  }
+  return out + text.slice(last);
 }
 
 /** Blanks the JS around the object literal so that JSON5 sees the literal alone. */
 function unwrapJs(text: string): string {
-  const src = text;
-  const chars = text.split(''); // UTF-16 code units, the same indices as text[i]
-  let i = skipTrivia(src, 0);
+  const ranges: Array<readonly [number, number]> = [];
+  let i = skipTrivia(text, 0);
   WRAPPER.lastIndex = i;
-  const wrapper = WRAPPER.exec(src);
+  const wrapper = WRAPPER.exec(text);
   if (wrapper !== null) {
-    blank(chars, i, i + wrapper[0].length);
-    i = skipTrivia(src, i + wrapper[0].length);
+    ranges.push([i, i + wrapper[0].length]);
+    i = skipTrivia(text, i + wrapper[0].length);
   }
   let close = -1;
-  if (src[i] === '(') {
-    close = matchingClose(src, i);
-    if (close < 0) return chars.join('');
-    blank(chars, i, i + 1);
-    blank(chars, close, close + 1);
-  } else if (src[i] === '{') {
-    close = matchingClose(src, i);
+  if (text[i] === '(') {
+    close = matchingClose(text, i);
+    if (close < 0) return blankRanges(text, ranges);
+    ranges.push([i, i + 1], [close, close + 1]);
+  } else if (text[i] === '{') {
+    close = matchingClose(text, i);
   }
   if (close >= 0) {
-    const after = skipTrivia(src, close + 1);
-    if (src[after] === ';') blank(chars, after, after + 1);
+    const after = skipTrivia(text, close + 1);
+    if (text[after] === ';') ranges.push([after, after + 1]);
   }
-  return chars.join('');
+  return blankRanges(text, ranges);
 }
 
 function detectSyntax(text: string, file: string): Syntax {
@@ -153,7 +164,16 @@ function parseYaml(text: string, file: string): unknown {
     const reason = (first.message.split('\n')[0] ?? first.code).replace(/ at line \d+, column \d+:?$/, '');
     throw syntaxError(file, pos.line, pos.col, reason, first);
   }
-  return doc.toJS({ maxAliasCount: 100 }) as unknown;
+  try {
+    return doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) as unknown;
+  } catch (err) {
+    // yaml throws a ReferenceError past maxAliasCount (an alias bomb), and others on unresolvable aliases.
+    const message = err instanceof Error ? err.message : String(err);
+    const reason = /alias count/i.test(message)
+      ? `too many YAML aliases (more than ${MAX_YAML_ALIASES} expansions; an alias bomb?)`
+      : `cannot read the YAML document: ${message}`;
+    throw new ConfigError(file, [{ key: '', reason }], { cause: err });
+  }
 }
 
 function describeTop(value: unknown): string {
@@ -166,7 +186,14 @@ function describeTop(value: unknown): string {
 export function parseConfigText(text: string, file: string): Record<string, unknown> {
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
   const syntax = detectSyntax(body, file);
-  const value = syntax === 'yaml' ? parseYaml(body, file) : syntax === 'json' ? parseJson(body, file) : parseJs(body, file);
+  let value: unknown;
+  try {
+    value = syntax === 'yaml' ? parseYaml(body, file) : syntax === 'json' ? parseJson(body, file) : parseJs(body, file);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    // Anything else a parser throws (a stack overflow on deep nesting, ...) is still a bad file.
+    throw new ConfigError(file, [{ key: '', reason: `cannot parse the config file: ${err instanceof Error ? err.message : String(err)}` }], { cause: err });
+  }
   if (syntax === 'yaml' && (value === null || value === undefined)) return {}; // empty YAML document
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new ConfigError(file, [{ key: '', reason: `the top level must be an object of settings, got ${describeTop(value)}` }]);

@@ -141,8 +141,10 @@ export interface Config {
   /** statsd's dumpMessages: log every received line (debug aid, slow). */
   readonly dumpMessages: boolean;
 
+  /** An unknown key is an error instead of a warning (statsd ignores keys it does not read). */
+  readonly strictConfig: boolean;
   readonly redis: RedisConfig;
-  /** Milliseconds between merges of the local batch into Redis. */
+  /** Milliseconds between merges of the local batch into Redis; unset: defaultBatchInterval(flushInterval). */
   readonly batchInterval: number;
   /** Lease time-to-live in ms for the flushing leader. */
   readonly leaseTtl: number;

@@ -6,11 +6,12 @@
  */
 
 import { Checker, type OriginOf, type Raw } from './checker.js';
-import { DEFAULT_GRAPHITE, DEFAULTS, LOG_LEVELS } from './defaults.js';
+import { DEFAULT_GRAPHITE, defaultBatchInterval, DEFAULTS, LOG_LEVELS } from './defaults.js';
 import type { ConfigProblem } from './errors.js';
 import {
   CONSOLE_KEYS, describe, GRAPHITE_KEYS, LOG_KEYS, REDIS_KEYS, SYSLOG_LEVELS, TOP_LEVEL_KEYS, UNIMPLEMENTED_LOG, UNIMPLEMENTED_TOP_LEVEL,
 } from './keys.js';
+import { redactUrl } from './redact.js';
 import type { Config, GraphiteConfig, LogConfig, RedisConfig } from './types.js';
 import { checkBackends, readHistogram, readPercentThreshold, readServers, readTimerMetrics } from './validate-lists.js';
 
@@ -62,7 +63,10 @@ function readRedis(c: Checker, raw: Raw): RedisConfig {
   c.keys(r, 'redis', REDIS_KEYS);
   let url = c.str(r, 'url', 'redis', DEFAULTS.redis.url);
   if (!/^rediss?:\/\/./.test(url)) {
-    c.problem('redis.url', `must start with redis:// or rediss://, got ${describe(url)}`);
+    c.problem('redis.url', `must start with redis:// or rediss://, got ${describe(redactUrl(url))}`);
+    url = DEFAULTS.redis.url;
+  } else if (!URL.canParse(url)) {
+    c.problem('redis.url', `is not a valid URL (percent-encode @ / : ? # in a password as %40 %2F %3A %3F %23), got ${describe(redactUrl(url))}`);
     url = DEFAULTS.redis.url;
   }
   const keyPrefix = c.str(r, 'keyPrefix', 'redis', DEFAULTS.redis.keyPrefix);
@@ -115,11 +119,13 @@ function readGaugesMaxTTL(c: Checker, raw: Raw): number {
 
 export function validate(raw: Raw, source: string | null, originOf: OriginOf): Validated {
   const c = new Checker(originOf);
+  const strictConfig = c.bool(raw, 'strictConfig', '', DEFAULTS.strictConfig);
+  c.strict = strictConfig;
   const { backends, others: otherBackends } = checkBackends(c, raw);
   checkTopLevel(c, raw, otherBackends);
 
   const flushInterval = c.millis(raw, 'flushInterval', '', DEFAULTS.flushInterval);
-  const batchInterval = c.millis(raw, 'batchInterval', '', DEFAULTS.batchInterval);
+  const batchInterval = c.millis(raw, 'batchInterval', '', defaultBatchInterval(flushInterval));
   if (batchInterval >= flushInterval && raw['batchInterval'] !== undefined) {
     c.problem('batchInterval', `must be less than flushInterval (${flushInterval}), got ${batchInterval}`);
   } else if (batchInterval >= flushInterval) {
@@ -159,6 +165,7 @@ export function validate(raw: Raw, source: string | null, originOf: OriginOf): V
     flush_counts: c.bool(raw, 'flush_counts', '', DEFAULTS.flush_counts),
     healthStatus: c.oneOf(raw, 'healthStatus', '', DEFAULTS.healthStatus, ['up', 'down']),
     dumpMessages: c.bool(raw, 'dumpMessages', '', DEFAULTS.dumpMessages),
+    strictConfig,
     redis: readRedis(c, raw),
     batchInterval,
     leaseTtl: c.millis(raw, 'leaseTtl', '', DEFAULTS.leaseTtl),

@@ -4,6 +4,7 @@
  * pipelined. Methods map one-to-one onto the steps of DESIGN.md's data flow.
  */
 import { Redis } from 'ioredis';
+import { redactUrl } from '../config/redact.js';
 import type { RedisConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import { withTimeout } from '../clock.js';
@@ -452,6 +453,3 @@ function results(res: Array<[Error | null, unknown]> | null): unknown[] {
   });
 }
 
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^@/]*)@/, '//***@');
-}

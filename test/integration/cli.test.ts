@@ -6,12 +6,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { freePort } from '../helpers/carbon.js';
-import { cleanup, testPrefix } from '../helpers/redis.js';
+import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { ROOT, testConfig } from '../helpers/tallyd.js';
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -56,7 +56,7 @@ describe('command line', () => {
   });
 
   test('a bad config file: exit 2, every problem with the file and the key', async () => {
-    const file = writeConfig('bad.js', '{ flushInteval: 1000, percentThreshold: "ninety", mgmt_port: 70000 }');
+    const file = writeConfig('bad.js', '{ strictConfig: true, flushInteval: 1000, percentThreshold: "ninety", mgmt_port: 70000 }');
     const r = await run([file]);
     assert.equal(r.code, 2);
     assert.deepEqual(plain(r.stderr), [
@@ -88,5 +88,75 @@ describe('command line', () => {
     const lines = plain(r.stderr);
     assert.equal(lines.length, 1, r.stderr);
     assert.match(lines[0]!, new RegExp(`^tallyd: redis unreachable at redis://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
+  });
+
+  test('no output path prints a Redis password: --check, warnings, unreachable redis', async () => {
+    const pw = 'S3cr@t/pa:ss';
+    const enc = encodeURIComponent(pw);
+    const port = await freePort();
+    const url = `rediss://alice:${enc}@127.0.0.1:${port}/0?password=${enc}`;
+    const file = writeConfig('secret.json', JSON.stringify({ redis: { url, password: pw }, flushInterval: 1000 }));
+    const check = await run(['--check', file], { REDIS_URL: '', TALLYD_REDIS_URL: '' });
+    assert.equal(check.code, 0, check.stderr);
+    const shown = JSON.parse(check.stdout) as { redis: { url: string } };
+    assert.equal(shown.redis.url, `rediss://alice:***@127.0.0.1:${port}/0?password=***`);
+    for (const secret of [pw, enc, 'S3cr']) {
+      assert.ok(!check.stdout.includes(secret) && !check.stderr.includes(secret), `${secret} in ${check.stdout}${check.stderr}`);
+    }
+    const raw = testConfig(testPrefix('cli-secret'), null);
+    const down = await run([writeConfig('down.json', JSON.stringify(raw))], { REDIS_URL: `redis://:${enc}@127.0.0.1:${port}`, TALLYD_REDIS_URL: '' });
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, new RegExp(`redis unreachable at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}`));
+    for (const secret of [pw, enc, 'S3cr']) assert.ok(!down.stdout.includes(secret) && !down.stderr.includes(secret), down.stderr);
+  });
+
+  test('a file over 1 MiB or a YAML alias bomb: exit 2 naming the file', async () => {
+    const big = writeConfig('big.js', `{ x: "${'a'.repeat(1024 * 1024)}" }`);
+    const r = await run(['--check', big]);
+    assert.equal(r.code, 2);
+    assert.match(plain(r.stderr)[1] ?? '', new RegExp(`^${big}: the config file is too large: \\d+ bytes, the limit is 1048576 \\(1 MiB\\)$`));
+    let yaml = 'a: &a [x, x, x, x, x, x, x, x, x]\n';
+    for (const [name, prev] of [['b', 'a'], ['c', 'b'], ['d', 'c'], ['e', 'd'], ['f', 'e']] as const) {
+      yaml += `${name}: &${name} [${Array(9).fill(`*${prev}`).join(', ')}]\n`;
+    }
+    const bomb = writeConfig('bomb.yaml', yaml);
+    const b = await run(['--check', bomb]);
+    assert.equal(b.code, 2);
+    assert.deepEqual(plain(b.stderr), ['tallyd: bad config', `${bomb}: too many YAML aliases (more than 100 expansions; an alias bomb?)`]);
+  });
+
+  test("Etsy statsd's own exampleConfig.js, plus keys statsd never reads and a 100 ms flushInterval, starts", async () => {
+    const prefix = testPrefix('cli-etsy');
+    const example = readFileSync(path.join(ROOT, 'node_modules', 'statsd', 'exampleConfig.js'), 'utf8');
+    const close = example.lastIndexOf('}');
+    const extra = `, flushInterval: 100, graphService: "graphite", batch: 200, influxdb: { host: "x" }, flushIntreval: 5,
+      address: "127.0.0.1", port: 0, mgmt_address: "127.0.0.1", mgmt_port: 0, graphiteHost: null,
+      redis: { url: ${JSON.stringify(REDIS_URL)}, keyPrefix: ${JSON.stringify(prefix)} } }`;
+    const file = writeConfig('exampleConfig.js', example.slice(0, close) + extra + example.slice(close + 1));
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'), file], {
+      cwd: ROOT, env: { ...process.env, REDIS_URL: '', TALLYD_REDIS_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // Resolves on the log line that says it is up, or on exit: no polling.
+    const up = new Promise<void>((resolve) => {
+      const onData = (d: Buffer): void => {
+        out += d.toString();
+        if (out.includes('"msg":"tallyd is up"')) resolve();
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      void exited.then(() => resolve());
+    });
+    try {
+      await up;
+      assert.match(out, /"batchInterval":50,"msg":"tallyd is up"/, out);
+      for (const key of ['graphService', 'batch', 'influxdb']) assert.match(out, new RegExp(`config: ${file}: ${key}: unknown key, ignored`));
+      assert.match(out, new RegExp(`config: ${file}: flushIntreval: unknown key, ignored \\(did you mean flushInterval\\?\\)`));
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, out);
+    await cleanup(prefix);
   });
 });

@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { relative } from 'node:path';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runInNewContext } from 'node:vm';
 import { DEFAULTS } from '../../src/config/defaults.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { GRAPHITE_KEYS, REDIS_KEYS, TOP_LEVEL_KEYS, ZMQ_SERVER_KEYS } from '../../src/config/keys.js';
-import { loadConfig, parseConfigText } from '../../src/config/load.js';
+import { loadConfig, MAX_CONFIG_BYTES, parseConfigText } from '../../src/config/load.js';
+import { MAX_YAML_ALIASES } from '../../src/config/parse.js';
 import { type Config, isZmqServer, type ServerConfig } from '../../src/config/types.js';
 
 /** Repository paths, relative to the working directory so that messages are short and exact. */
@@ -28,6 +30,12 @@ function statsdServers(config: Config): ServerConfig[] {
     assert.ok(!isZmqServer(s), `unexpected zmq server ${JSON.stringify(s)}`);
     return s;
   });
+}
+
+function tempFile(name: string, text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'tallyd-config-')), name);
+  writeFileSync(file, text);
+  return file;
 }
 
 function configError(fn: () => unknown): ConfigError {
@@ -252,13 +260,29 @@ describe('errors', () => {
       new RegExp(`^${fixture('bad-syntax.yaml')}:3:1: syntax error: \\S`));
   });
 
-  it('rejects unknown keys, suggesting the closest known one', () => {
+  it('warns about unknown keys, suggesting the closest known one, and ignores them (as statsd does)', () => {
     const file = fixture('unknown-key.js');
-    assert.equal(configError(() => load(file)).message, [
+    const { config, warnings } = load(file);
+    assert.deepEqual(warnings, [
+      `${file}: flushInteval: unknown key, ignored (did you mean flushInterval?)`,
+      `${file}: redis.keyprefix: unknown key, ignored (did you mean keyPrefix?)`,
+      `${file}: frobnicate: unknown key, ignored`,
+    ]);
+    assert.equal(config.flushInterval, DEFAULTS.flushInterval);
+    assert.equal(config.redis.keyPrefix, DEFAULTS.redis.keyPrefix);
+  });
+
+  it('rejects unknown keys with strictConfig: true, all at once, still suggesting', () => {
+    const file = fixture('unknown-key.js');
+    assert.equal(configError(() => load(file, { strictConfig: true })).message, [
       `${file}: flushInteval: unknown key (did you mean flushInterval?)`,
       `${file}: redis.keyprefix: unknown key (did you mean keyPrefix?)`,
       `${file}: frobnicate: unknown key`,
     ].join('\n'));
+    // statsd keys tallyd ignores, and settings of another listed backend, still only warn.
+    const { warnings } = load(null, { strictConfig: true, backends: ['graphite', 'statsd-librato-backend'], librato: {}, title: 'x' });
+    assert.equal(warnings.length, 3);
+    assert.equal(configError(() => load(null, { strictConfig: 'yes' })).message, 'overrides: strictConfig: must be true or false, got "yes"');
   });
 
   it('lists every wrong value in one error', () => {
@@ -283,6 +307,52 @@ describe('errors', () => {
   it('checks batchInterval against flushInterval', () => {
     assert.equal(configError(() => load(null, { flushInterval: 1000, batchInterval: 1000 })).message,
       'overrides: batchInterval: must be less than flushInterval (1000), got 1000');
+  });
+
+  it('derives an unset batchInterval from flushInterval: half of it, at most 200 ms', () => {
+    const batch = (flushInterval: number): number => load(null, { flushInterval }).config.batchInterval;
+    assert.deepEqual([batch(10_000), batch(400), batch(200), batch(100), batch(3), batch(2)], [200, 200, 100, 50, 1, 1]);
+    assert.equal(load(null, {}, { TALLYD_FLUSH_INTERVAL: '100' }).config.batchInterval, 50);
+    assert.equal(load(null, { flushInterval: 100, batchInterval: 20 }).config.batchInterval, 20);
+    assert.equal(configError(() => load(null, { flushInterval: 1 })).message,
+      'overrides: flushInterval: must be greater than batchInterval (1), got 1');
+  });
+
+  it('refuses a config file over 1 MiB unread, naming the file', () => {
+    const file = tempFile('big.js', `{ flushInterval: 1000, x: "${'a'.repeat(MAX_CONFIG_BYTES)}" }`);
+    assert.equal(configError(() => load(file)).message,
+      `${file}: the config file is too large: ${MAX_CONFIG_BYTES + 30} bytes, the limit is ${MAX_CONFIG_BYTES} (1 MiB)`);
+  });
+
+  it('reads a large .js file without a string per character', () => {
+    const text = `module.exports = ({ flushInterval: 1000, x: "${'a'.repeat(MAX_CONFIG_BYTES - 100)}" });`;
+    const split = String.prototype.split;
+    let splits = 0;
+    String.prototype.split = function (this: string, ...args: Parameters<typeof split>) {
+      if (this.length > 1000) splits++;
+      return split.apply(this, args);
+    } as typeof split;
+    try {
+      assert.equal(parseConfigText(text, 'big.js')['flushInterval'], 1000);
+    } finally {
+      String.prototype.split = split;
+    }
+    assert.equal(splits, 0);
+  });
+
+  it('turns every parser failure into a ConfigError naming the file: YAML alias bomb, JSON5, deep nesting', () => {
+    let bomb = 'a: &a [x, x, x, x, x, x, x, x, x]\n';
+    let prev = 'a';
+    for (const name of 'bcdefghi') {
+      bomb += `${name}: &${name} [${Array(9).fill(`*${prev}`).join(', ')}]\n`;
+      prev = name;
+    }
+    assert.equal(configError(() => parseConfigText(bomb, 'bomb.yaml')).message,
+      `bomb.yaml: too many YAML aliases (more than ${MAX_YAML_ALIASES} expansions; an alias bomb?)`);
+    assert.equal(configError(() => parseConfigText('{ a: }', 'x.json5')).message,
+      "x.json5:1:6: syntax error: invalid character '}' (an object literal of plain values is expected; code is not run)");
+    const deep = `a: ${'['.repeat(200_000)}${']'.repeat(200_000)}\n`;
+    assert.match(configError(() => parseConfigText(deep, 'deep.yaml')).message, /^deep\.yaml(:\d+:\d+)?: .+/);
   });
 
   it('names a missing file', () => {
@@ -316,7 +386,8 @@ describe('ZeroMQ servers', () => {
   });
 
   it('reports every bad zmq key at once, unknown keys included', () => {
-    const err = configError(() => load(null, {
+    assert.deepEqual(load(null, { servers: [{ server: 'zmq', port: 5555 }] }).warnings, ['overrides: servers[0].port: unknown key, ignored']);
+    const err = configError(() => load(null, { strictConfig: true,
       servers: [
         { server: 'zmq', bind: 'tcp://0.0.0.0', type: 'push', mode: 'raw', prefix: 'a b', maxMessageSize: 0, port: 5555 },
         { server: 'zmq', bind: 'tcp://0.0.0.0:70000' },
