@@ -40,3 +40,13 @@ export async function openCounter(prefix: string, name: string, url = REDIS_URL)
     r.disconnect();
   }
 }
+
+/**
+ * A counter's total so far: what was published (published(), e.g. the sum of
+ * its stats_counts lines at a Carbon listener) plus what waits in the open
+ * periods. A period closed between the two reads is briefly in neither, so
+ * wait on this, never assert it once.
+ */
+export async function counterSoFar(prefix: string, name: string, published: () => number): Promise<number> {
+  return published() + (await openCounter(prefix, name));
+}

@@ -62,7 +62,8 @@ describe('console bounds', () => {
   async function start(extra: Record<string, unknown>): Promise<{ daemon: Daemon; prefix: string }> {
     const prefix = testPrefix('console-bounds');
     prefixes.push(prefix);
-    const daemon = await startDaemon(testConfig(prefix, null, { flushInterval: 60_000, ...extra }));
+    // An hour: the tests read the open period through the console, which a boundary would publish away.
+    const daemon = await startDaemon(testConfig(prefix, null, { flushInterval: 3_600_000, ...extra }));
     daemons.push(daemon);
     return { daemon, prefix };
   }

@@ -19,7 +19,7 @@ describe('management console', () => {
   let port = 0;
 
   before(async () => {
-    daemon = await startDaemon(testConfig(prefix, null, { flushInterval: 60_000 }));
+    daemon = await startDaemon(testConfig(prefix, null, { flushInterval: 3_600_000 }));
     port = daemon.ports.mgmt;
     await sendUdp(daemon.ports.udp[0]!, ['con.a:5|c\ncon.b:1|c\ncon.g:42|g\ncon.t:3|ms\ncon.t:4|ms\ncon.s:x|s', 'junk']);
     await sleep(400); // merged within one batchInterval

@@ -79,7 +79,8 @@ describe('durability', () => {
     listeners.push(carbon);
     await carbon.start();
     // A batch interval longer than the test's send so the samples are only in memory at SIGTERM.
-    const child = spawnTallyd(childConfig(prefix, carbon.port, udp, { flushInterval: 60_000, batchInterval: 30_000 }));
+    // An hour: no boundary falls between the send and the signal.
+    const child = spawnTallyd(childConfig(prefix, carbon.port, udp, { flushInterval: 3_600_000, batchInterval: 30_000 }));
     children.push(child);
     await waitForOutput(child, UP);
     await sendUdp(udp, counterLines(300, 'term.hits'));
