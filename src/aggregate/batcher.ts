@@ -38,6 +38,8 @@ export interface MergeTarget {
 export interface IngestCounters {
   readonly metricsReceived: number;
   readonly badLines: number;
+  /** DogStatsD events and service checks seen and ignored. */
+  readonly eventsIgnored?: number;
 }
 
 export interface BatcherOptions {
@@ -125,6 +127,7 @@ export class Batcher implements SampleSink {
       [`${p}.zmq_oversized`, () => self.zmqOversized, 0],
       [`${p}.udp_kernel_drops`, () => self.udpKernelDrops, 0],
       [`${p}.redis_timeouts`, () => self.redisTimeouts, 0],
+      [`${p}.events_ignored`, () => ingest.eventsIgnored ?? 0, 0],
     ];
   }
 

@@ -3,7 +3,8 @@
  *
  *   name:value|type[|@rate][|#tags][|T<ts>][|c:<id>][|e:<x>][|card:<x>][:value|type[fields]]...
  *
- * Types c, g, ms, h, d, s. Fields after the type come in any order. Tags
+ * Types c, g, ms, h, d, s. DogStatsD events (`_e{..}:..`) and service checks
+ * (`_sc|..`) are recognized and counted in eventsIgnored, not aggregated. Fields after the type come in any order. Tags
  * apply to the whole line and become `name;k=v;flag` like statsd; the key is
  * then sanitized like statsd's sanitizeKeyName. A line is all-or-nothing: it
  * is validated completely (into fixed scratch arrays) before the sink sees any
@@ -82,6 +83,33 @@ const LOWER_M = 0x6d;
 const LOWER_R = 0x72;
 const LOWER_S = 0x73;
 const UPPER_T = 0x54;
+const UNDERSCORE = 0x5f;
+const LEFT_BRACE = 0x7b;
+const RIGHT_BRACE = 0x7d;
+
+/** parsePacket's mark for a DogStatsD event or service check line (not a status readLine returns). */
+const LINE_EVENT = -1;
+
+/**
+ * Is buf[s, e) a DogStatsD event, `_e{<title length>,<text length>}:...`,
+ * or service check, `_sc|<name>|<status>...`? (hot-shots sends both.)
+ */
+function isEventOrCheck(buf: Buffer, s: number, e: number): boolean {
+  if (e - s >= 4 && buf[s + 1] === LOWER_S && buf[s + 2] === LOWER_C && buf[s + 3] === PIPE) return true;
+  if (e - s < 7 || buf[s + 1] !== LOWER_E || buf[s + 2] !== LEFT_BRACE) return false;
+  let p = s + 3;
+  let digits = 0;
+  let commas = 0;
+  for (; p < e; p++) {
+    const b = buf[p]!;
+    if (b >= DIGIT_0 && b <= DIGIT_9) digits++;
+    else if (b === COMMA && digits > 0 && commas === 0) {
+      commas = 1;
+      digits = 0;
+    } else break;
+  }
+  return commas === 1 && digits > 0 && p + 1 < e && buf[p] === RIGHT_BRACE && buf[p + 1] === COLON;
+}
 
 const T_COUNTER = 1;
 const T_GAUGE = 2;
@@ -145,6 +173,8 @@ export class StatsdLineParser {
   badLines = 0;
   /** Lines with at least one value handed to the sink. */
   goodLines = 0;
+  /** DogStatsD events (`_e{...}`) and service checks (`_sc|...`): recognized, not aggregated, not bad lines. */
+  eventsIgnored = 0;
   /** Told about each bad line; the buffer region is only valid during the call. */
   onBadLine?: (status: number, buf: Buffer, start: number, end: number) => void;
   /** Called for every non-empty line before it is parsed (statsd's dumpMessages); unset on the hot path. */
@@ -188,8 +218,10 @@ export class StatsdLineParser {
       if (e > s) {
         this.metricsReceived++;
         if (this.onLine !== undefined) this.onLine(buf, s, e);
-        const status = this.readLine(buf, s, e);
-        if (status === LINE_OK) {
+        const status = buf[s] === UNDERSCORE && isEventOrCheck(buf, s, e) ? LINE_EVENT : this.readLine(buf, s, e);
+        if (status === LINE_EVENT) {
+          this.eventsIgnored++;
+        } else if (status === LINE_OK) {
           this.goodLines++;
           this.emit(buf, sink);
           if (this.lineBad !== 0) this.countBad(this.lineBadStatus, this.lineBad, buf, s, e);

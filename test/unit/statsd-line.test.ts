@@ -343,3 +343,28 @@ test('parity with statsd 0.9 on well-formed lines', () => {
     assert.deepEqual(r.calls, statsdParse(line), line);
   }
 });
+
+test('DogStatsD events and service checks are counted as events_ignored, not bad lines', () => {
+  const parser = new L.StatsdLineParser({ keyNameSanitize: true });
+  const sink = recorder();
+  const lines = [
+    '_e{5,4}:title|text',
+    '_e{21,36}:An exception occurred|Cannot parse CSV file from 10.0.0.17|t:warning|#err_type:bad_file',
+    '_sc|Redis connection|2|#env:dev|m:Redis connection timed out after 10s',
+    '_sc|ok|0',
+    'a:1|c',
+  ];
+  const buf = Buffer.from(lines.join('\n'));
+  parser.parsePacket(buf, 0, buf.length, sink);
+  assert.equal(parser.eventsIgnored, 4);
+  assert.equal(parser.badLines, 0);
+  assert.equal(parser.metricsReceived, 5);
+  assert.deepEqual(sink.calls, [['c', 'a', 1, 1]]);
+  // Look-alikes stay metric lines (bad ones here).
+  for (const l of ['_e{5}:title|text', '_e{,4}:t|x', '_e{5,4}title', '_sc', '_s:1|c']) {
+    const p = new L.StatsdLineParser({ keyNameSanitize: true });
+    const b = Buffer.from(l);
+    p.parsePacket(b, 0, b.length, recorder());
+    assert.equal(p.eventsIgnored, 0, l);
+  }
+});
