@@ -133,6 +133,9 @@ const GAUGE_ABSENT = 0;
 const GAUGE_ABSOLUTE = 1;
 const GAUGE_DELTA = 2;
 
+/** Gauges are clamped to the finite doubles, here and in the Lua scripts. */
+const MAX_GAUGE = Number.MAX_VALUE;
+
 export class Batch implements SampleSink {
   private readonly counterSlots = new Slots();
   private counterValues = new Float64Array(INITIAL_SLOTS);
@@ -167,8 +170,9 @@ export class Batch implements SampleSink {
     const i = this.counterSlots.slot(name, key);
     if (i >= this.counterValues.length) this.counterValues = grownF64(this.counterValues, i + 1);
     const values = this.counterValues;
-    // statsd: counters[key] += Number(v) * (1 / sampleRate)
-    values[i] = values[i]! + value * (1 / rate);
+    // statsd: counters[key] += Number(v) * (1 / sampleRate); a sum that overflowed stays at its first infinity (never NaN)
+    const sum = values[i]! + value * (1 / rate);
+    if (sum === sum) values[i] = sum;
   }
 
   gauge(name: string, value: number, delta: boolean, key = -1): void {
@@ -181,7 +185,8 @@ export class Batch implements SampleSink {
       kinds[i] = delta ? GAUGE_DELTA : GAUGE_ABSOLUTE;
       values[i] = value;
     } else if (delta) {
-      values[i] = values[i]! + value;
+      const v = values[i]! + value;
+      values[i] = v > MAX_GAUGE ? MAX_GAUGE : v < -MAX_GAUGE ? -MAX_GAUGE : v; // clamped to the finite doubles
     } else {
       kinds[i] = GAUGE_ABSOLUTE;
       values[i] = value;

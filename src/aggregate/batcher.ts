@@ -38,6 +38,8 @@ export interface MergeTarget {
 export interface IngestCounters {
   readonly metricsReceived: number;
   readonly badLines: number;
+  /** DogStatsD events and service checks seen and ignored. */
+  readonly eventsIgnored?: number;
 }
 
 export interface BatcherOptions {
@@ -127,6 +129,7 @@ export class Batcher implements SampleSink {
       [`${p}.redis_timeouts`, () => self.redisTimeouts, 0],
       [`${p}.tcp_connections_refused`, () => self.tcpConnectionsRefused, 0],
       [`${p}.tcp_idle_closed`, () => self.tcpIdleClosed, 0],
+      [`${p}.events_ignored`, () => ingest.eventsIgnored ?? 0, 0],
     ];
   }
 

@@ -5,6 +5,7 @@
  * and statsd's own three counters, which it always emits. Pure; written as a
  * generator that yields every SLICE names (see slices.ts).
  */
+import { redisNumber } from '../store/redis-number.js';
 import type { Config } from '../config/types.js';
 import { unpackSamples } from '../aggregate/merge-args.js';
 import { FIELD_SEP, type KnownType } from '../store/keys.js';
@@ -70,7 +71,7 @@ export function* buildPeriodSliced(
   }
   for (const [name, v] of raw.counters) {
     if (!counters.has(name) && keepsIdleCounter(cfg, name)) newKnown.counters.push(name);
-    counters.set(name, Number(v));
+    counters.set(name, redisNumber(v));
     if (++n % SLICE === 0) yield;
   }
 
@@ -83,7 +84,7 @@ export function* buildPeriodSliced(
   }
   for (const [name, c] of raw.timerCounts) {
     if (!cfg.deleteTimers && !timers.has(name) && !internal.has(name)) newKnown.timers.push(name);
-    timers.set(name, { values: [], count: Number(c) });
+    timers.set(name, { values: [], count: redisNumber(c) });
     if (++n % SLICE === 0) yield;
   }
   for (const [field, packed] of raw.timers) {
@@ -114,7 +115,7 @@ export function* buildPeriodSliced(
 
   const gauges = new Map<string, number>();
   for (const [name, v] of raw.gauges) {
-    gauges.set(name, Number(v));
+    gauges.set(name, redisNumber(v));
     if (++n % SLICE === 0) yield;
   }
   for (const [name, v] of extraGauges) gauges.set(name, v);

@@ -41,7 +41,7 @@ export function* computeMetricsSliced(data: PeriodData, cfg: ComputeConfig): Sli
   for (const [name, timer] of data.timers) {
     timerNames.push(name);
     samples.push(timer.values);
-    computeTimerInto(timer, names, name, stats);
+    finiteStats(stats, stats.keys.length - computeTimerInto(timer, names, name, stats));
     statStart[++t] = stats.keys.length;
     if (++n % SLICE === 0) yield;
   }
@@ -70,4 +70,24 @@ export function computePeriod(
   setFields: readonly string[] = [],
 ): ComputedPeriod {
   return { ...runSync(computeMetricsSliced(data, cfg)), timestampS, processingTimeMs, setFields };
+}
+
+/**
+ * No value that is not finite leaves for Carbon but a counter's (statsd's
+ * Infinity): a timer stat that overflowed (1e200|ms: sum_squares) is clamped
+ * to the finite doubles; one that is not a number (percentThreshold -100
+ * reads before the samples in statsd: NaN sum and mean) is left out. The
+ * stats from `from` on are the timer just computed.
+ */
+function finiteStats(stats: { keys: TimerStatKey[]; values: number[] }, from: number): void {
+  const { keys, values } = stats;
+  let w = from;
+  for (let r = from; r < values.length; r++) {
+    const v = values[r]!;
+    if (v !== v) continue;
+    keys[w] = keys[r]!;
+    values[w++] = v > Number.MAX_VALUE ? Number.MAX_VALUE : v < -Number.MAX_VALUE ? -Number.MAX_VALUE : v;
+  }
+  keys.length = w;
+  values.length = w;
 }

@@ -200,9 +200,9 @@ export class ZmqServer {
     }
     let accepted = 0;
     if (decoded.format === 'statsd') {
-      const before = this.parser.metricsReceived - this.parser.badLines;
+      const before = this.parser.goodLines;
       this.parser.parsePacket(decoded.text, 0, decoded.text.length, this.lineSink);
-      accepted = this.parser.metricsReceived - this.parser.badLines - before;
+      accepted = this.parser.goodLines - before;
     } else if (decoded.fastItems > 0) {
       this.fast?.emit(this.sink);
       accepted = decoded.fastItems;

@@ -9,7 +9,8 @@
  * | ---------------- | --------------------------- | ---------------------------------------------------------------- |
  * | packetsReceived  | <prefixStats>.packets_received | UDP datagrams and TCP chunks of complete lines (as statsd)     |
  * | (parser)         | <prefixStats>.metrics_received | non-empty lines, good or bad (as statsd)                       |
- * | (parser)         | <prefixStats>.bad_lines_seen   | rejected lines (as statsd, but once per line)                  |
+ * | (parser)         | <prefixStats>.bad_lines_seen   | bad values (as statsd: each bad value of a multi-value line; a line bad as a whole, by its name or tags, once) |
+ * | (parser)         | <prefixStats>.events_ignored   | DogStatsD events (`_e{..}`) and service checks (`_sc|..`), recognized and not aggregated (statsd: bad lines) |
  * | oversizedPackets | <prefixStats>.oversized_packets | datagrams / TCP lines longer than maxPacketSize, dropped      |
  * | batchesDropped   | <prefixStats>.batches_dropped | batches dropped: Redis down past maxPendingBatches               |
  * | mergeErrors      | <prefixStats>.merge_errors   | failed merge attempts (each batch is retried)                     |

@@ -4,9 +4,10 @@
  * Accepted grammar (ASCII): `[+-]? digits* ('.' digits*)? ([eE] [+-]? digits+)?`
  * with at least one digit before the exponent. '.5' and '5.' are accepted,
  * like statsd (which uses `Number(text)`). Everything else is rejected:
- * empty text, whitespace anywhere, hex (`0x10`), `Infinity`, `NaN`, '_'
- * separators. statsd's `isNaN`/`Number` check accepts ' 1', '0x10' and
- * 'Infinity'; tallyd does not. A value that overflows to ±Infinity
+ * empty text, whitespace, hex (`0x10`), `Infinity`, `NaN`, '_'
+ * separators. statsd's `isNaN`/`Number` check accepts '0x10' and
+ * 'Infinity'; tallyd does not. Surrounding whitespace (' 1 ') is statsd's
+ * `Number()` too: trimmedDecimalInto accepts it, off the hot path. A value that overflows to ±Infinity
  * (`1e999`) is rejected too.
  *
  * The result equals `Number(text)` exactly for every accepted text: short
@@ -14,6 +15,8 @@
  * rounded multiply or divide by an exact power of ten (Clinger's fast path);
  * anything else is handed to `Number()` after the bytes were validated.
  */
+
+import { spaceAt, spaceBefore } from './js-space.js';
 
 const DIGIT_0 = 0x30;
 const PLUS = 0x2b;
@@ -117,4 +120,28 @@ export function decimalInto(buf: Buffer, start: number, end: number, out: Float6
   }
   out[index] = neg ? -v : v;
   return true;
+}
+
+/**
+ * decimalInto after trimming JavaScript whitespace from both ends, as
+ * statsd's `Number(text)` does (` 3 `, `\u00a03`); false when nothing was
+ * trimmed (decimalInto already said no), when only whitespace was there, or
+ * when what is left is not an accepted decimal. Called only after
+ * decimalInto failed, so well-formed values never pay for it.
+ */
+export function trimmedDecimalInto(buf: Buffer, start: number, end: number, out: Float64Array, index: number): boolean {
+  let s = start;
+  let e = end;
+  while (s < e) {
+    const n = spaceAt(buf, s, e);
+    if (n === 0) break;
+    s += n;
+  }
+  while (e > s) {
+    const n = spaceBefore(buf, s, e);
+    if (n === 0) break;
+    e -= n;
+  }
+  if (s >= e || (s === start && e === end)) return false;
+  return decimalInto(buf, s, e, out, index);
 }

@@ -6,11 +6,12 @@
  * statsd 0.9 (`sanitizeKeyName`):
  *   key.replace(/\s+/g, '_').replace(/\//g, '-').replace(/[^a-zA-Z_\-0-9\.;=]/g, '')
  *
- * The byte-level builder does the same on ASCII. Bytes >= 0x80 are always
- * dropped; statsd decodes UTF-8 first and turns Unicode whitespace (U+00A0,
- * U+2000.., U+3000, U+FEFF, ...) into '_' before dropping the rest. tallyd
- * drops those too: a documented difference.
+ * The byte-level builder does the same: statsd decodes UTF-8 first, so the
+ * UTF-8 sequences of JavaScript's Unicode whitespace (U+00A0, U+2000..,
+ * U+3000, U+FEFF, ...; js-space.ts) join a whitespace run that becomes one
+ * '_'; every other byte >= 0x80 is dropped, as statsd drops the characters.
  */
+import { spaceAt } from './js-space.js';
 
 const SANITIZE_WS = /\s+/g;
 const SANITIZE_SLASH = /\//g;
@@ -74,7 +75,11 @@ export class KeyBuilder {
 
   /** Append the raw name bytes buf[start, end). */
   appendName(buf: Buffer, start: number, end: number): void {
-    for (let i = start; i < end; i++) this.put(buf[i]!);
+    for (let i = start; i < end; i++) {
+      const b = buf[i]!;
+      if (b >= 0xc2 && this.sanitize) i += this.unicodeSpace(buf, i, end);
+      else this.put(b);
+    }
   }
 
   /** Append ';' and one tag buf[start, end) with statsd's first-';' and first-':' replacement. */
@@ -84,6 +89,10 @@ export class KeyBuilder {
     let colon = true;
     for (let i = start; i < end; i++) {
       let b = buf[i]!;
+      if (b >= 0xc2 && this.sanitize) {
+        i += this.unicodeSpace(buf, i, end);
+        continue;
+      }
       if (b === SEMICOLON && semi) {
         b = UNDERSCORE;
         semi = false;
@@ -98,6 +107,17 @@ export class KeyBuilder {
   /** The key as a string: latin1 (pure ASCII) when sanitized, else UTF-8. */
   toString(): string {
     return this.out.toString(this.sanitize ? 'latin1' : 'utf8', 0, this.length);
+  }
+
+  /** A byte >= 0xC2 at buf[i]: puts '_' for a Unicode whitespace character (its run), else drops the byte; returns the extra bytes used. */
+  private unicodeSpace(buf: Buffer, i: number, end: number): number {
+    const n = spaceAt(buf, i, end);
+    if (n === 0) {
+      this.prevSpace = false; // a dropped character ends a run, as in statsd (\s+ first, then the drop)
+      return 0;
+    }
+    this.put(0x20);
+    return n - 1;
   }
 
   private put(b: number): void {

@@ -3,11 +3,14 @@
  *
  *   name:value|type[|@rate][|#tags][|T<ts>][|c:<id>][|e:<x>][|card:<x>][:value|type[fields]]...
  *
- * Types c, g, ms, h, d, s. Fields after the type come in any order. Tags
+ * Types c, g, ms, h, d, s. DogStatsD events (`_e{..}:..`) and service checks
+ * (`_sc|..`) are recognized and counted in eventsIgnored, not aggregated. Fields after the type come in any order. Tags
  * apply to the whole line and become `name;k=v;flag` like statsd; the key is
  * then sanitized like statsd's sanitizeKeyName. A line is all-or-nothing: it
  * is validated completely (into fixed scratch arrays) before the sink sees any
- * of its values. Bad input returns a status code; nothing here throws.
+ * of its values. A bad value of a multi-value line is skipped and counted
+ * (statsd keeps the others); a bad name or tags drop the whole line. Bad
+ * input returns a status code; nothing here throws.
  *
  * Allocation: the key string of a well-formed line is built once per distinct
  * raw key region (name bytes + tag bytes) and then found in the intern table
@@ -18,23 +21,24 @@
  * The sink also gets the key's intern id, so a Batch can skip hashing the name.
  *
  * Stricter than statsd 0.9 on purpose (statsd's behaviour in brackets):
- * - values must be plain decimals (' 1', '0x10', 'Infinity' accepted);
+ * - values must be decimals, with or without surrounding whitespace
+ *   ('0x10', 'Infinity' and a lone ' ' accepted);
  * - unknown types are bad lines (counted as counters, as are 'h' and 'd',
  *   which tallyd treats as timers), an empty type too ('a:1|' is a counter);
- * - rate must be a decimal in (0, 1] ('@0', '@2' accepted; '@1e-1' read as 1;
+ * - rate must be a decimal in (0, 1] whose inverse is finite ('@0', '@2'
+ *   accepted; '@1e-1' and '@1e-320' read as 1;
  *   '@+0.5' throws inside statsd); rate must be the third field there, here
  *   any field after the type;
  * - unknown fields, two rates, two tag fields, empty tags ('#a,,b' gives
  *   'name;a;;b') are bad lines;
  * - a tags field ends at the next '|' (statsd takes everything up to the end
  *   of the line, so 'a:1|c|#t:v|@0.5' gets tag 't=v0.5' and rate 1);
- * - a multi-value line with one bad entry is dropped whole and counted once
- *   (the other entries land and each bad one is counted);
+ * - a set member containing ':' is a bad value (statsd splits it into values);
  * - trailing spaces, tabs and '\r' are trimmed from the line (statsd trims
  *   the type only, so its 'a:-1|ms\r' skips the negative-timer check).
  */
 import type { SampleSink } from './sample-sink.js';
-import { decimalInto } from './number.js';
+import { decimalInto, trimmedDecimalInto } from './number.js';
 import { KeyBuilder } from './sanitize.js';
 import { finishHash, hashByte, hashBytes, KeyInternTable, type InternOptions } from './key-intern.js';
 import {
@@ -79,6 +83,33 @@ const LOWER_M = 0x6d;
 const LOWER_R = 0x72;
 const LOWER_S = 0x73;
 const UPPER_T = 0x54;
+const UNDERSCORE = 0x5f;
+const LEFT_BRACE = 0x7b;
+const RIGHT_BRACE = 0x7d;
+
+/** parsePacket's mark for a DogStatsD event or service check line (not a status readLine returns). */
+const LINE_EVENT = -1;
+
+/**
+ * Is buf[s, e) a DogStatsD event, `_e{<title length>,<text length>}:...`,
+ * or service check, `_sc|<name>|<status>...`? (hot-shots sends both.)
+ */
+function isEventOrCheck(buf: Buffer, s: number, e: number): boolean {
+  if (e - s >= 4 && buf[s + 1] === LOWER_S && buf[s + 2] === LOWER_C && buf[s + 3] === PIPE) return true;
+  if (e - s < 7 || buf[s + 1] !== LOWER_E || buf[s + 2] !== LEFT_BRACE) return false;
+  let p = s + 3;
+  let digits = 0;
+  let commas = 0;
+  for (; p < e; p++) {
+    const b = buf[p]!;
+    if (b >= DIGIT_0 && b <= DIGIT_9) digits++;
+    else if (b === COMMA && digits > 0 && commas === 0) {
+      commas = 1;
+      digits = 0;
+    } else break;
+  }
+  return commas === 1 && digits > 0 && p + 1 < e && buf[p] === RIGHT_BRACE && buf[p + 1] === COLON;
+}
 
 const T_COUNTER = 1;
 const T_GAUGE = 2;
@@ -134,8 +165,16 @@ function isOriginField(buf: Buffer, p: number, end: number): boolean {
 export class StatsdLineParser {
   /** Non-empty lines seen, good or bad (statsd's metrics_received). */
   metricsReceived = 0;
-  /** Lines rejected (statsd's bad_lines_seen, but once per line). */
+  /**
+   * statsd's bad_lines_seen: each bad value of a multi-value line counts (its
+   * good values land, as in statsd), a line bad as a whole (its name or tags)
+   * counts once.
+   */
   badLines = 0;
+  /** Lines with at least one value handed to the sink. */
+  goodLines = 0;
+  /** DogStatsD events (`_e{...}`) and service checks (`_sc|...`): recognized, not aggregated, not bad lines. */
+  eventsIgnored = 0;
   /** Told about each bad line; the buffer region is only valid during the call. */
   onBadLine?: (status: number, buf: Buffer, start: number, end: number) => void;
   /** Called for every non-empty line before it is parsed (statsd's dumpMessages); unset on the hot path. */
@@ -154,6 +193,9 @@ export class StatsdLineParser {
   private readonly memberEnd = new Int32Array(MAX_VALUES);
   private tagStart = 0;
   private tagEnd = 0;
+  /** Bad values of the line readLine read last, and the status of its first one. */
+  private lineBad = 0;
+  private lineBadStatus = 0;
   // The line readLine accepted last: its value count, key string and key id.
   private lineValues = 0;
   private lineName = '';
@@ -176,22 +218,41 @@ export class StatsdLineParser {
       if (e > s) {
         this.metricsReceived++;
         if (this.onLine !== undefined) this.onLine(buf, s, e);
-        const status = this.readLine(buf, s, e);
-        if (status === LINE_OK) this.emit(buf, sink);
-        else {
-          this.badLines++;
-          if (this.onBadLine !== undefined) this.onBadLine(status, buf, s, e);
+        const status = buf[s] === UNDERSCORE && isEventOrCheck(buf, s, e) ? LINE_EVENT : this.readLine(buf, s, e);
+        if (status === LINE_EVENT) {
+          this.eventsIgnored++;
+        } else if (status === LINE_OK) {
+          this.goodLines++;
+          this.emit(buf, sink);
+          if (this.lineBad !== 0) this.countBad(this.lineBadStatus, this.lineBad, buf, s, e);
+        } else {
+          this.countBad(status, this.lineBad > 1 ? this.lineBad : 1, buf, s, e);
         }
       }
       s = e + 1;
     }
   }
 
-  /** Parse one line buf[start, end) (no '\n' inside); feeds sink only if the whole line is valid. */
+  /** badLines += n (statsd counts each bad value of a line); tells onBadLine once. */
+  private countBad(status: number, n: number, buf: Buffer, s: number, e: number): void {
+    this.badLines += n;
+    if (this.onBadLine !== undefined) this.onBadLine(status, buf, s, e);
+  }
+
+  /**
+   * Parse one line buf[start, end) (no '\n' inside); feeds sink the line's
+   * good values. LINE_OK when at least one value was good (badValues() says
+   * how many were not), else why not. Counts nothing.
+   */
   parseLine(buf: Buffer, start: number, end: number, sink: SampleSink): number {
     const status = this.readLine(buf, start, end);
     if (status === LINE_OK) this.emit(buf, sink);
     return status;
+  }
+
+  /** Bad values of the line parseLine read last. */
+  badValues(): number {
+    return this.lineBad;
   }
 
   /**
@@ -202,6 +263,7 @@ export class StatsdLineParser {
    * there: a double passed to a call that is not inlined is boxed (allocated).
    */
   private readLine(buf: Buffer, start: number, end: number): number {
+    this.lineBad = 0;
     if (start < 0) start = 0;
     if (end > buf.length) end = buf.length;
     while (end > start) {
@@ -226,35 +288,69 @@ export class StatsdLineParser {
 
     this.tagStart = -1;
     let n = 0;
+    let colonInMember = false; // a value without a type ran into ':': a set's member if a set follows
     while (true) {
       if (n === MAX_VALUES) return LINE_TOO_MANY_VALUES;
       const vs = p;
-      while (p < end && buf[p] !== PIPE && buf[p] !== COLON) p++;
-      const ve = p;
-      if (p === end || buf[p] !== PIPE) return LINE_NO_TYPE;
-      p++;
-      const ts = p;
-      p = shortFieldEnd(buf, p, end);
-      const type = typeCode(buf, ts, p);
-      if (type === 0) return LINE_BAD_TYPE;
-      this.types[n] = type;
-      if (type === T_SET) {
-        this.memberStart[n] = vs;
-        this.memberEnd[n] = ve;
-      } else {
-        if (vs === ve) return LINE_NO_VALUE;
-        if (!decimalInto(buf, vs, ve, this.values, n)) return LINE_BAD_VALUE;
-        if (type === T_TIMER && this.values[n]! < 0) return LINE_NEGATIVE_TIMER;
-        const sign = buf[vs];
-        this.deltas[n] = sign === PLUS || sign === MINUS ? 1 : 0;
+      const tagStart = this.tagStart;
+      let err = 0;
+      value: {
+        while (p < end && buf[p] !== PIPE && buf[p] !== COLON) p++;
+        const ve = p;
+        if (p === end || buf[p] !== PIPE) {
+          err = LINE_NO_TYPE;
+          break value;
+        }
+        p++;
+        const ts = p;
+        p = shortFieldEnd(buf, p, end);
+        const type = typeCode(buf, ts, p);
+        if (type === 0) {
+          err = LINE_BAD_TYPE;
+          break value;
+        }
+        this.types[n] = type;
+        if (type === T_SET) {
+          if (colonInMember) return LINE_BAD_VALUE; // 'u:a:b|s': statsd splits the member into values
+          this.memberStart[n] = vs;
+          this.memberEnd[n] = ve;
+        } else {
+          if (vs === ve) {
+            err = LINE_NO_VALUE;
+            break value;
+          }
+          // Surrounding whitespace is statsd's Number() too, off the hot path; a sign after it is not a delta (statsd tests /^[-+]/).
+          if (!decimalInto(buf, vs, ve, this.values, n) && !trimmedDecimalInto(buf, vs, ve, this.values, n)) {
+            err = LINE_BAD_VALUE;
+            break value;
+          }
+          if (type === T_TIMER && this.values[n]! < 0) {
+            err = LINE_NEGATIVE_TIMER;
+            break value;
+          }
+          const sign = buf[vs];
+          this.deltas[n] = sign === PLUS || sign === MINUS ? 1 : 0;
+        }
+        const status = this.parseFields(buf, p, end, n);
+        if (status < 0) {
+          err = -status;
+          break value;
+        }
+        p = status;
+        n++;
       }
-      const status = this.parseFields(buf, p, end, n);
-      if (status < 0) return -status;
-      p = status;
-      n++;
+      colonInMember = err === LINE_NO_TYPE && p < end;
+      if (err !== 0) {
+        // statsd keeps a line's good values and counts each bad one: skip this one to its ':'.
+        if (this.lineBad++ === 0) this.lineBadStatus = err;
+        this.tagStart = tagStart;
+        p = this.skipValue(buf, vs, end);
+        if (p < 0) return LINE_BAD_TAGS;
+      }
       if (p === end) break;
       p++; // ':' starts the next value
     }
+    if (n === 0) return this.lineBadStatus;
 
     // The key region: name bytes + tag bytes. Seen before and well-formed: its string, nothing allocated.
     let tagS = this.tagStart;
@@ -295,6 +391,29 @@ export class StatsdLineParser {
         sink.timer(name, this.values[i]!, this.rates[i]!, key);
       }
     }
+  }
+
+  /**
+   * After a bad value that started at p: the position of the ':' that starts
+   * the next value (or end), taking a tags field on the way (statsd reads the
+   * tags of the whole line whatever its values are); -1 for a second tags field.
+   */
+  private skipValue(buf: Buffer, p: number, end: number): number {
+    p = shortFieldEnd(buf, p, end); // the value
+    if (p < end && buf[p] === PIPE) p = shortFieldEnd(buf, p + 1, end); // its type
+    while (p < end && buf[p] === PIPE) {
+      p++;
+      if (p < end && buf[p] === HASH) {
+        if (this.tagStart >= 0) return -1;
+        this.tagStart = p + 1;
+        this.tagEnd = p = longFieldEnd(buf, p + 1, end);
+      } else if (p < end && isOriginField(buf, p, end)) {
+        p = longFieldEnd(buf, p, end);
+      } else {
+        p = shortFieldEnd(buf, p, end);
+      }
+    }
+    return p;
   }
 
   /** Build the key of a line not in the intern table: name, then tags, sanitized; LINE_OK or why not. */
@@ -342,7 +461,7 @@ export class StatsdLineParser {
         if (haveRate) return -LINE_BAD_RATE;
         if (!decimalInto(buf, p + 1, e, rates, n)) return -LINE_BAD_RATE;
         const rate = rates[n]!;
-        if (!(rate > 0 && rate <= 1)) return -LINE_BAD_RATE;
+        if (!(rate > 0 && rate <= 1 && 1 / rate < Infinity)) return -LINE_BAD_RATE; // @1e-320: 1/rate is not finite
         haveRate = true;
         p = e;
       } else if (p < end && c === HASH) {

@@ -180,6 +180,7 @@ export class ZmqFastReader {
       this.grow();
     }
     if (n < 0) return NOT_FAST;
+    for (let i = 0; i < n; i++) if (!(1 / this.rates[i]! < Infinity)) return NOT_FAST; // the general path rejects it
     const names = this.names;
     const keys = this.keys;
     const entries = this.entries;
@@ -334,7 +335,7 @@ export class ZmqFastReader {
         } else {
           if (!this.number(buf, p, end)) return -1;
           rate = this.num[0]!;
-          if (!(rate > 0 && rate <= 1)) return -1;
+          if (!(rate > 0 && rate <= 1 && 1 / rate < Infinity)) return -1; // 1e-320: 1/rate not finite
           p = this.at;
         }
       } else {

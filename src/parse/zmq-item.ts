@@ -13,7 +13,7 @@
  *   An `ms` value below zero is rejected, as in a statsd line.
  * - time: unix seconds (fractions allowed); required in passthrough mode,
  *   checked but not used when aggregating (aggregation is per flush period).
- * - rate: 0 < rate <= 1, default 1.
+ * - rate: 0 < rate <= 1 and 1 / rate finite (not 1e-320), default 1.
  * - tags: an object `{k: v}` (v a string or number; becomes `k:v`) or an
  *   array of `"k:v"` / `"flag"` strings.
  * Other members of the object are ignored.
@@ -126,6 +126,7 @@ export function readItem(raw: unknown, opts: ItemOptions): StatusItem | string {
   let rate = 1;
   if (rateRaw !== undefined && rateRaw !== null) {
     if (!isFiniteNumber(rateRaw) || !(rateRaw > 0 && rateRaw <= 1)) return 'rate is not a number in (0, 1]';
+    if (!(1 / rateRaw < Infinity)) return 'rate has no finite inverse';
     rate = rateRaw;
   }
 

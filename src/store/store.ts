@@ -3,6 +3,7 @@
  * through a Lua script (./scripts, headers list KEYS/ARGV/returns); reads are
  * pipelined. Methods map one-to-one onto the steps of DESIGN.md's data flow.
  */
+import { redisNumber } from './redis-number.js';
 import { Redis } from 'ioredis';
 import { redactUrl } from '../config/redact.js';
 import type { RedisConfig } from '../config/types.js';
@@ -399,11 +400,11 @@ export class Store {
     const sets = new Set<string>();
     for (let i = 0; i < periods.length; i++) {
       const at = 1 + i * 4;
-      for (const [n, v] of Object.entries(out[at] as Record<string, string>)) counters[n] = String(Number(counters[n] ?? 0) + Number(v));
+      for (const [n, v] of Object.entries(out[at] as Record<string, string>)) counters[n] = String(redisNumber(counters[n] ?? '0') + redisNumber(v));
       for (const [f, b] of Object.entries(out[at + 1] as Record<string, Buffer>)) timers.set(f, b);
       for (const [n, op] of Object.entries(out[at + 2] as Record<string, string>)) {
-        const v = Number(op.slice(1));
-        gauges[n] = String(op[0] === 'd' ? Number(gauges[n] ?? 0) + v : v);
+        const v = redisNumber(op.slice(1));
+        gauges[n] = String(op[0] === 'd' ? redisNumber(gauges[n] ?? '0') + v : v);
       }
       for (const f of out[at + 3] as string[]) sets.add(f);
     }

@@ -197,6 +197,15 @@ const CORPUS: readonly string[] = [
   ].join('\n'),
   // A good line after a bad one in the same datagram still lands.
   ['bad.value2:1.2.3|c', 'after.bad:1|c'].join('\n'),
+  // Issue 10's answers. Numbers with surrounding whitespace are Number()'s; a gauge ' -2' is absolute, '-2 ' a delta.
+  ['ws.count:2 |c', 'ws.timer: 3 |ms', 'ws.rate:\t4\u00a0|c|@0.5', 'ws.gauge:10|g', 'ws.gauge: -2|g', 'ws.delta:10|g', 'ws.delta:-2 |g', 'ws.multi: 1|c: 2 |c'].join('\n'),
+  // A multi-value line with bad values keeps the good ones and counts each bad one.
+  ['mvbad.c:1|c:x|c', 'mvbad.t:5|ms:x|ms:7|ms:-1|ms', 'mvbad.g:x|g:4|g'].join('\n'),
+  // Unicode whitespace runs in names become '_' (JavaScript \\s), other non-ASCII is dropped.
+  ['uni\u00a0space:1|c', 'uni\u3000\u3000ideo:1|c', '\ufeffbom.lead:1|c', 'uni\u00a0\u00e9\u2009mix:2|c', 'uni \u2028tab\tline:3|ms', 'uni\u202fg:5|g'].join('\n'),
+  // Counter sums that overflow: Infinity in both, never NaN.
+  ['ovf.count:1e308|c', 'ovf.count:1e308|c', 'ovf.neg:-1e308|c\novf.neg:-1e308|c'].join('\n'),
+  'ovf.count:1e308|c',
 ];
 
 // ---- Configs --------------------------------------------------------------

@@ -129,3 +129,62 @@ describe('statsd ingest to Carbon', () => {
     assert.equal(carbon.sum('stats_counts.big.lines'), 0);
   });
 });
+
+describe('no value that is not finite reaches Carbon', () => {
+  let carbon: CarbonListener;
+  let daemon: Daemon | null = null;
+  let prefix = '';
+  before(async () => {
+    carbon = new CarbonListener();
+    await carbon.start();
+  });
+  after(async () => {
+    await daemon?.stop();
+    await cleanup(prefix);
+    await carbon.stop();
+  });
+
+  test('overflowing counters print Infinity as statsd does; gauges and timer sums clamp; @1e-320 is a bad line', async () => {
+    const flushMs = 3000;
+    prefix = testPrefix('pipeline-nonfinite');
+    daemon = await startDaemon(testConfig(prefix, carbon.port, { flushInterval: flushMs }));
+    const port = daemon.ports.udp[0]!;
+    const self = daemon.self;
+    // Three waves, each merged (through mergeBatch-11.lua) before the next is sent, all in one period.
+    const waves = [
+      ['stick:1e308|c', 'neg:-1e308|c', 'loc:1e308|c\nloc:1e308|c', 'g.neg:-1e308|g', 'g.loc:-1e308|g\ng.loc:-1e308|g', 't.big:1e200|ms', 'h.mix:1e308|h', 'r.tiny:1|c|@1e-320'],
+      ['stick:1e308|c', 'neg:-1e308|c', 'g.neg:-1e308|g', 'h.mix:-1e308|h\nh.mix:-1e308|h'],
+      ['stick:-1e308|c\nstick:-1e308|c', 'g.neg:+5|g', 'h.mix:1e308|h'],
+    ];
+    await alignToPeriod(flushMs);
+    for (const wave of waves) {
+      const merged = self.batchesMerged;
+      await sendUdp(port, wave);
+      await carbon.waitFor(() => self.batchesMerged > merged, 2000, 'the wave merged');
+    }
+    await carbon.waitFor(() => carbon.series('stats_counts.stick').length > 0 && carbon.series('stats_counts.statsd.bad_lines_seen').length > 0, 8000, 'the period at Carbon');
+    const value = (name: string) => {
+      const s = carbon.series(name);
+      assert.equal(s.length, 1, `${name}: ${JSON.stringify(s)}`);
+      return s[0]!.value;
+    };
+    // statsd: counters[key] += ... reaches Infinity and stays; graphite.js prints it as `Infinity` (rate and count).
+    const infinite: Record<string, string> = {
+      'stats.stick': 'Infinity', 'stats_counts.stick': 'Infinity',
+      'stats.neg': '-Infinity', 'stats_counts.neg': '-Infinity',
+      'stats.loc': 'Infinity', 'stats_counts.loc': 'Infinity',
+    };
+    for (const [name, v] of Object.entries(infinite)) assert.equal(value(name), v, name);
+    assert.equal(value('stats.gauges.g.neg'), String(-Number.MAX_VALUE));
+    assert.equal(value('stats.gauges.g.loc'), String(-Number.MAX_VALUE));
+    assert.equal(value('stats.timers.t.big.sum_squares'), String(Number.MAX_VALUE));
+    assert.equal(value('stats.timers.t.big.sum'), '1e+200');
+    assert.equal(value('stats.timers.h.mix.count'), '4');
+    assert.ok(!carbon.lines.some((l) => l.name.includes('r.tiny')), 'a rate whose inverse is not finite is a bad line');
+    assert.equal(carbon.sum('stats_counts.statsd.bad_lines_seen'), 1);
+    for (const l of carbon.lines) {
+      if (infinite[l.name] !== undefined) continue;
+      assert.ok(Number.isFinite(Number(l.value)), `${l.name} ${l.value}`);
+    }
+  });
+});

@@ -132,8 +132,6 @@ const bad: [string, number][] = [
   ['a:0x10|c', L.LINE_BAD_VALUE],
   ['a:Infinity|c', L.LINE_BAD_VALUE],
   ['a:NaN|g', L.LINE_BAD_VALUE],
-  ['a: 1|c', L.LINE_BAD_VALUE],
-  ['a:1 |c', L.LINE_BAD_VALUE],
   ['a:1e|c', L.LINE_BAD_VALUE],
   ['a:.|c', L.LINE_BAD_VALUE],
   ['a:-|g', L.LINE_BAD_VALUE],
@@ -159,17 +157,90 @@ const bad: [string, number][] = [
   ['a:1|c|T12a', L.LINE_BAD_FIELD],
   ['a:1|c|card', L.LINE_BAD_FIELD],
   ['a:1|c|#t:v:2|c', L.LINE_BAD_FIELD],
-  ['a:1|c:2', L.LINE_NO_TYPE],
-  ['a:1|c:', L.LINE_NO_TYPE],
-  ['a:1|c::2|c', L.LINE_NO_TYPE],
-  ['a:1:2|c', L.LINE_NO_TYPE],
-  ['u:a:b|s', L.LINE_NO_TYPE],
-  ['a:1|c:x|c', L.LINE_BAD_VALUE],
-  ['a:1|c:-1|ms', L.LINE_NEGATIVE_TIMER],
-  ['a:1|c:2|g|@0', L.LINE_BAD_RATE],
+  ['u:a:b|s', L.LINE_BAD_VALUE],
+  ['u:a:b:c|s', L.LINE_BAD_VALUE],
+  ['a: |c', L.LINE_BAD_VALUE],
+  ['a:\t|g', L.LINE_BAD_VALUE],
+  ['a:\u00a0|ms', L.LINE_BAD_VALUE],
+  ['a:1 2|c', L.LINE_BAD_VALUE],
+  ['a: 0x10 |c', L.LINE_BAD_VALUE],
+  ['a:1|c|@1e-320', L.LINE_BAD_RATE],
+  ['a:1|c|@5e-324', L.LINE_BAD_RATE],
+  ['a:1|c|#,,', L.LINE_BAD_TAGS],
+  ['a:1|c|#t:v:2|c', L.LINE_BAD_FIELD],
   [`a${':1|c'.repeat(65)}`, L.LINE_TOO_MANY_VALUES],
   [' \t\r', L.LINE_EMPTY],
 ];
+
+/** Multi-value lines with bad values: statsd keeps the good ones and counts each bad one. */
+const partial: [line: string, calls: Call[], bad: number, first: number][] = [
+  ['a:1|c:2', [['c', 'a', 1, 1]], 1, L.LINE_NO_TYPE],
+  ['a:1|c:', [['c', 'a', 1, 1]], 1, L.LINE_NO_TYPE],
+  ['a:1|c::2|c', [['c', 'a', 1, 1], ['c', 'a', 2, 1]], 1, L.LINE_NO_TYPE],
+  ['a:1:2|c', [['c', 'a', 2, 1]], 1, L.LINE_NO_TYPE],
+  ['x:1|c:x|c', [['c', 'x', 1, 1]], 1, L.LINE_BAD_VALUE],
+  ['x:x|c:1|c:y|g:2|ms', [['c', 'x', 1, 1], ['t', 'x', 2, 1]], 2, L.LINE_BAD_VALUE],
+  ['a:1|c:-1|ms', [['c', 'a', 1, 1]], 1, L.LINE_NEGATIVE_TIMER],
+  ['a:1|c:2|g|@0', [['c', 'a', 1, 1]], 1, L.LINE_BAD_RATE],
+  ['a:1|c|@7:2|c|x:3|c', [['c', 'a', 3, 1]], 2, L.LINE_BAD_RATE],
+  ['a:1|c:x|c|#t:v', [['c', 'a;t=v', 1, 1]], 1, L.LINE_BAD_VALUE],
+];
+
+test('a multi-value line keeps its good values and counts each bad one', () => {
+  for (const [line, calls, nBad, first] of partial) {
+    const sink = recorder();
+    const parser = new L.StatsdLineParser({ keyNameSanitize: true });
+    const reported: number[] = [];
+    parser.onBadLine = (status) => void reported.push(status);
+    const buf = Buffer.from(line);
+    parser.parsePacket(buf, 0, buf.length, sink);
+    assert.deepEqual(sink.calls, calls, line);
+    assert.equal(parser.badLines, nBad, line);
+    assert.deepEqual(reported, [first], line);
+    assert.equal(parser.goodLines, 1, line);
+  }
+  // A bad line as a whole counts each of its bad values, at least one.
+  const parser = new L.StatsdLineParser({ keyNameSanitize: true });
+  const buf = Buffer.from('a:x|c:y|c:z|c\nu:a:b|s\na:x|c:1|c|#a,,b');
+  parser.parsePacket(buf, 0, buf.length, recorder());
+  assert.equal(parser.badLines, 3 + 1 + 1);
+});
+
+test('numbers with surrounding whitespace are statsd Number(): a sign after a space is no delta', () => {
+  const cases: [string, Call[]][] = [
+    ['c:2 |c', [['c', 'c', 2, 1]]],
+    ['t: 3 |ms', [['t', 't', 3, 1]]],
+    ['g: -2|g', [['g', 'g', -2, false]]],
+    ['g:-2 |g', [['g', 'g', -2, true]]],
+    ['g:\t+2\u000b|g', [['g', 'g', 2, false]]],
+    ['c:\u00a0\u3000 5\ufeff|c|@0.5', [['c', 'c', 5, 0.5]]],
+    ['c:\u2028 1e3\u2029 \u202f\u205f\u1680\u2000\u200a|c', [['c', 'c', 1000, 1]]],
+    ['c:1\r|c', [['c', 'c', 1, 1]]],
+    ['c: 1|c: 2 |c', [['c', 'c', 1, 1], ['c', 'c', 2, 1]]],
+  ];
+  for (const [line, calls] of cases) {
+    const r = parse(line);
+    assert.equal(L.statusText(r.status), 'ok', JSON.stringify(line));
+    assert.deepEqual(r.calls, calls, JSON.stringify(line));
+  }
+  // Not whitespace to Number(): U+0085, U+180E, U+200B.
+  for (const ws of ['\u0085', '\u180e', '\u200b']) assert.equal(parse(`c:${ws}1|c`).status, L.LINE_BAD_VALUE, ws);
+});
+
+test('Unicode whitespace runs in names become _ as JavaScript \\s does', () => {
+  const names = ['a\u00a0b', 'a\u3000\u3000b', 'a \ufeff\tb', 'a\u00a0é\u2009b', '\u1680x\u2028y\u2029', 'a\u202f/\u205fb', 'a\u0085b\u180ec\u200bd', 'a\u00a0b'];
+  for (const raw of names) {
+    const r = parse(`${raw}:1|c|#t\u00a0k:v\u3000w`);
+    assert.deepEqual(r.calls, [['c', sanitizeKey(`${raw};t\u00a0k=v\u3000w`), 1, 1]], JSON.stringify(raw));
+  }
+  assert.deepEqual(parse('a\u00a0b:1|c').calls, [['c', 'a_b', 1, 1]]);
+  assert.deepEqual(parse('a\u00a0b:1|c', { keyNameSanitize: false }).calls, [['c', 'a\u00a0b', 1, 1]]);
+  // Cut sequences are not whitespace: dropped like other bytes >= 0x80.
+  const sink = recorder();
+  const buf = Buffer.from([0x61, 0xe2, 0x80, 0x62, 0xc2, 0x3a, 0x31, 0x7c, 0x63]);
+  new L.StatsdLineParser({ keyNameSanitize: true }).parseLine(buf, 0, buf.length, sink);
+  assert.deepEqual(sink.calls, [['c', sanitizeKey(buf.toString('utf8', 0, 5)), 1, 1]]);
+});
 
 test('malformed lines return their status and emit nothing', () => {
   assert.ok(bad.length >= 30);
@@ -188,7 +259,7 @@ test('parsePacket: bad lines are counted and reported, good ones still land', ()
   const sink = recorder();
   const packet = Buffer.from('a:1|c\nbad\n\nb:2|g\r\nc:x|c\nd:1|c:x|c\n\nu:v|s');
   parser.parsePacket(packet, 0, packet.length, sink);
-  assert.deepEqual(sink.calls, [['c', 'a', 1, 1], ['g', 'b', 2, false], ['s', 'u', 'v']]);
+  assert.deepEqual(sink.calls, [['c', 'a', 1, 1], ['g', 'b', 2, false], ['c', 'd', 1, 1], ['s', 'u', 'v']]);
   assert.equal(parser.metricsReceived, 6);
   assert.equal(parser.badLines, 3);
   assert.deepEqual(reported, [
@@ -201,7 +272,7 @@ test('parsePacket: bad lines are counted and reported, good ones still land', ()
   const none = recorder();
   const buf = Buffer.from(bad.map(([l]) => l).join('\n'));
   all.parsePacket(buf, 0, buf.length, none);
-  assert.equal(all.badLines, bad.length);
+  assert.equal(all.badLines, bad.length + 1); // u:a:b:c|s: two bad values
   assert.deepEqual(none.calls, []);
 });
 
@@ -270,5 +341,30 @@ test('parity with statsd 0.9 on well-formed lines', () => {
     const r = parse(line);
     assert.equal(r.status, L.LINE_OK, line);
     assert.deepEqual(r.calls, statsdParse(line), line);
+  }
+});
+
+test('DogStatsD events and service checks are counted as events_ignored, not bad lines', () => {
+  const parser = new L.StatsdLineParser({ keyNameSanitize: true });
+  const sink = recorder();
+  const lines = [
+    '_e{5,4}:title|text',
+    '_e{21,36}:An exception occurred|Cannot parse CSV file from 10.0.0.17|t:warning|#err_type:bad_file',
+    '_sc|Redis connection|2|#env:dev|m:Redis connection timed out after 10s',
+    '_sc|ok|0',
+    'a:1|c',
+  ];
+  const buf = Buffer.from(lines.join('\n'));
+  parser.parsePacket(buf, 0, buf.length, sink);
+  assert.equal(parser.eventsIgnored, 4);
+  assert.equal(parser.badLines, 0);
+  assert.equal(parser.metricsReceived, 5);
+  assert.deepEqual(sink.calls, [['c', 'a', 1, 1]]);
+  // Look-alikes stay metric lines (bad ones here).
+  for (const l of ['_e{5}:title|text', '_e{,4}:t|x', '_e{5,4}title', '_sc', '_s:1|c']) {
+    const p = new L.StatsdLineParser({ keyNameSanitize: true });
+    const b = Buffer.from(l);
+    p.parsePacket(b, 0, b.length, recorder());
+    assert.equal(p.eventsIgnored, 0, l);
   }
 });

@@ -107,6 +107,15 @@ for (const scanner of ['js', 'native'] as const) {
       ];
       for (const [what, text] of taken) test(what, () => assert.equal(check(text), true, 'declined'));
 
+      test('a rate whose inverse is not finite is declined, and the general path rejects it', () => {
+        for (const rate of ['1e-320', '5e-324', '4e-309']) {
+          const text = `[{"name":"a","value":1,"type":"c","rate":${rate}}]`;
+          assert.equal(check(text), false, rate);
+          assert.equal(general(text, OPTS, ''), null, rate);
+        }
+        assert.equal(check('[{"name":"a","value":1,"type":"c","rate":1e-300}]'), true);
+      });
+
       test('with a prefix, without sanitizing', () => {
         assert.equal(check(JSON.stringify([{ name: 'api.rss', value: 5 }]), OPTS, 'servers.'), true);
         assert.equal(check(JSON.stringify([{ name: 'a/b.c', value: 5 }]), { ...OPTS, keyNameSanitize: false }), true);

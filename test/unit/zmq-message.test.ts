@@ -139,6 +139,7 @@ describe('items', () => {
     [{ name: 'a', value: 1, rate: 0 }, 'rate is not a number in (0, 1]'],
     [{ name: 'a', value: 1, rate: 2 }, 'rate is not a number in (0, 1]'],
     [{ name: 'a', value: 1, rate: '0.5' }, 'rate is not a number in (0, 1]'],
+    [{ name: 'a', value: 1, rate: 1e-320 }, 'rate has no finite inverse'],
     [{ name: 'a', value: 1, time: '1700000000' }, 'time is not unix seconds'],
     [{ name: 'a', value: 1, time: 1700000000000 }, 'time is not unix seconds'],
     [{ name: 'a', value: 1, time: -5 }, 'time is not unix seconds'],

@@ -50,7 +50,9 @@ for i = 1, #ops, 2 do
   local op = ops[i + 1]
   local v = string.sub(op, 2)
   if string.sub(op, 1, 1) == 'd' then
-    v = string.format('%.17g', tonumber(v) + tonumber(redis.call('HGET', KEYS[6], ops[i]) or '0'))
+    local g = tonumber(v) + tonumber(redis.call('HGET', KEYS[6], ops[i]) or '0')
+    if g > 1.7976931348623157e308 then g = 1.7976931348623157e308 elseif g < -1.7976931348623157e308 then g = -1.7976931348623157e308 end
+    v = string.format('%.17g', g) -- a gauge is clamped to the finite doubles
   end
   redis.call('HSET', KEYS[6], ops[i], v)
 end

@@ -39,7 +39,10 @@ never taken for late), {-2, closed} when period P is already closed (nothing cha
 merges the batch into the oldest open period, closed + flushInterval, and
 counts it late).
 Arithmetic is in Lua doubles and stored with %.17g, which round-trips
-exactly, so sums match JavaScript's own float additions.
+exactly, so sums match JavaScript's own float additions. A sum that
+overflows is stored as "inf" / "-inf" and stays there (statsd's counter prints
+Infinity; the first overflow wins, never NaN: inf + -inf keeps the stored one);
+a gauge is clamped to +-MAX_GAUGE (the largest double), never infinite.
 
 Cost: every section is read and written CHUNK names per HMGET / HSET, not
 one command per name: a command called from Lua costs about as much as the arithmetic around it, so this halves the script's time for a
@@ -48,6 +51,12 @@ batch of many distinct names (20,000 counters: ~55 -> ~25 ms).
 --#include outbox.lua
 local CHUNK = 1000 -- names per command; unpack() stays far below Lua's C stack limit (8000)
 local format = string.format
+local MAX_GAUGE = 1.7976931348623157e308
+-- A gauge sum clamped to the finite doubles.
+local function clampGauge(x)
+  if x > MAX_GAUGE then return MAX_GAUGE elseif x < -MAX_GAUGE then return -MAX_GAUGE end
+  return x
+end
 local now = tonumber(ARGV[2])
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return {0}
@@ -75,7 +84,12 @@ local function addAll(key, i, n)
     for j = 1, m do
       local v = tonumber(ARGV[at + 2 * j - 1])
       local c = cur[j]
-      if c then v = tonumber(c) + v end
+      if c then
+        c = tonumber(c)
+        local sum = c + v
+        if sum ~= sum then sum = c end -- inf + -inf: the first overflow stays
+        v = sum
+      end
       kv[2 * j - 1] = names[j]
       kv[2 * j] = format('%.17g', v)
     end
@@ -136,12 +150,12 @@ local function gaugeAll(key, i, n)
         local cmode, cvalue = string.sub(c, 1, 1), string.sub(c, 2)
         if mode == 'd' then
           mode = cmode
-          value = format('%.17g', tonumber(cvalue) + tonumber(value))
+          value = format('%.17g', clampGauge(tonumber(cvalue) + tonumber(value)))
         elseif late then
           if cmode == 's' then
             value = cvalue
           else
-            value = format('%.17g', tonumber(value) + tonumber(cvalue))
+            value = format('%.17g', clampGauge(tonumber(value) + tonumber(cvalue)))
           end
         end
       end
