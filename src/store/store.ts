@@ -370,7 +370,7 @@ export class Store {
   }
 
   /** Periods (boundary ms) that received data and are not closed yet, oldest first. */
-  async openPeriods(): Promise<number[]> {
+  private async openPeriods(): Promise<number[]> {
     return (await this.redis.zrange(this.keys.open, 0, -1)).map(Number);
   }
 
