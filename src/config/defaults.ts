@@ -108,7 +108,9 @@ export const DEFAULTS: Config = Object.freeze({
   dumpMessages: false,
 
   strictConfig: false,
-  redis: Object.freeze({ url: 'redis://127.0.0.1:6379', keyPrefix: 'tallyd:', commandTimeout: 10000 }),
+  redis: Object.freeze({ url: 'redis://127.0.0.1:6379', keyPrefix: 'tallyd:', commandTimeout: 10000,
+    embedded: 'auto' as const,
+  }),
   batchInterval: 200,
   leaseTtl: 5000,
   stopTimeout: 10000,
@@ -118,5 +120,7 @@ export const DEFAULTS: Config = Object.freeze({
   carbonWriteTimeout: 10000,
   maxPendingBatches: 1000,
   maxBatchNames: 20000,
-  log: Object.freeze({ level: 'info' }),
+  log: Object.freeze({ level: 'info',
+    format: 'auto' as const,
+  }),
 });

@@ -47,9 +47,13 @@ export const GRAPHITE_KEYS: ReadonlyArray<string> = [
   'legacyNamespace', 'globalPrefix', 'prefixCounter', 'prefixTimer', 'prefixGauge', 'prefixSet', 'globalSuffix',
 ];
 
-export const REDIS_KEYS: ReadonlyArray<string> = ['url', 'keyPrefix', 'commandTimeout'];
+export const REDIS_KEYS: ReadonlyArray<string> = ['url', 'keyPrefix', 'commandTimeout',
+  'embedded',
+];
 
-export const LOG_KEYS: ReadonlyArray<string> = ['level'];
+export const LOG_KEYS: ReadonlyArray<string> = ['level',
+  'format',
+];
 
 /** statsd's `log: { backend, application, level }`: backend and application are not used. */
 export const UNIMPLEMENTED_LOG: Readonly<Record<string, string>> = {

@@ -80,10 +80,14 @@ export interface RedisConfig {
   readonly keyPrefix: string;
   /** ms without a reply after which a command fails (ioredis commandTimeout); counted as redis_timeouts. */
   readonly commandTimeout: number;
+  /** A private redis-server for a trial (store/embedded-redis.ts): 'auto' when the default url answers nothing, 'always', 'never'. */
+  readonly embedded: 'auto' | 'always' | 'never';
 }
 
 export interface LogConfig {
   readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** 'pretty': readable lines; 'json': pino's JSON lines; 'auto': pretty when stderr is a terminal. */
+  readonly format: 'auto' | 'pretty' | 'json';
 }
 
 export type BackendName = 'graphite' | 'console';

@@ -72,19 +72,21 @@ function readRedis(c: Checker, raw: Raw): RedisConfig {
   const keyPrefix = c.str(r, 'keyPrefix', 'redis', DEFAULTS.redis.keyPrefix);
   if (/[{}]/.test(keyPrefix)) c.problem('redis.keyPrefix', `must not contain { or } (tallyd adds the hash tag), got ${describe(keyPrefix)}`);
   const commandTimeout = c.millis(r, 'commandTimeout', 'redis', DEFAULTS.redis.commandTimeout);
-  return { url, keyPrefix, commandTimeout };
+  const embedded = c.oneOf(r, 'embedded', 'redis', DEFAULTS.redis.embedded, ['auto', 'always', 'never']);
+  return { url, keyPrefix, commandTimeout, embedded };
 }
 
 function readLog(c: Checker, raw: Raw): LogConfig {
   const l = c.section(raw, 'log', '');
   c.keys(l, 'log', LOG_KEYS, UNIMPLEMENTED_LOG);
   const level = l['level'];
+  const format = c.oneOf(l, 'format', 'log', DEFAULTS.log.format, ['auto', 'pretty', 'json']);
   const syslog = typeof level === 'string' && Object.hasOwn(SYSLOG_LEVELS, level) ? SYSLOG_LEVELS[level] : undefined;
   if (syslog !== undefined) {
     c.warn('log.level', `statsd's syslog level ${describe(level)} is read as pino level "${syslog}"`);
-    return { level: syslog };
+    return { level: syslog, format };
   }
-  return { level: c.oneOf(l, 'level', 'log', DEFAULTS.log.level, LOG_LEVELS) };
+  return { level: c.oneOf(l, 'level', 'log', DEFAULTS.log.level, LOG_LEVELS), format };
 }
 
 function readGraphiteTarget(c: Checker, raw: Raw): Pick<Config, 'graphiteHost' | 'graphitePort' | 'graphiteProtocol' | 'graphitePicklePort'> {
