@@ -91,13 +91,13 @@ function unreachableHint(config: Config): string {
  * without passing it on (dash does not exec the command): seen from here, the
  * parent goes away. Under npm that means "stop".
  */
-function watchParent(stop: () => void): void {
+function watchParent(stop: (parent: number) => void): void {
   if (process.env.npm_lifecycle_event === undefined) return;
   const parent = process.ppid;
   const timer = setInterval(() => {
     if (process.ppid === parent) return;
     clearInterval(timer);
-    stop();
+    stop(parent);
   }, PARENT_POLL_MS);
   timer.unref();
 }
@@ -166,7 +166,7 @@ async function main(argv: string[]): Promise<number> {
       } catch (err) {
         return fail(log, (err as Error).message);
       }
-      log.warn({ url: trial.url, pid: trial.pid, dir: trial.dir },
+      log.warn({ url: trial.url, redisPid: trial.pid, dir: trial.dir },
         `${plan.why}: started a private redis-server for a trial; its data stays in ${trial.dir}, and it stops with tallyd`);
       config = withRuntime(config, trial.url);
       process.env.TALLYD_REDIS_URL = trial.url; // cluster workers inherit it
@@ -224,7 +224,12 @@ async function run(config: Config, worker: number | null, log: Logger): Promise<
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    if (worker === null) watchParent(() => onSignal('SIGHUP'));
+    if (worker === null) {
+      watchParent((parent) => {
+        log.info({ parent }, 'the shell npm started tallyd with went away (npm was stopped)');
+        onSignal('SIGTERM');
+      });
+    }
   });
 }
 
