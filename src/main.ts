@@ -188,7 +188,11 @@ function fail(log: Logger, message: string): number {
 }
 
 async function run(config: Config, worker: number | null, log: Logger): Promise<number> {
-  if (worker === null && config.workers > 1) return runPrimary(config.workers, log);
+  if (worker === null && config.workers > 1) {
+    // cluster.ts's SIGTERM handler stops the workers.
+    watchParent(() => process.kill(process.pid, 'SIGTERM'));
+    return runPrimary(config.workers, log);
+  }
 
   const bindings = worker === null ? {} : { worker };
   const daemon = new Daemon(config, log.child(bindings), { zmq: (worker ?? 0) === 0 }, bindings);

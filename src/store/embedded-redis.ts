@@ -109,12 +109,17 @@ function freePort(): Promise<number> {
   });
 }
 
+/** The process exists and is not a zombie waiting for its reaper. */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true; // no /proc: kill(pid, 0) said it exists
   }
 }
 
@@ -172,7 +177,7 @@ export class EmbeddedRedis {
     const pidfile = path.join(dir, 'redis.pid');
     const stale = readPid(pidfile);
     if (stale !== null && alive(stale) && isRedisServer(stale)) {
-      log.warn({ pid: stale, dir }, 'stopping the trial redis-server a tallyd that died left running');
+      log.warn({ redisPid: stale, dir }, 'stopping the trial redis-server a tallyd that died left running');
       process.kill(stale, 'SIGTERM');
       if (!(await waitGone(stale, STOP_TIMEOUT_MS))) throw new StoreError('EREDIS', `the old trial redis-server (pid ${stale}) in ${dir} does not stop; kill ${stale}`);
     }

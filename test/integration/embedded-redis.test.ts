@@ -6,7 +6,7 @@
  * on PATH, or with "never", the error names the fix.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -109,6 +109,42 @@ describe('trial redis (redis.embedded)', () => {
       assert.equal(await second.exited, 0, second.output());
     } finally {
       second.proc.kill('SIGKILL');
+    }
+  });
+
+  test('tallyd and its watchdog both killed -9: the next start stops the orphaned redis-server it finds by its pidfile', async () => {
+    const state = tempDir('state');
+    const raw = testConfig(testPrefix('trial-orphan'), null, { redis: { url: REDIS_URL, keyPrefix: 'trial:', embedded: 'always' }, log: { level: 'info' } });
+    const first = spawnTallyd(raw, { XDG_STATE_HOME: state });
+    await waitForOutput(first, '"msg":"tallyd is up"');
+    const redisPid = Number(logLine(first, 'started a private redis-server').redisPid);
+    // The watchdog: the sh whose arguments name the server's pid.
+    const watchdog = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).find((p) => {
+      try {
+        const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+        return argv[0] === '/bin/sh' && argv[3] === String(redisPid);
+      } catch {
+        return false;
+      }
+    });
+    assert.ok(watchdog !== undefined, 'no watchdog found');
+    process.kill(Number(watchdog), 'SIGKILL');
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    await waitFor(`watchdog ${watchdog} to die`, () => !running(Number(watchdog)));
+    assert.ok(running(redisPid), 'the orphan runs on');
+
+    const second = spawnTallyd(raw, { XDG_STATE_HOME: state });
+    try {
+      await waitForOutput(second, '"msg":"tallyd is up"');
+      const found = logLine(second, 'stopping the trial redis-server a tallyd that died left running');
+      assert.equal(found.redisPid, redisPid);
+      assert.ok(!running(redisPid));
+      second.proc.kill('SIGTERM');
+      assert.equal(await second.exited, 0, second.output());
+    } finally {
+      second.proc.kill('SIGKILL');
+      if (running(redisPid)) process.kill(redisPid, 'SIGKILL');
     }
   });
 
