@@ -102,7 +102,6 @@ function watchParent(stop: (parent: number) => void): void {
   timer.unref();
 }
 
-
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
