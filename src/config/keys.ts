@@ -57,7 +57,7 @@ export const LOG_KEYS: ReadonlyArray<string> = ['level',
 
 /** statsd's `log: { backend, application, level }`: backend and application are not used. */
 export const UNIMPLEMENTED_LOG: Readonly<Record<string, string>> = {
-  backend: 'tallyd logs JSON lines to stdout (pino); statsd\'s log backend is ignored',
+  backend: 'tallyd logs to stderr (pino, log.format); statsd\'s log backend is ignored',
   application: 'statsd\'s syslog application name is ignored',
 };
 

@@ -192,7 +192,7 @@ describe('statsd semantics', () => {
       "overrides: keyFlush: statsd's frequent-keys log is not implemented; ignored",
       'overrides: title: tallyd does not change its process title; ignored',
       'overrides: influxdb: unknown key, ignored (perhaps a setting of "statsd-influxdb-backend", not loaded by tallyd)',
-      'overrides: log.backend: tallyd logs JSON lines to stdout (pino); statsd\'s log backend is ignored',
+      'overrides: log.backend: tallyd logs to stderr (pino, log.format); statsd\'s log backend is ignored',
       'overrides: log.level: statsd\'s syslog level "LOG_DEBUG" is read as pino level "debug"',
     ]);
     assert.equal(load(null, { log: { level: 'LOG_DEBUG' } }).config.log.level, 'debug');
