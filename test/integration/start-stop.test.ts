@@ -1,12 +1,12 @@
 /**
  * Starting and stopping the way a user does: `npm start -- <config>` and a
  * SIGTERM to the npm process stop tallyd itself (no orphaned node child
- * keeping the ports); so does a SIGTERM to `npm exec`, where npm's shell stays
+ * keeping the ports); so does a SIGTERM to `npx tallyd`, where npm's shell stays
  * between npm and node and dies without passing the signal on (tallyd sees
  * its parent go). Real npm, real sockets, the shared Redis.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -121,8 +121,11 @@ describe('start and stop', () => {
     assert.doesNotMatch(again, /building dist/);
   });
 
-  test('npm exec (a shell between npm and node): SIGTERM to npm still stops tallyd', async () => {
-    const out = await startAndTerm(['exec', '--', 'node', '--import', 'tsx', path.join(ROOT, 'src', 'main.ts')], 'npm-exec');
+  test('npx tallyd (the bin; a shell stays between npm and node): SIGTERM to npm still stops tallyd', async () => {
+    // dist/ up to date first: the launcher builds it when stale, then prints the version.
+    const build = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'start.mjs'), '--version'], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(build.status, 0, build.stderr);
+    const out = await startAndTerm(['exec', '--offline', '--', 'tallyd'], 'npx');
     assert.match(out, /the shell npm started tallyd with went away/);
   });
 });
