@@ -50,23 +50,27 @@ export function trialDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(state, 'tallyd', 'trial-redis');
 }
 
-/** Sends PING on a fresh connection; true when +PONG comes back within timeoutMs. */
-export function pingOnce(host: string, port: number, timeoutMs: number): Promise<boolean> {
+/**
+ * Sends PING on a fresh connection: 'answers' when a Redis replies (+PONG, or
+ * an error such as NOAUTH), 'refused' when nothing listens, 'other' for
+ * anything else (no reply within timeoutMs, a reset).
+ */
+export function pingOnce(host: string, port: number, timeoutMs: number): Promise<'answers' | 'refused' | 'other'> {
   return new Promise((resolve) => {
     const sock = net.connect(port, host);
     let got = '';
-    const done = (ok: boolean): void => {
+    const done = (result: 'answers' | 'refused' | 'other'): void => {
       clearTimeout(timer);
       sock.destroy();
-      resolve(ok);
+      resolve(result);
     };
-    const timer = setTimeout(() => done(false), timeoutMs);
+    const timer = setTimeout(() => done('other'), timeoutMs);
     sock.on('connect', () => sock.write('PING\r\n'));
     sock.on('data', (d: Buffer) => {
       got += d.toString('latin1');
-      if (got.includes('\r\n')) done(got.startsWith('+PONG') || got.startsWith('-NOAUTH'));
+      if (got.includes('\r\n')) done(got.startsWith('+') || got.startsWith('-') ? 'answers' : 'other');
     });
-    sock.on('error', () => done(false));
+    sock.on('error', (err: NodeJS.ErrnoException) => done(err.code === 'ECONNREFUSED' ? 'refused' : 'other'));
   });
 }
 
@@ -83,8 +87,9 @@ export async function planRedis(cfg: RedisConfig, defaultUrl: string, env: NodeJ
   if (cfg.embedded === 'never') return { kind: 'configured' };
   if (cfg.embedded === 'auto') {
     if (cfg.url !== defaultUrl) return { kind: 'configured' };
+    // Only when nothing listens: a Redis that is slow or refuses us is the operator's, and its error says so.
     const u = new URL(cfg.url);
-    if (await pingOnce(u.hostname, Number(u.port || 6379), 1000)) return { kind: 'configured' };
+    if ((await pingOnce(u.hostname, Number(u.port || 6379), 1000)) !== 'refused') return { kind: 'configured' };
   }
   const bin = findOnPath('redis-server', env.PATH);
   const why = cfg.embedded === 'always' ? 'redis.embedded is "always"' : `nothing answers at ${redactUrl(cfg.url)}`;
@@ -207,7 +212,7 @@ export class EmbeddedRedis {
         const tail = existsSync(path.join(dir, 'redis.log')) ? readFileSync(path.join(dir, 'redis.log'), 'utf8').trim().split('\n').slice(-3).join(' | ') : '';
         throw new StoreError('EREDIS', `the trial redis-server (${bin}) exited at start: ${(stderr.trim() || tail) || 'no output'} (log: ${path.join(dir, 'redis.log')})`);
       }
-      if (await pingOnce('127.0.0.1', port, 300)) break;
+      if ((await pingOnce('127.0.0.1', port, 300)) === 'answers') break;
       if (Date.now() > deadline) {
         await server.stop();
         throw new StoreError('EREDIS', `the trial redis-server did not answer within ${START_TIMEOUT_MS} ms (log: ${path.join(dir, 'redis.log')})`);

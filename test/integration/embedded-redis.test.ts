@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -157,6 +158,15 @@ describe('trial redis (redis.embedded)', () => {
     assert.deepEqual(await planRedis(cfg, DEFAULTS.redis.url), { kind: 'configured' }, 'not the default url');
     assert.deepEqual(await planRedis({ ...cfg, url: REDIS_URL }, REDIS_URL), { kind: 'configured' }, 'a Redis answers');
     assert.deepEqual(await planRedis({ ...cfg, embedded: 'never' }, nothing), { kind: 'configured' });
+    // Something listens but never answers (a paused Redis): not "nothing answers", so no trial Redis beside it.
+    const mute = net.createServer(() => undefined);
+    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', () => resolve()));
+    const muteUrl = `redis://127.0.0.1:${(mute.address() as net.AddressInfo).port}`;
+    try {
+      assert.deepEqual(await planRedis({ ...cfg, url: muteUrl }, muteUrl), { kind: 'configured' }, 'a mute listener');
+    } finally {
+      mute.close();
+    }
     const none = await planRedis(cfg, nothing, { PATH: pathWithoutRedis() });
     assert.equal(none.kind, 'fail');
     assert.match(none.kind === 'fail' ? none.message : '', /no redis-server is on PATH.*apt-get install redis-server/);
