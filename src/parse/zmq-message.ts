@@ -65,8 +65,10 @@ export interface FrameOptions extends ItemOptions {
 
 export interface BadItem {
   readonly reason: string;
-  /** The item as parsed, for logs. */
+  /** The item as parsed, for logs (through excerpt(): it may be nested arbitrarily deep). */
   readonly item: unknown;
+  /** Its place in the message's array (0 for a single object). */
+  readonly index: number;
 }
 
 export interface DecodedFrame {
@@ -202,9 +204,11 @@ export function decodeFrame(frame: Buffer, opts: FrameOptions, fast?: ZmqFastRea
   }
   const items: StatusItem[] = [];
   const badItems: BadItem[] = [];
-  for (const raw of Array.isArray(parsed) ? parsed : [parsed]) {
+  const list: unknown[] = Array.isArray(parsed) ? parsed : [parsed];
+  for (let i = 0; i < list.length; i++) {
+    const raw = list[i];
     const item = readItem(raw, opts);
-    if (typeof item === 'string') badItems.push({ reason: item, item: raw });
+    if (typeof item === 'string') badItems.push({ reason: item, item: raw, index: i });
     else items.push(item);
   }
   return { status: FRAME_OK, compressed, format: 'json', text, items, badItems, fastItems: 0, detail: '' };
