@@ -26,7 +26,7 @@ import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { SelfStats } from '../observability/self-stats.js';
 import type { SampleSink } from '../parse/sample-sink.js';
 import { DEFAULT_MAX_NAME_LENGTH, type StatsdLineParser } from '../parse/statsd-line.js';
-import { ZmqFastReader } from '../parse/zmq-fast.js';
+import { createFastReader, type ZmqFastReader } from '../parse/zmq-fast.js';
 import { applyItem, excerpt, passthroughLine } from '../parse/zmq-item.js';
 import {
   decodeFrame, FRAME_BAD_ZLIB, FRAME_NOT_TEXT, FRAME_OK, FRAME_OVERSIZED, frameStatusText, type FrameOptions,
@@ -82,7 +82,7 @@ export class ZmqServer {
   private loop: Promise<void> | null = null;
   private readonly opts: FrameOptions;
   private readonly lineSink: SampleSink;
-  /** Reads plain JSON items without JSON.parse (aggregate mode only). */
+  /** Reads plain JSON items without JSON.parse (aggregate mode, with the native addon only). */
   private readonly fast: ZmqFastReader | undefined;
   private readonly badFrameLog: RateLimitedLog;
   private readonly badItemLog: RateLimitedLog;
@@ -96,7 +96,8 @@ export class ZmqServer {
     private readonly sink: ZmqSink,
     private readonly self: SelfStats,
     private readonly log: Logger,
-    fastPath: 'native' | 'js' | 'none' = 'native',
+    /** false: every message takes the general path, as without the native addon (tests and bench/micro-parse.ts). */
+    fastPath = true,
   ) {
     this.opts = {
       keyNameSanitize,
@@ -105,7 +106,7 @@ export class ZmqServer {
       maxMessageSize: cfg.maxMessageSize,
     };
     this.lineSink = cfg.prefix === '' ? sink : new PrefixSink(cfg.prefix, sink);
-    this.fast = this.opts.passthrough || fastPath === 'none' ? undefined : new ZmqFastReader({ keyNameSanitize, maxNameLength: DEFAULT_MAX_NAME_LENGTH, prefix: cfg.prefix, native: fastPath === 'native' });
+    this.fast = this.opts.passthrough || !fastPath ? undefined : createFastReader({ keyNameSanitize, maxNameLength: DEFAULT_MAX_NAME_LENGTH, prefix: cfg.prefix });
     this.badFrameLog = new RateLimitedLog(log);
     this.badItemLog = new RateLimitedLog(log);
     this.oversizeLog = new RateLimitedLog(log);
