@@ -131,7 +131,9 @@ export class ZmqServer {
     this.watchDisconnects(sock);
     const endpoint = sock.lastEndpoint ?? cfg.bind;
     this.loop = this.receiveLoop(sock);
-    this.log.info({ bind: endpoint, type: cfg.type, mode: cfg.mode, prefix: cfg.prefix }, `listening for zeromq status messages (${cfg.type})`);
+    // decoder: 'fast' when plain JSON items are read by the native addon's scanner, 'general' (JSON.parse) for all else.
+    const decoder = this.fast ? 'fast' : 'general';
+    this.log.info({ bind: endpoint, type: cfg.type, mode: cfg.mode, prefix: cfg.prefix, decoder }, `listening for zeromq status messages (${cfg.type})`);
     return endpoint;
   }
 

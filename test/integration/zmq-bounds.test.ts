@@ -6,7 +6,8 @@
  * the disconnects are counted (`zmq_disconnects`) and logged, good messages
  * from the other publishers keep landing exactly, and the offending
  * publishers' messages land again once their libzmq has reconnected. A
- * message of too many frames is counted as a bad message.
+ * message of too many frames is counted as a bad message. Without the native
+ * addon every message decodes through the general path.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -114,6 +115,31 @@ describe('ZeroMQ bounds in a tallyd process', () => {
     assert.equal(carbon.sum('stats_counts.statsd.zmq_bad_frames'), 0);
     assert.match(child.output(), /a zeromq publisher disconnected: it closed its socket, or libzmq dropped it for a frame over maxMessageSize/);
     assert.ok(child.output().length < 64 * 1024, 'the log quotes nothing of the frame');
+  });
+
+  test('without the native addon (TALLYD_SKIP_NATIVE=1) every shape of message decodes through the general path, exactly', async () => {
+    prefix = testPrefix('zmq-noaddon');
+    const pull = `tcp://127.0.0.1:${await freePort()}`;
+    child = spawnTallyd(testConfig(prefix, carbon.port, { servers: [{ server: 'zmq', bind: pull, type: 'pull' }], log: { level: 'info' } }),
+      { TALLYD_SKIP_NATIVE: '1' });
+    await waitForOutput(child, 'tallyd is up');
+    assert.match(child.output(), /"decoder":"general".*listening for zeromq status messages/);
+    const s = socket(new Push({ linger: 0 }), pull);
+    const shapes: Array<string | Buffer> = [
+      deflateSync(JSON.stringify([{ name: 'na.c', value: 2, type: 'c', time: 1796000000 }, { name: 'na.c', value: 3, type: 'c' }])),
+      JSON.stringify({ name: 'na.c', value: 5, type: 'c', rate: 0.5 }), // counts 10
+      deflateSync(JSON.stringify([{ name: 'na.tagged', value: 4, type: 'c', tags: { env: 'prod' } }])),
+      JSON.stringify([{ name: 'na.set', value: 'u1', type: 's' }, { name: 'na.set', value: 'u2', type: 's' }, { name: 'na.set', value: 'u1', type: 's' }]),
+      'na.c:7|c\nna.c:1|c|@0.5',
+      deflateSync(JSON.stringify([{ name: 'na.c', value: 1e308, type: 'g' }, { name: 'na.bad', value: [[[1]]], type: 'c' }])),
+    ];
+    for (let round = 0; round < 10; round++) for (const f of shapes) await s.send(f);
+    await carbon.waitFor(() => carbon.sum('stats_counts.na.c') === 10 * (2 + 3 + 10 + 7 + 2), 10_000, 'the na.c counters');
+    await carbon.waitFor(() => carbon.sum('stats_counts.na.tagged;env=prod') === 40 && carbon.sum('stats_counts.statsd.zmq_bad_items') === 10, 10_000,
+      'the tagged counter and the bad items');
+    assert.ok(carbon.series('stats.sets.na.set.count').some((l) => l.value === '2'));
+    assert.equal(carbon.sum('stats_counts.na.bad'), 0);
+    assert.equal(carbon.sum('stats_counts.statsd.zmq_bad_frames'), 0);
   });
 
   test('a message of 100 frames is one bad message; the next one lands', async () => {
