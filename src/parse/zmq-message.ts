@@ -12,8 +12,11 @@
  *      returned as bytes for the statsd line parser.
  *
  * The frame as received and its inflated text are both bounded by
- * maxMessageSize (inflating stops there, so a zlib bomb costs nothing).
- * Bad input is a status code, never an exception.
+ * maxMessageSize (inflating stops there, so a zlib bomb costs nothing; libzmq
+ * already refuses a longer frame as received, ingest/zmq.ts, so that check is
+ * a second line). JSON.parse does not recurse on this Node (100,000 levels
+ * parse), and anything it throws is FRAME_BAD_JSON. Bad input is a status
+ * code, never an exception.
  */
 import { isUtf8 } from 'node:buffer';
 import { inflateSync } from 'node:zlib';
