@@ -19,8 +19,8 @@
  * | 1  | flushes every flushInterval from its start   | flushes at wall-clock multiples of       | every tallyd node agrees on boundaries; points line up with Graphite buckets. Flushes are matched by sequence (the one holding the corpus, then the next), not by ts |
  * |    | time; graphiteStats.* lines stamped with the | flushInterval; every line stamped with   | a replayed period must reproduce the same lines (DESIGN invariant 4) |
  * |    | send time                                    | the period boundary                      | |
- * | 2  | timestamp_lag only from its 2nd flush, so    | timestamp_lag in every flush             | tallyd knows the boundary it flushes; only flushes after statsd's first are compared, so this does not arise here. Its value is timing-dependent (masked) |
- * |    | numStats is one less in its 1st flush        |                                          | |
+ * | 2  | timestamp_lag only from its 2nd flush, so    | the same, counted from the first period  | only flushes after statsd's first are compared here; the first period's lines are checked in flusher-periods.test.ts. Its value is timing-dependent (masked) |
+ * |    | numStats is one less in its 1st flush        | ever committed on the key prefix         | |
  * | 3  | `h` and `d` are counters                     | `h` and `d` are timers (DogStatsD)       | DogStatsD clients send histograms/distributions; counting them is a statsd accident |
  * | 4  | unknown or empty type (`a:1|x`, `a:1|`) is a | bad line                                 | stricter parser (src/parse/statsd-line.ts) |
  * |    | counter                                      |                                          | |
