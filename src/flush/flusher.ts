@@ -74,7 +74,7 @@ export class Flusher {
   /** Periods committed by this process (tests and /health). */
   periodsCommitted = 0;
   lastCommittedTs = 0;
-  /** Where the last committed period's time went, ms per stage (debug log, bench/flush-profile.ts). */
+  /** Where the last committed period's time went, ms per stage (debug log, bench/micro/flush-profile.ts). */
   lastStages: FlushStages | null = null;
 
   constructor(

@@ -5,7 +5,7 @@
  * inflate and the fast reader), into throwaway objects that never reach
  * Redis. V8 has then compiled that code when the first real burst arrives.
  * A cold process spends its first ~200 ms compiling it on other threads
- * while its receive buffer fills: bench/drop-timeline.ts showed a fresh
+ * while its receive buffer fills: bench/profile/drop-timeline.ts showed a fresh
  * tallyd dropping datagrams in the first 200 ms at a rate it kept up with
  * afterwards (a restart under load, with clients that buffered, is the same).
  * Costs ~100-200 ms of CPU at start; nothing it touches is kept.
