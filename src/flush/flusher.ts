@@ -65,8 +65,8 @@ export class Flusher {
   private readonly errLog: RateLimitedLog;
   private readonly waitLog: RateLimitedLog;
   /**
-   * The leader's copy of known:* (a million names are ~0.5 s to scan each
-   * flush). Only the leader adds names, and deletions bump known_version, so
+   * The leader's copy of known:* (scanning it each flush takes long with a
+   * million names). Only the leader adds names, and deletions bump known_version, so
    * it is re-read when that changes and whenever this process becomes the
    * leader again.
    */
