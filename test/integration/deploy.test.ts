@@ -31,14 +31,19 @@ const inCi = Boolean(process.env.CI);
 const missing = !existsSync(SYSTEMD_ANALYZE);
 const skip = missing && !inCi ? `${SYSTEMD_ANALYZE} is missing (apt-get install systemd); set CI=1 to make this a failure` : false;
 
-function run(cmd: string, args: string[], cwd: string): Promise<{ code: number | null; out: string }> {
+/** Runs a command to its end: exit code, stdout alone, and stdout + stderr as they came. */
+function run(cmd: string, args: string[], cwd: string): Promise<{ code: number | null; stdout: string; out: string }> {
   return new Promise((resolve) => {
     const proc = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
     let out = '';
-    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      out += d.toString();
+    });
     proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    proc.on('error', (err) => resolve({ code: null, out: `${out}spawn error: ${err.message}` }));
-    proc.on('exit', (code) => resolve({ code, out }));
+    proc.on('error', (err) => resolve({ code: null, stdout, out: `${out}spawn error: ${err.message}` }));
+    proc.on('exit', (code) => resolve({ code, stdout, out }));
   });
 }
 
@@ -184,5 +189,21 @@ describe('deploy/redis.conf', () => {
     } finally {
       again.disconnect();
     }
+  });
+});
+
+describe('the npm package', () => {
+  test('ships the daemon, its config, deploy/ and the native sources; no tests, benches, TypeScript sources or source maps', async () => {
+    // --ignore-scripts: list what `npm pack` would take without running `prepare` (the build) again.
+    const res = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], ROOT);
+    assert.equal(res.code, 0, res.out);
+    const [pack] = JSON.parse(res.stdout) as Array<{ files: Array<{ path: string }> }>;
+    assert.ok(pack);
+    const files = pack.files.map((f) => f.path);
+    const required = ['LICENSE', 'README.md', 'package.json', 'config/tallyd.conf.js', 'deploy/tallyd.service', 'deploy/redis.conf', 'docs/production.md', 'binding.gyp', 'scripts/build-native.mjs', 'src/native/udp_reader.c'];
+    if (existsSync(path.join(ROOT, 'dist', 'main.js'))) required.push('dist/main.js');
+    for (const f of required) assert.ok(files.includes(f), `${f} is not in the package`);
+    const stray = files.filter((f) => /^(test|bench|examples|node_modules|build)\//.test(f) || f.endsWith('.map') || (f.startsWith('src/') && !/^src\/native\/[\w-]+\.[ch]$/.test(f)));
+    assert.deepEqual(stray, [], 'files that do not belong in the package');
   });
 });
