@@ -80,7 +80,7 @@ export class Daemon {
       this.batcher = batcher;
       batcher.start();
 
-      // Compile the hot path before the sockets open: a cold process drops datagrams in its first ~200 ms under load.
+      // Compile the hot path before the sockets open: a cold process drops datagrams in its first moments under load.
       const zmq = this.role.zmq && cfg.servers.some(isZmqServer);
       const warmMs = warmUpIngest({ keyNameSanitize: cfg.keyNameSanitize, prefixStats: cfg.prefixStats, zmq });
       log.debug({ ms: warmMs }, 'ingest path warmed up');

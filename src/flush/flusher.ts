@@ -65,8 +65,8 @@ export class Flusher {
   private readonly errLog: RateLimitedLog;
   private readonly waitLog: RateLimitedLog;
   /**
-   * The leader's copy of known:* (a million names are ~0.5 s to scan each
-   * flush). Only the leader adds names, and deletions bump known_version, so
+   * The leader's copy of known:* (scanning it each flush takes long with a
+   * million names). Only the leader adds names, and deletions bump known_version, so
    * it is re-read when that changes and whenever this process becomes the
    * leader again.
    */
@@ -80,7 +80,7 @@ export class Flusher {
   /** Periods committed by this process (tests and /health). */
   periodsCommitted = 0;
   lastCommittedTs = 0;
-  /** Where the last committed period's time went, ms per stage (debug log, bench/flush-profile.ts). */
+  /** Where the last committed period's time went, ms per stage (debug log, bench/micro/flush-profile.ts). */
   lastStages: FlushStages | null = null;
 
   constructor(

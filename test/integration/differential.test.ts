@@ -389,7 +389,7 @@ async function runCase(c: Case): Promise<Collected> {
 
     const pick = pickSendTime(Date.now(), statsdPhase);
     assert.ok(pick.margin >= MIN_MARGIN_MS, `no send moment ${MIN_MARGIN_MS} ms from both flush schedules: ${JSON.stringify(pick)}`);
-    await sleep(pick.at - Date.now());
+    await sleep(pick.at - Date.now()); // a moment of the wall clock (the scenario), not a result
     const sentAt = Date.now();
     await Promise.all([sendDatagrams(statsd.udpPort, CORPUS), sendDatagrams(tallydPort, CORPUS)]);
     const sentEnd = Date.now();
@@ -502,7 +502,7 @@ test('tallyd alone: prototype-like names are ordinary names', { timeout: 20_000 
     assert.ok(port !== undefined);
     // Send 300 ms after a boundary, so everything lands in the period ending at the next one.
     const boundary = (Math.floor(Date.now() / interval) + 1) * interval;
-    await sleep(boundary + 300 - Date.now());
+    await sleep(boundary + 300 - Date.now()); // a moment of the wall clock, not a result
     const aliases = PROTO_NAMES.map((_, i) => `alias${i}`);
     await sendDatagrams(port, [...PROTO_NAMES.map((n) => protoLines(n).join('\n')), ...aliases.map((a) => protoLines(a).join('\n'))]);
     const tsList = [boundary / 1000 + 1, boundary / 1000 + 2];

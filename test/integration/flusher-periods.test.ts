@@ -100,10 +100,10 @@ describe('flusher periods (injected clock, real redis)', () => {
     const f = await leader(clock);
     await until('the empty period before P closed at start', async () => (await store.closeState()).closedMs === P - I);
     clock.advance(I - 100); // not yet at P's boundary
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 50)); // a chance for a wrong early close to show: an absence has no condition
     assert.equal((await store.closeState()).closedMs, P - I, 'P is not closed before its boundary');
     clock.advance(200); // past the boundary: m's watermark is still P
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 50)); // as above
     assert.equal((await store.closeState()).closedMs, P - I, 'held while m may still hold samples of P');
     await merge(P, 'm', P + I, 'a.c', 4); // m sealed P at its boundary and merged the rest
     clock.advance(200);
