@@ -96,7 +96,7 @@ export class ZmqServer {
     private readonly sink: ZmqSink,
     private readonly self: SelfStats,
     private readonly log: Logger,
-    /** false: every message takes the general path, as without the native addon (tests and bench/micro-parse.ts). */
+    /** false: every message takes the general path, as without the native addon (tests and bench/micro/micro-parse.ts). */
     fastPath = true,
   ) {
     this.opts = {
