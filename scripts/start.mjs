@@ -7,7 +7,7 @@
  * argument it uses config/tallyd.conf.js; `npm start -- my.conf.js` uses that.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -37,6 +37,8 @@ function stale() {
 const why = existsSync(path.join(root, 'tsconfig.build.json')) ? stale() : null;
 if (why !== null) {
   process.stderr.write(`tallyd: building dist/ (${why})\n`);
+  // As `npm run build`: from an empty dist/, so no file of an older build stays.
+  rmSync(path.join(root, 'dist'), { recursive: true, force: true });
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   const res = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
   if (res.status !== 0) {
