@@ -77,6 +77,10 @@ function warnNoNativeReader(config: Config, log: Logger): void {
   if (!config.servers.some((s) => s.server === 'udp' && s.udpReader === 'auto')) return;
   const lib = nativeAddon();
   if (typeof lib !== 'string') return;
+  if (process.env.TALLYD_SKIP_NATIVE === '1') {
+    log.info('TALLYD_SKIP_NATIVE=1: UDP is read with node:dgram');
+    return;
+  }
   log.warn(`native UDP reader not available, so UDP is read with node:dgram (several times the CPU per datagram): ${lib}; ${nativeBuildHelp()}`);
 }
 
