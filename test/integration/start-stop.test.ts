@@ -96,7 +96,10 @@ async function startAndTerm(args: string[], name: string): Promise<string> {
   const npmExited = new Promise<void>((resolve) => child.proc.on('exit', () => resolve()));
   try {
     // The first start in a fresh checkout builds dist/ first.
-    await waitFor('tallyd is up', () => child.output().includes('"msg":"tallyd is up"'), 180_000, child.output);
+    await waitFor('tallyd is up', () => {
+      if (child.proc.exitCode !== null) throw new Error(`npm exited (${child.proc.exitCode}) before tallyd was up:\n${child.output()}`);
+      return child.output().includes('"msg":"tallyd is up"');
+    }, 180_000, child.output);
     const up = child.output().split('\n').find((l) => l.includes('"msg":"tallyd is up"')) ?? '';
     const pid = (JSON.parse(up) as { pid: number }).pid;
     assert.notEqual(pid, child.proc.pid);
@@ -126,8 +129,9 @@ describe('start and stop', () => {
     const build = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'start.mjs'), '--version'], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(build.status, 0, build.stderr);
     // Not `npx tallyd` itself: in the repo, npx installs the checkout into its cache the first time, which runs the
-    // install script (node-gyp rebuild of build/ in the checkout). npm exec runs the bin the same way: `sh -c "<bin> <args>"`.
-    const out = await startAndTerm(['exec', '--', path.join(ROOT, 'dist', 'main.js')], 'npm-exec');
+    // install script (node-gyp rebuild of build/ in the checkout). npm exec runs the bin the same way: `sh -c "<bin> <args>"`
+    // (the installed bin is a link to dist/main.js, whose #!/usr/bin/env node execs node).
+    const out = await startAndTerm(['exec', '--', 'node', path.join(ROOT, 'dist', 'main.js')], 'npm-exec');
     assert.match(out, /the shell npm started tallyd with went away/);
   });
 });
