@@ -184,6 +184,8 @@ export class StatsdLineParser {
   /** Raw key bytes -> final key string, so a repeated key allocates nothing (key-intern.ts). */
   readonly intern: KeyInternTable;
   private readonly seed: number;
+  private readonly sanitize: boolean;
+  private readonly maxKeyBytes: number;
   // Scratch, one slot per value of the current line.
   private readonly types = new Uint8Array(MAX_VALUES);
   private readonly values = new Float64Array(MAX_VALUES);
@@ -202,8 +204,10 @@ export class StatsdLineParser {
   private lineKey = -1;
 
   constructor(opts: ParseOptions) {
-    const max = opts.maxNameLength ?? DEFAULT_MAX_NAME_LENGTH;
-    this.key = new KeyBuilder(opts.keyNameSanitize, Math.max(1, Math.floor(max)));
+    const max = Math.max(1, Math.floor(opts.maxNameLength ?? DEFAULT_MAX_NAME_LENGTH));
+    this.key = new KeyBuilder(opts.keyNameSanitize, max);
+    this.sanitize = opts.keyNameSanitize;
+    this.maxKeyBytes = max;
     this.intern = new KeyInternTable(opts.intern);
     this.seed = this.intern.seed;
   }
@@ -366,6 +370,8 @@ export class StatsdLineParser {
       const status = this.buildKey(buf, start, nameEnd);
       if (status !== LINE_OK) return status;
       name = this.key.toString();
+      // Unsanitized invalid UTF-8 decodes to U+FFFD, 3 bytes for 1: the bound is on the key's UTF-8, as for ZeroMQ names.
+      if (!this.sanitize && Buffer.byteLength(name) > this.maxKeyBytes) return LINE_NAME_TOO_LONG;
       entry = intern.add(buf, start, nameEnd, tagS, tagE, hash, name);
     }
     this.lineValues = n;
