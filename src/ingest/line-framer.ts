@@ -63,6 +63,11 @@ export class LineFramer {
     if (pos < len) this.holdTail(chunk, pos);
   }
 
+  /** Bytes allocated for the remainder: at most max(maxLineLength + 1, 256), whatever the input. */
+  get remainderCapacity(): number {
+    return this.rem?.length ?? 0;
+  }
+
   /** Flush the unterminated last line, if any. */
   end(): void {
     if (this.discarding) {
