@@ -196,6 +196,17 @@ export class GoodTotals {
   readonly sets = new Map<string, Set<string>>();
   lines = 0;
 
+  /**
+   * prefix: where the names start (it must contain 'Q'); uniqueMembers: every
+   * set line gets a new member, so per-period set counts add up to the total.
+   */
+  constructor(
+    private readonly prefix = GOOD_PREFIX,
+    private readonly uniqueMembers = false,
+  ) {
+    if (!prefix.includes('Q')) throw new Error(`good names must contain 'Q': ${prefix}`);
+  }
+
   /** A random good line (its totals recorded), drawn from a few names per type so that names repeat. */
   next(r: Rand): string {
     this.lines++;
@@ -204,41 +215,41 @@ export class GoodTotals {
     switch (r.int(7)) {
       case 0: {
         const rate = r.pick([1, 0.5, 0.25]);
-        this.addCounter(`${GOOD_PREFIX}.c${k}`, v / rate);
-        return `${GOOD_PREFIX}.c${k}:${v}|c${rate === 1 ? '' : `|@${rate}`}`;
+        this.addCounter(`${this.prefix}.c${k}`, v / rate);
+        return `${this.prefix}.c${k}:${v}|c${rate === 1 ? '' : `|@${rate}`}`;
       }
       case 1: {
-        this.addCounter(`${GOOD_PREFIX}.tagged;env=fz;az=a${k}`, v);
-        return `${GOOD_PREFIX}.tagged:${v}|c|#env:fz,az:a${k}`;
+        this.addCounter(`${this.prefix}.tagged;env=fz;az=a${k}`, v);
+        return `${this.prefix}.tagged:${v}|c|#env:fz,az:a${k}`;
       }
       case 2: {
         const rate = r.pick([1, 0.5]);
-        this.addTimer(`${GOOD_PREFIX}.t${k}`, v, 1 / rate);
-        return `${GOOD_PREFIX}.t${k}:${v}|ms${rate === 1 ? '' : `|@${rate}`}`;
+        this.addTimer(`${this.prefix}.t${k}`, v, 1 / rate);
+        return `${this.prefix}.t${k}:${v}|ms${rate === 1 ? '' : `|@${rate}`}`;
       }
       case 3: {
-        const name = `${GOOD_PREFIX}.g${k}`;
+        const name = `${this.prefix}.g${k}`;
         const delta = this.gauges.has(name) && r.chance(0.5);
         const sv = delta && r.chance(0.5) ? -v : v;
         this.gauges.set(name, delta ? this.gauges.get(name)! + sv : v);
         return `${name}:${delta && sv > 0 ? '+' : ''}${sv}|g`;
       }
       case 4: {
-        const name = `${GOOD_PREFIX}.s${k}`;
-        const member = `m${r.int(20)}`;
+        const name = `${this.prefix}.s${k}`;
+        const member = this.uniqueMembers ? `m${this.lines}` : `m${r.int(20)}`;
         let m = this.sets.get(name);
         if (m === undefined) this.sets.set(name, (m = new Set()));
         m.add(member);
         return `${name}:${member}|s`;
       }
       case 5: {
-        this.addCounter(`${GOOD_PREFIX}.multi${k}`, v);
-        this.addTimer(`${GOOD_PREFIX}.multi${k}`, v + 1, 1);
-        return `${GOOD_PREFIX}.multi${k}:${v}|c:${v + 1}|ms`;
+        this.addCounter(`${this.prefix}.multi${k}`, v);
+        this.addTimer(`${this.prefix}.multi${k}`, v + 1, 1);
+        return `${this.prefix}.multi${k}:${v}|c:${v + 1}|ms`;
       }
       default: {
-        this.addTimer(`${GOOD_PREFIX}.h${k}`, -v, 1);
-        return `${GOOD_PREFIX}.h${k}:${-v}|${r.pick(['h', 'd'])}`;
+        this.addTimer(`${this.prefix}.h${k}`, -v, 1);
+        return `${this.prefix}.h${k}:${-v}|${r.pick(['h', 'd'])}`;
       }
     }
   }
