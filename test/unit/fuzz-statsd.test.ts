@@ -5,10 +5,14 @@
  * with known-good lines interleaved. The parser never throws; every sample
  * has a finite value, a sane rate and a sanitized name; every non-empty line
  * is accounted for exactly once (good, event or bad, never silently dropped);
- * the good lines' totals come out exact. FUZZ_SEED=<n> replays a run.
+ * the good lines' totals come out exact; the key intern table changes no
+ * sample; the number reader equals Number() on random numeric text.
+ * FUZZ_SEED=<n> replays a run.
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
+import { decimalInto, trimmedDecimalInto } from '../../src/parse/number.js';
+import type { SampleSink } from '../../src/parse/sample-sink.js';
 import { StatsdLineParser, statusText, type ParseOptions } from '../../src/parse/statsd-line.js';
 import {
   CheckingSink, describeInput, fuzzSeed, GoodTotals, goodPart, mixedPacket, Rand, systematicGarbage, withoutQ,
@@ -150,4 +154,62 @@ test(`statsd parser: random mutations, good lines interleaved, packets parsed wh
       assertRun(t, `random${embedded ? ' (regions)' : ''}, ${what}`, res);
     }
   }
+});
+
+test(`statsd parser: the key intern table is only a cache (a tiny one and none-like give the same samples), seed ${SEED}`, () => {
+  const record = (): SampleSink & { calls: string[] } => {
+    const calls: string[] = [];
+    return {
+      calls,
+      counter: (name, value, rate) => void calls.push(`c ${name} ${value} ${rate}`),
+      gauge: (name, value, delta) => void calls.push(`g ${name} ${value} ${delta}`),
+      timer: (name, value, rate) => void calls.push(`t ${name} ${value} ${rate}`),
+      set: (name, member) => void calls.push(`s ${name} ${JSON.stringify(member)}`),
+    };
+  };
+  const r = new Rand(SEED);
+  const good = new GoodTotals();
+  const packets = Array.from({ length: 1500 }, () => mixedPacket(r, good, 1 + r.int(24), 0.1));
+  const calls = [
+    { keyNameSanitize: true },
+    { keyNameSanitize: true, intern: { maxEntries: 4, maxArenaBytes: 64, maxEntriesCap: 4, maxArenaCap: 64, restLookups: 3 } },
+  ].map((opts) => {
+    const parser = new StatsdLineParser(opts);
+    const sink = record();
+    for (const p of packets) parser.parsePacket(p, 0, p.length, sink);
+    return sink.calls;
+  });
+  assert.ok(calls[0]!.length > 10_000);
+  assert.deepEqual(calls[1], calls[0], `seed ${SEED}`);
+});
+
+test(`number reader: decimalInto and trimmedDecimalInto equal Number() on random numeric text, and accept exactly the decimal grammar, seed ${SEED}`, () => {
+  const r = new Rand(SEED);
+  const GRAMMAR = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+  const out = new Float64Array(1);
+  const alphabet = '0123456789012345678901234567890123456789..eE+-';
+  const digits = (n: number): string => Array.from({ length: n }, () => r.int(10)).join('');
+  const spaces = ['\u00a0', ' ', '\t', '\u3000', '\ufeff', '\u2028'];
+  let accepted = 0;
+  for (let i = 0; i < 60_000; i++) {
+    let s: string;
+    const k = r.int(4);
+    if (k === 0) s = Array.from({ length: 1 + r.int(30) }, () => alphabet[r.int(alphabet.length)]).join('');
+    else if (k === 1) s = `${r.pick(['', '-', '+'])}${digits(1 + r.int(25))}${r.chance(0.5) ? '.' + digits(r.int(25)) : ''}${r.chance(0.7) ? `e${r.pick(['', '-', '+'])}${r.int(400)}` : ''}`;
+    else if (k === 2) s = `${r.int(1e9)}e${r.int(60) - 30}`;
+    else s = (r.next() * 10 ** (r.int(40) - 20)).toPrecision(1 + r.int(20));
+    const want = Number(s);
+    const valid = GRAMMAR.test(s) && Number.isFinite(want);
+    const buf = Buffer.from(s);
+    const ok = decimalInto(buf, 0, buf.length, out, 0);
+    assert.equal(ok, valid, `seed ${SEED}: ${JSON.stringify(s)} accepted?`);
+    if (ok) {
+      accepted++;
+      assert.ok(Object.is(out[0], want), `seed ${SEED}: ${JSON.stringify(s)} read as ${out[0]}, Number() says ${want}`);
+    }
+    const t = Buffer.from(r.pick(spaces) + s + r.pick(spaces));
+    assert.equal(trimmedDecimalInto(t, 0, t.length, out, 0), valid, `seed ${SEED}: ${JSON.stringify(t.toString())} accepted?`);
+    if (valid) assert.ok(Object.is(out[0], want), `seed ${SEED}: ${JSON.stringify(t.toString())} read as ${out[0]}`);
+  }
+  assert.ok(accepted > 30_000, `${accepted} accepted`);
 });
