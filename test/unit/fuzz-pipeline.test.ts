@@ -31,7 +31,7 @@ const legacy: Cfg = {
 };
 const newNamespace: Cfg = {
   ...legacy,
-  percentThreshold: [99.9, -50],
+  percentThreshold: [99.9, -50, -100, 100],
   graphite: { ...graphite, legacyNamespace: false, globalPrefix: 'app', prefixCounter: 'cnt', globalSuffix: 'host1' },
 };
 
