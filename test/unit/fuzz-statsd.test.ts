@@ -213,3 +213,20 @@ test(`number reader: decimalInto and trimmedDecimalInto equal Number() on random
   }
   assert.ok(accepted > 30_000, `${accepted} accepted`);
 });
+
+test(`statsd parser: giant lines (60 KB names, tags, values, digits, colons, 15,000 values), seed ${SEED}`, (t) => {
+  const big = 60_000;
+  const giants = [
+    `${'n'.repeat(big)}:1|c`, `a:1|c|#${'t:v,'.repeat(big / 4)}x`, `a:${'9'.repeat(big)}|c`, `a:0.${'0'.repeat(big)}1|ms`,
+    `a:1e${'9'.repeat(big)}|g`, `a${':'.repeat(big)}|c`, `a:${'1|c:'.repeat(15_000)}1|c`, `a:${'|'.repeat(big)}`,
+    `a:1|c${'|@0.5'.repeat(big / 5)}`, `a:1|c|T${'1'.repeat(big)}`, `a:1|c|c:${'x'.repeat(big)}`, `u:${'m'.repeat(big)}|s`,
+    `${'\u3000'.repeat(big / 3)}:1|c`, `_e{${'1'.repeat(big)},1}:a|b`, `${'\u00a0'.repeat(big / 2)}`,
+  ].map((s) => withoutQ(Buffer.from(s)));
+  for (const [what, opts] of CONFIGS) {
+    const r = new Rand(SEED);
+    const res = run(opts, function* (good) {
+      for (const g of giants) yield Buffer.concat([Buffer.from(good.next(r) + '\n'), g, Buffer.from('\n' + good.next(r))]);
+    }, false, r);
+    assertRun(t, `giant lines, ${what}`, res);
+  }
+});
