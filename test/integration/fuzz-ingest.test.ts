@@ -162,6 +162,9 @@ test(`fuzzed statsd over UDP and TCP into a real tallyd: good totals exact, bad 
   assert.equal(child.proc.exitCode, null, 'tallyd is still running');
   assert.ok(!/uncaught|TypeError|RangeError/i.test(child.output()), child.output().slice(-2000));
   assert.match(child.output(), /"msg":"bad line: [a-z ]+"/, 'bad lines are logged (rate-limited, with the line)');
+  // The oversized datagram and the overlong TCP line are logged with their first 200 bytes.
+  assert.ok(child.output().includes(`"head":"${'x'.repeat(200)}"`), 'the oversized datagram quoted');
+  assert.ok(child.output().includes(`"head":"${'y'.repeat(200)}"`), 'the overlong tcp line quoted');
   t.diagnostic(
     `${datagrams.length} datagrams, ${stream.length} TCP bytes: ${reference.metricsReceived} lines, ${reference.badLines} bad values, ` +
       `${reference.eventsIgnored} events, ${c.lines.length} Carbon lines checked`,

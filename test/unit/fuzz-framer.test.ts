@@ -4,18 +4,18 @@
  * times the cap, megabytes of input) cut into chunks at every byte boundary
  * (small inputs) or at random sizes (many inputs). The framer never throws,
  * hands up exactly the lines a reference split of the whole stream gives,
- * reports each line over the cap once with its length instead of handing it
- * up, and keeps its remainder bounded. FUZZ_SEED=<n> replays a run.
+ * reports each line over the cap once with its length and first bytes
+ * instead of handing it up, and keeps its remainder bounded. FUZZ_SEED=<n> replays a run.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LineFramer } from '../../src/ingest/line-framer.js';
+import { LineFramer, OVERLONG_HEAD_BYTES } from '../../src/ingest/line-framer.js';
 import { fuzzSeed, garbageLine, Rand } from '../helpers/fuzz.js';
 
 const SEED = fuzzSeed();
 const NL = 0x0a;
 
-type Event = string | { overlong: number };
+type Event = string | { overlong: number; head: string };
 
 /** The reference: split the whole stream on '\n'; a line over max is an overlong event; an unterminated tail counts at the end. */
 function reference(stream: Buffer, max: number): Event[] {
@@ -25,7 +25,7 @@ function reference(stream: Buffer, max: number): Event[] {
     let e = stream.indexOf(NL, s);
     if (e < 0) e = stream.length;
     const len = e - s;
-    if (len > max) out.push({ overlong: len });
+    if (len > max) out.push({ overlong: len, head: stream.toString('latin1', s, s + Math.min(len, OVERLONG_HEAD_BYTES)) });
     else if (len > 0 || e < stream.length) out.push(stream.toString('latin1', s, e));
     s = e + 1;
   }
@@ -48,7 +48,7 @@ function frame(chunks: readonly Buffer[], max: number): { events: Event[]; maxCa
         events.push(l);
       }
     },
-    (bytes) => void events.push({ overlong: bytes }),
+    (bytes, head, hs, he) => void events.push({ overlong: bytes, head: head.toString('latin1', hs, he) }),
   );
   let maxCapacity = 0;
   for (const c of chunks) {
