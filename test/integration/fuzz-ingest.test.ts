@@ -129,7 +129,7 @@ test(`fuzzed statsd over UDP and TCP into a real tallyd: good totals exact, bad 
   }
   const missing = (): string[] => want.filter(([name, v]) => sum(name) !== v).map(([name, v]) => `${name}: ${sum(name)} of ${v}`);
   await c.waitFor(() => missing().length === 0, 20_000, 'the totals').catch((err: Error) => {
-    throw new Error(`${err.message}; off: ${missing().slice(0, 8).join(', ')}`);
+    throw new Error(`${err.message}; off: ${missing().slice(0, 8).join(', ')}; udp_kernel_drops ${sum('stats_counts.statsd.udp_kernel_drops')}`);
   });
   // One more period published after that: nothing more arrives for any of them.
   const lastTs = Math.max(...c.lines.map((l) => l.ts));
