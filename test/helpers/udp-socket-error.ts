@@ -49,7 +49,10 @@ export function udpSocketFd(port: number): number {
 /** Raises ECONNREFUSED on the socket behind fd (see above); resolves once the child has exited 0. */
 export async function provokeSocketError(fd: number, keepErrQueue: boolean): Promise<void> {
   const closedPort = await freeUdpPort();
-  const child = spawn(PYTHON3, ['-c', CHILD, String(closedPort), keepErrQueue ? '1' : '0'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
+  const child = spawn(PYTHON3, ['-c', CHILD, String(closedPort), keepErrQueue ? '1' : '0'], {
+    stdio: ['ignore', 'ignore', 'pipe', fd],
+    env: { ...process.env, LD_PRELOAD: undefined }, // not the fuzz pass's sanitizer runtime: Python is not under test
+  });
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
   const code = await new Promise<number | null>((resolve, reject) => {
