@@ -71,6 +71,9 @@ typedef struct {
   int handle_closed; /* libuv closed the poll handle and the socket */
   int finalized;     /* JavaScript's handle object was collected (or never made: open() failed) */
   int async_ok;      /* r->async was initialised */
+  int hooked;        /* env_teardown is registered (cleanup) as an async environment cleanup hook */
+  napi_async_cleanup_hook_handle cleanup;
+  int env_gone;      /* Node is tearing the environment down: no more N-API calls (see env_teardown) */
   int fault;         /* FAULT_*: what TALLYD_NATIVE_FAULT asked for at open() */
   napi_env env;
   napi_ref callback;
@@ -250,17 +253,27 @@ static void on_hold_over(uv_timer_t *timer) {
   else poll_again(r);             /* idle (wake on the next datagram), or a backlog (the poll fires at once) */
 }
 
-/* Everything but libuv's handles and the struct itself: the socket, the references, the async context, the arrays. */
+static void env_teardown(napi_async_cleanup_hook_handle handle, void *arg);
+
+/*
+ * Everything but libuv's handles and the struct itself: the socket, the references, the async context, the arrays.
+ * While Node tears the environment down the N-API objects are its to free (the context is gone: a call would crash).
+ */
 static void release(reader_t *r) {
   napi_env env = r->env;
   if (r->fd >= 0) close(r->fd);
   r->fd = -1;
-  if (r->callback != NULL) napi_delete_reference(env, r->callback);
-  if (r->buffer != NULL) napi_delete_reference(env, r->buffer);
-  if (r->lengths != NULL) napi_delete_reference(env, r->lengths);
+  if (!r->env_gone) {
+    if (r->callback != NULL) napi_delete_reference(env, r->callback);
+    if (r->buffer != NULL) napi_delete_reference(env, r->buffer);
+    if (r->lengths != NULL) napi_delete_reference(env, r->lengths);
+    if (r->async_ok) napi_async_destroy(env, r->async);
+  }
+  /* Before the hook ran: unregisters it. After: tells Node this reader's teardown is done (it waited for it). */
+  if (r->hooked) napi_remove_async_cleanup_hook(r->cleanup);
   r->callback = r->buffer = r->lengths = NULL;
-  if (r->async_ok) napi_async_destroy(env, r->async);
   r->async_ok = 0;
+  r->hooked = 0;
   free(r->msgs);
   free(r->iovs);
   r->msgs = NULL;
@@ -288,6 +301,19 @@ static void close_reader(reader_t *r) {
   if (timer) uv_timer_stop(&r->timer);
   uv_close((uv_handle_t *)&r->poll, on_close);
   if (timer) uv_close((uv_handle_t *)&r->timer, on_close);
+}
+
+/*
+ * The environment is being torn down (the process exits, or a worker thread ends) with this reader not yet
+ * released. An async cleanup hook, so Node waits until release() says it is done: a worker's loop runs the
+ * close callbacks (on_close) before the addon is unloaded, not after. From here on the reader makes no N-API call
+ * (N-API's own teardown, which runs the handle objects' finalizers, comes in the same pass: the context is gone).
+ */
+static void env_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
+  (void)handle;
+  reader_t *r = (reader_t *)arg;
+  r->env_gone = 1;
+  close_reader(r);
 }
 
 /* The handle object was collected: close if still open; free once libuv is done with the struct. */
@@ -448,7 +474,8 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   r->timer.data = r;
   r->open_handles = 1;
   r->finalized = 1; /* no handle object yet: on_close frees the struct */
-  if (r->fault == FAULT_AFTER_POLL_INIT || uv_timer_init(loop, &r->timer) != 0) return open_failed(env, r);
+  r->hooked = napi_add_async_cleanup_hook(env, env_teardown, r, &r->cleanup) == napi_ok;
+  if (!r->hooked || r->fault == FAULT_AFTER_POLL_INIT || uv_timer_init(loop, &r->timer) != 0) return open_failed(env, r);
   r->open_handles = 2;
   if (r->fault == FAULT_AFTER_TIMER_INIT) return open_failed(env, r);
   for (uint32_t i = 0; i < slots; i++) {

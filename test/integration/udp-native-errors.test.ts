@@ -7,9 +7,15 @@
  *   makes uv_poll_start refuse) it says so: logged, health down, counted;
  * - open() failing after libuv took its handles (TALLYD_NATIVE_FAULT at each
  *   late step) releases the socket: no UDP socket descriptor left behind,
- *   the port free again.
+ *   the port free again;
+ * - a process or a worker thread that ends with readers still open (never
+ *   started, polling, holding, dropped) exits cleanly: the readers close
+ *   before Node tears the environment down and unloads the addon (it used
+ *   to crash with SIGSEGV).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import type { Daemon } from '../../src/daemon.js';
 import { nativeAddon } from '../../src/native/addon.js';
@@ -127,5 +133,41 @@ describe('native udp reader: error paths', { skip: nativeMissing }, () => {
     await until('3 datagrams read', () => got === 3);
     lib.close(sock.handle);
     await until(`udp sockets back to ${before} after a clean close`, () => udpFdCount() === before, 2000);
+  });
+
+  test('a process and a worker thread that end with readers open exit cleanly (no crash at teardown)', () => {
+    prefix = '';
+    const addon = process.env.TALLYD_NATIVE_ADDON || path.resolve(import.meta.dirname, '../../build/Release/tallyd_native.node');
+    // Readers never started, polling, holding, closed and dropped; then the thread or the process ends on its own.
+    const readers = `
+      const lib = require(${JSON.stringify(addon)});
+      const buf = Buffer.allocUnsafeSlow(4096), lengths = new Int32Array(8);
+      const keep = [];
+      for (let i = 0; i < 8; i++) {
+        const r = lib.open(4, '127.0.0.1', 0, 0, false, buf, 512, lengths, () => undefined);
+        if (i % 4 === 1) lib.start(r.handle, 0);
+        if (i % 4 === 2) lib.start(r.handle, 1);
+        if (i % 4 === 3) lib.close(r.handle);
+        if (i % 2 === 0) keep.push(r);
+      }
+      globalThis.gc?.();
+    `;
+    const inWorker = `
+      const { Worker } = require('node:worker_threads');
+      (async () => {
+        for (let i = 0; i < 5; i++) {
+          const w = new Worker(${JSON.stringify(`${readers}; require('node:worker_threads').parentPort.postMessage('open');`)}, { eval: true });
+          await new Promise((resolve) => w.once('message', resolve));
+          await w.terminate();
+        }
+      })();
+    `;
+    // Only readers never started (a polling one keeps the process alive, as a bound socket does) in the process itself.
+    const inProcess = readers.replace(/lib\.start\(r\.handle, [01]\);/g, '');
+    for (const [what, code] of [['a process', inProcess], ['worker threads', inWorker]] as const) {
+      const res = spawnSync(process.execPath, ['--expose-gc', '-e', code], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(res.signal, null, `${what}: killed by ${res.signal}; stderr: ${res.stderr}`);
+      assert.equal(res.status, 0, `${what}: exit ${res.status}; stderr: ${res.stderr}`);
+    }
   });
 });
