@@ -74,7 +74,8 @@ if [ -n "$ours" ]; then
   [ "$status" -ne 0 ] || status=1
 fi
 if [ "$status" -ne 0 ]; then
-  grep -q 'FAILED' "$log" && grep -v '^fuzz-native' "$log" | grep -B2 -A20 'FAILED\|Error' | head -n 60 >&2
+  # What went wrong, without node's leak report that follows it.
+  sed '/ERROR: LeakSanitizer/,$d' "$log" | grep -v '^fuzz-native: [a-zA-Z]*:\? [0-9]' | tail -n 80 >&2
   echo "fuzz-native-asan: FAILED (exit $status)" >&2
   exit "$status"
 fi

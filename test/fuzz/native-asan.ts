@@ -9,7 +9,8 @@
  *   length and its bytes, and the good lines' totals are exact. Then the
  *   error paths: open() failing at each late step (TALLYD_NATIVE_FAULT), a
  *   real socket error (ICMP port unreachable) cleared and read past, one the
- *   reader cannot recover from, and bad arguments.
+ *   reader cannot recover from, readers dropped without close() (closed by
+ *   their finalizers), and bad arguments.
  * - zmqInflate (native-asan-inflate.ts).
  * - zmqScan (native-asan-scan.ts, one separate section).
  * Exits non-zero on a failed check; ASan and UBSan end the process themselves
@@ -23,7 +24,7 @@ import { nativeAddon, UdpEvent, type TallydAddon } from '../../src/native/addon.
 import type { SampleSink } from '../../src/parse/sample-sink.js';
 import { StatsdLineParser } from '../../src/parse/statsd-line.js';
 import { waitUntil } from '../helpers/steady-traffic.js';
-import { provokeSocketError, udpSocketFd } from '../helpers/udp-socket-error.js';
+import { provokeSocketError, udpFdCount, udpSocketFd } from '../helpers/udp-socket-error.js';
 import { fuzzInflate } from './native-asan-inflate.js';
 import { fuzzScan } from './native-asan-scan.js';
 import { Gen, truncations } from './mutate.js';
@@ -35,7 +36,7 @@ async function until(what: string, pred: () => boolean, timeoutMs = 10_000): Pro
   assert.ok(await waitUntil(pred, timeoutMs), `timed out waiting for ${what}`);
 }
 
-/** A reader on 127.0.0.1:<ephemeral>; it checks each datagram against `expected`, in order, and parses those that fit. */
+/** A reader on 127.0.0.1 (or ::1):<ephemeral>; it checks each datagram against `expected`, in order, and parses those that fit. */
 class Reader {
   readonly buf = Buffer.allocUnsafeSlow(SLOT * SLOTS);
   readonly lengths = new Int32Array(SLOTS);
@@ -55,8 +56,11 @@ class Reader {
     set: () => undefined,
   };
 
-  constructor(private readonly lib: TallydAddon) {
-    const s = lib.open(4, '127.0.0.1', 0, 1 << 22, false, this.buf, SLOT, this.lengths, (n, kind) => this.onBatch(n, kind));
+  constructor(
+    private readonly lib: TallydAddon,
+    readonly family: 4 | 6 = 4,
+  ) {
+    const s = lib.open(family, family === 6 ? '::1' : '127.0.0.1', 0, 1 << 22, false, this.buf, SLOT, this.lengths, (n, kind) => this.onBatch(n, kind));
     this.handle = s.handle;
     this.port = s.port;
     lib.start(s.handle, 1);
@@ -87,12 +91,13 @@ class Reader {
 
 /** Sends each datagram, awaiting its callback; in chunks that the reader must read before the next (no kernel drops). */
 async function send(r: Reader, datagrams: readonly Buffer[]): Promise<void> {
-  const s = dgram.createSocket('udp4');
+  const s = dgram.createSocket(r.family === 6 ? 'udp6' : 'udp4');
+  const to = r.family === 6 ? '::1' : '127.0.0.1';
   for (let i = 0; i < datagrams.length; i += 200) {
     const chunk = datagrams.slice(i, i + 200);
     for (const d of chunk) {
       r.expected.push(d);
-      await new Promise<void>((resolve, reject) => s.send(d, r.port, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) => s.send(d, r.port, to, (err) => (err ? reject(err) : resolve())));
     }
     await until(`${r.expected.length} datagrams read`, () => r.received === r.expected.length);
   }
@@ -133,6 +138,17 @@ function datagrams(g: Gen, rounds: number): { list: Buffer[]; good: number } {
   return { list, good };
 }
 
+/** 20 readers opened, half of them started, none kept: their ports. (Not in an async function, whose suspended frame may keep the last one.) */
+function openAndDrop(lib: TallydAddon, buf: Buffer, lengths: Int32Array): number[] {
+  const ports: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const dropped = lib.open(4, '127.0.0.1', 0, 0, false, buf, SLOT, lengths, () => undefined);
+    if (i % 2 === 0) lib.start(dropped.handle, i % 4);
+    if (i % 3 === 0) ports.push(dropped.port);
+  }
+  return ports;
+}
+
 async function fuzzUdp(lib: TallydAddon, g: Gen, rounds: number): Promise<number> {
   // Datagrams, in order, byte for byte, and the good lines' totals.
   const r = new Reader(lib);
@@ -140,6 +156,12 @@ async function fuzzUdp(lib: TallydAddon, g: Gen, rounds: number): Promise<number
   await send(r, list);
   assert.equal(r.good, good, 'fuzz.good total');
   assert.equal(r.events.length, 0, 'no socket error');
+  // The same over IPv6 (::1, a dual-stack socket), a tenth as many.
+  const r6 = new Reader(lib, 6);
+  const six = datagrams(g, Math.max(1, Math.floor(rounds / 10)));
+  await send(r6, six.list);
+  assert.equal(r6.good, six.good, 'fuzz.good total over IPv6');
+  r6.close();
   // A real socket error (ECONNREFUSED from an ICMP port unreachable), then more datagrams.
   for (const keepErrQueue of [false, true]) {
     await provokeSocketError(udpSocketFd(r.port), keepErrQueue);
@@ -179,6 +201,23 @@ async function fuzzUdp(lib: TallydAddon, g: Gen, rounds: number): Promise<number
   await new Promise((resolve) => setImmediate(resolve));
   (globalThis as { gc?: () => void }).gc?.();
 
+  // Readers dropped without close(): the handle's finalizer closes them (on a gc), some with datagrams queued. Their
+  // callbacks do not hold the handle: one that does (as UdpServer's does) keeps its reader alive, like a bound
+  // node:dgram socket, until close().
+  await until('the closed readers\' sockets closed', () => udpFdCount() === 0);
+  const q = dgram.createSocket('udp4');
+  for (const port of openAndDrop(lib, buf, lengths)) {
+    await new Promise<void>((resolve, reject) => q.send(g.bytes(g.int(SLOT * 2)), port, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
+  }
+  await new Promise<void>((resolve) => q.close(() => resolve()));
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) {
+    await until('the dropped readers closed by their finalizers', () => {
+      gc();
+      return udpFdCount() === 0;
+    });
+  }
+
   // Bad arguments: a TypeError, never a crash.
   const bad = lib as unknown as { open(...args: unknown[]): unknown; start(...args: unknown[]): unknown; close(...args: unknown[]): unknown };
   const ok = [4, '127.0.0.1', 0, 0, false, buf, SLOT, lengths, () => undefined];
@@ -193,7 +232,7 @@ async function fuzzUdp(lib: TallydAddon, g: Gen, rounds: number): Promise<number
     assert.throws(() => bad.close(h), TypeError);
   }
   lib.start(r.handle, 1); // a closed reader: nothing happens
-  return r.received + stuck.received;
+  return r.received + r6.received + stuck.received;
 }
 
 async function main(): Promise<void> {
