@@ -446,6 +446,8 @@ static napi_value Open(napi_env env, napi_callback_info info) {
     bound_port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port) : ntohs(((struct sockaddr_in *)&bound)->sin_port);
   }
   int granted = 0;
+  socklen_t glen = sizeof granted;
+  getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &glen);
   reader_t *r = (reader_t *)calloc(1, sizeof *r);
   if (r == NULL) {
     close(fd);

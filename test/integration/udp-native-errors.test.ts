@@ -125,9 +125,11 @@ describe('native udp reader: error paths', { skip: nativeMissing }, () => {
     delete process.env.TALLYD_NATIVE_FAULT;
     // The port was released every time: a real open binds it, reads, and closes.
     let got = 0;
-    const sock = lib.open(4, '127.0.0.1', port, 0, false, buf, 512, lengths, (n, kind) => {
+    const sock = lib.open(4, '127.0.0.1', port, 1 << 20, false, buf, 512, lengths, (n, kind) => {
       if (kind === 0 && n > 0) got += n;
     });
+    assert.deepEqual({ port: sock.port, slots: sock.slots }, { port, slots: 4 });
+    assert.ok(sock.rcvbuf >= 1 << 16, `SO_RCVBUF read back: ${sock.rcvbuf}`);
     lib.start(sock.handle, 0);
     await sendUdp(port, ['a:1|c', 'b:1|c', 'c:1|c']);
     await until('3 datagrams read', () => got === 3);
