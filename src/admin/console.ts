@@ -201,6 +201,8 @@ export class ManagementConsole {
       ['redis_timeouts', s.redisTimeouts],
       ['tcp_connections_refused', s.tcpConnectionsRefused],
       ['tcp_idle_closed', s.tcpIdleClosed],
+      ['udp_socket_errors', s.udpSocketErrors],
+      ['udp_readers_stopped', s.udpReadersStopped],
       ['mgmt_refused', s.mgmtRefused],
       ['zmq_messages_received', s.zmqMessagesReceived],
       ['zmq_bad_frames', s.zmqBadFrames],

@@ -130,6 +130,7 @@ export class Batcher implements SampleSink {
       [`${p}.redis_timeouts`, () => self.redisTimeouts, 0],
       [`${p}.tcp_connections_refused`, () => self.tcpConnectionsRefused, 0],
       [`${p}.tcp_idle_closed`, () => self.tcpIdleClosed, 0],
+      [`${p}.udp_socket_errors`, () => self.udpSocketErrors, 0],
       [`${p}.events_ignored`, () => ingest.eventsIgnored ?? 0, 0],
     ];
   }
