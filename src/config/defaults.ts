@@ -118,5 +118,6 @@ export const DEFAULTS: Config = Object.freeze({
   carbonWriteTimeout: 10000,
   maxPendingBatches: 1000,
   maxBatchNames: 20000,
+  maxNamesPerPeriod: 2_000_000,
   log: Object.freeze({ level: 'info' }),
 });

@@ -18,6 +18,7 @@ export const TOP_LEVEL_KEYS: ReadonlyArray<string> = [
   // tallyd's own
   'mgmtMaxConcurrent', 'mgmtAllowRemoteChanges', 'maxConnections', 'tcpIdleTimeout',
   'strictConfig', 'redis', 'batchInterval', 'leaseTtl', 'stopTimeout', 'outboxMaxBytes', 'carbonWriteTimeout', 'maxPendingBatches', 'workers', 'flushNice', 'maxBatchNames', 'log',
+  'maxNamesPerPeriod',
 ];
 
 /** statsd keys tallyd accepts and ignores, with why. `debug: false` and `automaticConfigReload: false` are silent. */

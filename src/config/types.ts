@@ -170,6 +170,12 @@ export interface Config {
    */
   readonly maxBatchNames: number;
   /**
+   * Distinct names one period takes, fleet-wide (counter, timer, gauge and set
+   * names, each type apart; a gauge already held is not new): samples of a
+   * new name in a full period are dropped and counted (names_dropped). 0: unbounded.
+   */
+  readonly maxNamesPerPeriod: number;
+  /**
    * Ingest processes (node:cluster): workers share the UDP/TCP ports and the
    * console, each merges its own batches, one holds the flush lease; ZeroMQ
    * sockets bind in the first worker only. 1 runs everything in one process.

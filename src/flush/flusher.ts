@@ -1,7 +1,7 @@
 /**
  * The leader's loop. Every process runs one; the one holding the lease
  * closes each period once it is over and every live member has merged its
- * samples of it (closePeriod-8: members report watermarks with each merge),
+ * samples of it (closePeriod-10: members report watermarks with each merge),
  * one period at a time, in order, so a failover or an outage delays periods
  * but never folds two into one. Then it processes every closed (pending)
  * period oldest first: read -> build -> compute -> encode -> commit (outbox chunks +
@@ -264,6 +264,7 @@ export class Flusher {
     const res = await this.store.closePeriod(this.token, next, this.cfg.leaseTtl, this.steadySince, now);
     switch (res.status) {
       case 'closed':
+        if (res.clamped) this.self.valuesClamped += res.clamped;
         this.log.debug({ periodMs: next }, 'period closed');
         return 'closed';
       case 'not-leader':
@@ -387,6 +388,7 @@ export class Flusher {
       }));
     }
     if (res.status === 1) {
+      if (period.clamped) this.self.valuesClamped += period.clamped; // once: a period is committed once
       const t6 = performance.now();
       const ms = (a: number, b: number) => Math.round(b - a);
       this.lastStages = { read: ms(t0, t1), build: ms(t1, t2), compute: ms(t2, t3), remember: ms(t3, t4), encode: ms(t4, t5), commit: ms(t5, t6) };

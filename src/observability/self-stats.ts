@@ -26,6 +26,8 @@
  * | redisTimeouts    | <prefixStats>.redis_timeouts | Redis commands that got no reply within redis.commandTimeout (ingest and flush thread); a timed-out merge is retried |
  * | tcpConnectionsRefused | <prefixStats>.tcp_connections_refused | TCP connections closed at once because the server had maxConnections open |
  * | tcpIdleClosed    | <prefixStats>.tcp_idle_closed | TCP connections closed after tcpIdleTimeout ms without data         |
+ * | namesDropped     | <prefixStats>.names_dropped  | names refused by maxNamesPerPeriod: once per name per batch that carried it (mergeBatch-14.lua) |
+ * | valuesClamped    | <prefixStats>.values_clamped | gauges clamped to +-Number.MAX_VALUE (batch, merge, close) and timer stats clamped when computed |
  * | batchesMerged, linesSent | (console `stats`)    | work done                                                        |
  * | mgmtRefused      | (console `stats`)            | console commands refused: mgmtMaxConcurrent running, or a change from a non-loopback address |
  *
@@ -53,6 +55,9 @@ export class SelfStats {
   tcpConnectionsRefused = 0;
   tcpIdleClosed = 0;
   mgmtRefused = 0;
+  namesDropped = 0;
+  /** This thread's clamps plus the flush thread's (mirrored by FlushHost). */
+  valuesClamped = 0;
   /** unix seconds of the last good line (statsd's messages.last_msg_seen). */
   lastMsgSeen = Math.round(Date.now() / 1000);
   readonly startedAt = Math.round(Date.now() / 1000);

@@ -6,7 +6,7 @@
  *
  * Layout 2: each flush period has its own hashes (`p:<boundaryMs>:<part>`),
  * into which batches merge by the period in which they were received; the
- * leader closes periods in order (see closePeriod-8.lua).
+ * leader closes periods in order (see closePeriod-10.lua).
  */
 export const LAYOUT_VERSION = 2;
 
@@ -14,8 +14,11 @@ export const LAYOUT_VERSION = 2;
 export const PERIOD_PARTS = ['counters', 'timers', 'timer_counts', 'sets', 'gauges'] as const;
 export type PeriodPart = (typeof PERIOD_PARTS)[number];
 
-/** A period's gauge snapshot, taken at close: every gauge's value once the period's gauge ops were applied. */
-export type PeriodKey = PeriodPart | 'gauge_values';
+/**
+ * A period's gauge snapshot, taken at close (every gauge's value once the period's gauge ops were
+ * applied); its name count and set names for maxNamesPerPeriod, deleted at close.
+ */
+export type PeriodKey = PeriodPart | 'gauge_values' | 'names' | 'set_names';
 
 export const KNOWN_TYPES = ['counters', 'timers', 'sets'] as const;
 export type KnownType = (typeof KNOWN_TYPES)[number];

@@ -9,8 +9,8 @@ import type { Redis } from 'ioredis';
 import { StoreError } from './errors.js';
 
 export const SCRIPTS = {
-  merge: 'mergeBatch-11.lua',
-  close: 'closePeriod-8.lua',
+  merge: 'mergeBatch-14.lua',
+  close: 'closePeriod-10.lua',
   commit: 'commitPeriod-14.lua',
   claimOutbox: 'claimOutbox-4.lua',
   ackOutbox: 'ackOutbox-5.lua',

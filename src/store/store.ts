@@ -28,12 +28,27 @@ export interface RawPeriod {
   gaugesTouched: Map<string, string>;
 }
 
-/** What a merge did: merged, already merged (a retried batch id), or refused because its period is closed. */
-export type MergeOutcome = { status: 'merged' | 'duplicate' } | { status: 'late'; closedMs: number };
+/**
+ * What a merge did: merged, already merged (a retried batch id), or refused because its period is
+ * closed. A merge that dropped names (maxNamesPerPeriod) or clamped gauges says how many, and
+ * names a few of the dropped names; the fields are absent when zero.
+ */
+export type MergeOutcome =
+  | { status: 'merged'; namesDropped?: number; droppedExamples?: string[]; clamped?: number }
+  | { status: 'duplicate' }
+  | { status: 'late'; closedMs: number };
 
-/** closePeriod-8's answer (see the script's header). */
+/** maxNamesPerPeriod (0: unbounded) and the prefix (prefixStats + '.') of the counters it never drops. */
+export interface MergeBound {
+  readonly maxNames: number;
+  readonly exemptPrefix: string;
+}
+
+export const UNBOUNDED: MergeBound = Object.freeze({ maxNames: 0, exemptPrefix: '' });
+
+/** closePeriod-10's answer (see the script's header); clamped (gauges clamped at close) is absent when zero. */
 export type CloseOutcome =
-  | { status: 'closed' }
+  | { status: 'closed'; clamped?: number }
   | { status: 'not-leader' }
   | { status: 'out-of-order'; closedMs: number }
   | { status: 'waiting'; member: string; watermarkMs: number };
@@ -139,20 +154,39 @@ export class Store {
   }
 
   /**
-   * mergeBatch-11: fold a batch into the period it was received in
-   * (periodMs, the period's boundary) and record the member's watermark.
+   * mergeBatch-14: fold a batch into the period it was received in
+   * (periodMs, the period's boundary) and record the member's watermark;
+   * the period takes at most bound.maxNames distinct names.
    */
-  async merge(batchId: string, periodMs: number, memberId: string, watermarkMs: number, args: ScriptArg[], late = false): Promise<MergeOutcome> {
+  async merge(
+    batchId: string,
+    periodMs: number,
+    memberId: string,
+    watermarkMs: number,
+    args: ScriptArg[],
+    late = false,
+    bound: MergeBound = UNBOUNDED,
+  ): Promise<MergeOutcome> {
     const k = this.keys;
     const res = (await this.run(
       'merge',
       [k.merged, k.closed, k.members, k.open, k.period(periodMs, 'counters'), k.period(periodMs, 'timers'),
-        k.period(periodMs, 'timer_counts'), k.period(periodMs, 'sets'), k.period(periodMs, 'gauges'), k.outbox, k.outboxBytes],
-      ([batchId, Date.now(), DEDUPE_WINDOW_MS, periodMs, memberId, watermarkMs, late ? '1' : '0'] as ScriptArg[]).concat(args),
-    )) as number[];
+        k.period(periodMs, 'timer_counts'), k.period(periodMs, 'sets'), k.period(periodMs, 'gauges'), k.outbox, k.outboxBytes,
+        k.gauges, k.period(periodMs, 'names'), k.period(periodMs, 'set_names')],
+      ([batchId, Date.now(), DEDUPE_WINDOW_MS, periodMs, memberId, watermarkMs, late ? '1' : '0', bound.maxNames, bound.exemptPrefix] as ScriptArg[]).concat(args),
+    )) as Array<number | string>;
     const status = Number(res[0]);
     if (status === -2) return { status: 'late', closedMs: Number(res[1]) };
-    return { status: status === 1 ? 'merged' : 'duplicate' };
+    if (status !== 1) return { status: 'duplicate' };
+    const out: MergeOutcome = { status: 'merged' };
+    const dropped = Number(res[1] ?? 0);
+    const clamped = Number(res[2] ?? 0);
+    if (dropped > 0) {
+      out.namesDropped = dropped;
+      out.droppedExamples = res.slice(3).map(String);
+    }
+    if (clamped > 0) out.clamped = clamped;
+    return out;
   }
 
   /** Records that a member lives and the oldest period it may still hold samples of. */
@@ -188,17 +222,18 @@ export class Store {
     return { closedMs: closed === null ? null : Number(closed), oldestOpenMs: open[0] === undefined ? null : Number(open[0]) };
   }
 
-  /** closePeriod-8: close period periodMs if it is next and every live member has merged its samples of it. */
+  /** closePeriod-10: close period periodMs if it is next and every live member has merged its samples of it. */
   async closePeriod(token: string, periodMs: number, memberTtlMs: number, steadySinceMs: number, nowMs = Date.now()): Promise<CloseOutcome> {
     const k = this.keys;
     const res = (await this.run(
       'close',
-      [k.lease, k.closed, k.members, k.open, k.pending, k.gauges, k.period(periodMs, 'gauges'), k.period(periodMs, 'gauge_values')],
+      [k.lease, k.closed, k.members, k.open, k.pending, k.gauges, k.period(periodMs, 'gauges'), k.period(periodMs, 'gauge_values'),
+        k.period(periodMs, 'names'), k.period(periodMs, 'set_names')],
       [token, periodMs, nowMs, memberTtlMs, steadySinceMs],
     )) as Array<number | string>;
     switch (Number(res[0])) {
       case 1:
-        return { status: 'closed' };
+        return Number(res[1] ?? 0) > 0 ? { status: 'closed', clamped: Number(res[1]) } : { status: 'closed' };
       case -1:
         return { status: 'not-leader' };
       case 2:
