@@ -141,6 +141,7 @@ export class Batcher implements SampleSink {
       [`${p}.events_ignored`, () => ingest.eventsIgnored ?? 0, 0],
       [`${p}.names_dropped`, () => self.namesDropped, 0],
       [`${p}.values_clamped`, () => self.valuesClamped, 0],
+      [`${p}.names_forgotten`, () => self.namesForgotten, 0],
     ];
   }
 

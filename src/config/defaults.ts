@@ -119,5 +119,6 @@ export const DEFAULTS: Config = Object.freeze({
   maxPendingBatches: 1000,
   maxBatchNames: 20000,
   maxNamesPerPeriod: 2_000_000,
+  forgetIdleAfter: 86_400_000,
   log: Object.freeze({ level: 'info' }),
 });

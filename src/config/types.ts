@@ -175,6 +175,8 @@ export interface Config {
    * new name in a full period are dropped and counted (names_dropped). 0: unbounded.
    */
   readonly maxNamesPerPeriod: number;
+  /** ms a known name (re-emitted while idle) may go without a sample before it is forgotten, as a statsd restart would. 0: never. */
+  readonly forgetIdleAfter: number;
   /**
    * Ingest processes (node:cluster): workers share the UDP/TCP ports and the
    * console, each merges its own batches, one holds the flush lease; ZeroMQ

@@ -175,6 +175,7 @@ export function validate(raw: Raw, source: string | null, originOf: OriginOf): V
     maxPendingBatches: c.count(raw, 'maxPendingBatches', '', DEFAULTS.maxPendingBatches),
     maxBatchNames: c.count(raw, 'maxBatchNames', '', DEFAULTS.maxBatchNames),
     maxNamesPerPeriod: c.int(raw, 'maxNamesPerPeriod', '', DEFAULTS.maxNamesPerPeriod, 0, Number.MAX_SAFE_INTEGER, 'an integer count of names, 0 for unbounded'),
+    forgetIdleAfter: c.int(raw, 'forgetIdleAfter', '', DEFAULTS.forgetIdleAfter, 0, Number.MAX_SAFE_INTEGER, 'an integer number of milliseconds, 0 for never'),
     workers: c.int(raw, 'workers', '', DEFAULTS.workers, 1, 64, 'an integer number of processes from 1 to 64'),
     flushNice: c.int(raw, 'flushNice', '', DEFAULTS.flushNice, 0, 19, 'an integer niceness from 0 to 19'),
     log: readLog(c, raw),

@@ -14,9 +14,9 @@ import type { Config } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { SelfStats } from '../observability/self-stats.js';
-import { KNOWN_TYPES, type KnownType } from '../store/keys.js';
 import type { Store } from '../store/store.js';
 import { buildPeriodSliced } from './build-period.js';
+import { KnownNames } from './known-names.js';
 import { computeMetricsSliced } from './compute-period.js';
 import { nextBoundary, systemClock, type Clock } from '../clock.js';
 import type { ComputedPeriod } from './computed-period.js';
@@ -64,13 +64,8 @@ export class Flusher {
   private released = false;
   private readonly errLog: RateLimitedLog;
   private readonly waitLog: RateLimitedLog;
-  /**
-   * The leader's copy of known:* (a million names are ~0.5 s to scan each
-   * flush). Only the leader adds names, and deletions bump known_version, so
-   * it is re-read when that changes and whenever this process becomes the
-   * leader again.
-   */
-  private known: { version: string; names: Record<KnownType, Set<string>> } | null = null;
+  /** The leader's copy of the known names, their last-seen times, and forgetIdleAfter (known-names.ts). */
+  private readonly known: KnownNames;
   /** Periods committed by this process (tests and /health). */
   periodsCommitted = 0;
   lastCommittedTs = 0;
@@ -89,6 +84,7 @@ export class Flusher {
   ) {
     this.errLog = new RateLimitedLog(log, 5000);
     this.waitLog = new RateLimitedLog(log, 5000);
+    this.known = new KnownNames(store, cfg.forgetIdleAfter, self, log);
   }
 
   get isLeader(): boolean {
@@ -163,7 +159,7 @@ export class Flusher {
       if (this.answeredAt === 0 || now - this.answeredAt > this.cfg.leaseTtl) this.steadySince = now;
       this.answeredAt = now;
       if (this.leader) this.renewedAt = asked;
-      if (!this.leader) this.known = null;
+      if (!this.leader) this.known.reset();
       if (this.leader && !was) {
         this.log.info({ token: this.token }, 'became the flushing leader');
         this.kickProcessing();
@@ -269,7 +265,7 @@ export class Flusher {
         return 'closed';
       case 'not-leader':
         this.leader = false;
-        this.known = null;
+        this.known.reset();
         this.log.warn({ periodMs: next }, 'close refused: the lease is no longer ours');
         return 'not-leader';
       case 'out-of-order':
@@ -314,15 +310,6 @@ export class Flusher {
     }
   }
 
-  private async knownNames(): Promise<Record<KnownType, Set<string>>> {
-    const version = await this.store.knownVersion();
-    if (this.known?.version !== version) {
-      const lists = await this.store.readKnown();
-      this.known = { version, names: { counters: new Set(lists.counters), timers: new Set(lists.timers), sets: new Set(lists.sets) } };
-    }
-    return this.known.names;
-  }
-
   /**
    * read (HSCAN) -> build -> compute (the statsd maths, once for every
    * sink) -> remember new names -> each sink encodes the computed period
@@ -335,7 +322,7 @@ export class Flusher {
     const t0 = performance.now();
     const [raw, known, ttls] = await Promise.all([
       this.store.readPeriod(boundaryMs),
-      this.knownNames(),
+      this.known.names(this.clock.now()),
       cfg.deleteGauges ? this.store.readGaugeTtl() : Promise.resolve({} as Record<string, string>),
     ]);
     const t1 = performance.now();
@@ -351,8 +338,7 @@ export class Flusher {
     const period: ComputedPeriod = { ...computed.value, timestampS: ts, processingTimeMs: built.busyMs + computed.busyMs, setFields: raw.sets };
     if (!this.leader) return;
     const t3 = performance.now();
-    await this.store.rememberKnown(newKnown);
-    for (const t of KNOWN_TYPES) for (const name of newKnown[t]) known[t].add(name);
+    await this.known.remember(newKnown, raw, this.clock.now());
     const t4 = performance.now();
     const chunks: string[] = [];
     for (const sink of this.sinks) for (const c of await sink.encode(period)) chunks.push(c);
@@ -375,7 +361,7 @@ export class Flusher {
     });
     if (res.status === -1) {
       this.leader = false;
-      this.known = null;
+      this.known.reset();
       this.log.warn({ ts }, 'commit refused: the lease is no longer ours');
       return;
     }
@@ -397,6 +383,9 @@ export class Flusher {
       this.log.debug({ ts, chunks: chunks.length, stagesMs: this.lastStages }, 'period committed');
       for (const sink of this.sinks) sink.committed(period);
       this.onCommitted();
+      await this.known.sweep(this.token, this.clock.now()).catch((err: unknown) => {
+        this.errLog.warn(() => ({ msg: 'forgetting idle names failed; retried next flush', fields: { err: (err as Error).message } }));
+      });
     }
   }
 }

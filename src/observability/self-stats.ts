@@ -27,6 +27,7 @@
  * | tcpConnectionsRefused | <prefixStats>.tcp_connections_refused | TCP connections closed at once because the server had maxConnections open |
  * | tcpIdleClosed    | <prefixStats>.tcp_idle_closed | TCP connections closed after tcpIdleTimeout ms without data         |
  * | namesDropped     | <prefixStats>.names_dropped  | names refused by maxNamesPerPeriod: once per name per batch that carried it (mergeBatch-14.lua) |
+ * | namesForgotten   | <prefixStats>.names_forgotten | known names and gauges forgotten after forgetIdleAfter without a sample (flush/known-names.ts) |
  * | valuesClamped    | <prefixStats>.values_clamped | gauges clamped to +-Number.MAX_VALUE (batch, merge, close) and timer stats clamped when computed |
  * | batchesMerged, linesSent | (console `stats`)    | work done                                                        |
  * | mgmtRefused      | (console `stats`)            | console commands refused: mgmtMaxConcurrent running, or a change from a non-loopback address |
@@ -56,6 +57,8 @@ export class SelfStats {
   tcpIdleClosed = 0;
   mgmtRefused = 0;
   namesDropped = 0;
+  /** Counted by the flush thread's leader (mirrored by FlushHost). */
+  namesForgotten = 0;
   /** This thread's clamps plus the flush thread's (mirrored by FlushHost). */
   valuesClamped = 0;
   /** unix seconds of the last good line (statsd's messages.last_msg_seen). */

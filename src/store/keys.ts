@@ -83,8 +83,14 @@ export class Keys {
     return `${this.base}gauge_ttl`;
   }
 
+  /** Hash: name -> ms the leader last saw a sample of it (forgetIdleAfter); '1' from before that was recorded. */
   known(type: KnownType): string {
     return `${this.base}known:${type}`;
+  }
+
+  /** Hash: gauge name -> ms the leader last saw an op for it (forgetIdleAfter). */
+  get gaugeSeen(): string {
+    return `${this.base}gauge_seen`;
   }
 
   /** Bumped whenever names are deleted from known:*, so a leader's cached copy of them is re-read. */

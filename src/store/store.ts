@@ -87,6 +87,10 @@ export interface OutboxStats {
   oldestMs: number | null;
 }
 
+/** What forgetIdleAfter tracks: the known names per type, and the gauges. */
+export const SEEN_TYPES = [...KNOWN_TYPES, 'gauges'] as const;
+export type SeenType = (typeof SEEN_TYPES)[number];
+
 /** What Store.open needs of RedisConfig; commandTimeout defaults to DEFAULT_COMMAND_TIMEOUT_MS. */
 export type StoreConnectConfig = Pick<RedisConfig, 'url' | 'keyPrefix'> & { readonly commandTimeout?: number };
 
@@ -313,21 +317,76 @@ export class Store {
   }
 
   /**
-   * Adds names to known:* in slices of KNOWN_SLICE. Not fenced and not part of
-   * the commit, on purpose: it runs before the commit, so a crash in between
+   * Records that names were seen at seenMs: known:* (adding new names) and
+   * gauge_seen, in slices of KNOWN_SLICE. Not fenced and not part of the
+   * commit, on purpose: it runs before the commit, so a crash in between
    * leaves the names known (they were seen, and the retried period finds them
    * known), and a cold start with a million new names is many short HSETs,
    * never one script that stalls every merge.
    */
-  async rememberKnown(known: Record<KnownType, readonly string[]>): Promise<void> {
-    for (const t of KNOWN_TYPES) {
-      const names = known[t];
+  async rememberSeen(lists: Partial<Record<SeenType, readonly string[]>>, seenMs: number): Promise<void> {
+    const at = String(seenMs);
+    for (const t of SEEN_TYPES) {
+      const names = lists[t] ?? [];
+      const key = t === 'gauges' ? this.keys.gaugeSeen : this.keys.known(t);
       for (let i = 0; i < names.length; i += KNOWN_SLICE) {
         const fields: string[] = [];
-        for (let j = i; j < Math.min(names.length, i + KNOWN_SLICE); j++) fields.push(names[j] as string, '1');
-        await this.redis.hset(this.keys.known(t), fields);
+        for (let j = i; j < Math.min(names.length, i + KNOWN_SLICE); j++) fields.push(names[j] as string, at);
+        await this.redis.hset(key, fields);
       }
     }
+  }
+
+  /**
+   * Every known name and gauge with the time (ms) it was last seen. A name
+   * without one (stored before these times were recorded: '1', or a gauge
+   * without one) gets unknownMs and is listed in unrecorded.
+   */
+  async readSeen(unknownMs: number): Promise<{ seen: Record<SeenType, Map<string, number>>; unrecorded: Record<SeenType, string[]> }> {
+    const k = this.keys;
+    const [counters, timers, sets, gaugeSeen, gauges] = await Promise.all([
+      ...KNOWN_TYPES.map((t) => this.scanHash(k.known(t))),
+      this.scanHash(k.gaugeSeen),
+      this.scanFields(k.gauges),
+    ]) as [Map<string, string>, Map<string, string>, Map<string, string>, Map<string, string>, string[]];
+    const unrecorded: Record<SeenType, string[]> = { counters: [], timers: [], sets: [], gauges: [] };
+    const times = (t: SeenType, m: Map<string, string>): Map<string, number> => {
+      const out = new Map<string, number>();
+      for (const [name, v] of m) {
+        const at = v === '1' ? NaN : Number(v);
+        if (at === at) out.set(name, at);
+        else {
+          out.set(name, unknownMs);
+          unrecorded[t].push(name);
+        }
+      }
+      return out;
+    };
+    const g = times('gauges', gaugeSeen);
+    for (const name of gauges) {
+      if (!g.has(name)) {
+        g.set(name, unknownMs);
+        unrecorded.gauges.push(name);
+      }
+    }
+    return { seen: { counters: times('counters', counters), timers: times('timers', timers), sets: times('sets', sets), gauges: g }, unrecorded };
+  }
+
+  /** forgetIdle-8: forgets the given names whose stored last-seen time is before cutoffMs. null: not the leader. */
+  async forgetIdle(
+    token: string,
+    cutoffMs: number,
+    lists: Record<SeenType, readonly string[]>,
+  ): Promise<{ forgotten: number; removed: number; versionBefore: string; versionAfter: string } | null> {
+    const k = this.keys;
+    const args: ScriptArg[] = [token, cutoffMs];
+    for (const t of SEEN_TYPES) {
+      args.push(lists[t].length);
+      for (const name of lists[t]) args.push(name);
+    }
+    const res = (await this.run('forgetIdle', [k.lease, k.known('counters'), k.known('timers'), k.known('sets'), k.gauges, k.gaugeTtl, k.gaugeSeen, k.knownVersion], args)) as Array<number | string>;
+    if (Number(res[0]) !== 1) return null;
+    return { forgotten: Number(res[1]), removed: Number(res[2]), versionBefore: String(res[3] ?? ''), versionAfter: String(res[4] ?? '') };
   }
 
   async readGaugeTtl(): Promise<Record<string, string>> {
@@ -457,7 +516,7 @@ export class Store {
       p.hdel(k.known('counters'), ...names);
     } else if (type === 'gauges') {
       for (const ts of periods) p.hdel(k.period(ts, 'gauges'), ...names);
-      p.hdel(k.gauges, ...names).hdel(k.gaugeTtl, ...names);
+      p.hdel(k.gauges, ...names).hdel(k.gaugeTtl, ...names).hdel(k.gaugeSeen, ...names);
     } else {
       const wanted = new Set(names);
       for (const ts of periods) {
