@@ -202,6 +202,9 @@ export class ManagementConsole {
       ['tcp_connections_refused', s.tcpConnectionsRefused],
       ['tcp_idle_closed', s.tcpIdleClosed],
       ['mgmt_refused', s.mgmtRefused],
+      ['names_dropped', s.namesDropped],
+      ['names_forgotten', s.namesForgotten],
+      ['values_clamped', s.valuesClamped],
     ];
     for (const [k, v] of own) text += line('tallyd', k, v);
     // The backlog and health facts (the same HealthReport `health` decides from).

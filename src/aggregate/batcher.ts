@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { nextBoundary, systemClock, type Clock } from '../clock.js';
 import type { SampleSink } from '../parse/sample-sink.js';
-import type { Logger } from '../observability/logger.js';
+import { quote, type Logger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { SelfStats } from '../observability/self-stats.js';
 import { Batch } from './batch.js';
@@ -55,8 +55,6 @@ export interface BatcherOptions {
   readonly maxNamesPerPeriod?: number;
 }
 
-/** Dropped names quoted in the warning, cut to about this many characters. */
-const EXAMPLES_CHARS = 200;
 
 interface Encoded {
   id: string;
@@ -338,7 +336,7 @@ export class Batcher implements SampleSink {
     if (!res.namesDropped) return;
     this.self.namesDropped += res.namesDropped;
     const dropped = res.namesDropped;
-    const examples = (res.droppedExamples ?? []).join(' ').slice(0, EXAMPLES_CHARS);
+    const examples = quote((res.droppedExamples ?? []).join(' ')); // cut to 200 characters
     this.boundLog.warn(() => ({
       msg: 'a period holds maxNamesPerPeriod distinct names: samples of new names dropped',
       fields: { periodMs, maxNamesPerPeriod: this.bound.maxNames, dropped, namesDropped: this.self.namesDropped, examples },

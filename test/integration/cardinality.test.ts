@@ -6,6 +6,7 @@
  * keeps merging the names it holds.
  */
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { Batch } from '../../src/aggregate/batch.js';
 import { Batcher } from '../../src/aggregate/batcher.js';
@@ -57,7 +58,14 @@ describe('maxNamesPerPeriod', () => {
   test('two processes fill one period: the first names are kept exactly, new ones dropped and counted, held ones still merge', async () => {
     const selfA = new SelfStats();
     const selfB = new SelfStats();
-    const a = new Batcher(store, opts, selfA, ingest, log, clock);
+    const warnings: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        warnings.push(chunk.toString());
+        done();
+      },
+    });
+    const a = new Batcher(store, opts, selfA, ingest, createLogger('warn', sink), clock);
     const b = new Batcher(store, opts, selfB, ingest, log, clock);
     // A persistent gauge (held from an earlier period) is not new to any period.
     await store.redis.hset(store.keys.gauges, 'g.held', '7');
@@ -89,6 +97,11 @@ describe('maxNamesPerPeriod', () => {
     a.set('s.new', 'z'); // dropped
     await flushed(a);
     assert.equal(selfA.namesDropped, 4);
+    const warned = warnings.map((w) => JSON.parse(w) as Record<string, unknown>).find((w) => String(w.msg).includes('maxNamesPerPeriod'));
+    assert.ok(warned, 'a warning says names were dropped');
+    assert.equal(warned.dropped, 4);
+    assert.equal(warned.maxNamesPerPeriod, BOUND);
+    for (const name of ['c.new', 't.new', 'g.new', 's.new']) assert.ok(String(warned.examples).includes(name), `the warning names ${name}`);
     const counters = await period('counters');
     assert.equal(counters['c.1'], '7');
     assert.equal(counters['c.new'], undefined);
