@@ -28,7 +28,7 @@ import { encodeMerge, type MergeArg } from './merge-args.js';
 
 
 export interface MergeTarget {
-  /** late: periodMs is not the batch's own period (that one closed without it): see mergeBatch-14.lua. */
+  /** late: periodMs is not the batch's own period (that one closed without it): see mergeBatch-15.lua. */
   merge(batchId: string, periodMs: number, memberId: string, watermarkMs: number, args: MergeArg[], late: boolean, bound: MergeBound): Promise<MergeOutcome>;
   heartbeat(memberId: string, watermarkMs: number): Promise<void>;
   leave(memberId: string): Promise<void>;
@@ -51,7 +51,7 @@ export interface BatcherOptions {
   readonly prefixStats: string;
   /** Distinct names (plus set members and passthrough lines) at which a batch is merged before its tick. */
   readonly maxBatchNames: number;
-  /** Distinct names a period takes, fleet-wide (mergeBatch-14.lua); 0 or absent: unbounded. */
+  /** Distinct names a period takes, fleet-wide (mergeBatch-15.lua); 0 or absent: unbounded. */
   readonly maxNamesPerPeriod?: number;
 }
 
@@ -309,7 +309,7 @@ export class Batcher implements SampleSink {
           }));
           continue;
         }
-        if (res.status === 'merged') this.counted(res, next.periodMs);
+        this.counted(res, next.periodMs);
       } catch (err) {
         this.self.mergeErrors++;
         if (isRejection(err) && ++next.rejected >= MAX_REJECTIONS) {
@@ -330,13 +330,16 @@ export class Batcher implements SampleSink {
     }
   }
 
-  /** What a merge dropped (maxNamesPerPeriod) or clamped, into SelfStats; the next batch carries it to Redis. */
-  private counted(res: Extract<MergeOutcome, { status: 'merged' }>, periodMs: number): void {
+  /**
+   * What a merge dropped (maxNamesPerPeriod) or clamped, into SelfStats; the next batch carries it
+   * to Redis. A duplicate's counts are those of a first attempt whose reply was lost: counted once.
+   */
+  private counted(res: Extract<MergeOutcome, { status: 'merged' | 'duplicate' }>, periodMs: number): void {
     if (res.clamped) this.self.valuesClamped += res.clamped;
     if (!res.namesDropped) return;
     this.self.namesDropped += res.namesDropped;
     const dropped = res.namesDropped;
-    const examples = quote((res.droppedExamples ?? []).join(' ')); // cut to 200 characters
+    const examples = quote(res.status === 'merged' ? (res.droppedExamples ?? []).join(' ') : ''); // cut to 200 characters
     this.boundLog.warn(() => ({
       msg: 'a period holds maxNamesPerPeriod distinct names: samples of new names dropped',
       fields: { periodMs, maxNamesPerPeriod: this.bound.maxNames, dropped, namesDropped: this.self.namesDropped, examples },

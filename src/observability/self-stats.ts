@@ -26,7 +26,7 @@
  * | redisTimeouts    | <prefixStats>.redis_timeouts | Redis commands that got no reply within redis.commandTimeout (ingest and flush thread); a timed-out merge is retried |
  * | tcpConnectionsRefused | <prefixStats>.tcp_connections_refused | TCP connections closed at once because the server had maxConnections open |
  * | tcpIdleClosed    | <prefixStats>.tcp_idle_closed | TCP connections closed after tcpIdleTimeout ms without data         |
- * | namesDropped     | <prefixStats>.names_dropped  | names refused by maxNamesPerPeriod: once per name per batch that carried it (mergeBatch-14.lua) |
+ * | namesDropped     | <prefixStats>.names_dropped  | names refused by maxNamesPerPeriod: once per name per batch that carried it (mergeBatch-15.lua) |
  * | namesForgotten   | <prefixStats>.names_forgotten | known names and gauges forgotten after forgetIdleAfter without a sample (flush/known-names.ts) |
  * | valuesClamped    | <prefixStats>.values_clamped | gauges clamped to +-Number.MAX_VALUE (batch, merge, close) and timer stats clamped when computed |
  * | batchesMerged, linesSent | (console `stats`)    | work done                                                        |

@@ -98,6 +98,11 @@ export class Keys {
     return `${this.base}known_version`;
   }
 
+  /** What a batch's merge dropped and clamped, for a retry whose first reply was lost (mergeBatch-15.lua). */
+  mergedCounts(batchId: string): string {
+    return `${this.base}merged_counts:${batchId}`;
+  }
+
   /** Sorted set of merged batch ids (score: ms), so a retried merge never counts twice. */
   get merged(): string {
     return `${this.base}merged`;

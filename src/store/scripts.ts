@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import { StoreError } from './errors.js';
 
 export const SCRIPTS = {
-  merge: 'mergeBatch-14.lua',
+  merge: 'mergeBatch-15.lua',
   close: 'closePeriod-10.lua',
   commit: 'commitPeriod-14.lua',
   forgetIdle: 'forgetIdle-8.lua',

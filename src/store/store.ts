@@ -31,11 +31,12 @@ export interface RawPeriod {
 /**
  * What a merge did: merged, already merged (a retried batch id), or refused because its period is
  * closed. A merge that dropped names (maxNamesPerPeriod) or clamped gauges says how many, and
- * names a few of the dropped names; the fields are absent when zero.
+ * names a few of the dropped names; the fields are absent when zero. A duplicate carries the
+ * first attempt's counts (its reply was lost, so nobody counted them yet).
  */
 export type MergeOutcome =
   | { status: 'merged'; namesDropped?: number; droppedExamples?: string[]; clamped?: number }
-  | { status: 'duplicate' }
+  | { status: 'duplicate'; namesDropped?: number; clamped?: number }
   | { status: 'late'; closedMs: number };
 
 /** maxNamesPerPeriod (0: unbounded) and the prefix (prefixStats + '.') of the counters it never drops. */
@@ -158,7 +159,7 @@ export class Store {
   }
 
   /**
-   * mergeBatch-14: fold a batch into the period it was received in
+   * mergeBatch-15: fold a batch into the period it was received in
    * (periodMs, the period's boundary) and record the member's watermark;
    * the period takes at most bound.maxNames distinct names.
    */
@@ -176,19 +177,16 @@ export class Store {
       'merge',
       [k.merged, k.closed, k.members, k.open, k.period(periodMs, 'counters'), k.period(periodMs, 'timers'),
         k.period(periodMs, 'timer_counts'), k.period(periodMs, 'sets'), k.period(periodMs, 'gauges'), k.outbox, k.outboxBytes,
-        k.gauges, k.period(periodMs, 'names'), k.period(periodMs, 'set_names')],
+        k.gauges, k.period(periodMs, 'names'), k.period(periodMs, 'set_names'), k.mergedCounts(batchId)],
       ([batchId, Date.now(), DEDUPE_WINDOW_MS, periodMs, memberId, watermarkMs, late ? '1' : '0', bound.maxNames, bound.exemptPrefix] as ScriptArg[]).concat(args),
     )) as Array<number | string>;
     const status = Number(res[0]);
     if (status === -2) return { status: 'late', closedMs: Number(res[1]) };
-    if (status !== 1) return { status: 'duplicate' };
-    const out: MergeOutcome = { status: 'merged' };
     const dropped = Number(res[1] ?? 0);
     const clamped = Number(res[2] ?? 0);
-    if (dropped > 0) {
-      out.namesDropped = dropped;
-      out.droppedExamples = res.slice(3).map(String);
-    }
+    const out: MergeOutcome = status === 1 ? { status: 'merged' } : { status: 'duplicate' };
+    if (dropped > 0) out.namesDropped = dropped;
+    if (dropped > 0 && out.status === 'merged') out.droppedExamples = res.slice(3).map(String);
     if (clamped > 0) out.clamped = clamped;
     return out;
   }

@@ -1,6 +1,6 @@
 /**
  * maxNamesPerPeriod against the real Redis: two Batchers (two processes'
- * worth) merge into one period through mergeBatch-14.lua; the period takes
+ * worth) merge into one period through mergeBatch-15.lua; the period takes
  * the first N distinct names whatever process sent them, refuses samples of
  * new names past them (counted once, even when a batch is retried), and
  * keeps merging the names it holds.
@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { Batch } from '../../src/aggregate/batch.js';
-import { Batcher } from '../../src/aggregate/batcher.js';
+import { Batcher, type MergeTarget } from '../../src/aggregate/batcher.js';
 import { encodeMerge } from '../../src/aggregate/merge-args.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { SelfStats } from '../../src/observability/self-stats.js';
@@ -117,7 +117,7 @@ describe('maxNamesPerPeriod', () => {
     assert.equal(after['statsd.names_dropped'], '5', 'every dropped name once: 1 by B, 4 by A');
   });
 
-  test('a retried batch (same id) neither merges nor counts its drops twice', async () => {
+  test('a retried batch (same id) does not merge twice, and its drops are counted once even when the first reply was lost', async () => {
     const full = new Batch();
     full.counter('c.0', 1, 1);
     full.counter('c.retry', 1, 1);
@@ -127,8 +127,31 @@ describe('maxNamesPerPeriod', () => {
     assert.equal(first.status, 'merged');
     assert.equal(first.status === 'merged' ? first.namesDropped : -1, 1);
     assert.deepEqual(first.status === 'merged' ? first.droppedExamples : [], ['c.retry']);
-    assert.deepEqual(await store.merge('retry:1', P, 'm', P, args, false, bound), { status: 'duplicate' });
+    assert.deepEqual(await store.merge('retry:1', P, 'm', P, args, false, bound), { status: 'duplicate', namesDropped: 1 });
     assert.equal((await period('counters'))['c.0'], '12', 'merged once');
+
+    // A Batcher whose first merge ran in Redis but whose reply was lost (a timeout): the retry is a duplicate
+    // that hands back the first attempt's drops, counted once.
+    let lost = 1;
+    const lossy: MergeTarget = {
+      merge: async (...a: Parameters<MergeTarget['merge']>) => {
+        const res = await store.merge(...a);
+        if (lost-- > 0) throw new Error('Command timed out');
+        return res;
+      },
+      heartbeat: (m, w) => store.heartbeat(m, w),
+      leave: (m) => store.leave(m),
+    };
+    const self = new SelfStats();
+    const c = new Batcher(lossy, opts, self, ingest, log, clock);
+    c.counter('c.0', 1, 1);
+    c.counter('c.lost.1', 1, 1);
+    c.counter('c.lost.2', 1, 1);
+    c.tick();
+    await until(() => self.mergeErrors === 1 && c.backlog === 1, 'the lost reply');
+    await c.stop(5000); // retries: a duplicate
+    assert.equal(self.namesDropped, 2);
+    assert.equal((await period('counters'))['c.0'], '13', 'merged once');
   });
 
   test('closing the period deletes its name count and set names', async () => {

@@ -1,6 +1,6 @@
 /**
  * values_clamped: every clamp to the finite doubles is counted once, wherever
- * it happens: a gauge delta sum in the batch, in the merge (mergeBatch-14),
+ * it happens: a gauge delta sum in the batch, in the merge (mergeBatch-15),
  * when the period closes (closePeriod-10), and a timer stat when the period
  * is computed. Real Redis; the last test goes through a whole tallyd to a
  * Carbon listener.
@@ -51,7 +51,8 @@ describe('clamps are counted', () => {
     };
     assert.deepEqual(await one('m:1'), { status: 'merged' });
     assert.deepEqual(await one('m:2'), { status: 'merged', clamped: 1 });
-    assert.deepEqual(await one('m:2'), { status: 'duplicate' }, 'a retry counts nothing again');
+    // A retry changes nothing and hands back the first attempt's count (for a caller whose first reply was lost).
+    assert.deepEqual(await one('m:2'), { status: 'duplicate', clamped: 1 });
     assert.equal(await store.redis.hget(store.keys.period(P, 'gauges'), 'g.m'), 'd-1.7976931348623157e+308');
   });
 

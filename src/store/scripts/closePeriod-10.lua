@@ -10,7 +10,7 @@ KEYS[5] pending      zset    closed, uncommitted periods (score = boundary ms)
 KEYS[6] gauges       hash    persistent gauges, as of the last closed period
 KEYS[7] p:<P>:gauges       hash  the period's gauge ops ("s<value>" | "d<delta>")
 KEYS[8] p:<P>:gauge_values hash  written here: the gauges once P's ops applied
-KEYS[9] p:<P>:names        string  the period's name count (mergeBatch-14's bound): deleted
+KEYS[9] p:<P>:names        string  the period's name count (mergeBatch-15's bound): deleted
 KEYS[10] p:<P>:set_names   hash    the period's set names (idem): deleted
 
 ARGV[1] lease token, ARGV[2] P (ms), ARGV[3] now (ms), ARGV[4] member ttl (ms),

@@ -1,5 +1,5 @@
 --[[
-mergeBatch-14: fold one local batch into the period in which it was received,
+mergeBatch-15: fold one local batch into the period in which it was received,
 atomically and at most once, and record the sender's watermark. The period
 takes at most maxNames distinct names: samples of a name new to a full period
 are dropped and counted.
@@ -21,6 +21,8 @@ KEYS[12] gauges            hash  persistent gauges (read only: a gauge held ther
 KEYS[13] p:<P>:names        string distinct names the period holds (the bound's count)
 KEYS[14] p:<P>:set_names    hash  set name -> 1 (which set names the period holds)
                                  (13 and 14 are deleted when P closes)
+KEYS[15] merged_counts:<batch id> string "<dropped> <clamped>" of this batch's merge,
+                                 kept for the dedupe window when not "0 0"
 
 ARGV[1] batch id, ARGV[2] now (ms), ARGV[3] dedupe window (ms),
 ARGV[4] P, the period's boundary (ms), ARGV[5] member id, ARGV[6] the member's
@@ -50,9 +52,10 @@ each dropped name once per batch that carried it.
 
 Returns {1, dropped, clamped, example...} when merged: dropped = names refused
 by the bound, clamped = gauge sums clamped to +-MAX_GAUGE here, then up to 5
-of the dropped names; {0} when this batch id was merged before (a retry whose
-first attempt ran but whose reply was lost: checked first, so it is never
-taken for late; nothing is counted again), {-2, closed} when period P is
+of the dropped names; {0, dropped, clamped} when this batch id was merged before
+(a retry whose first attempt ran but whose reply was lost: checked first, so
+it is never taken for late; nothing changes, and the first attempt's counts
+come back, for the caller that never saw them), {-2, closed} when period P is
 already closed (nothing changed: the caller merges the batch into the oldest
 open period, closed + flushInterval, and counts it late).
 Arithmetic is in Lua doubles and stored with %.17g, which round-trips
@@ -80,7 +83,10 @@ local function clampGauge(x)
 end
 local now = tonumber(ARGV[2])
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  return {0}
+  local counts = redis.call('GET', KEYS[15])
+  if not counts then return {0, 0, 0} end
+  local sp = string.find(counts, ' ', 1, true)
+  return {0, tonumber(string.sub(counts, 1, sp - 1)), tonumber(string.sub(counts, sp + 1))}
 end
 local closed = tonumber(redis.call('GET', KEYS[2]) or '0')
 if tonumber(ARGV[4]) <= closed then
@@ -273,6 +279,7 @@ markAll(KEYS[8], KEYS[14], at[5] + 1, tonumber(ARGV[at[5]]))
 local n = tonumber(ARGV[at[6]])
 for j = at[6] + 1, at[6] + n do outbox_add(KEYS[10], KEYS[11], ARGV[j]) end
 if count ~= count0 then redis.call('SET', KEYS[13], count) end
+if dropped + clamped > 0 then redis.call('SET', KEYS[15], dropped .. ' ' .. clamped, 'PX', ARGV[3]) end
 local out = {1, dropped, clamped}
 for j = 1, #examples do out[j + 3] = examples[j] end
 return out
