@@ -132,6 +132,7 @@ export class Batcher implements SampleSink {
       [`${p}.zmq_bad_frames`, () => self.zmqBadFrames, 0],
       [`${p}.zmq_bad_items`, () => self.zmqBadItems, 0],
       [`${p}.zmq_oversized`, () => self.zmqOversized, 0],
+      [`${p}.zmq_disconnects`, () => self.zmqDisconnects, 0],
       [`${p}.udp_kernel_drops`, () => self.udpKernelDrops, 0],
       [`${p}.redis_timeouts`, () => self.redisTimeouts, 0],
       [`${p}.tcp_connections_refused`, () => self.tcpConnectionsRefused, 0],
@@ -167,7 +168,7 @@ export class Batcher implements SampleSink {
   /**
    * A batch past maxBatchNames distinct names (or set members) is sealed and
    * queued at once, before the tick: its merge is one Lua script, and Redis
-   * runs nothing else meanwhile (a 300k-name merge held it ~1 s). Each sealed
+   * runs nothing else meanwhile (bench/README.md: how long). Each sealed
    * batch still lands atomically, in one period.
    */
   private checkSize(): void {

@@ -4,18 +4,18 @@
  * Batcher, the Batch and the merge encoding (and ZeroMQ messages through
  * inflate and the fast reader), into throwaway objects that never reach
  * Redis. V8 has then compiled that code when the first real burst arrives.
- * A cold process spends its first ~200 ms compiling it on other threads
- * while its receive buffer fills: bench/drop-timeline.ts showed a fresh
- * tallyd dropping datagrams in the first 200 ms at a rate it kept up with
- * afterwards (a restart under load, with clients that buffered, is the same).
- * Costs ~100-200 ms of CPU at start; nothing it touches is kept.
+ * A cold process spends its first moments compiling it on other threads
+ * while its receive buffer fills: bench/profile/drop-timeline.ts showed a fresh
+ * tallyd dropping datagrams at start at a rate it kept up with afterwards
+ * (a restart under load, with clients that buffered, is the same); figures
+ * in bench/README.md. Costs some CPU at start; nothing it touches is kept.
  */
 import { deflateSync } from 'node:zlib';
 import { Batcher } from '../aggregate/batcher.js';
 import { createLogger } from '../observability/logger.js';
 import { SelfStats } from '../observability/self-stats.js';
 import { DEFAULT_MAX_NAME_LENGTH, StatsdLineParser } from '../parse/statsd-line.js';
-import { ZmqFastReader } from '../parse/zmq-fast.js';
+import { createFastReader } from '../parse/zmq-fast.js';
 import { decodeFrame } from '../parse/zmq-message.js';
 
 export interface WarmUpOptions {
@@ -82,14 +82,14 @@ export function warmUpIngest(opts: WarmUpOptions): number {
   }
   if (opts.zmq) {
     const maxNameLength = DEFAULT_MAX_NAME_LENGTH;
-    const reader = new ZmqFastReader({ keyNameSanitize: opts.keyNameSanitize, maxNameLength, prefix: '' });
+    const reader = createFastReader({ keyNameSanitize: opts.keyNameSanitize, maxNameLength, prefix: '' });
     const frameOpts = { keyNameSanitize: opts.keyNameSanitize, maxNameLength, passthrough: false, maxMessageSize: 1 << 20 };
     const messages = Array.from({ length: 8 }, (_, m) =>
       deflateSync(JSON.stringify(Array.from({ length: 100 }, (_, i) => ({ name: `warm.z.${(m * 100 + i) % NAMES}`, value: i % 5, time: 1796000000, type: i % 4 === 0 ? 'g' : 'c' })))),
     );
     for (let items = 0; items < LINES / 2; items += 100) {
       const decoded = decodeFrame(messages[(items / 100) % messages.length]!, frameOpts, reader);
-      if (decoded.fastItems > 0) reader.emit(batcher);
+      if (decoded.fastItems > 0) reader?.emit(batcher);
     }
   }
   batcher.tick();

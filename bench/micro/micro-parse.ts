@@ -4,19 +4,21 @@
  * merge-8 ARGV) and a fresh Batch every --merge-every lines, as the batcher
  * does every batchInterval.
  *
- *   node --import tsx bench/micro-parse.ts [--modes counters-1,counters-32,mixed-1,mixed-32,unique-32]
- *        [--runs 7] [--lines 1000000] [--merge-every 40000] [--no-sanitize] [--via-name] [--json]
+ *   node --import tsx bench/micro/micro-parse.ts [--modes counters-1,counters-32,mixed-1,mixed-32,unique-32]
+ *        [--runs 7] [--lines 1000000] [--merge-every 40000] [--no-sanitize] [--via-name] [--zmq-general] [--json]
  *
  * Corpus (fixed seed): 1,000 distinct names per type (`bench.c.123`, `bench.t.7`,
- * `bench.g.9`, `bench.s.4`, like bench/load.ts); mixed is c 70 / ms 20 / g 5 / s 5.
+ * `bench.g.9`, `bench.s.4`, like bench/lib/load.ts); mixed is c 70 / ms 20 / g 5 / s 5.
  * 10 % of counter and timer lines carry `|@0.5`, 10 % of all lines `|#env:prod,az:<0..3>`,
  * a fifth of the gauges are `+`/`-` deltas, set members are `u<0..4999>`.
  * timers-N, gauges-N and sets-N (not in the default list) take one type only.
  * `unique-32` (not in the default list either) gives every line its own name (262,144 of them,
  * cycled): the cost when names never repeat.
  * `zmq-N` (not in the default list) runs ZeroMQ status messages instead of datagrams: N counter items
- * `{name, value, time, type: "c"}` per zlib-deflated JSON message, as bench/load.ts sends them, through
+ * `{name, value, time, type: "c"}` per zlib-deflated JSON message, as bench/lib/load.ts sends them, through
  * ZmqServer.onMessage (inflate, JSON, item checks, the aggregate sink) into the Batch; lines/s counts items.
+ * They take the fast path (the native addon's scanner) when the addon is built; --zmq-general sends every
+ * message through the general path (JSON.parse + zmq-item.ts), as without the addon.
  * --via-name puts a forwarder between parser and Batch that passes name,
  * value and rate but not the intern key id, like a SampleSink that only knows
  * names (the Batcher, unless it forwards the key): the Batch then finds each
@@ -32,14 +34,14 @@
  * - GC %: the GCProfiler's summed GC cost over wall time in those runs.
  */
 import v8 from 'node:v8';
-import { Batch } from '../src/aggregate/batch.js';
-import { encodeMerge } from '../src/aggregate/merge-args.js';
-import type { SampleSink } from '../src/parse/sample-sink.js';
-import { StatsdLineParser } from '../src/parse/statsd-line.js';
+import { Batch } from '../../src/aggregate/batch.js';
+import { encodeMerge } from '../../src/aggregate/merge-args.js';
+import type { SampleSink } from '../../src/parse/sample-sink.js';
+import { StatsdLineParser } from '../../src/parse/statsd-line.js';
 import { deflateSync } from 'node:zlib';
-import { ZmqServer } from '../src/ingest/zmq.js';
-import { createLogger } from '../src/observability/logger.js';
-import { SelfStats } from '../src/observability/self-stats.js';
+import { ZmqServer } from '../../src/ingest/zmq.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { SelfStats } from '../../src/observability/self-stats.js';
 
 type Type = 'c' | 'ms' | 'g' | 's';
 
@@ -157,6 +159,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--no-sanitize') o.sanitize = false;
     else if (a === '--via-name') o.viaName = true;
     else if (a === '--json') o.json = true;
+    else if (a === '--zmq-general') zmqFast = false;
     else throw new Error(`unknown argument ${a}`);
   }
   return o;
@@ -190,6 +193,7 @@ class NameOnly implements SampleSink {
 }
 
 let viaName = false;
+let zmqFast = true;
 
 /** Feeds `lines` lines (whole datagrams) through parser + Batch + encodeMerge; returns wall ms. */
 function run(sc: Scenario, parser: StatsdLineParser, lines: number, mergeEvery: number): number {
@@ -222,7 +226,7 @@ function run(sc: Scenario, parser: StatsdLineParser, lines: number, mergeEvery: 
 /** A ZmqServer that is never started: onMessage is the whole receive path after libzmq. */
 function zmqServer(parser: StatsdLineParser, sink: NameOnly): ZmqServer {
   const cfg = { server: 'zmq', bind: 'tcp://127.0.0.1:0', type: 'pull', mode: 'aggregate', prefix: '', maxMessageSize: 1 << 20, highWaterMark: 1000 } as const;
-  const server = new ZmqServer(cfg, true, parser, sink, new SelfStats(), createLogger('silent'));
+  const server = new ZmqServer(cfg, true, parser, sink, new SelfStats(), createLogger('silent'), zmqFast);
   return server;
 }
 
