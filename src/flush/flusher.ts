@@ -392,9 +392,7 @@ export class Flusher {
       this.log.debug({ ts, chunks: chunks.length, stagesMs: this.lastStages }, 'period committed');
       for (const sink of this.sinks) sink.committed(period);
       this.onCommitted();
-      await this.known.sweep(this.token, this.clock.now()).catch((err: unknown) => {
-        this.errLog.warn(() => ({ msg: 'forgetting idle names failed; retried next flush', fields: { err: (err as Error).message } }));
-      });
+      await this.known.sweep(this.token, this.clock.now());
     }
   }
 }

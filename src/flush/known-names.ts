@@ -17,6 +17,7 @@
  * leader again (reset()).
  */
 import type { Logger } from '../observability/logger.js';
+import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { SelfStats } from '../observability/self-stats.js';
 import { FIELD_SEP, type KnownType } from '../store/keys.js';
 import { SEEN_TYPES, type RawPeriod, type SeenType, type Store } from '../store/store.js';
@@ -35,6 +36,7 @@ export class KnownNames {
   private lastSweepMs = -Infinity;
   /** The last sweep stopped at FORGET_MAX: the next flush sweeps again. */
   private more = false;
+  private readonly errLog: RateLimitedLog;
 
   constructor(
     private readonly store: Store,
@@ -42,7 +44,9 @@ export class KnownNames {
     private readonly forgetIdleAfterMs: number,
     private readonly self: SelfStats,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.errLog = new RateLimitedLog(log, 5000);
+  }
 
   /** Forget the copy: this process is no longer (or not yet again) the leader. */
   reset(): void {
@@ -81,8 +85,17 @@ export class KnownNames {
     }
   }
 
-  /** Forgets names idle past forgetIdleAfter (at most FORGET_MAX), if a sweep is due. */
+  /** Forgets names idle past forgetIdleAfter (at most FORGET_MAX), if a sweep is due; a failure is logged and retried next flush. */
   async sweep(token: string, nowMs: number): Promise<void> {
+    try {
+      await this.sweepNow(token, nowMs);
+    } catch (err) {
+      this.cache = null; // the script may have run: read the names again
+      this.errLog.warn(() => ({ msg: 'forgetting idle names failed; retried next flush', fields: { err: (err as Error).message } }));
+    }
+  }
+
+  private async sweepNow(token: string, nowMs: number): Promise<void> {
     const F = this.forgetIdleAfterMs;
     const cache = this.cache;
     if (F <= 0 || !cache) return;
