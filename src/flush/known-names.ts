@@ -70,11 +70,15 @@ export class KnownNames {
 
   /**
    * Adds the period's new names, and records the period's known names and
-   * gauges as seen at nowMs where their stored time is stale. Call after names().
+   * gauges as seen at nowMs where their stored time is stale. Without a copy
+   * (reset() since names(): the lease was lost meanwhile) only the new names are written.
    */
   async remember(newKnown: Record<KnownType, readonly string[]>, raw: RawPeriod, nowMs: number): Promise<void> {
     const cache = this.cache;
-    if (!cache) throw new Error('KnownNames.remember before names()');
+    if (!cache) {
+      await this.store.rememberSeen(newKnown, nowMs);
+      return;
+    }
     const F = this.forgetIdleAfterMs;
     const lists = (await runSliced(seenNow(cache.seen, raw, newKnown, F > 0 ? nowMs - F / 10 : null, nowMs))).value;
     try {
