@@ -209,6 +209,9 @@ export class ManagementConsole {
       ['zmq_bad_items', s.zmqBadItems],
       ['zmq_oversized', s.zmqOversized],
       ['zmq_disconnects', s.zmqDisconnects],
+      ['names_dropped', s.namesDropped],
+      ['names_forgotten', s.namesForgotten],
+      ['values_clamped', s.valuesClamped],
     ];
     for (const [k, v] of own) text += line('tallyd', k, v);
     // The backlog and health facts (the same HealthReport `health` decides from).
