@@ -188,6 +188,11 @@ at most 1 MiB.
     // hangs without dropping the connection is noticed, logged and counted
     // (statsd.redis_timeouts), and the batch is retried.
     commandTimeout: 10000,
+    // A private redis-server for a trial: "auto" starts one (loopback, a free
+    // port, data in ~/.local/state/tallyd/trial-redis, stopped with tallyd)
+    // when url is the default above and nothing answers there; "never";
+    // "always".
+    embedded: "auto",
   },
 
   // ms between merges of the local batch into Redis (one round trip each);
@@ -252,9 +257,12 @@ at most 1 MiB.
 
   // ---- tallyd: logging -----------------------------------------------------
 
-  // JSON lines on stderr (pino). level: fatal, error, warn, info, debug,
-  // trace or silent (statsd's LOG_INFO-style names are mapped, with a warning).
+  // Logs on stderr (pino). level: fatal, error, warn, info, debug, trace or
+  // silent (statsd's LOG_INFO-style names are mapped, with a warning).
+  // format: "pretty" (readable lines), "json" (JSON lines), or "auto":
+  // pretty when stderr is a terminal, else JSON.
   log: {
     level: "info",
+    format: "auto",
   },
 })

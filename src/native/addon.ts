@@ -13,7 +13,23 @@
  * AddressSanitizer build of scripts/fuzz-native-asan.sh); unset, nothing
  * changes.
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The package root (src/native/ and dist/native/ are both two levels below it). */
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Where scripts/build-native.mjs keeps the output of a failed build. */
+export const NATIVE_BUILD_LOG = path.join(ROOT, 'native-build.log');
+
+/** How to get the addon built: prerequisites and the command (for the fallback warning and --check). */
+export function nativeBuildHelp(): string {
+  const log = existsSync(NATIVE_BUILD_LOG) ? `; the last build's output is in ${NATIVE_BUILD_LOG}` : '';
+  return `to build it, install python3, make and g++ (Debian/Ubuntu: sudo apt-get install python3 make g++), ` +
+    `then run \`npm rebuild tallyd\` (in a clone of tallyd: \`node scripts/build-native.mjs\`)${log}`;
+}
 
 /** A socket the UDP reader was opened on. */
 export interface NativeUdpSocket {
@@ -87,7 +103,7 @@ export function nativeAddon(): TallydAddon | string {
     loaded = createRequire(import.meta.url)(file) as TallydAddon;
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    loaded = e.code === 'MODULE_NOT_FOUND' ? 'it was not built (npm install builds it when a C compiler is installed)' : `it did not load: ${e.message}`;
+    loaded = e.code === 'MODULE_NOT_FOUND' ? 'it was not built (npm install builds it when python3, make and a C compiler are installed)' : `it did not load: ${e.message}`;
   }
   return loaded;
 }
