@@ -12,7 +12,7 @@
  * loopback unless mgmtAllowRemoteChanges.
  */
 import net from 'node:net';
-import { unpackSamples } from '../aggregate/merge-args.js';
+import { unpackSamples } from '../store/sample-codec.js';
 import { redactConfig } from '../config/redact.js';
 import type { Config } from '../config/types.js';
 import { internalCounterNames } from '../flush/build-period.js';
