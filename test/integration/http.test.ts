@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { alignToPeriod, CarbonListener, freePort, freeUdpPort, sendUdp } from '../helpers/carbon.js';
 import { askHealth } from '../helpers/console.js';
@@ -129,6 +130,26 @@ describe('http server', () => {
       assert.equal(a.status, 400, path);
       assert.match(errorOf(a.body), error, path);
     }
+  });
+
+  test('a request with a body is 413, headers over 16 KiB 431, a malformed request 400; the server goes on', async () => {
+    const raw = (data: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const sock = net.connect(port, '127.0.0.1');
+        let out = '';
+        sock.on('data', (d: Buffer) => (out += d.toString()));
+        sock.on('close', () => resolve(out));
+        sock.on('error', reject);
+        sock.end(data);
+      });
+    const body = await raw('GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello');
+    assert.match(body, /^HTTP\/1\.1 413 /);
+    assert.match(body, /\{"error":"a GET request takes no body"\}$/);
+    assert.match(await raw(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`), /^HTTP\/1\.1 431 /);
+    assert.match(await raw('HELLO\r\n\r\n'), /^HTTP\/1\.1 400 /);
+    const long = await httpGet(port, `/api/names?q=${'a'.repeat(1001)}`);
+    assert.deepEqual([long.status, long.body], [400, '{"error":"q is longer than 1000 characters"}']);
+    assert.equal((await httpGet(port, '/healthz')).status, 200);
   });
 
   test('/readyz is 200 once a period is committed, 503 with the reason after `health down`, 200 after `health up`', async () => {
