@@ -244,6 +244,37 @@ describe('http server', () => {
     for (const k of keys) assert.equal(h.series[k]?.length, h.t.length, k);
     assert.equal(h.series['received_per_s']?.[0], null, 'no rate before a second sample');
     assert.equal(h.series['batches_waiting']?.[0], 0);
+    // Once a sample is taken after all the traffic, the rates times their spans add up to every line received.
+    const total = (await metricValue(port, 'tallyd_lines_received_total')) as number;
+    const sentBy = Date.now();
+    type History = { t: number[]; series: Record<string, Array<number | null>> };
+    const later = JSON.parse((await waitForAnswer(port, '/api/history', (a) => ((JSON.parse(a.body) as History).t.at(-1) ?? 0) > sentBy + 100, 'a sample after the traffic', 15_000)).body) as History;
+    const rates = later.series['received_per_s'] ?? [];
+    let sum = 0;
+    for (let i = 1; i < later.t.length; i++) sum += (rates[i] ?? 0) * (((later.t[i] as number) - (later.t[i - 1] as number)) / 1000);
+    assert.ok(Math.abs(sum - total) < 1, `rates add up to ${sum}, received ${total}`);
+    assert.equal(later.series['leader']?.at(-1), 1);
+  });
+
+  test('a fresh process on the same prefix, not the leader, answers the same names and series', async () => {
+    const second = spawnTallyd(testConfig(prefix, null, { flushInterval: FLUSH_MS, http: { port: 0 }, log: { level: 'info' } }));
+    try {
+      const port2 = await waitForHttpPort(second);
+      const status = await getJson<{ leader: boolean }>(port2, '/api/status');
+      assert.equal(status.leader, false);
+      const name = `stats_counts.http.series.n`;
+      const [a, b] = await Promise.all([getJson<Names>(port, `/api/names?q=${name}`), getJson<Names>(port2, `/api/names?q=${name}`)]);
+      assert.ok(a.names.length > 0);
+      if (a.boundaryMs === b.boundaryMs) assert.deepEqual(b, a);
+      assert.deepEqual(b.names, a.names);
+      const graphite = a.names[0] as string;
+      const [s1, s2] = await Promise.all([getJson<Series>(port, `/api/series?name=${graphite}`), getJson<Series>(port2, `/api/series?name=${graphite}`)]);
+      const common = s1.t.filter((t) => s2.t.includes(t));
+      assert.ok(common.length > 0);
+      for (const t of common) assert.equal(s2.v[s2.t.indexOf(t)], s1.v[s1.t.indexOf(t)], `period ${t}`);
+    } finally {
+      await stop(second);
+    }
   });
 });
 
