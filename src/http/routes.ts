@@ -57,9 +57,11 @@ export function buildRoutes(ctx: HttpContext): Map<string, Route> {
     const r = await ctx.health.report();
     return json({ status: r.status, reasons: r.reasons }, r.status === 'up' ? 200 : 503);
   });
+  // Concurrent scrapes share one exposition: at most one is being built at a time.
+  let building: Promise<string> | null = null;
   routes.set('/metrics', async () => {
-    const body = await ctx.metrics.text(await ctx.health.report());
-    return { status: 200, contentType: ctx.metrics.contentType, body };
+    building ??= (async () => ctx.metrics.text(await ctx.health.report()))().finally(() => (building = null));
+    return { status: 200, contentType: ctx.metrics.contentType, body: await building };
   });
   routes.set('/api/status', async () => {
     const health = await ctx.health.report();
