@@ -5,19 +5,19 @@
  * generator sent went missing from Carbon; with the servers' CPU, Redis's CPU
  * (tallyd's work is split with it) and peak RSS at that rate. The ZeroMQ
  * modes are single-process tallyd's only and compare with its batched UDP
- * rate. Then the scale curves (bench/scale-suite.ts). See bench/README.md.
+ * rate. Then the scale curves (bench/scale/scale-suite.ts). See bench/README.md.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ensureBuilt } from './build.js';
-import { Corpus, DEFAULT_MODES, parseMode, UDP_MODES, type Mode } from './load.js';
-import { buildLoadgen, BUILD_DIR, loadgenSettings } from './loadgen.js';
-import { machine, machineText, modeTitle, progress, ratio, ratios, saveJson, summarize, table, type Summary } from './report.js';
-import { runScaleSuite, type ScaleReport, type ScaleSettings } from './scale-suite.js';
-import { median, search, type SearchOptions, type SearchResult } from './search.js';
-import { closeRedis, FLUSH_INTERVAL, isTallyd, parseServer, ROOT, SERVERS, type ServerName } from './servers.js';
-import { MAX_LOSS, runTrial, type TrialResult } from './trial.js';
+import { ensureBuilt } from './lib/build.js';
+import { Corpus, DEFAULT_MODES, parseMode, UDP_MODES, type Mode } from './lib/load.js';
+import { buildLoadgen, BUILD_DIR, loadgenSettings } from './lib/loadgen.js';
+import { machine, machineText, modeTitle, progress, ratio, ratios, saveJson, summarize, table, type Summary } from './lib/report.js';
+import { runScaleSuite, type ScaleReport, type ScaleSettings } from './scale/scale-suite.js';
+import { median, search, type SearchOptions, type SearchResult } from './throughput/search.js';
+import { closeRedis, FLUSH_INTERVAL, isTallyd, parseServer, ROOT, SERVERS, type ServerName } from './lib/servers.js';
+import { MAX_LOSS, runTrial, type TrialResult } from './throughput/trial.js';
 
 class UsageError extends Error {}
 

@@ -3,16 +3,13 @@
  * flusher -> batcher -> ingest -> console) so nothing is received before it
  * has somewhere to go; stops in reverse, merging the last batch before exit.
  */
-import cluster from 'node:cluster';
 import { ManagementConsole } from './admin/console.js';
 import { Batcher } from './aggregate/batcher.js';
 import { type Config, isZmqServer } from './config/types.js';
 import { FlushHost } from './flush/flush-host.js';
 import { type RunningHttp, startHttp } from './http/start-http.js';
-import { TcpServer } from './ingest/tcp.js';
-import { UdpServer } from './ingest/udp.js';
+import { type IngestContext, type ListeningPorts, startServer, type StartedServer } from './ingest/kinds.js';
 import { warmUpIngest } from './ingest/warm-up.js';
-import { ZmqServer } from './ingest/zmq.js';
 import { HealthFacts } from './observability/health.js';
 import { quote, type Logger } from './observability/logger.js';
 import { RateLimitedLog } from './observability/rate-limited-log.js';
@@ -21,22 +18,10 @@ import { UdpDropsSampler } from './observability/udp-drops.js';
 import { StatsdLineParser, statusText } from './parse/statsd-line.js';
 import { Store } from './store/store.js';
 
-export interface ListeningPorts {
-  udp: number[];
-  tcp: number[];
-  /** Endpoints the ZeroMQ sockets bound, e.g. `tcp://0.0.0.0:5555`, with the real port when 0 was asked. */
-  zmq: string[];
-  mgmt: number;
-  /** The HTTP server's port; null when `http` is not configured. */
-  http: number | null;
-}
+export type { ListeningPorts } from './ingest/kinds.js';
 
 /** How long `health` waits for Redis to answer (or redis.commandTimeout if that is shorter). */
 const HEALTH_PING_TIMEOUT_MS = 1000;
-
-interface Stoppable {
-  stop(): Promise<void>;
-}
 
 export class Daemon {
   readonly self = new SelfStats();
@@ -51,7 +36,7 @@ export class Daemon {
   readonly ports: ListeningPorts = { udp: [], tcp: [], zmq: [], mgmt: 0, http: null };
   /** The reader each UDP server uses, in ports.udp order: 'native' or 'dgram'. */
   readonly udpReaders: string[] = [];
-  private readonly ingest: Stoppable[] = [];
+  private readonly ingest: StartedServer[] = [];
   private stopping: Promise<void> | null = null;
 
   constructor(
@@ -97,35 +82,19 @@ export class Daemon {
       this.batcher = batcher;
       batcher.start();
 
-      // Compile the hot path before the sockets open: a cold process drops datagrams in its first ~200 ms under load.
+      // Compile the hot path before the sockets open: a cold process drops datagrams in its first moments under load.
       const zmq = this.role.zmq && cfg.servers.some(isZmqServer);
       const warmMs = warmUpIngest({ keyNameSanitize: cfg.keyNameSanitize, prefixStats: cfg.prefixStats, zmq });
       log.debug({ ms: warmMs }, 'ingest path warmed up');
 
       const udpDrops = new UdpDropsSampler(this.self, log.child({ component: 'udp-drops' }));
       this.udpDrops = udpDrops;
-      for (const server of cfg.servers) {
-        const ingestLog = log.child({ component: server.server });
-        if (isZmqServer(server)) {
-          if (!this.role.zmq) continue;
-          const zmq = new ZmqServer(server, cfg.keyNameSanitize, this.parser, batcher, this.self, ingestLog);
-          this.ingest.push(zmq);
-          this.ports.zmq.push(await zmq.start());
-        } else if (server.server === 'udp') {
-          const udp = new UdpServer(server, this.parser, batcher, this.self, ingestLog);
-          this.ingest.push(udp);
-          const port = await udp.start();
-          this.ports.udp.push(port);
-          this.udpReaders.push(udp.reader ?? 'dgram');
-          // A node:dgram socket in a cluster worker is the primary's, shared by all workers: worker 0 counts its drops.
-          const shared = cluster.isWorker && udp.reader === 'dgram';
-          if (!shared || this.role.zmq) udpDrops.watch({ port, shared });
-        } else {
-          const tcp = new TcpServer(server, { maxConnections: cfg.maxConnections, idleTimeoutMs: cfg.tcpIdleTimeout }, this.parser, batcher, this.self, ingestLog);
-          this.ingest.push(tcp);
-          this.ports.tcp.push(await tcp.start());
-        }
-      }
+      const ctx: IngestContext = {
+        parser: this.parser, batcher, self: this.self, keyNameSanitize: cfg.keyNameSanitize, udpDrops, bindsZmq: this.role.zmq,
+        tcp: { maxConnections: cfg.maxConnections, idleTimeoutMs: cfg.tcpIdleTimeout },
+      };
+      const listening = { ports: this.ports, udpReaders: this.udpReaders, track: (s: StartedServer) => this.ingest.push(s) };
+      for (const server of cfg.servers) await startServer(server, ctx, log.child({ component: server.server }), listening);
 
       udpDrops.start();
 

@@ -1,7 +1,7 @@
 /**
  * The flush side of a tallyd process, run in a worker thread so that reading
  * a big period, computing it and encoding its lines never stalls ingest on
- * the main thread (a 100k-name period is ~0.4 s of CPU). It owns its own
+ * the main thread (bench/README.md, "Scale curves"). It owns its own
  * Redis connection, the Flusher (lease, close, compute, commit) and the
  * Carbon sink, and reports its counters to the main thread as deltas since
  * its last report (a restarted thread starts from zero without taking the

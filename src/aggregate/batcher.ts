@@ -157,7 +157,7 @@ export class Batcher implements SampleSink {
   /**
    * A batch past maxBatchNames distinct names (or set members) is sealed and
    * queued at once, before the tick: its merge is one Lua script, and Redis
-   * runs nothing else meanwhile (a 300k-name merge held it ~1 s). Each sealed
+   * runs nothing else meanwhile (bench/README.md: how long). Each sealed
    * batch still lands atomically, in one period.
    */
   private checkSize(): void {

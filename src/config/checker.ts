@@ -5,7 +5,7 @@
  */
 
 import type { ConfigProblem } from './errors.js';
-import { describe, suggest } from './keys.js';
+import { describe, suggest } from './describe.js';
 
 export type Raw = Readonly<Record<string, unknown>>;
 

@@ -14,6 +14,7 @@ import { isObject } from './checker.js';
 import { ConfigError, formatProblem } from './errors.js';
 import { parseConfigText } from './parse.js';
 import type { Config } from './types.js';
+import { ENV_KEYS } from './env-keys.js';
 import { validate } from './validate.js';
 
 export { parseConfigText } from './parse.js';
@@ -35,14 +36,6 @@ export interface LoadedConfig {
 
 type Mutable = Record<string, unknown>;
 
-/** Environment variable -> dotted config key; later entries win. */
-const ENV_KEYS: ReadonlyArray<readonly [string, string]> = [
-  ['REDIS_URL', 'redis.url'],
-  ['TALLYD_REDIS_URL', 'redis.url'],
-  ['TALLYD_REDIS_KEY_PREFIX', 'redis.keyPrefix'],
-  ['TALLYD_FLUSH_INTERVAL', 'flushInterval'],
-  ['TALLYD_LOG_LEVEL', 'log.level'],
-];
 const NUMERIC_ENV = new Set(['flushInterval']);
 
 const READ_ERRORS: Readonly<Record<string, string>> = {

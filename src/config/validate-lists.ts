@@ -5,21 +5,29 @@
  */
 
 import { type Checker, isObject, join, type Raw } from './checker.js';
+import { describe, suggest } from './describe.js';
+import { readFields } from './field.js';
 import {
-  DEFAULT_MAX_PACKET_SIZE, DEFAULT_RECV_BUFFER_SIZE, DEFAULT_ZMQ_BIND, DEFAULT_ZMQ_HIGH_WATER_MARK, DEFAULT_ZMQ_MAX_MESSAGE_SIZE,
-  DEFAULTS, defaultAddress, TIMER_METRICS,
-} from './defaults.js';
-import { describe, HISTOGRAM_KEYS, SERVER_KEYS, suggest, UNIMPLEMENTED_SERVER, ZMQ_SERVER_KEYS } from './keys.js';
-import { type AnyServerConfig, type BackendName, type HistogramConfig, isZmqServer, type ServerKind, type UdpReaderKind, type ZmqServerConfig } from './types.js';
+  type AnyServerConfig, isZmqServer, type ServerDefaults, serverFields, SERVER_DEFAULTS, SERVER_KEYS, type ServerKind, UDP_READERS,
+  UNIMPLEMENTED_SERVER, ZMQ_FIELDS, ZMQ_SERVER_KEYS, type ZmqServerConfig, zmqPort,
+} from './schema-servers.js';
 
-const UDP_READERS: ReadonlyArray<UdpReaderKind> = ['auto', 'native', 'dgram'];
+export type BackendName = 'graphite' | 'console';
 
-/** Settings a server entry inherits from the top level of the file (tallyd's, as statsd has none). */
-interface ServerDefaults {
-  packetSize: number;
-  recvBuffer: number;
-  udpReader: UdpReaderKind;
+export interface HistogramConfig {
+  /** Substring matched against a timer's name (statsd: `key.indexOf(metric) > -1`), first match wins. */
+  readonly metric: string;
+  /** Upper bounds (exclusive) of the bins, ascending; 'inf' for the last open bin. */
+  readonly bins: ReadonlyArray<number | 'inf'>;
 }
+
+export const HISTOGRAM_KEYS: ReadonlyArray<string> = ['metric', 'bins'];
+
+/** statsd's calculatedTimerMetrics vocabulary (`*_percent` selects the per-percentile ones). */
+export const TIMER_METRICS: ReadonlyArray<string> = Object.freeze([
+  'count', 'count_ps', 'lower', 'upper', 'mean', 'sum', 'sum_squares', 'std', 'median', 'histogram',
+  'count_percent', 'mean_percent', 'upper_percent', 'lower_percent', 'sum_percent', 'sum_squares_percent',
+]);
 
 const SERVER_NAME = /^(?:\.\/)?(?:servers\/)?(udp|tcp|zmq)(?:\.js)?$/;
 const GRAPHITE_BACKEND = /^(?:\.\/)?(?:backends\/)?graphite(?:\.js)?$/;
@@ -40,59 +48,19 @@ function readServer(c: Checker, entry: Raw, path: string, d: ServerDefaults): An
     else c.problem(join(path, 'server'), `must be "udp", "tcp", "zmq", "./servers/udp" or "./servers/tcp", got ${describe(name)}`);
   }
   if (path !== '') c.keys(entry, path, SERVER_KEYS, UNIMPLEMENTED_SERVER);
-  const address_ipv6 = c.bool(entry, 'address_ipv6', path, false);
-  return {
-    server,
-    address: c.str(entry, 'address', path, defaultAddress(address_ipv6), true),
-    port: c.port(entry, 'port', path, 8125),
-    address_ipv6,
-    maxPacketSize: c.count(entry, 'maxPacketSize', path, d.packetSize),
-    recvBufferSize: c.count(entry, 'recvBufferSize', path, d.recvBuffer),
-    udpReader: c.oneOf(entry, 'udpReader', path, d.udpReader, UDP_READERS),
-  };
-}
-
-/** `tcp://host:port` (host `*`, a name, an IPv4 or a bracketed IPv6 address; port 0..65535 or `*`) or `ipc://path`. */
-const ZMQ_TCP = /^tcp:\/\/(\*|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\*|\d{1,5})$/;
-const ZMQ_IPC = /^ipc:\/\/\S+$/;
-
-/** The port of a tcp:// endpoint ('*' reads as 0), or null for ipc://. */
-function zmqPort(bind: string): number | null {
-  const m = ZMQ_TCP.exec(bind);
-  if (m === null) return null;
-  return m[2] === '*' ? 0 : Number(m[2]);
+  return { server, ...readFields(c, entry, path, serverFields(d)) };
 }
 
 function readZmqServer(c: Checker, entry: Raw, path: string): ZmqServerConfig {
   c.keys(entry, path, ZMQ_SERVER_KEYS, UNIMPLEMENTED_SERVER);
-  // '' (never a valid endpoint) when the value is bad, so it is not compared with the other servers'.
-  let bind = c.str(entry, 'bind', path, '', true);
-  if (entry['bind'] === undefined) bind = DEFAULT_ZMQ_BIND;
-  else if (bind !== '' && !ZMQ_IPC.test(bind) && (zmqPort(bind) ?? 65536) > 65535) {
-    c.problem(join(path, 'bind'), `must be "tcp://host:port" (port 0..65535 or *) or "ipc:///path", got ${describe(bind)}`);
-    bind = '';
-  }
-  let prefix = c.str(entry, 'prefix', path, '');
-  if (/[\s;]/.test(prefix)) {
-    c.problem(join(path, 'prefix'), `must not contain whitespace or ';' (it is prepended to metric names), got ${describe(prefix)}`);
-    prefix = '';
-  }
-  return {
-    server: 'zmq',
-    bind,
-    type: c.oneOf(entry, 'type', path, 'sub', ['sub', 'pull']),
-    mode: c.oneOf(entry, 'mode', path, 'aggregate', ['aggregate', 'passthrough']),
-    prefix,
-    maxMessageSize: c.count(entry, 'maxMessageSize', path, DEFAULT_ZMQ_MAX_MESSAGE_SIZE),
-    highWaterMark: c.count(entry, 'highWaterMark', path, DEFAULT_ZMQ_HIGH_WATER_MARK),
-  };
+  return { server: 'zmq', ...readFields(c, entry, path, ZMQ_FIELDS) };
 }
 
 export function readServers(c: Checker, raw: Raw): ReadonlyArray<AnyServerConfig> {
   const d: ServerDefaults = {
-    packetSize: c.count(raw, 'maxPacketSize', '', DEFAULT_MAX_PACKET_SIZE),
-    recvBuffer: c.count(raw, 'recvBufferSize', '', DEFAULT_RECV_BUFFER_SIZE),
-    udpReader: c.oneOf(raw, 'udpReader', '', 'auto', UDP_READERS),
+    maxPacketSize: c.count(raw, 'maxPacketSize', '', SERVER_DEFAULTS.maxPacketSize),
+    recvBufferSize: c.count(raw, 'recvBufferSize', '', SERVER_DEFAULTS.recvBufferSize),
+    udpReader: c.oneOf(raw, 'udpReader', '', SERVER_DEFAULTS.udpReader, UDP_READERS),
   };
   const list = c.array(raw, 'servers', '', 'an array of server objects');
   if (raw['servers'] === undefined) {
@@ -123,15 +91,15 @@ export function readServers(c: Checker, raw: Raw): ReadonlyArray<AnyServerConfig
   return servers;
 }
 
-export function readPercentThreshold(c: Checker, raw: Raw): ReadonlyArray<number> {
+export function readPercentThreshold(c: Checker, raw: Raw, fallback: ReadonlyArray<number>): ReadonlyArray<number> {
   const value = raw['percentThreshold'];
-  if (value === undefined) return DEFAULTS.percentThreshold;
+  if (value === undefined) return fallback;
   const what = 'a number or an array of numbers, each non-zero and between -100 and 100';
   const valid = (p: unknown): p is number => typeof p === 'number' && Number.isFinite(p) && p !== 0 && Math.abs(p) <= 100;
   if (!Array.isArray(value)) {
     if (valid(value)) return [value];
     c.problem('percentThreshold', `must be ${what}, got ${describe(value)}`);
-    return DEFAULTS.percentThreshold;
+    return fallback;
   }
   const out: number[] = [];
   value.forEach((p: unknown, i) => {
@@ -194,21 +162,36 @@ export function readTimerMetrics(c: Checker, raw: Raw): ReadonlyArray<string> {
   return out;
 }
 
-/**
- * Checks `backends`: the ones tallyd has (graphite, console, in statsd's
- * spellings too), and the others, which are ignored with a warning.
- */
-export function checkBackends(c: Checker, raw: Raw): { backends: ReadonlyArray<BackendName>; others: ReadonlyArray<string> } {
+/** Backend names other than graphite and console (their settings' keys are not typos). */
+export function otherBackends(raw: Raw): ReadonlyArray<string> {
+  const list = raw['backends'];
+  if (!Array.isArray(list)) return [];
+  return list.filter((name): name is string => typeof name === 'string' && !GRAPHITE_BACKEND.test(name) && !CONSOLE_BACKEND.test(name));
+}
+
+/** `backends`: the ones tallyd has (graphite, console, in statsd's spellings too); the others are ignored with a warning. */
+export function checkBackends(c: Checker, raw: Raw): ReadonlyArray<BackendName> {
   const list = c.array(raw, 'backends', '', 'an array of backend names');
-  if (list === null) return { backends: DEFAULTS.backends, others: [] };
-  const others: string[] = [];
+  if (list === null) return ['graphite'];
   const backends = new Set<BackendName>();
   list.forEach((name, i) => {
     if (typeof name !== 'string') c.problem(join('backends', i), `must be a string, got ${describe(name)}`);
     else if (GRAPHITE_BACKEND.test(name)) backends.add('graphite');
     else if (CONSOLE_BACKEND.test(name)) backends.add('console');
-    else others.push(name);
   });
-  for (const name of others) c.warn('backends', `backend ${describe(name)} is not supported by tallyd and is ignored (graphite and console are)`);
-  return { backends: [...backends], others };
+  for (const name of otherBackends(raw)) c.warn('backends', `backend ${describe(name)} is not supported by tallyd and is ignored (graphite and console are)`);
+  return [...backends];
+}
+
+/** statsd forces gaugesMaxTTL to 1 unless it is an integer > 1; a non-number is an error here. */
+export function readGaugesMaxTTL(c: Checker, raw: Raw): number {
+  const ttl = raw['gaugesMaxTTL'];
+  if (ttl === undefined) return 1;
+  if (typeof ttl !== 'number' || Number.isNaN(ttl)) {
+    c.problem('gaugesMaxTTL', `must be an integer number of flushes, got ${describe(ttl)}`);
+    return 1;
+  }
+  if (Number.isInteger(ttl) && ttl > 1) return ttl;
+  if (ttl !== 1) c.warn('gaugesMaxTTL', `${describe(ttl)} is not an integer > 1, so 1 is used (as in statsd)`);
+  return 1;
 }

@@ -65,16 +65,22 @@ export class Flusher {
   private readonly errLog: RateLimitedLog;
   private readonly waitLog: RateLimitedLog;
   /**
-   * The leader's copy of known:* (a million names are ~0.5 s to scan each
-   * flush). Only the leader adds names, and deletions bump known_version, so
+   * The leader's copy of known:* (scanning it each flush takes long with a
+   * million names). Only the leader adds names, and deletions bump known_version, so
    * it is re-read when that changes and whenever this process becomes the
    * leader again.
    */
   private known: { version: string; names: Record<KnownType, Set<string>> } | null = null;
+  /**
+   * Whether a period was ever committed on this prefix before the one being
+   * processed: statsd emits timestamp_lag from its second flush on, so the
+   * very first period of a prefix has none (and numStats one less).
+   */
+  private committedBefore = false;
   /** Periods committed by this process (tests and /health). */
   periodsCommitted = 0;
   lastCommittedTs = 0;
-  /** Where the last committed period's time went, ms per stage (debug log, bench/flush-profile.ts). */
+  /** Where the last committed period's time went, ms per stage (debug log, bench/micro/flush-profile.ts). */
   lastStages: FlushStages | null = null;
 
   constructor(
@@ -332,16 +338,19 @@ export class Flusher {
   private async processOne(boundaryMs: number): Promise<void> {
     const cfg = this.cfg;
     const t0 = performance.now();
-    const [raw, known, ttls] = await Promise.all([
+    const [raw, known, ttls, lastCommit] = await Promise.all([
       this.store.readPeriod(boundaryMs),
       this.knownNames(),
       cfg.deleteGauges ? this.store.readGaugeTtl() : Promise.resolve({} as Record<string, string>),
+      this.committedBefore ? Promise.resolve(null) : this.store.lastCommitted(),
     ]);
+    if (lastCommit !== null) this.committedBefore = true;
     const t1 = performance.now();
     const started = this.clock.now();
     const ts = Math.round(boundaryMs / 1000);
     const lag = Math.round(started / 1000) - ts;
-    const built = await runSliced(buildPeriodSliced(raw, known, cfg, [[`${cfg.prefixStats}.timestamp_lag`, lag]]));
+    const extraGauges: Array<[string, number]> = this.committedBefore ? [[`${cfg.prefixStats}.timestamp_lag`, lag]] : [];
+    const built = await runSliced(buildPeriodSliced(raw, known, cfg, extraGauges));
     const { data, newKnown } = built.value;
     if (!this.leader) return;
     const t2 = performance.now();

@@ -5,12 +5,9 @@
  * Two readers (servers[].udpReader): the native one (native/udp_reader.c:
  * recvmmsg, up to 64 datagrams per call into JavaScript, each parsed in
  * place in one shared Buffer) when it was built, else node:dgram (a Buffer,
- * an address object and a call into JavaScript per datagram). At 100,000
- * one-line datagrams/s the main thread used 22 % of a core with the native
- * reader and 50 % with node:dgram on the Intel bench machine. The native
- * reader also holds its reads (HOLD_MS below): at 300,000 one-line
- * datagrams/s tallyd used 68 % of a core without holding and 18 % with it
- * (AMD bench machine, medians of 3). In a cluster each worker opens its own
+ * an address object and a call into JavaScript per datagram). The native
+ * reader also holds its reads (HOLD_MS below), fewer wakeups under a stream;
+ * what each saves is measured in bench/README.md. In a cluster each worker opens its own
  * native socket on the port with SO_REUSEPORT and the kernel spreads the
  * senders over them; node:dgram sockets are shared through the cluster
  * primary instead.

@@ -4,11 +4,11 @@
  * Batcher, the Batch and the merge encoding (and ZeroMQ messages through
  * inflate and the fast reader), into throwaway objects that never reach
  * Redis. V8 has then compiled that code when the first real burst arrives.
- * A cold process spends its first ~200 ms compiling it on other threads
- * while its receive buffer fills: bench/drop-timeline.ts showed a fresh
- * tallyd dropping datagrams in the first 200 ms at a rate it kept up with
- * afterwards (a restart under load, with clients that buffered, is the same).
- * Costs ~100-200 ms of CPU at start; nothing it touches is kept.
+ * A cold process spends its first moments compiling it on other threads
+ * while its receive buffer fills: bench/profile/drop-timeline.ts showed a fresh
+ * tallyd dropping datagrams at start at a rate it kept up with afterwards
+ * (a restart under load, with clients that buffered, is the same); figures
+ * in bench/README.md. Costs some CPU at start; nothing it touches is kept.
  */
 import { deflateSync } from 'node:zlib';
 import { Batcher } from '../aggregate/batcher.js';

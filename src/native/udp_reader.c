@@ -3,9 +3,8 @@
  * recvmmsg(2), many datagrams per system call, handed to JavaScript as one
  * call per batch: count n, the datagrams in fixed slots of one shared Buffer,
  * their lengths in a shared Int32Array. node:dgram instead allocates a
- * Buffer and an address object and enters JavaScript once per datagram: at
- * 100,000 one-line datagrams/s tallyd's main thread used 50 % of a 2.1 GHz
- * core with node:dgram, 22 % with this (half of it the kernel's copy).
+ * Buffer and an address object and enters JavaScript once per datagram
+ * (the CPU each takes is measured in bench/README.md).
  *
  *   open(family 4|6, address, port, rcvbuf, reuseport, buffer, slotSize, lengths, callback)
  *     -> { handle, port, rcvbuf }   (throws an Error with .code, e.g. EADDRINUSE)

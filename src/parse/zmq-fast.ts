@@ -17,8 +17,8 @@
  * value is a string, a number, true, false or null (the general path ignores
  * them too).
  *
- * The scan itself runs in C (native/zmq_scan.c, the same rules, about twice
- * as fast: ~60 against ~110 ns an item on the Intel bench machine) when
+ * The scan itself runs in C (native/zmq_scan.c, the same rules, faster:
+ * figures in bench/README.md) when
  * tallyd's native addon was built, else here. The C scanner also looks known
  * names up in this reader's intern table; new names are interned here.
  */

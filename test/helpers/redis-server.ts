@@ -18,6 +18,8 @@ export interface RedisServerOptions {
   aof?: boolean;
   /** How long start()/restart() wait for PING to answer (ms). */
   startTimeoutMs?: number;
+  /** A redis.conf given before the options above (which override it), e.g. deploy/redis.conf. */
+  configFile?: string;
 }
 
 /** Sends PING on a fresh connection; true when +PONG comes back within timeoutMs. */
@@ -44,6 +46,7 @@ export class RedisServer {
   readonly port: number;
   readonly dir: string;
   readonly aof: boolean;
+  private readonly configFile: string | undefined;
   private proc: ChildProcess | null = null;
   private exited: Promise<void> = Promise.resolve();
   private log = '';
@@ -53,6 +56,7 @@ export class RedisServer {
     this.port = port;
     this.dir = dir;
     this.aof = opts.aof ?? false;
+    this.configFile = opts.configFile;
     this.startTimeoutMs = opts.startTimeoutMs ?? 10_000;
   }
 
@@ -83,7 +87,8 @@ export class RedisServer {
   }
 
   private args(): string[] {
-    const a = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--dir', this.dir, '--protected-mode', 'no'];
+    const a = this.configFile === undefined ? [] : [this.configFile];
+    a.push('--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--dir', this.dir, '--protected-mode', 'no');
     if (this.aof) a.push('--appendonly', 'yes', '--appendfsync', 'always');
     return a;
   }

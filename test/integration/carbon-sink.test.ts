@@ -108,7 +108,7 @@ describe('deliver', () => {
       await waitUntil(() => s.conns.length === 1, 'the connection');
       await sleep(20); // let the writes reach the kernel (real time; the deadline is clock time)
       clock.advance(9_999);
-      await sleep(20);
+      await sleep(20); // a chance for a wrong early timeout to show: an absence has no condition to wait on
       assert.equal(settled, false, 'still waiting before carbonWriteTimeout');
       clock.advance(1);
       await assert.rejects(d.done, (e: unknown) => e instanceof SinkError && e.code === 'ETIMEOUT' && /carbonWriteTimeout 10000 ms/.test(e.message));
@@ -142,13 +142,13 @@ describe('CarbonSink', () => {
     try {
       await waitUntil(() => self.carbonErrors === 1, 'the first failure');
       clock.advance(99);
-      await sleep(20);
+      await sleep(20); // a chance for a wrong early retry to show: an absence has no condition to wait on
       assert.equal(claims, 1, 'no retry before 100 ms');
       clock.advance(1);
       await waitUntil(() => self.carbonErrors === 2, 'the second failure');
       assert.equal(claims, 2);
       clock.advance(199);
-      await sleep(20);
+      await sleep(20); // as above
       assert.equal(claims, 2, 'no retry before 200 ms');
       clock.advance(1);
       await waitUntil(() => self.carbonErrors === 3, 'the third failure');

@@ -5,8 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Daemon } from '../../src/daemon.js';
-import { sendUdp, sleep } from '../helpers/carbon.js';
+import { sendUdp } from '../helpers/carbon.js';
 import { askConsole } from '../helpers/console.js';
+import { waitUntil } from '../helpers/steady-traffic.js';
 import { cleanup, testPrefix } from '../helpers/redis.js';
 import { startDaemon, testConfig } from '../helpers/tallyd.js';
 
@@ -22,7 +23,12 @@ describe('management console', () => {
     daemon = await startDaemon(testConfig(prefix, null, { flushInterval: 3_600_000 }));
     port = daemon.ports.mgmt;
     await sendUdp(daemon.ports.udp[0]!, ['con.a:5|c\ncon.b:1|c\ncon.g:42|g\ncon.t:3|ms\ncon.t:4|ms\ncon.s:x|s', 'junk']);
-    await sleep(400); // merged within one batchInterval
+    // Both datagrams merged into Redis, where the console reads from.
+    const merged = await waitUntil(async () => {
+      const counters = await ask(port, 'counters');
+      return /'con\.a': 5/.test(counters) && /'statsd\.bad_lines_seen': 1/.test(counters);
+    }, 5000);
+    assert.ok(merged, 'the datagrams merged into redis');
   });
   after(async () => {
     await daemon.stop();

@@ -19,22 +19,23 @@
  * | 1  | flushes every flushInterval from its start   | flushes at wall-clock multiples of       | every tallyd node agrees on boundaries; points line up with Graphite buckets. Flushes are matched by sequence (the one holding the corpus, then the next), not by ts |
  * |    | time; graphiteStats.* lines stamped with the | flushInterval; every line stamped with   | a replayed period must reproduce the same lines (DESIGN invariant 4) |
  * |    | send time                                    | the period boundary                      | |
- * | 2  | timestamp_lag only from its 2nd flush, so    | timestamp_lag in every flush             | tallyd knows the boundary it flushes; only flushes after statsd's first are compared, so this does not arise here. Its value is timing-dependent (masked) |
- * |    | numStats is one less in its 1st flush        |                                          | |
+ * | 2  | timestamp_lag only from its 2nd flush, so    | the same, counted from the first period  | only flushes after statsd's first are compared here; the first period's lines are checked in flusher-periods.test.ts. Its value is timing-dependent (masked) |
+ * |    | numStats is one less in its 1st flush        | ever committed on the key prefix         | |
  * | 3  | `h` and `d` are counters                     | `h` and `d` are timers (DogStatsD)       | DogStatsD clients send histograms/distributions; counting them is a statsd accident |
  * | 4  | unknown or empty type (`a:1|x`, `a:1|`) is a | bad line                                 | stricter parser (src/parse/statsd-line.ts) |
  * |    | counter                                      |                                          | |
- * | 5  | accepts rate `@0` (Infinity), `@2`, values   | bad line                                 | stricter parser: rate in (0, 1], plain decimals only |
- * |    | ' 1', '0x10', 'Infinity'                     |                                          | |
- * | 6  | multi-value line with a bad entry: good      | the whole line is dropped, counted once  | a line is all-or-nothing |
- * |    | entries land, each bad entry counted         | in bad_lines_seen                        | |
+ * | 5  | accepts rate `@0` (Infinity), `@2`, values   | bad line                                 | stricter parser: rate in (0, 1] with a finite inverse; values are decimals (spaces around them are trimmed as Number() does, and that is in the corpus) |
+ * |    | '0x10', 'Infinity'                           |                                          | |
+ * | 6  | (matched) a multi-value line with a bad      | the same                                 | in the corpus |
+ * |    | entry keeps its good entries                 |                                          | |
  * | 7  | empty name (`:1|c`) is a counter named ''    | bad line                                 | a metric needs a name |
  * | 8  | a `|#tags` field runs to the end of the line | tags end at the next '|'; DogStatsD      | DogStatsD wire format |
  * |    | (`|#t:v|@0.5` gets tag 't=v0.5', rate 1);    | `|T<ts>`, `|c:`, `|e:`, `|card:` fields  | |
  * |    | `|T<ts>` etc. are bad sample rates           | accepted and ignored                     | |
- * | 9  | a set member with ':' is split as a second   | the line is bad                          | see 6 |
+ * | 9  | a set member with ':' is split as a second   | the line is bad                          | README policy: a set member cannot hold ':' |
  * |    | value                                        |                                          | |
- * | 10 | Unicode whitespace in names becomes '_'      | every byte >= 0x80 is dropped            | byte-level sanitizer (src/parse/sanitize.ts); Unicode names are left out |
+ * | 10 | (matched) runs of Unicode whitespace in     | the same                                 | in the corpus, with other non-ASCII letters, which both drop |
+ * |    | names become '_', other non-ASCII is dropped |                                          | |
  * | 11 | names `constructor`, `__proto__`, ... break  | ordinary names                           | statsd keeps metrics in plain objects; tallyd in Maps/Redis. Checked for tallyd alone in the last test |
  * |    | (string counters, TypeError on timers)       |                                          | |
  * | 12 | counters, gauge deltas and timer counts are  | summed per batch, then added in Redis    | a batch costs one Redis round trip (DESIGN invariant 1). Sums of values that are not exact in binary (0.1 + 0.2) may differ in the last digit, so the corpus uses binary-exact counter/gauge values and rates (0.5, 0.25, 1.5, @0.5, @0.25, @0.1 whose 1/rate is exactly 10). Timer samples are compared exactly with any value: both sort the same samples and sum them in the same order |
@@ -388,7 +389,7 @@ async function runCase(c: Case): Promise<Collected> {
 
     const pick = pickSendTime(Date.now(), statsdPhase);
     assert.ok(pick.margin >= MIN_MARGIN_MS, `no send moment ${MIN_MARGIN_MS} ms from both flush schedules: ${JSON.stringify(pick)}`);
-    await sleep(pick.at - Date.now());
+    await sleep(pick.at - Date.now()); // a moment of the wall clock (the scenario), not a result
     const sentAt = Date.now();
     await Promise.all([sendDatagrams(statsd.udpPort, CORPUS), sendDatagrams(tallydPort, CORPUS)]);
     const sentEnd = Date.now();
@@ -501,7 +502,7 @@ test('tallyd alone: prototype-like names are ordinary names', { timeout: 20_000 
     assert.ok(port !== undefined);
     // Send 300 ms after a boundary, so everything lands in the period ending at the next one.
     const boundary = (Math.floor(Date.now() / interval) + 1) * interval;
-    await sleep(boundary + 300 - Date.now());
+    await sleep(boundary + 300 - Date.now()); // a moment of the wall clock, not a result
     const aliases = PROTO_NAMES.map((_, i) => `alias${i}`);
     await sendDatagrams(port, [...PROTO_NAMES.map((n) => protoLines(n).join('\n')), ...aliases.map((a) => protoLines(a).join('\n'))]);
     const tsList = [boundary / 1000 + 1, boundary / 1000 + 2];

@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { alignToPeriod, CarbonListener, freePort, freeUdpPort, sendUdp, sleep } from '../helpers/carbon.js';
-import { cleanup, openCounter, testPrefix } from '../helpers/redis.js';
+import { Keys } from '../../src/store/keys.js';
+import { udpSocketStats } from '../helpers/proc-udp.js';
+import { cleanup, client, openCounter, testPrefix } from '../helpers/redis.js';
 import { spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
 
 const UP = 'tallyd is up';
@@ -24,6 +26,26 @@ const curCounter = openCounter;
 
 function counterLines(n: number, name: string): string[] {
   return Array.from({ length: n }, () => `${name}:1|c`);
+}
+
+/**
+ * Waits until Carbon has a line of `name` for a period after `afterTs` (the
+ * re-emitted 0 of an idle counter): tallyd has published the periods up to
+ * `afterTs` and moved on, so a second copy of them would have arrived by now.
+ */
+function waitPublishedAfter(carbon: CarbonListener, name: string, afterTs: number, timeoutMs: number): Promise<void> {
+  return carbon.waitFor(() => carbon.series(name).some((l) => l.ts > afterTs), timeoutMs, `a ${name} line after ${afterTs}`);
+}
+
+/** The Graphite text committed to the prefix's outbox so far (entries' `d` fields). */
+async function outboxText(prefix: string): Promise<string> {
+  const r = client();
+  try {
+    const rows = await r.xrange(new Keys(prefix).outbox, '-', '+');
+    return rows.map(([, f]) => f[f.indexOf('d') + 1] ?? '').join('');
+  } finally {
+    r.disconnect();
+  }
 }
 
 describe('durability', () => {
@@ -67,7 +89,8 @@ describe('durability', () => {
     children.push(second);
     await waitForOutput(second, UP);
     await carbon.waitFor(() => carbon.sum('stats_counts.durable.hits') >= 500, 15_000, 'the 500 hits after restart');
-    await sleep(1500);
+    const hitTs = Math.max(...carbon.series('stats_counts.durable.hits').filter((l) => l.value !== '0').map((l) => l.ts));
+    await waitPublishedAfter(carbon, 'stats_counts.durable.hits', hitTs, 15_000);
     assert.equal(carbon.sum('stats_counts.durable.hits'), 500);
     assert.equal(carbon.series('stats_counts.durable.hits').filter((l) => l.value !== '0').length, 1, 'one period, one line');
   });
@@ -84,7 +107,13 @@ describe('durability', () => {
     children.push(child);
     await waitForOutput(child, UP);
     await sendUdp(udp, counterLines(300, 'term.hits'));
-    await sleep(200);
+    // Every datagram read off the socket (its kernel queue empty), so the samples sit in the batch.
+    const deadline = Date.now() + 5000;
+    while ((udpSocketStats(udp)?.rxQueue ?? 1) > 0) {
+      assert.ok(Date.now() < deadline, 'tallyd read the datagrams');
+      await sleep(10);
+    }
+    assert.equal(udpSocketStats(udp)?.drops, 0, 'no datagram dropped by the kernel');
     assert.equal(await curCounter(prefix, 'term.hits'), 0, 'still in memory before the signal');
     child.proc.kill('SIGTERM');
     assert.equal(await child.exited, 0, child.output());
@@ -104,7 +133,13 @@ describe('durability', () => {
       boundaries.push((await alignToPeriod(1000, 200)) / 1000 + 1);
       await sendUdp(udp, counterLines(i * 10, 'outage.hits'));
     }
-    await sleep(1500);
+    // The third period committed to the outbox while Carbon was still down.
+    const third = `stats_counts.outage.hits 30 ${boundaries[2]}\n`;
+    const deadline = Date.now() + 10_000;
+    while (!(await outboxText(prefix)).includes(third)) {
+      assert.ok(Date.now() < deadline, `the outbox holds ${JSON.stringify(third)}`);
+      await sleep(25);
+    }
     const carbon = new CarbonListener();
     listeners.push(carbon);
     await carbon.start(carbonPort);
@@ -130,7 +165,8 @@ describe('durability', () => {
       await Promise.all(ports.map((p) => sendUdp(p, counterLines(100, 'shared.hits'))));
     }
     await carbon.waitFor(() => carbon.sum('stats_counts.shared.hits') >= 600, 10_000, '600 hits');
-    await sleep(2000);
+    const lastTs = Math.max(...carbon.series('stats_counts.shared.hits').filter((l) => l.value !== '0').map((l) => l.ts));
+    await waitPublishedAfter(carbon, 'stats_counts.shared.hits', lastTs + 1, 10_000);
     assert.equal(carbon.sum('stats_counts.shared.hits'), 600);
     const perTs = new Map<number, number>();
     for (const l of carbon.series('stats_counts.shared.hits')) perTs.set(l.ts, (perTs.get(l.ts) ?? 0) + 1);

@@ -85,13 +85,13 @@ describe('faults: redis', () => {
   test('redis with AOF killed -9 and restarted on the same data 5 s later: every period exact', { timeout: 45_000 }, async (t) => {
     const { redis, carbon, child, sender } = await setUp(true);
     await sender.start();
-    await sleep(3000);
+    await sleep(3000); // steady traffic before the fault
     await redis.kill9();
     const killedAt = Date.now();
-    await sleep(5000);
+    await sleep(5000); // the fault's length
     await redis.restart();
     t.diagnostic(`redis down ${killedAt} .. ${Date.now()}`);
-    await sleep(4000);
+    await sleep(4000); // steady traffic after the fault
     await sender.stop();
     await settleAndAssert(t, 'redis killed -9 and restarted', carbon, child, sender);
   });

@@ -100,10 +100,10 @@ describe('flusher periods (injected clock, real redis)', () => {
     const f = await leader(clock);
     await until('the empty period before P closed at start', async () => (await store.closeState()).closedMs === P - I);
     clock.advance(I - 100); // not yet at P's boundary
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 50)); // a chance for a wrong early close to show: an absence has no condition
     assert.equal((await store.closeState()).closedMs, P - I, 'P is not closed before its boundary');
     clock.advance(200); // past the boundary: m's watermark is still P
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 50)); // as above
     assert.equal((await store.closeState()).closedMs, P - I, 'held while m may still hold samples of P');
     await merge(P, 'm', P + I, 'a.c', 4); // m sealed P at its boundary and merged the rest
     clock.advance(200);
@@ -112,6 +112,35 @@ describe('flusher periods (injected clock, real redis)', () => {
       throw e;
     });
     assert.match(await outboxText(), new RegExp(`^stats_counts\\.a\\.c 7 ${P / 1000}$`, 'm'));
+  });
+
+  test("statsd.timestamp_lag appears from the prefix's second committed period, as from statsd's second flush", async () => {
+    await setup();
+    const P = (Math.floor(Date.now() / I) + 1) * I;
+    const clock = new ManualClock(P - I + 10);
+    const f = await leader(clock);
+    await until('the first period (P - I) committed', async () => f.lastCommittedTs === (P - I) / 1000);
+    await run(clock, I + 500);
+    await until('P committed', async () => f.lastCommittedTs === P / 1000).catch(async (e: unknown) => {
+      console.log(await store.closeState(), clock.now(), P, f.lastCommittedTs, f.periodsCommitted);
+      throw e;
+    });
+    const text = await outboxText();
+    const at = (ts: number): string[] => text.split('\n').filter((l) => l.endsWith(` ${ts}`));
+    const first = at((P - I) / 1000);
+    const second = at(P / 1000);
+    const numStats = (lines: string[]): number => Number(lines.find((l) => l.startsWith('statsd.numStats '))?.split(' ')[1]);
+    assert.equal(first.filter((l) => l.includes('timestamp_lag')).length, 0, first.join('\n'));
+    assert.equal(second.filter((l) => l.startsWith('stats.gauges.statsd.timestamp_lag ')).length, 1, second.join('\n'));
+    assert.equal(numStats(second), numStats(first) + 1);
+    // A new leader on the same prefix (a restart) goes on emitting it: the prefix has committed before.
+    await f.stop();
+    flushers.splice(0);
+    await run(clock, I);
+    const g = await leader(clock);
+    await until('P + I committed by the next leader', async () => g.lastCommittedTs === (P + I) / 1000);
+    const third = (await outboxText()).split('\n').filter((l) => l.endsWith(` ${(P + I) / 1000}`));
+    assert.equal(third.filter((l) => l.startsWith('stats.gauges.statsd.timestamp_lag ')).length, 1, third.join('\n'));
   });
 
   test('a member that stops reporting is given up after its ttl, not before', async () => {

@@ -64,7 +64,7 @@ describe('redis.commandTimeout', () => {
       while (sending) {
         await new Promise<void>((r, j) => sock.send('timeout.hits:1|c', port, '127.0.0.1', (e) => (e ? j(e) : r())));
         sent++;
-        await sleep(10);
+        await sleep(10); // pacing the traffic, not waiting for a result
       }
     })();
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import { alignToPeriod, CarbonListener, freeUdpPort, sendUdp, sleep } from '../helpers/carbon.js';
+import { alignToPeriod, CarbonListener, freeUdpPort, sendUdp } from '../helpers/carbon.js';
 import { cleanup, testPrefix } from '../helpers/redis.js';
 import { spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
 
@@ -41,7 +41,9 @@ describe('workers', () => {
     for (let i = 0; i < 2000; i++) lines.push(`workers.hits:1|c`);
     await sendUdp(udp, lines);
     await carbon.waitFor(() => carbon!.sum('stats_counts.workers.hits') >= 2000, 10_000, '2000 hits');
-    await sleep(1200);
+    // The next period published too (the idle counter re-emitted as 0): a second copy of the hits would be in by now.
+    const hitTs = Math.max(...carbon.series('stats_counts.workers.hits').filter((l) => l.value !== '0').map((l) => l.ts));
+    await carbon.waitFor(() => carbon!.series('stats_counts.workers.hits').some((l) => l.ts > hitTs), 10_000, 'the period after the hits');
     assert.equal(carbon.sum('stats_counts.workers.hits'), 2000);
     const out = child.output();
     assert.equal(out.match(/"msg":"tallyd is up"/g)?.length, 2, 'two workers started');

@@ -66,7 +66,9 @@ test('a batch reaching maxBatchNames is merged before its tick, and every sample
   const b = new Batcher(target, { ...opts, maxBatchNames: 5000 }, self, ingest, createLogger('silent'));
   for (let i = 0; i < 12_000; i++) b.counter(`n.${i}`, 1, 1);
   for (let i = 0; i < 3000; i++) b.set('s', `m${i}`); // members count toward the size too
-  await new Promise((r) => setTimeout(r, 50));
+  // batchInterval is 1,000 s: only the size bound can seal these batches now.
+  const deadline = Date.now() + 5000;
+  while (target.merged.length < 2 && Date.now() < deadline) await new Promise((r) => setImmediate(r));
   assert.ok(target.merged.length >= 2, `sealed early: ${target.merged.length} merges before any tick`);
   await b.stop(2000);
   const all = target.merged.join('\n');

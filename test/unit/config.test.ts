@@ -409,9 +409,9 @@ describe('ZeroMQ servers', () => {
     assert.deepEqual(err.message.split('\n'), [
       'overrides: servers[0].port: unknown key',
       'overrides: servers[0].bind: must be "tcp://host:port" (port 0..65535 or *) or "ipc:///path", got "tcp://0.0.0.0"',
-      'overrides: servers[0].prefix: must not contain whitespace or \';\' (it is prepended to metric names), got "a b"',
       'overrides: servers[0].type: must be "sub" or "pull", got "push"',
       'overrides: servers[0].mode: must be "aggregate" or "passthrough", got "raw"',
+      'overrides: servers[0].prefix: must not contain whitespace or \';\' (it is prepended to metric names), got "a b"',
       'overrides: servers[0].maxMessageSize: must be a positive integer, got 0',
       'overrides: servers[1].bind: must be "tcp://host:port" (port 0..65535 or *) or "ipc:///path", got "tcp://0.0.0.0:70000"',
       'overrides: servers[2].bind: must be "tcp://host:port" (port 0..65535 or *) or "ipc:///path", got "http://0.0.0.0:5555"',

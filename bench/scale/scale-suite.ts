@@ -2,12 +2,12 @@
  * The scale part of `npm run bench` (`--scale`, and in the full and quick
  * runs): the curves over distinct names per flush, the RSS-flat check (fixed
  * names, doubling packet rate) and the ingest check during a 100k-name
- * flush, each printed as a table; bench/scale.ts runs them.
+ * flush, each printed as a table; bench/scale/scale.ts runs them.
  */
 import path from 'node:path';
-import { Corpus, parseMode } from './load.js';
+import { Corpus, parseMode } from '../lib/load.js';
 import { runScale } from './scale.js';
-import { median } from './search.js';
+import { median } from '../throughput/search.js';
 import { writeScaleCorpus, type Dist, type ScaleResult, type ScaleSpec } from './scale-stats.js';
 
 export interface ScaleSettings {

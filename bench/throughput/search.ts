@@ -5,8 +5,8 @@
  * steps (x factor) until a trial passes and one fails, and bisects (in log
  * space) until fail/pass <= precision or the trial budget is spent.
  */
-import type { Corpus } from './load.js';
-import type { ServerName, ServerOptions } from './servers.js';
+import type { Corpus } from '../lib/load.js';
+import type { ServerName, ServerOptions } from '../lib/servers.js';
 import { runTrial, type TrialResult } from './trial.js';
 
 export type Bound =

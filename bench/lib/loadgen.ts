@@ -1,7 +1,7 @@
 /**
- * Builds bench/loadgen.c on demand (into bench/results/.build/, which git
+ * Builds bench/lib/loadgen.c on demand (into bench/results/.build/, which git
  * ignores) and runs it for one trial; or, for the ZeroMQ modes, starts
- * bench/zmq-loadgen.ts, waits until it is connected (and subscribed) and
+ * bench/lib/zmq-loadgen.ts, waits until it is connected (and subscribed) and
  * lets it go at the moment the trial chooses.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './servers.js';
 
-const SOURCE = path.join(ROOT, 'bench', 'loadgen.c');
+const SOURCE = path.join(ROOT, 'bench', 'lib', 'loadgen.c');
 export const BUILD_DIR = path.join(ROOT, 'bench', 'results', '.build');
 const BINARY = path.join(BUILD_DIR, 'loadgen');
 
@@ -53,12 +53,12 @@ export interface Sender {
   kill(): void;
 }
 
-const ZMQ_LOADGEN = path.join(ROOT, 'bench', 'zmq-loadgen.ts');
+const ZMQ_LOADGEN = path.join(ROOT, 'bench', 'lib', 'zmq-loadgen.ts');
 /** A ZeroMQ generator that isn't connected (and, for PUB, subscribed to) by then has failed. */
 const ZMQ_READY_TIMEOUT_MS = 15_000;
 
 /**
- * Starts bench/zmq-loadgen.ts (push or pub) towards tallyd's bound socket and
+ * Starts bench/lib/zmq-loadgen.ts (push or pub) towards tallyd's bound socket and
  * resolves once it is connected; `giveUpS` bounds the send window (a PUSH
  * generator held back by a slow server stops there, short of `count`).
  */

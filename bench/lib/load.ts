@@ -1,7 +1,7 @@
 /**
  * The bench's workload: modes (type mix x metrics per datagram, or items per
- * ZeroMQ message), a deterministic corpus of datagrams for bench/loadgen.c
- * (or of messages for bench/zmq-loadgen.ts), and the exact
+ * ZeroMQ message), a deterministic corpus of datagrams for bench/lib/loadgen.c
+ * (or of messages for bench/lib/zmq-loadgen.ts), and the exact
  * totals of any prefix of the looped corpus, so what reached Carbon can be
  * checked name by name: counter sums, timer counts, set sizes (every set
  * member is distinct: loadgen stamps its loop number into it), gauge last
@@ -14,7 +14,7 @@ export const TYPES = ['c', 'ms', 'g', 's'] as const;
 export type MetricType = (typeof TYPES)[number];
 export type Mix = Readonly<Record<MetricType, number>>;
 
-/** Where the load goes in: statsd datagrams (bench/loadgen.c), or ZeroMQ messages to a PULL or SUB socket (bench/zmq-loadgen.ts). */
+/** Where the load goes in: statsd datagrams (bench/lib/loadgen.c), or ZeroMQ messages to a PULL or SUB socket (bench/lib/zmq-loadgen.ts). */
 export type Transport = 'udp' | 'zmq-push' | 'zmq-pub';
 
 /** The ZeroMQ modes: counters in `<items>`-item messages, zlib-compressed JSON; statsd has no ZeroMQ input, so tallyd only. */

@@ -13,10 +13,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, freeUdpPort } from '../test/helpers/carbon.js';
-import { cleanup } from '../test/helpers/redis.js';
+import { freePort, freeUdpPort } from '../../test/helpers/carbon.js';
+import { cleanup } from '../../test/helpers/redis.js';
 
-export const ROOT = path.resolve(import.meta.dirname, '..');
+export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** `tallyd-w<N>`: tallyd with `workers: N` (2..16). */
 export type ServerName = 'tallyd' | 'statsd' | `tallyd-w${number}`;

@@ -1,17 +1,17 @@
 /**
  * A CPU profile of a built tallyd under loadgen load: starts `node --cpu-prof
  * <dist>/main.js` (UDP on a free port, its own Redis key prefix, a Carbon
- * listener that discards), sends a bench/load.ts corpus with loadgen at a
+ * listener that discards), sends a bench/lib/load.ts corpus with loadgen at a
  * fixed rate, stops tallyd with SIGINT (which writes the profiles: one per
  * thread), prints tallyd's CPU and the main thread's top functions.
  *
- *   npm run build && node --import tsx bench/profile-daemon.ts [--mode mixed-32] [--rate 30000] [--seconds 6]
+ *   npm run build && node --import tsx bench/profile/profile-daemon.ts [--mode mixed-32] [--rate 30000] [--seconds 6]
  *        [--dist dist] [--out bench/results/profiles] [--with-names 100000]
  *
  * --with-names N adds the scale curves' load at the same time (N distinct
  * counter names, each twice per 2 s flush, from a second loadgen), as in
  * the "ingest during 100k-name flushes" check.
- * --rate is datagrams/s (ZeroMQ modes, e.g. --mode zmq-push-100: messages/s, sent by bench/zmq-loadgen.ts to a
+ * --rate is datagrams/s (ZeroMQ modes, e.g. --mode zmq-push-100: messages/s, sent by bench/lib/zmq-loadgen.ts to a
  * PULL or SUB socket). loadgen must be built (bench/results/.build/loadgen: any `npm run bench` builds it).
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -20,11 +20,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Corpus, parseMode } from './load.js';
-import { startZmqSender } from './loadgen.js';
-import { scaleRate } from './scale-suite.js';
-import { PER_DATAGRAM, writeScaleCorpus } from './scale-stats.js';
-import { ROOT } from './servers.js';
+import { Corpus, parseMode } from '../lib/load.js';
+import { startZmqSender } from '../lib/loadgen.js';
+import { scaleRate } from '../scale/scale-suite.js';
+import { PER_DATAGRAM, writeScaleCorpus } from '../scale/scale-stats.js';
+import { ROOT } from '../lib/servers.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -114,7 +114,7 @@ async function main(): Promise<void> {
   console.log(`tallyd CPU (utime + stime, all threads): ${cpu.toFixed(2)} s`);
   // The main thread's profile is the largest (the flush thread mostly waits).
   const files = readdirSync(profDir).map((f) => path.join(profDir, f)).sort((a, b) => statSync(b).size - statSync(a).size);
-  execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'profile-top.ts'), files[0]!, '16'], { stdio: 'inherit' });
+  execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'profile', 'profile-top.ts'), files[0]!, '16'], { stdio: 'inherit' });
 }
 
 await main();

@@ -5,7 +5,7 @@
  *   loadgen <corpus> <port> <datagrams-per-second> <count> [--no-gso]
  *
  * The corpus is the datagrams one after another, each ended by a NUL byte
- * (bench/load.ts writes it and knows the exact totals of any prefix). Every
+ * (bench/lib/load.ts writes it and knows the exact totals of any prefix). Every
  * run of 7 '#' bytes is a loop stamp: before each pass over the corpus it is
  * overwritten with the pass number, zero-padded, so set members stay distinct
  * across passes and set sizes can be summed like counters.

@@ -1,6 +1,6 @@
 /**
  * Scale curves: one tallyd (debug log level) receives N distinct counter
- * names, every one of them at least once per flush, from bench/loadgen.c,
+ * names, every one of them at least once per flush, from bench/lib/loadgen.c,
  * for a few flushes; per period it notes how long the flush took (the
  * `period committed` log line minus the boundary: rotate, read, compute,
  * commit) and when the period's lines reached Carbon (the first one, and
@@ -11,12 +11,12 @@
  * of another counter set (bench.c.*, checked name by name like a trial).
  */
 import dgram from 'node:dgram';
-import { CarbonTally } from './carbon-tally.js';
-import { runLoadgen, type LoadgenReport } from './loadgen.js';
+import { CarbonTally } from '../lib/carbon-tally.js';
+import { runLoadgen, type LoadgenReport } from '../lib/loadgen.js';
 import { dist, emptyResult, latency, mb, metricsOf, PER_DATAGRAM, round1, sleep, ScaleLines, type PeriodStat, type ScaleResult, type ScaleSpec } from './scale-stats.js';
-import { median } from './search.js';
-import { cpuSeconds, info, peakRssBytes, redisClient, redisCpuSeconds, startServer, TALLYD_SETTLE_MS } from './servers.js';
-import { compare, MAX_LOSS } from './trial.js';
+import { median } from '../throughput/search.js';
+import { cpuSeconds, info, peakRssBytes, redisClient, redisCpuSeconds, startServer, TALLYD_SETTLE_MS } from '../lib/servers.js';
+import { compare, MAX_LOSS } from '../throughput/trial.js';
 
 /** Load starts this long after a boundary, so each period holds whole loops over the names. */
 const START_AFTER_BOUNDARY_MS = 50;

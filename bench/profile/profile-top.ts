@@ -1,7 +1,7 @@
 /**
  * The top self-time functions of a V8 CPU profile (what `node --cpu-prof` writes).
  *
- *   node --import tsx bench/profile-top.ts <file.cpuprofile> [top=15]
+ *   node --import tsx bench/profile/profile-top.ts <file.cpuprofile> [top=15]
  *
  * Self time per function (name + file:line), summed over every node of the
  * call tree it appears in, as a share of all samples (idle and GC included,
@@ -28,7 +28,7 @@ interface Profile {
 
 const [file, topArg] = process.argv.slice(2);
 if (file === undefined) {
-  console.error('usage: node --import tsx bench/profile-top.ts <file.cpuprofile> [top]');
+  console.error('usage: node --import tsx bench/profile/profile-top.ts <file.cpuprofile> [top]');
   process.exit(2);
 }
 const top = Number(topArg ?? 15);

@@ -4,10 +4,10 @@
  * everything received and compare Carbon's totals with the exact totals of
  * what loadgen sent. Nothing is taken from the servers' own counters.
  */
-import { CarbonTally } from './carbon-tally.js';
-import type { Corpus, Totals } from './load.js';
-import { runLoadgen, startZmqSender, type LoadgenReport, type Sender } from './loadgen.js';
-import { cpuSecondsEach, FLUSH_INTERVAL, isTallyd, peakRssBytes, redisCpuSeconds, startServer, udpDrops, type ServerName, type ServerOptions, type StopResult } from './servers.js';
+import { CarbonTally } from '../lib/carbon-tally.js';
+import type { Corpus, Totals } from '../lib/load.js';
+import { runLoadgen, startZmqSender, type LoadgenReport, type Sender } from '../lib/loadgen.js';
+import { cpuSecondsEach, FLUSH_INTERVAL, isTallyd, peakRssBytes, redisCpuSeconds, startServer, udpDrops, type ServerName, type ServerOptions, type StopResult } from '../lib/servers.js';
 
 /** Loss at or above this fails a trial (0.1 %). */
 export const MAX_LOSS = 0.001;

@@ -8,9 +8,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { TYPES, type Mode } from './load.js';
-import { median, type Bound, type SearchResult } from './search.js';
+import { median, type Bound, type SearchResult } from '../throughput/search.js';
 import { redisServerInfo, ROOT, type ServerName } from './servers.js';
-import type { TrialResult } from './trial.js';
+import type { TrialResult } from '../throughput/trial.js';
 
 export const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
 
@@ -137,7 +137,7 @@ export function progress(mode: string, run: number, t: TrialResult): void {
 }
 
 const HEAD = ['server', 'loss-free metrics/s', 'runs', 'CPU %', 'Redis CPU %', 'loadgen CPU %', 'peak RSS MB'];
-// ZeroMQ modes: metrics are items; "loadgen" is bench/zmq-loadgen.ts (Node).
+// ZeroMQ modes: metrics are items; "loadgen" is bench/lib/zmq-loadgen.ts (Node).
 
 /** Server + Redis + loadgen above this share of all cores: the machine, not only the server, set the limit. */
 const SATURATED = 0.85;

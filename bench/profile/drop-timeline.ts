@@ -9,7 +9,7 @@
  * +-10). A diagnostic, not part
  * of `npm run bench`:
  *
- *   node --import tsx bench/drop-timeline.ts tallyd-w2 counters-32 1900000 [seconds] [--with-names 100000]
+ *   node --import tsx bench/profile/drop-timeline.ts tallyd-w2 counters-32 1900000 [seconds] [--with-names 100000]
  *
  * --with-names N adds the scale curves' load (N distinct counter names, each
  * twice per flush, from a second loadgen), so the timeline shows what a big
@@ -17,13 +17,13 @@
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { ensureBuilt } from './build.js';
-import { CarbonTally } from './carbon-tally.js';
-import { Corpus, parseMode } from './load.js';
-import { buildLoadgen, BUILD_DIR, runLoadgen } from './loadgen.js';
-import { flushIntervalFor, scaleRate } from './scale-suite.js';
-import { PER_DATAGRAM, writeScaleCorpus } from './scale-stats.js';
-import { closeRedis, FLUSH_INTERVAL, parseServer, startServer } from './servers.js';
+import { ensureBuilt } from '../lib/build.js';
+import { CarbonTally } from '../lib/carbon-tally.js';
+import { Corpus, parseMode } from '../lib/load.js';
+import { buildLoadgen, BUILD_DIR, runLoadgen } from '../lib/loadgen.js';
+import { flushIntervalFor, scaleRate } from '../scale/scale-suite.js';
+import { PER_DATAGRAM, writeScaleCorpus } from '../scale/scale-stats.js';
+import { closeRedis, FLUSH_INTERVAL, parseServer, startServer } from '../lib/servers.js';
 
 const SAMPLE_MS = 5;
 const BUCKET_MS = 100;

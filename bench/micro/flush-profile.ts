@@ -1,21 +1,21 @@
 /**
  * One flush of N distinct counter names, timed step by step, for CPU
  * profiles of the flush path (`node --cpu-prof --import tsx
- * bench/flush-profile.ts 100000`). It fills a period straight into Redis
+ * bench/micro/flush-profile.ts 100000`). It fills a period straight into Redis
  * (pipelined HSETs under a fresh key prefix, the names already known as in
  * steady state, or new with `--new`), and lets a Flusher close and process it
  * and prints where the time went. No Carbon: the outbox is left in Redis and
  * deleted with the prefix.
  *
- *   node --import tsx bench/flush-profile.ts <names> [--new] [--runs N]
+ *   node --import tsx bench/micro/flush-profile.ts <names> [--new] [--runs N]
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { loadConfig } from '../src/config/load.js';
-import { Flusher } from '../src/flush/flusher.js';
-import { createLogger } from '../src/observability/logger.js';
-import { SelfStats } from '../src/observability/self-stats.js';
-import { GraphiteSink } from '../src/sink/graphite/graphite-sink.js';
-import { Store } from '../src/store/store.js';
+import { loadConfig } from '../../src/config/load.js';
+import { Flusher } from '../../src/flush/flusher.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { SelfStats } from '../../src/observability/self-stats.js';
+import { GraphiteSink } from '../../src/sink/graphite/graphite-sink.js';
+import { Store } from '../../src/store/store.js';
 
 const args = process.argv.slice(2);
 const names = Number(args.find((a) => /^\d+$/.test(a)) ?? 100_000);

@@ -4,18 +4,18 @@
  * merge-8 ARGV) and a fresh Batch every --merge-every lines, as the batcher
  * does every batchInterval.
  *
- *   node --import tsx bench/micro-parse.ts [--modes counters-1,counters-32,mixed-1,mixed-32,unique-32]
+ *   node --import tsx bench/micro/micro-parse.ts [--modes counters-1,counters-32,mixed-1,mixed-32,unique-32]
  *        [--runs 7] [--lines 1000000] [--merge-every 40000] [--no-sanitize] [--via-name] [--json]
  *
  * Corpus (fixed seed): 1,000 distinct names per type (`bench.c.123`, `bench.t.7`,
- * `bench.g.9`, `bench.s.4`, like bench/load.ts); mixed is c 70 / ms 20 / g 5 / s 5.
+ * `bench.g.9`, `bench.s.4`, like bench/lib/load.ts); mixed is c 70 / ms 20 / g 5 / s 5.
  * 10 % of counter and timer lines carry `|@0.5`, 10 % of all lines `|#env:prod,az:<0..3>`,
  * a fifth of the gauges are `+`/`-` deltas, set members are `u<0..4999>`.
  * timers-N, gauges-N and sets-N (not in the default list) take one type only.
  * `unique-32` (not in the default list either) gives every line its own name (262,144 of them,
  * cycled): the cost when names never repeat.
  * `zmq-N` (not in the default list) runs ZeroMQ status messages instead of datagrams: N counter items
- * `{name, value, time, type: "c"}` per zlib-deflated JSON message, as bench/load.ts sends them, through
+ * `{name, value, time, type: "c"}` per zlib-deflated JSON message, as bench/lib/load.ts sends them, through
  * ZmqServer.onMessage (inflate, JSON, item checks, the aggregate sink) into the Batch; lines/s counts items.
  * --via-name puts a forwarder between parser and Batch that passes name,
  * value and rate but not the intern key id, like a SampleSink that only knows
@@ -32,14 +32,14 @@
  * - GC %: the GCProfiler's summed GC cost over wall time in those runs.
  */
 import v8 from 'node:v8';
-import { Batch } from '../src/aggregate/batch.js';
-import { encodeMerge } from '../src/aggregate/merge-args.js';
-import type { SampleSink } from '../src/parse/sample-sink.js';
-import { StatsdLineParser } from '../src/parse/statsd-line.js';
+import { Batch } from '../../src/aggregate/batch.js';
+import { encodeMerge } from '../../src/aggregate/merge-args.js';
+import type { SampleSink } from '../../src/parse/sample-sink.js';
+import { StatsdLineParser } from '../../src/parse/statsd-line.js';
 import { deflateSync } from 'node:zlib';
-import { ZmqServer } from '../src/ingest/zmq.js';
-import { createLogger } from '../src/observability/logger.js';
-import { SelfStats } from '../src/observability/self-stats.js';
+import { ZmqServer } from '../../src/ingest/zmq.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { SelfStats } from '../../src/observability/self-stats.js';
 
 type Type = 'c' | 'ms' | 'g' | 's';
 

@@ -4,8 +4,8 @@
  * (`scale.<i>:1|c`, 32 per datagram).
  */
 import { writeFileSync } from 'node:fs';
-import type { Corpus } from './load.js';
-import { median } from './search.js';
+import type { Corpus } from '../lib/load.js';
+import { median } from '../throughput/search.js';
 
 export const PER_DATAGRAM = 32;
 

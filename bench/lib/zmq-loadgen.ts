@@ -1,11 +1,11 @@
 /**
  * The ZeroMQ load generator: a separate Node process (the runner must not
  * share its event loop) that connects a PUSH or PUB socket to tallyd's bound
- * PULL or SUB socket and sends a corpus of pre-built messages (bench/load.ts
+ * PULL or SUB socket and sends a corpus of pre-built messages (bench/lib/load.ts
  * writes them: each a zlib-deflated JSON array of items, as real publishers
  * send) at a paced rate, looping over the corpus.
  *
- *   node --import tsx bench/zmq-loadgen.ts <corpus> <endpoint> <push|pub> <messages/s> <count> <give-up-s>
+ *   node --import tsx bench/lib/zmq-loadgen.ts <corpus> <endpoint> <push|pub> <messages/s> <count> <give-up-s>
  *
  * Corpus file: messages one after another, each a 4-byte little-endian
  * length and the bytes.
@@ -15,7 +15,7 @@
  * an XPUB socket receives, so ZeroMQ's slow joiner is over before anything
  * is measured) it prints `{"ready":true}`; it starts on a line `go` on
  * stdin, paces message k at start + k / rate (checking every ms), and prints
- * one JSON report line like bench/loadgen.c's, plus blocked_s: the time
+ * one JSON report line like bench/lib/loadgen.c's, plus blocked_s: the time
  * spent waiting for a send that libzmq could not queue at once (PUSH
  * backpressure: tallyd's queue and ours full). PUB never blocks: past the
  * high-water mark libzmq drops, and Carbon shows it.

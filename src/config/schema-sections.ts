@@ -1,0 +1,109 @@
+/**
+ * The nested sections of the config file (`graphite`, `redis`, `log`,
+ * `console`), declared once (see field.ts).
+ */
+import { describe } from './describe.js';
+import { bool, count, custom, defaultsOf, type Field, int, millis, port, type Resolved, section, str } from './field.js';
+import { redactUrl } from './redact.js';
+
+export const GRAPHITE_FIELDS = {
+  legacyNamespace: bool(true, { origin: 'statsd', doc: 'statsd\'s legacy names (`stats.x`, `stats_counts.x`, `stats.timers.x.*`)' }),
+  globalPrefix: str('stats', { origin: 'statsd', doc: 'first part of every name when `legacyNamespace` is false' }),
+  prefixCounter: str('counters', { origin: 'statsd', doc: 'counters\' part of the name when `legacyNamespace` is false' }),
+  prefixTimer: str('timers', { origin: 'statsd', doc: 'timers\' part of the name when `legacyNamespace` is false' }),
+  prefixGauge: str('gauges', { origin: 'statsd', doc: 'gauges\' part of the name when `legacyNamespace` is false' }),
+  prefixSet: str('sets', { origin: 'statsd', doc: 'sets\' part of the name when `legacyNamespace` is false' }),
+  globalSuffix: str('', { origin: 'statsd', defaultText: 'none', doc: 'appended (after a `.`) to every name when `legacyNamespace` is false' }),
+};
+
+export const graphiteSection = section(GRAPHITE_FIELDS, { origin: 'statsd', doc: 'statsd\'s Graphite naming options' });
+
+const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+export const REDIS_FIELDS = {
+  url: custom(DEFAULT_REDIS_URL, {
+    doc: '`redis://` or `rediss://`; overridden by `REDIS_URL` and then by `TALLYD_REDIS_URL`. Passwords are never shown (`redis://user:***@host`)',
+  }, (c, o, k, p) => {
+    const url = c.str(o, k, p, DEFAULT_REDIS_URL);
+    if (!/^rediss?:\/\/./.test(url)) {
+      c.problem(`${p}.${k}`, `must start with redis:// or rediss://, got ${describe(redactUrl(url))}`);
+      return DEFAULT_REDIS_URL;
+    }
+    if (!URL.canParse(url)) {
+      c.problem(`${p}.${k}`, `is not a valid URL (percent-encode @ / : ? # in a password as %40 %2F %3A %3F %23), got ${describe(redactUrl(url))}`);
+      return DEFAULT_REDIS_URL;
+    }
+    return url;
+  }),
+  keyPrefix: custom('tallyd:', { doc: 'processes sharing a prefix act as one; keys are `<prefix>v2:{0}:<name>`' }, (c, o, k, p) => {
+    const keyPrefix = c.str(o, k, p, 'tallyd:');
+    if (/[{}]/.test(keyPrefix)) c.problem(`${p}.${k}`, `must not contain { or } (tallyd adds the hash tag), got ${describe(keyPrefix)}`);
+    return keyPrefix;
+  }),
+  commandTimeout: millis(10000, {
+    doc: 'ms without a reply after which a Redis command fails; each is counted (`statsd.redis_timeouts`) and logged, and the batch is kept '
+      + 'and retried (merged at most once), so a Redis that hangs without closing the connection is noticed',
+  }),
+};
+
+export const redisSection = section(REDIS_FIELDS, { doc: 'where the aggregation state lives' });
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export const LOG_LEVELS: ReadonlyArray<LogLevel> = Object.freeze(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+/** statsd's syslog level names, mapped to the nearest pino level. */
+export const SYSLOG_LEVELS: Readonly<Record<string, 'fatal' | 'error' | 'warn' | 'info' | 'debug'>> = {
+  LOG_EMERG: 'fatal', LOG_ALERT: 'fatal', LOG_CRIT: 'fatal', LOG_ERR: 'error',
+  LOG_WARNING: 'warn', LOG_NOTICE: 'info', LOG_INFO: 'info', LOG_DEBUG: 'debug',
+};
+
+export const LOG_FIELDS = {
+  level: custom<LogLevel>('info', {
+    doc: 'pino JSON logs on stderr: `fatal` … `trace`, `silent`; statsd\'s syslog names (`LOG_INFO`, ...) are read as the nearest level',
+  }, (c, o, k, p) => {
+    const level = o[k];
+    const syslog = typeof level === 'string' && Object.hasOwn(SYSLOG_LEVELS, level) ? SYSLOG_LEVELS[level] : undefined;
+    if (syslog === undefined) return c.oneOf(o, k, p, 'info', LOG_LEVELS);
+    c.warn(`${p}.${k}`, `statsd's syslog level ${describe(level)} is read as pino level "${syslog}"`);
+    return syslog;
+  }),
+};
+
+/** statsd's `log: { backend, application, level }`: backend and application are not used. */
+export const UNIMPLEMENTED_LOG: Readonly<Record<string, string>> = {
+  backend: 'tallyd logs JSON lines to stdout (pino); statsd\'s log backend is ignored',
+  application: 'statsd\'s syslog application name is ignored',
+};
+
+export const logSection = section(LOG_FIELDS, { doc: 'logging', ignored: UNIMPLEMENTED_LOG });
+
+export const CONSOLE_FIELDS = {
+  prettyprint: bool(false, { origin: 'statsd', doc: 'the console backend prints with `util.inspect` (depth 5, colors)' }),
+};
+
+export const consoleSection = section(CONSOLE_FIELDS, { origin: 'statsd', doc: 'statsd\'s console backend settings' });
+
+export const HTTP_FIELDS = {
+  port: port(8127, { doc: 'the HTTP server\'s port (`/healthz`, `/readyz`, `/metrics`, `/api/*`, the status page); 0 picks a free one (logged, `"msg":"http listening"`). The whole `http` section is off when absent: no HTTP listener, as statsd' }),
+  address: str('127.0.0.1', { nonEmpty: true, doc: 'the HTTP server\'s bind address' }),
+  historyMaxBytes: count(32 * 1024 * 1024, {
+    doc: 'bytes of Graphite lines of the recent committed periods kept in Redis for `/api/names` and `/api/series` (32 MiB; Redis holds '
+      + '~1.6-1.8x that); the oldest periods beyond it are deleted, a period larger than all of it is not kept (`tallyd_history_skipped_total`)',
+  }),
+  historyPeriods: int(360, 1, 100000, 'an integer number of periods from 1 to 100000', {
+    doc: 'most committed periods kept for `/api/names` and `/api/series` (one hour at `flushInterval` 10000)',
+  }),
+};
+
+/** What each key of an `http` section defaults to (the section itself is off when absent). */
+export const DEFAULT_HTTP: Resolved<typeof HTTP_FIELDS> = Object.freeze(defaultsOf(HTTP_FIELDS));
+
+const httpOn = section(HTTP_FIELDS, { doc: 'the HTTP server (README "HTTP")' });
+
+/** `http`: absent or null means no HTTP server (statsd has none); an object turns it on, each key defaulting as above. */
+export const httpSection: Field<Resolved<typeof HTTP_FIELDS> | null> = {
+  ...httpOn,
+  default: null,
+  defaultText: 'absent (off)',
+  read: (c, o, k, p, done) => (o[k] === undefined || o[k] === null ? null : httpOn.read(c, o, k, p, done)),
+};
