@@ -7,12 +7,12 @@
  * (monitorEventLoopDelay, 1 ms resolution): what a datagram waiting to be
  * read would have waited. Needs the Redis at REDIS_URL.
  *
- *   node --import tsx bench/http-names.ts [names=100000] [rounds=3]
+ *   node --import tsx bench/profile/http-names.ts [names=100000] [rounds=3]
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { RecentPeriods } from '../src/store/recent.js';
-import { cleanup, testPrefix } from '../test/helpers/redis.js';
-import { startDaemon, testConfig } from '../test/helpers/tallyd.js';
+import { RecentPeriods } from '../../src/store/recent.js';
+import { cleanup, testPrefix } from '../../test/helpers/redis.js';
+import { startDaemon, testConfig } from '../../test/helpers/tallyd.js';
 
 const names = Number(process.argv[2] ?? 100_000);
 const rounds = Number(process.argv[3] ?? 3);
