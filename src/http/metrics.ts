@@ -43,6 +43,7 @@ const COUNTERS: ReadonlyArray<CounterSpec> = [
   ['bad_lines', 'bad statsd values, skipped (statsd bad_lines_seen)', (s) => s.ingest.badLines],
   ['events_ignored', 'DogStatsD events and service checks, recognized and not aggregated', (s) => s.ingest.eventsIgnored],
   ['zmq_messages_received', 'ZeroMQ messages received, good or bad', (s) => s.self.zmqMessagesReceived],
+  ['zmq_items_received', 'JSON items of ZeroMQ messages accepted (statsd lines in messages count in lines_received)', (s) => s.self.zmqItemsReceived],
   ['zmq_bad_frames', 'ZeroMQ messages that gave nothing (not zlib or UTF-8, not JSON, empty, or all bad)', (s) => s.self.zmqBadFrames],
   ['zmq_bad_items', 'ZeroMQ JSON items rejected, each skipped', (s) => s.self.zmqBadItems],
   ['oversized_packets', 'datagrams and TCP lines longer than maxPacketSize, dropped', (s) => s.self.oversizedPackets],

@@ -130,6 +130,7 @@ export class HttpServer {
     res.on('error', () => undefined);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
+      res.setHeader('Connection', 'close'); // its body, if any, is not read
       this.send(req, res, json({ error: `method ${req.method ?? '?'} not allowed: GET or HEAD` }, 405));
       return;
     }

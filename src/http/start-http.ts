@@ -40,7 +40,7 @@ export async function startHttp(cfg: HttpConfig, parts: HttpParts, log: Logger):
   const metrics = new PromMetrics({ self, ingest, flush, http: () => server?.counters ?? { requests: 0, refusedBusy: 0, errors: 0 } });
   const history = new SelfHistory({
     totals: () => ({
-      received: ingest.metricsReceived,
+      received: ingest.metricsReceived + self.zmqItemsReceived,
       badLines: ingest.badLines,
       dropped: self.oversizedPackets + self.zmqOversized + self.batchesDropped + self.outboxDropped,
       udpKernelDrops: self.udpKernelDrops,

@@ -28,6 +28,7 @@
  * | tcpIdleClosed    | <prefixStats>.tcp_idle_closed | TCP connections closed after tcpIdleTimeout ms without data         |
  * | batchesMerged, linesSent | (console `stats`)    | work done                                                        |
  * | mgmtRefused      | (console `stats`)            | console commands refused: mgmtMaxConcurrent running, or a change from a non-loopback address |
+ * | zmqItemsReceived | (HTTP /metrics)              | JSON items of ZeroMQ messages accepted (their statsd lines count in metrics_received) |
  * | historyErrors    | (HTTP /metrics)              | committed periods the flush thread failed to keep in Redis for the HTTP API (store/recent.ts) |
  * | historySkipped   | (HTTP /metrics)              | committed periods not kept for the HTTP API: larger than http.historyMaxBytes, or too many waiting |
  *
@@ -45,6 +46,8 @@ export class SelfStats {
   carbonErrors = 0;
   linesSent = 0;
   zmqMessagesReceived = 0;
+  /** JSON items of ZeroMQ messages accepted (statsd lines in them count in the parser's metricsReceived). */
+  zmqItemsReceived = 0;
   zmqBadFrames = 0;
   zmqBadItems = 0;
   zmqOversized = 0;

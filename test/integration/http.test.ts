@@ -3,7 +3,7 @@
  * Carbon listener: /healthz; /readyz up once a period is committed, down
  * with the reason when the operator said `health down` and when Redis (a
  * redis-server of the test's own) is paused; /metrics through `promtool
- * check metrics` with exact counters after known traffic; /api/names and
+ * check metrics` with exact counters after known traffic (UDP lines, ZeroMQ items); /api/names and
  * /api/series against what Carbon received, and without Carbon; 404, 405,
  * 400; no listener when `http` is absent.
  */
@@ -12,6 +12,8 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { deflateSync } from 'node:zlib';
+import { Push } from 'zeromq';
 import { alignToPeriod, CarbonListener, freePort, freeUdpPort, sendUdp } from '../helpers/carbon.js';
 import { askHealth } from '../helpers/console.js';
 import { getJson, httpGet, waitForAnswer } from '../helpers/http.js';
@@ -78,13 +80,14 @@ describe('http server', () => {
   let port = 0;
   let udp = 0;
   let mgmt = 0;
+  let zmqPort = 0;
 
   before(async () => {
     await carbon.start();
-    [udp, mgmt] = [await freeUdpPort(), await freePort()];
+    [udp, mgmt, zmqPort] = [await freeUdpPort(), await freePort(), await freePort()];
     child = spawnTallyd(
       testConfig(prefix, carbon.port, {
-        servers: [{ server: 'udp', address: '127.0.0.1', port: udp }],
+        servers: [{ server: 'udp', address: '127.0.0.1', port: udp }, { server: 'zmq', bind: `tcp://127.0.0.1:${zmqPort}`, type: 'pull' }],
         mgmt_port: mgmt,
         flushInterval: FLUSH_MS,
         http: { port: 0, address: '127.0.0.1' },
@@ -198,6 +201,18 @@ describe('http server', () => {
     await waitForMetric(port, 'tallyd_lines_received_total', lines0 + 1003);
     assert.equal(await metricValue(port, 'tallyd_packets_received_total'), packets0 + 11);
     assert.equal(await metricValue(port, 'tallyd_bad_lines_total'), bad0 + 3);
+    // A ZeroMQ message of three good JSON items and one without a name.
+    const items0 = sampleOf(a.body, 'tallyd_zmq_items_received_total') as number;
+    const badItems0 = sampleOf(a.body, 'tallyd_zmq_bad_items_total') as number;
+    const push = new Push({ linger: 0 });
+    push.connect(`tcp://127.0.0.1:${zmqPort}`);
+    try {
+      await push.send(deflateSync(JSON.stringify([{ name: 'http.zmq.a', value: 1, type: 'c' }, { name: 'http.zmq.b', value: 2 }, { name: 'http.zmq.c', value: 3, type: 'ms' }, { value: 4 }])));
+      await waitForMetric(port, 'tallyd_zmq_items_received_total', items0 + 3);
+      assert.equal(await metricValue(port, 'tallyd_zmq_bad_items_total'), badItems0 + 1);
+    } finally {
+      push.close();
+    }
     assert.equal(await metricValue(port, 'tallyd_redis_up'), 1);
     assert.equal(await metricValue(port, 'tallyd_leader'), 1);
   });
@@ -244,8 +259,9 @@ describe('http server', () => {
     for (const k of keys) assert.equal(h.series[k]?.length, h.t.length, k);
     assert.equal(h.series['received_per_s']?.[0], null, 'no rate before a second sample');
     assert.equal(h.series['batches_waiting']?.[0], 0);
-    // Once a sample is taken after all the traffic, the rates times their spans add up to every line received.
-    const total = (await metricValue(port, 'tallyd_lines_received_total')) as number;
+    // Once a sample is taken after all the traffic, the rates times their spans add up to every line and item received.
+    const exposition = (await httpGet(port, '/metrics')).body;
+    const total = (sampleOf(exposition, 'tallyd_lines_received_total') as number) + (sampleOf(exposition, 'tallyd_zmq_items_received_total') as number);
     const sentBy = Date.now();
     type History = { t: number[]; series: Record<string, Array<number | null>> };
     const later = JSON.parse((await waitForAnswer(port, '/api/history', (a) => ((JSON.parse(a.body) as History).t.at(-1) ?? 0) > sentBy + 100, 'a sample after the traffic', 15_000)).body) as History;
