@@ -397,6 +397,23 @@ describe('http history that cannot be written', () => {
   });
 });
 
+describe('http history bound smaller than one period', () => {
+  test('no period is kept, each is counted as skipped, and names answer with no period', async () => {
+    const prefix = testPrefix('http-history-skip');
+    const daemon = await startDaemon(testConfig(prefix, null, { flushInterval: FLUSH_MS, http: { port: 0, historyMaxBytes: 100 } }));
+    try {
+      const port = daemon.ports.http as number;
+      await waitForAnswer(port, '/metrics', (a) => (sampleOf(a.body, 'tallyd_history_skipped_total') ?? 0) >= 2, 'two periods skipped');
+      assert.equal(await metricValue(port, 'tallyd_history_errors_total'), 0);
+      assert.deepEqual(await getJson<Names>(port, '/api/names?q=statsd'), { boundaryMs: null, names: [], truncated: false });
+      assert.deepEqual(await getJson<Series>(port, '/api/series?name=statsd.numStats'), { name: 'statsd.numStats', t: [], v: [] });
+    } finally {
+      await daemon.stop();
+      await cleanup(prefix);
+    }
+  });
+});
+
 describe('http absent from the config', () => {
   test('no HTTP listener (statsd has none)', async () => {
     const prefix = testPrefix('http-off');
