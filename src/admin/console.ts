@@ -202,6 +202,8 @@ export class ManagementConsole {
       ['tcp_connections_refused', s.tcpConnectionsRefused],
       ['tcp_idle_closed', s.tcpIdleClosed],
       ['mgmt_refused', s.mgmtRefused],
+      ['history_errors', s.historyErrors],
+      ['history_skipped', s.historySkipped],
     ];
     for (const [k, v] of own) text += line('tallyd', k, v);
     // The backlog and health facts (the same HealthReport `health` decides from).

@@ -130,6 +130,8 @@ export class Batcher implements SampleSink {
       [`${p}.tcp_connections_refused`, () => self.tcpConnectionsRefused, 0],
       [`${p}.tcp_idle_closed`, () => self.tcpIdleClosed, 0],
       [`${p}.events_ignored`, () => ingest.eventsIgnored ?? 0, 0],
+      [`${p}.history_errors`, () => self.historyErrors, 0],
+      [`${p}.history_skipped`, () => self.historySkipped, 0],
     ];
   }
 

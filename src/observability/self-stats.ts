@@ -29,8 +29,8 @@
  * | batchesMerged, linesSent | (console `stats`)    | work done                                                        |
  * | mgmtRefused      | (console `stats`)            | console commands refused: mgmtMaxConcurrent running, or a change from a non-loopback address |
  * | zmqItemsReceived | (HTTP /metrics)              | JSON items of ZeroMQ messages accepted (their statsd lines count in metrics_received) |
- * | historyErrors    | (HTTP /metrics)              | committed periods the flush thread failed to keep in Redis for the HTTP API (store/recent.ts) |
- * | historySkipped   | (HTTP /metrics)              | committed periods not kept for the HTTP API: larger than http.historyMaxBytes, or too many waiting |
+ * | historyErrors    | <prefixStats>.history_errors | committed periods the flush thread failed to keep in Redis for the HTTP API (store/recent.ts) |
+ * | historySkipped   | <prefixStats>.history_skipped | committed periods not kept for the HTTP API: larger than http.historyMaxBytes, or too many waiting |
  *
  * statsd lines inside ZeroMQ messages count in metrics_received and bad_lines_seen like any others.
  */

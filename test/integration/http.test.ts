@@ -15,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { deflateSync } from 'node:zlib';
 import { Push } from 'zeromq';
 import { alignToPeriod, CarbonListener, freePort, freeUdpPort, sendUdp } from '../helpers/carbon.js';
-import { askHealth } from '../helpers/console.js';
+import { askConsole, askHealth } from '../helpers/console.js';
 import { getJson, httpGet, waitForAnswer } from '../helpers/http.js';
 import { Keys } from '../../src/store/keys.js';
 import { cleanup, client, testPrefix } from '../helpers/redis.js';
@@ -405,6 +405,7 @@ describe('http history bound smaller than one period', () => {
       const port = daemon.ports.http as number;
       await waitForAnswer(port, '/metrics', (a) => (sampleOf(a.body, 'tallyd_history_skipped_total') ?? 0) >= 2, 'two periods skipped');
       assert.equal(await metricValue(port, 'tallyd_history_errors_total'), 0);
+      assert.match(await askConsole(daemon.ports.mgmt, 'stats'), /\ntallyd\.history_skipped: [1-9]\d*\n/);
       assert.deepEqual(await getJson<Names>(port, '/api/names?q=statsd'), { boundaryMs: null, names: [], truncated: false });
       assert.deepEqual(await getJson<Series>(port, '/api/series?name=statsd.numStats'), { name: 'statsd.numStats', t: [], v: [] });
     } finally {
