@@ -58,8 +58,9 @@ at most 1 MiB.
   //         `<prefix><name> <value> <time>` to Carbon with the item's own
   //         timestamp, without aggregating ["aggregate"]
   //   prefix: prepended as it is to every name from this socket, e.g. "servers." [""]
-  //   maxMessageSize: largest message in bytes, as received and once
-  //         inflated; larger ones are counted (statsd.zmq_oversized) and dropped [1048576]
+  //   maxMessageSize: largest frame in bytes, as received (libzmq closes the
+  //         publisher's connection: statsd.zmq_disconnects) and once inflated
+  //         (statsd.zmq_oversized, dropped) [1048576]
   //   highWaterMark: messages libzmq queues for tallyd (ZMQ_RCVHWM) [10000]
   servers: [
     { server: "udp", address: "0.0.0.0", port: 8125, address_ipv6: false, maxPacketSize: 65536, recvBufferSize: 8388608, udpReader: "auto" },

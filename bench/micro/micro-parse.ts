@@ -5,7 +5,7 @@
  * does every batchInterval.
  *
  *   node --import tsx bench/micro/micro-parse.ts [--modes counters-1,counters-32,mixed-1,mixed-32,unique-32]
- *        [--runs 7] [--lines 1000000] [--merge-every 40000] [--no-sanitize] [--via-name] [--json]
+ *        [--runs 7] [--lines 1000000] [--merge-every 40000] [--no-sanitize] [--via-name] [--zmq-general] [--json]
  *
  * Corpus (fixed seed): 1,000 distinct names per type (`bench.c.123`, `bench.t.7`,
  * `bench.g.9`, `bench.s.4`, like bench/lib/load.ts); mixed is c 70 / ms 20 / g 5 / s 5.
@@ -17,6 +17,8 @@
  * `zmq-N` (not in the default list) runs ZeroMQ status messages instead of datagrams: N counter items
  * `{name, value, time, type: "c"}` per zlib-deflated JSON message, as bench/lib/load.ts sends them, through
  * ZmqServer.onMessage (inflate, JSON, item checks, the aggregate sink) into the Batch; lines/s counts items.
+ * They take the fast path (the native addon's scanner) when the addon is built; --zmq-general sends every
+ * message through the general path (JSON.parse + zmq-item.ts), as without the addon.
  * --via-name puts a forwarder between parser and Batch that passes name,
  * value and rate but not the intern key id, like a SampleSink that only knows
  * names (the Batcher, unless it forwards the key): the Batch then finds each
@@ -157,6 +159,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--no-sanitize') o.sanitize = false;
     else if (a === '--via-name') o.viaName = true;
     else if (a === '--json') o.json = true;
+    else if (a === '--zmq-general') zmqFast = false;
     else throw new Error(`unknown argument ${a}`);
   }
   return o;
@@ -190,6 +193,7 @@ class NameOnly implements SampleSink {
 }
 
 let viaName = false;
+let zmqFast = true;
 
 /** Feeds `lines` lines (whole datagrams) through parser + Batch + encodeMerge; returns wall ms. */
 function run(sc: Scenario, parser: StatsdLineParser, lines: number, mergeEvery: number): number {
@@ -222,7 +226,7 @@ function run(sc: Scenario, parser: StatsdLineParser, lines: number, mergeEvery: 
 /** A ZmqServer that is never started: onMessage is the whole receive path after libzmq. */
 function zmqServer(parser: StatsdLineParser, sink: NameOnly): ZmqServer {
   const cfg = { server: 'zmq', bind: 'tcp://127.0.0.1:0', type: 'pull', mode: 'aggregate', prefix: '', maxMessageSize: 1 << 20, highWaterMark: 1000 } as const;
-  const server = new ZmqServer(cfg, true, parser, sink, new SelfStats(), createLogger('silent'));
+  const server = new ZmqServer(cfg, true, parser, sink, new SelfStats(), createLogger('silent'), zmqFast);
   return server;
 }
 

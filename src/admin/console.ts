@@ -202,6 +202,11 @@ export class ManagementConsole {
       ['tcp_connections_refused', s.tcpConnectionsRefused],
       ['tcp_idle_closed', s.tcpIdleClosed],
       ['mgmt_refused', s.mgmtRefused],
+      ['zmq_messages_received', s.zmqMessagesReceived],
+      ['zmq_bad_frames', s.zmqBadFrames],
+      ['zmq_bad_items', s.zmqBadItems],
+      ['zmq_oversized', s.zmqOversized],
+      ['zmq_disconnects', s.zmqDisconnects],
       ['history_errors', s.historyErrors],
       ['history_skipped', s.historySkipped],
     ];

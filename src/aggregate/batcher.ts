@@ -125,6 +125,7 @@ export class Batcher implements SampleSink {
       [`${p}.zmq_bad_frames`, () => self.zmqBadFrames, 0],
       [`${p}.zmq_bad_items`, () => self.zmqBadItems, 0],
       [`${p}.zmq_oversized`, () => self.zmqOversized, 0],
+      [`${p}.zmq_disconnects`, () => self.zmqDisconnects, 0],
       [`${p}.udp_kernel_drops`, () => self.udpKernelDrops, 0],
       [`${p}.redis_timeouts`, () => self.redisTimeouts, 0],
       [`${p}.tcp_connections_refused`, () => self.tcpConnectionsRefused, 0],

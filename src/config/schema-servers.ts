@@ -123,7 +123,7 @@ export const ZMQ_FIELDS = {
     return '';
   }),
   maxMessageSize: count(DEFAULT_ZMQ_MAX_MESSAGE_SIZE, {
-    doc: 'largest message in bytes, as received and once inflated; larger ones are counted (`zmq_oversized`) and dropped',
+    doc: 'largest frame in bytes, as received (libzmq\'s `ZMQ_MAXMSGSIZE`: a longer frame closes the publisher\'s connection, counted in `zmq_disconnects`) and once inflated (counted in `zmq_oversized`, dropped)',
   }),
   highWaterMark: count(DEFAULT_ZMQ_HIGH_WATER_MARK, {
     doc: 'messages libzmq queues for tallyd (`ZMQ_RCVHWM`): beyond it SUB drops and PUSH publishers wait',

@@ -46,6 +46,7 @@ const COUNTERS: ReadonlyArray<CounterSpec> = [
   ['zmq_items_received', 'JSON items of ZeroMQ messages accepted (statsd lines in messages count in lines_received)', (s) => s.self.zmqItemsReceived],
   ['zmq_bad_frames', 'ZeroMQ messages that gave nothing (not zlib or UTF-8, not JSON, empty, or all bad)', (s) => s.self.zmqBadFrames],
   ['zmq_bad_items', 'ZeroMQ JSON items rejected, each skipped', (s) => s.self.zmqBadItems],
+  ['zmq_disconnects', 'ZeroMQ publishers disconnected: closed, or dropped by libzmq for a frame over maxMessageSize', (s) => s.self.zmqDisconnects],
   ['oversized_packets', 'datagrams and TCP lines longer than maxPacketSize, dropped', (s) => s.self.oversizedPackets],
   ['zmq_oversized_messages', 'ZeroMQ messages longer than maxMessageSize, dropped', (s) => s.self.zmqOversized],
   ['batches_dropped', 'local batches dropped: Redis down past maxPendingBatches', (s) => s.self.batchesDropped],

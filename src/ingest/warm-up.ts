@@ -15,7 +15,7 @@ import { Batcher } from '../aggregate/batcher.js';
 import { createLogger } from '../observability/logger.js';
 import { SelfStats } from '../observability/self-stats.js';
 import { DEFAULT_MAX_NAME_LENGTH, StatsdLineParser } from '../parse/statsd-line.js';
-import { ZmqFastReader } from '../parse/zmq-fast.js';
+import { createFastReader } from '../parse/zmq-fast.js';
 import { decodeFrame } from '../parse/zmq-message.js';
 
 export interface WarmUpOptions {
@@ -82,14 +82,14 @@ export function warmUpIngest(opts: WarmUpOptions): number {
   }
   if (opts.zmq) {
     const maxNameLength = DEFAULT_MAX_NAME_LENGTH;
-    const reader = new ZmqFastReader({ keyNameSanitize: opts.keyNameSanitize, maxNameLength, prefix: '' });
+    const reader = createFastReader({ keyNameSanitize: opts.keyNameSanitize, maxNameLength, prefix: '' });
     const frameOpts = { keyNameSanitize: opts.keyNameSanitize, maxNameLength, passthrough: false, maxMessageSize: 1 << 20 };
     const messages = Array.from({ length: 8 }, (_, m) =>
       deflateSync(JSON.stringify(Array.from({ length: 100 }, (_, i) => ({ name: `warm.z.${(m * 100 + i) % NAMES}`, value: i % 5, time: 1796000000, type: i % 4 === 0 ? 'g' : 'c' })))),
     );
     for (let items = 0; items < LINES / 2; items += 100) {
       const decoded = decodeFrame(messages[(items / 100) % messages.length]!, frameOpts, reader);
-      if (decoded.fastItems > 0) reader.emit(batcher);
+      if (decoded.fastItems > 0) reader?.emit(batcher);
     }
   }
   batcher.tick();

@@ -9,6 +9,15 @@
  *
  * A bad message is counted, logged (rate-limited, offending bytes cut
  * short) and skipped; nothing a publisher sends stops the loop.
+ *
+ * Bounds before memory is spent: libzmq itself refuses a frame longer than
+ * maxMessageSize (ZMQ_MAXMSGSIZE, checked on the frame's header, before its
+ * body is read) and drops that peer's connection; the publisher's libzmq
+ * reconnects. libzmq gives no reason with a disconnect, so every peer
+ * disconnect is counted (`zmq_disconnects`) and logged. libzmq has no bound
+ * on frames per message and zeromq.js's receive() returns them all, so a
+ * message of more than MAX_FRAMES frames is counted as bad (`zmq_bad_frames`)
+ * as soon as receive() hands it over, and none of it is read or kept.
  */
 import { Pull, Subscriber } from 'zeromq';
 import type { ZmqServerConfig } from '../config/types.js';
@@ -17,8 +26,8 @@ import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { SelfStats } from '../observability/self-stats.js';
 import type { SampleSink } from '../parse/sample-sink.js';
 import { DEFAULT_MAX_NAME_LENGTH, type StatsdLineParser } from '../parse/statsd-line.js';
-import { ZmqFastReader } from '../parse/zmq-fast.js';
-import { applyItem, passthroughLine } from '../parse/zmq-item.js';
+import { createFastReader, type ZmqFastReader } from '../parse/zmq-fast.js';
+import { applyItem, excerpt, passthroughLine } from '../parse/zmq-item.js';
 import {
   decodeFrame, FRAME_BAD_ZLIB, FRAME_NOT_TEXT, FRAME_OK, FRAME_OVERSIZED, frameStatusText, type FrameOptions,
 } from '../parse/zmq-message.js';
@@ -28,6 +37,9 @@ import { ListenError } from './listen-error.js';
 export interface ZmqSink extends SampleSink {
   passthrough(line: string): void;
 }
+
+/** Frames of a message: a topic frame (SUB) and the status frame. More is a bad message. */
+export const MAX_FRAMES = 2;
 
 /** Messages handled back to back before the loop lets timers (the batch tick) run. */
 const YIELD_EVERY = 256;
@@ -39,11 +51,6 @@ export function showBytes(buf: Buffer, binary: boolean): string {
   const more = buf.length > (binary ? 100 : 200) ? `…(${buf.length} bytes)` : '';
   if (binary) return `hex:${buf.subarray(0, 100).toString('hex')}${more}`;
   return `${quote(buf.toString('utf8', 0, 200))}${more}`;
-}
-
-/** Text cut to about 200 characters for a log field. */
-function cut(text: string, max = 200): string {
-  return text.length > max ? `${text.slice(0, max)}…(${text.length} chars)` : text;
 }
 
 /**
@@ -75,11 +82,12 @@ export class ZmqServer {
   private loop: Promise<void> | null = null;
   private readonly opts: FrameOptions;
   private readonly lineSink: SampleSink;
-  /** Reads plain JSON items without JSON.parse (aggregate mode only). */
+  /** Reads plain JSON items without JSON.parse (aggregate mode, with the native addon only). */
   private readonly fast: ZmqFastReader | undefined;
   private readonly badFrameLog: RateLimitedLog;
   private readonly badItemLog: RateLimitedLog;
   private readonly oversizeLog: RateLimitedLog;
+  private readonly disconnectLog: RateLimitedLog;
 
   constructor(
     private readonly cfg: ZmqServerConfig,
@@ -88,6 +96,8 @@ export class ZmqServer {
     private readonly sink: ZmqSink,
     private readonly self: SelfStats,
     private readonly log: Logger,
+    /** false: every message takes the general path, as without the native addon (tests and bench/micro/micro-parse.ts). */
+    fastPath = true,
   ) {
     this.opts = {
       keyNameSanitize,
@@ -96,16 +106,18 @@ export class ZmqServer {
       maxMessageSize: cfg.maxMessageSize,
     };
     this.lineSink = cfg.prefix === '' ? sink : new PrefixSink(cfg.prefix, sink);
-    this.fast = this.opts.passthrough ? undefined : new ZmqFastReader({ keyNameSanitize, maxNameLength: DEFAULT_MAX_NAME_LENGTH, prefix: cfg.prefix });
+    this.fast = this.opts.passthrough || !fastPath ? undefined : createFastReader({ keyNameSanitize, maxNameLength: DEFAULT_MAX_NAME_LENGTH, prefix: cfg.prefix });
     this.badFrameLog = new RateLimitedLog(log);
     this.badItemLog = new RateLimitedLog(log);
     this.oversizeLog = new RateLimitedLog(log);
+    this.disconnectLog = new RateLimitedLog(log);
   }
 
   /** Binds; resolves with the endpoint bound (the real port when the config asked for 0 or `*`). */
   async start(): Promise<string> {
     const { cfg } = this;
-    const options = { receiveHighWaterMark: cfg.highWaterMark, linger: 0, ipv6: cfg.bind.startsWith('tcp://[') };
+    // maxMessageSize: libzmq refuses a longer frame from its header, before reading it, and drops that connection.
+    const options = { receiveHighWaterMark: cfg.highWaterMark, maxMessageSize: cfg.maxMessageSize, linger: 0, ipv6: cfg.bind.startsWith('tcp://[') };
     const sock = cfg.type === 'sub' ? new Subscriber(options) : new Pull(options);
     if (sock instanceof Subscriber) sock.subscribe(); // everything: topics are not filtered
     try {
@@ -116,10 +128,28 @@ export class ZmqServer {
       throw new ListenError(e.code ?? 'ELISTEN', `zmq ${cfg.type} ${cfg.bind}`, e);
     }
     this.socket = sock;
+    this.watchDisconnects(sock);
     const endpoint = sock.lastEndpoint ?? cfg.bind;
     this.loop = this.receiveLoop(sock);
-    this.log.info({ bind: endpoint, type: cfg.type, mode: cfg.mode, prefix: cfg.prefix }, `listening for zeromq status messages (${cfg.type})`);
+    // decoder: 'fast' when plain JSON items are read by the native addon's scanner, 'general' (JSON.parse) for all else.
+    const decoder = this.fast ? 'fast' : 'general';
+    this.log.info({ bind: endpoint, type: cfg.type, mode: cfg.mode, prefix: cfg.prefix, decoder }, `listening for zeromq status messages (${cfg.type})`);
     return endpoint;
+  }
+
+  /**
+   * Counts and logs peer disconnects (the socket's monitor; it ends when the socket closes). libzmq reports no
+   * reason, so a publisher that closed and one dropped for a frame over maxMessageSize look the same here.
+   */
+  private watchDisconnects(sock: Subscriber | Pull): void {
+    const self = this.self;
+    sock.events.on('disconnect', (e) => {
+      self.zmqDisconnects++;
+      this.disconnectLog.warn(() => ({
+        msg: 'a zeromq publisher disconnected: it closed its socket, or libzmq dropped it for a frame over maxMessageSize',
+        fields: { endpoint: e.address, maxMessageSize: this.cfg.maxMessageSize, zmqDisconnects: self.zmqDisconnects },
+      }));
+    });
   }
 
   /** Closes the socket (messages still queued in libzmq are dropped) and waits for the loop to end. */
@@ -183,6 +213,10 @@ export class ZmqServer {
   onMessage(frames: readonly Buffer[]): void {
     const self = this.self;
     self.zmqMessagesReceived++;
+    if (frames.length > MAX_FRAMES) {
+      this.badFrame(`${frames.length} frames (at most ${MAX_FRAMES}: a topic and the status)`, '', frames[0]!, true);
+      return;
+    }
     const frame = frames[frames.length - 1] ?? Buffer.alloc(0);
     const decoded = decodeFrame(frame, this.opts, this.fast);
     if (decoded.status !== FRAME_OK) {
@@ -218,7 +252,7 @@ export class ZmqServer {
         const bad = decoded.badItems[0]!;
         this.badItemLog.warn(() => ({
           msg: `bad item in a zeromq message: ${bad.reason}`,
-          fields: { item: cut(JSON.stringify(bad.item) ?? String(bad.item)), badInMessage: decoded.badItems.length, zmqBadItems: self.zmqBadItems },
+          fields: { item: excerpt(bad.item), index: bad.index, badInMessage: decoded.badItems.length, zmqBadItems: self.zmqBadItems },
         }));
         if (accepted === 0) this.badFrame('no valid item', '', decoded.text, false);
       }

@@ -4,8 +4,10 @@
  * compiler is there; scripts/build-native.mjs). It holds the native UDP
  * reader (udp_reader.c, used by ingest/udp.ts), the ZeroMQ scanner
  * (zmq_scan.c, used by parse/zmq-fast.ts) and a reusable inflater
- * (zmq_inflate.c, used by parse/zmq-message.ts); without it each has a
- * JavaScript path that gives the same results, slower.
+ * (zmq_inflate.c, used by parse/zmq-message.ts); without it UDP is read
+ * with node:dgram and ZeroMQ messages with node:zlib and the general path
+ * (JSON.parse), with the same results, slower. TALLYD_SKIP_NATIVE=1 in the
+ * environment leaves it unloaded (as it leaves it unbuilt at install).
  */
 import { createRequire } from 'node:module';
 
@@ -57,6 +59,10 @@ let loaded: TallydAddon | string | undefined;
 /** The addon, or why it is not available. */
 export function nativeAddon(): TallydAddon | string {
   if (loaded !== undefined) return loaded;
+  if (process.env.TALLYD_SKIP_NATIVE === '1') {
+    loaded = 'TALLYD_SKIP_NATIVE=1 is set';
+    return loaded;
+  }
   if (process.platform !== 'linux') {
     loaded = `it is built on Linux only (this is ${process.platform})`;
     return loaded;

@@ -1,6 +1,7 @@
 /*
- * The ZeroMQ fast reader's scanner in C (src/parse/zmq-fast.ts has the same
- * rules in JavaScript, used when this addon was not built). It reads a JSON
+ * The ZeroMQ fast reader's scanner in C (src/parse/zmq-fast.ts drives it;
+ * without this addon every message takes the general path, JSON.parse and
+ * zmq-item.ts, with the same results). It reads a JSON
  * array (or one object) of plain status items from inflated bytes into the
  * caller's typed arrays, one pass, no allocation:
  *
@@ -20,7 +21,10 @@
  * escape, a nested value, a duplicated member, a negative "ms", bad JSON)
  * gives -1. types[i]: 1 counter, 2 gauge, 3 ms, 4 h/d. nameHash[i] is the
  * 32-bit FNV-1a of the name bytes from `seed`, as key-intern.ts computes it.
- * Numbers are parsed as JSON.parse does: correctly rounded (strtod).
+ * Numbers are parsed as JSON.parse does: correctly rounded (strtod), once
+ * the token has been checked against JSON's grammar here; strtod must then
+ * end exactly at the token's end (it would not under a locale whose decimal
+ * point is not '.'), else the message goes to the general path.
  */
 #include <math.h>
 #include <stdint.h>
@@ -117,7 +121,9 @@ static int number(scan_t *s, double *out) {
     if (len >= sizeof tmp) return 0; /* the general path takes very long numbers */
     memcpy(tmp, b + start, len);
     tmp[len] = 0;
-    v = strtod(tmp, NULL);
+    char *stop = NULL;
+    v = strtod(tmp, &stop);
+    if (stop != tmp + len) return 0; /* strtod read something else than the token (a locale's decimal point) */
   }
   if (!isfinite(v)) return 0;
   *out = v;

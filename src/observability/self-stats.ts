@@ -21,7 +21,8 @@
  * | zmqMessagesReceived | <prefixStats>.zmq_messages_received | ZeroMQ messages received, good or bad                     |
  * | zmqBadFrames     | <prefixStats>.zmq_bad_frames | ZeroMQ messages that gave nothing: not zlib or UTF-8 text, not JSON, empty, or every item/line bad |
  * | zmqBadItems      | <prefixStats>.zmq_bad_items  | JSON items rejected (no name, non-numeric value, bad type/rate/tags/time), each skipped |
- * | zmqOversized     | <prefixStats>.zmq_oversized  | ZeroMQ messages longer than maxMessageSize, as received or once inflated, dropped |
+ * | zmqOversized     | <prefixStats>.zmq_oversized  | ZeroMQ messages longer than maxMessageSize once inflated, dropped (libzmq refuses longer frames as received: zmqDisconnects) |
+ * | zmqDisconnects   | <prefixStats>.zmq_disconnects | ZeroMQ publishers disconnected: closed, or dropped by libzmq for a frame over maxMessageSize |
  * | udpKernelDrops   | <prefixStats>.udp_kernel_drops | datagrams the kernel dropped on tallyd's UDP sockets (receive buffer full), from /proc/net/udp{,6} (udp-drops.ts) |
  * | redisTimeouts    | <prefixStats>.redis_timeouts | Redis commands that got no reply within redis.commandTimeout (ingest and flush thread); a timed-out merge is retried |
  * | tcpConnectionsRefused | <prefixStats>.tcp_connections_refused | TCP connections closed at once because the server had maxConnections open |
@@ -51,6 +52,7 @@ export class SelfStats {
   zmqBadFrames = 0;
   zmqBadItems = 0;
   zmqOversized = 0;
+  zmqDisconnects = 0;
   /** Sampled from /proc on a timer (UdpDropsSampler); only grows. */
   udpKernelDrops = 0;
   /** This thread's timeouts plus the flush thread's (mirrored by FlushHost). */

@@ -173,3 +173,49 @@ export function applyItem(item: StatusItem, prefix: string, sink: SampleSink): v
 export function passthroughLine(item: StatusItem, prefix: string): string {
   return `${prefix}${item.name} ${String(item.value)} ${Math.floor(item.time ?? 0)}`;
 }
+
+/** Deepest level excerpt() opens; below it an array is `[…]` and an object `{…}`. */
+const EXCERPT_DEPTH = 4;
+
+/**
+ * A parsed JSON value as short JSON-like text for a log line: at most about
+ * max characters, nesting shown EXCERPT_DEPTH levels deep. Never
+ * JSON.stringify on the value itself, which a deeply nested item (a
+ * publisher's `[[[[…]]]]`) would take past the call stack.
+ */
+export function excerpt(value: unknown, max = 200): string {
+  const out: string[] = [];
+  let room = max;
+  const put = (s: string): boolean => {
+    if (room <= 0) return false;
+    const part = s.length > room ? `${s.slice(0, room)}…` : s;
+    out.push(part);
+    room -= s.length;
+    return room > 0;
+  };
+  const walk = (v: unknown, depth: number): boolean => {
+    if (typeof v === 'string') return put(JSON.stringify(v.length > max ? v.slice(0, max) : v));
+    if (typeof v !== 'object' || v === null) return put(String(v));
+    const arr = Array.isArray(v);
+    if (depth >= EXCERPT_DEPTH) return put(arr ? '[…]' : '{…}');
+    if (!put(arr ? '[' : '{')) return false;
+    let first = true;
+    if (arr) {
+      for (const x of v as unknown[]) {
+        if ((!first && !put(',')) || !walk(x, depth + 1)) return false;
+        first = false;
+      }
+      return put(']');
+    }
+    const rec = v as Record<string, unknown>;
+    for (const k in rec) {
+      if (!Object.hasOwn(rec, k)) continue;
+      if (!first && !put(',')) return false;
+      first = false;
+      if (!put(`${JSON.stringify(k.length > max ? k.slice(0, max) : k)}:`) || !walk(rec[k], depth + 1)) return false;
+    }
+    return put('}');
+  };
+  walk(value, 0);
+  return out.join('');
+}

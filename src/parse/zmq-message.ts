@@ -12,8 +12,11 @@
  *      returned as bytes for the statsd line parser.
  *
  * The frame as received and its inflated text are both bounded by
- * maxMessageSize (inflating stops there, so a zlib bomb costs nothing).
- * Bad input is a status code, never an exception.
+ * maxMessageSize (inflating stops there, so a zlib bomb costs nothing; libzmq
+ * already refuses a longer frame as received, ingest/zmq.ts, so that check is
+ * a second line). JSON.parse does not recurse on this Node (100,000 levels
+ * parse), and anything it throws is FRAME_BAD_JSON. Bad input is a status
+ * code, never an exception.
  */
 import { isUtf8 } from 'node:buffer';
 import { inflateSync } from 'node:zlib';
@@ -65,8 +68,10 @@ export interface FrameOptions extends ItemOptions {
 
 export interface BadItem {
   readonly reason: string;
-  /** The item as parsed, for logs. */
+  /** The item as parsed, for logs (through excerpt(): it may be nested arbitrarily deep). */
   readonly item: unknown;
+  /** Its place in the message's array (0 for a single object). */
+  readonly index: number;
 }
 
 export interface DecodedFrame {
@@ -202,9 +207,11 @@ export function decodeFrame(frame: Buffer, opts: FrameOptions, fast?: ZmqFastRea
   }
   const items: StatusItem[] = [];
   const badItems: BadItem[] = [];
-  for (const raw of Array.isArray(parsed) ? parsed : [parsed]) {
+  const list: unknown[] = Array.isArray(parsed) ? parsed : [parsed];
+  for (let i = 0; i < list.length; i++) {
+    const raw = list[i];
     const item = readItem(raw, opts);
-    if (typeof item === 'string') badItems.push({ reason: item, item: raw });
+    if (typeof item === 'string') badItems.push({ reason: item, item: raw, index: i });
     else items.push(item);
   }
   return { status: FRAME_OK, compressed, format: 'json', text, items, badItems, fastItems: 0, detail: '' };

@@ -18,6 +18,7 @@ import { Publisher, Push } from 'zeromq';
 import type { Daemon } from '../../src/daemon.js';
 import { StatusPublisher } from '../../src/publisher/status-publisher.js';
 import { Keys } from '../../src/store/keys.js';
+import { askConsole } from '../helpers/console.js';
 import { alignToPeriod, CarbonListener, freePort, sendUdp, sleep } from '../helpers/carbon.js';
 import { cleanup, client, testPrefix } from '../helpers/redis.js';
 import { ROOT, startDaemon, testConfig } from '../helpers/tallyd.js';
@@ -290,6 +291,11 @@ describe('ZeroMQ status messages to Carbon', () => {
       [['zmq_bad_frames', 7], ['zmq_bad_items', 3], ['zmq_oversized', 1], ['bad_lines_seen', 1]],
     );
     assert.ok(!carbon.lines.some((l) => l.name.includes('gb.bad')));
+    // The console's stats shows this process's ZeroMQ counters too.
+    const stats = await askConsole(d.ports.mgmt, 'stats');
+    for (const [n, v] of [['zmq_messages_received', sequence.length], ['zmq_bad_frames', 7], ['zmq_bad_items', 3], ['zmq_oversized', 1], ['zmq_disconnects', 0]]) {
+      assert.match(stats, new RegExp(`^tallyd\\.${n}: ${v}$`, 'm'));
+    }
   });
 
   test("the README's Python publisher (python3 + python3-zmq) reaches Carbon through SUB, aggregated and passed through", async (t) => {
