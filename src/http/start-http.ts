@@ -41,7 +41,7 @@ export async function startHttp(cfg: HttpConfig, parts: HttpParts, log: Logger):
   const history = new SelfHistory({
     totals: () => ({
       received: ingest.metricsReceived + self.zmqItemsReceived,
-      badLines: ingest.badLines,
+      badLines: ingest.badLines + self.zmqBadItems,
       dropped: self.oversizedPackets + self.zmqOversized + self.batchesDropped + self.outboxDropped,
       udpKernelDrops: self.udpKernelDrops,
     }),
