@@ -15,8 +15,10 @@
  *   flush intervals, counted from the later of the last committed boundary
  *   (Keys.lastCommit, set by the commit script) and this process's start, so
  *   a fresh start is not down before it had the chance to commit;
- * - the outbox holds outboxMaxBytes or more (when that option is given):
- *   Carbon does not keep up and each commit drops the oldest lines.
+ * - the outbox holds OUTBOX_FULL_SHARE (90 %) of outboxMaxBytes or more (when
+ *   that option is given): Carbon does not keep up, and at the bound each
+ *   commit drops the oldest lines (it trims to just under the bound, so the
+ *   bound itself is seldom reached exactly).
  *
  * It depends on narrow providers, not on the Store, FlushHost and Batcher
  * classes, so a test can feed it facts.
@@ -95,13 +97,16 @@ export interface HealthOptions {
   readonly pingTimeoutMs?: number;
   /** Periods without a commit after which health is down. */
   readonly stalePeriods?: number;
-  /** The outbox bound in bytes: at or past it, health is down. */
+  /** The outbox bound in bytes: at OUTBOX_FULL_SHARE of it or more, health is down. */
   readonly outboxMaxBytes?: number;
   readonly now?: () => number;
 }
 
 const DEFAULT_PING_TIMEOUT_MS = 1000;
 const DEFAULT_STALE_PERIODS = 3;
+
+/** Share of outboxMaxBytes at which the outbox counts as full. */
+export const OUTBOX_FULL_SHARE = 0.9;
 
 export const OPERATOR_DOWN = 'set down by the operator (health down)';
 
@@ -153,8 +158,9 @@ export class HealthFacts {
       }
     }
     const maxBytes = this.opts.outboxMaxBytes ?? null;
-    if (outbox && maxBytes !== null && outbox.bytes >= maxBytes) {
-      reasons.push(`the outbox is at its bound: ${outbox.bytes} bytes of outboxMaxBytes ${maxBytes}; Carbon does not keep up and the oldest lines are dropped`);
+    if (outbox && maxBytes !== null && outbox.bytes >= OUTBOX_FULL_SHARE * maxBytes) {
+      const pct = Math.floor((100 * outbox.bytes) / maxBytes);
+      reasons.push(`the outbox is at ${pct} % of its bound: ${outbox.bytes} bytes of outboxMaxBytes ${maxBytes}; Carbon does not keep up, and at the bound each commit drops the oldest lines`);
     }
     const l = this.losses;
     const byThis = this.flush?.lastCommittedTs ?? 0;
