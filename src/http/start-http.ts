@@ -42,7 +42,7 @@ export async function startHttp(cfg: HttpConfig, parts: HttpParts, log: Logger):
     totals: () => ({
       received: ingest.metricsReceived + self.zmqItemsReceived,
       badLines: ingest.badLines + self.zmqBadItems,
-      dropped: self.oversizedPackets + self.zmqOversized + self.batchesDropped + self.outboxDropped,
+      dropped: self.oversizedPackets + self.zmqOversized + self.batchesDropped + self.outboxDropped + self.namesDropped,
       udpKernelDrops: self.udpKernelDrops,
     }),
     flushTimeMs: () => flush.lastFlushMs,

@@ -7,16 +7,19 @@
  *   region is at most maxLineLength bytes) -> the chunk itself, up to and
  *   including its last '\n', is handed up without copying.
  * - A line longer than maxLineLength bytes ('\n' excluded) is dropped, wherever
- *   the chunk boundaries fall: onOverlong(length) once per dropped line, when
- *   its end is seen; framing resumes after its '\n'.
+ *   the chunk boundaries fall: onOverlong(length, head) once per dropped line,
+ *   when its end is seen, with its first bytes (up to OVERLONG_HEAD_BYTES) for
+ *   the log; framing resumes after its '\n'.
  * - end() hands up an unterminated last line (a client closing without a
  *   final '\n').
  *
- * Regions passed to onLines are only valid during the call: the remainder
- * buffer is reused.
+ * Regions passed to onLines and onOverlong are only valid during the call:
+ * the remainder buffer is reused.
  */
 
 const NL = 0x0a;
+/** How much of a dropped line onOverlong gets to quote. */
+export const OVERLONG_HEAD_BYTES = 200;
 
 export class LineFramer {
   private rem: Buffer | null = null;
@@ -24,11 +27,14 @@ export class LineFramer {
   /** Inside an overlong line: skip bytes until its '\n'. */
   private discarding = false;
   private discarded = 0;
+  /** The first bytes of the line being discarded (or just found too long), for onOverlong. */
+  private readonly head = Buffer.alloc(OVERLONG_HEAD_BYTES);
+  private headLen = 0;
 
   constructor(
     private readonly maxLineLength: number,
     private readonly onLines: (buf: Buffer, start: number, end: number) => void,
-    private readonly onOverlong: (bytes: number) => void,
+    private readonly onOverlong: (bytes: number, head: Buffer, headStart: number, headEnd: number) => void,
   ) {}
 
   push(chunk: Buffer): void {
@@ -42,9 +48,11 @@ export class LineFramer {
       }
       if (this.discarding) {
         this.discarding = false;
-        this.onOverlong(this.discarded + nl);
+        this.appendHead(chunk, 0, nl);
+        this.onOverlong(this.discarded + nl, this.head, 0, this.headLen);
       } else if (this.remLen + nl > this.maxLineLength) {
-        this.onOverlong(this.remLen + nl);
+        this.saveHead(chunk, 0, nl);
+        this.onOverlong(this.remLen + nl, this.head, 0, this.headLen);
         this.remLen = 0;
       } else {
         const rem = this.append(chunk, 0, nl + 1);
@@ -63,11 +71,16 @@ export class LineFramer {
     if (pos < len) this.holdTail(chunk, pos);
   }
 
+  /** Bytes allocated for the remainder: at most max(maxLineLength + 1, 256), whatever the input. */
+  get remainderCapacity(): number {
+    return this.rem?.length ?? 0;
+  }
+
   /** Flush the unterminated last line, if any. */
   end(): void {
     if (this.discarding) {
       this.discarding = false;
-      this.onOverlong(this.discarded);
+      this.onOverlong(this.discarded, this.head, 0, this.headLen);
     } else if (this.remLen > 0) {
       const remLen = this.remLen;
       this.remLen = 0;
@@ -85,7 +98,7 @@ export class LineFramer {
       const nl = buf.indexOf(NL, s);
       if (nl - s > max) {
         if (runStart < s) this.onLines(buf, runStart, s);
-        this.onOverlong(nl - s);
+        this.onOverlong(nl - s, buf, s, s + Math.min(nl - s, OVERLONG_HEAD_BYTES));
         runStart = nl + 1;
       }
       s = nl + 1;
@@ -98,13 +111,27 @@ export class LineFramer {
     const n = chunk.length - start;
     if (this.discarding) {
       this.discarded += n;
+      this.appendHead(chunk, start, chunk.length);
     } else if (this.remLen + n > this.maxLineLength) {
+      this.saveHead(chunk, start, chunk.length);
       this.discarding = true;
       this.discarded = this.remLen + n;
       this.remLen = 0;
     } else {
       this.append(chunk, start, chunk.length);
     }
+  }
+
+  /** Keep the first bytes of the remainder followed by chunk[start, end) as the head of an overlong line. */
+  private saveHead(chunk: Buffer, start: number, end: number): void {
+    this.headLen = this.rem === null ? 0 : this.rem.copy(this.head, 0, 0, Math.min(this.remLen, OVERLONG_HEAD_BYTES));
+    this.appendHead(chunk, start, end);
+  }
+
+  /** More of the overlong line's first bytes, while there is room in the head. */
+  private appendHead(chunk: Buffer, start: number, end: number): void {
+    const room = OVERLONG_HEAD_BYTES - this.headLen;
+    if (room > 0) this.headLen += chunk.copy(this.head, this.headLen, start, Math.min(end, start + room));
   }
 
   /** Copy chunk[start, end) after the remainder, growing its buffer; returns the buffer. */

@@ -77,11 +77,11 @@ export class TcpServer {
         this.parser.parsePacket(buf, start, end, this.sink);
         this.self.lastMsgSeen = Math.round(Date.now() / 1000);
       },
-      (bytes) => {
+      (bytes, head, headStart, headEnd) => {
         this.self.oversizedPackets++;
         this.oversizeLog.warn(() => ({
           msg: 'dropped an overlong tcp line',
-          fields: { bytes, maxPacketSize: this.cfg.maxPacketSize, remote: sock.remoteAddress },
+          fields: { bytes, maxPacketSize: this.cfg.maxPacketSize, remote: sock.remoteAddress, head: head.toString('utf8', headStart, headEnd) },
         }));
       },
     );

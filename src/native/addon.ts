@@ -8,6 +8,10 @@
  * with node:dgram and ZeroMQ messages with node:zlib and the general path
  * (JSON.parse), with the same results, slower. TALLYD_SKIP_NATIVE=1 in the
  * environment leaves it unloaded (as it leaves it unbuilt at install).
+ *
+ * TALLYD_NATIVE_ADDON=<path to a .node file> loads that build instead (the
+ * AddressSanitizer build of scripts/fuzz-native-asan.sh); unset, nothing
+ * changes.
  */
 import { createRequire } from 'node:module';
 
@@ -22,16 +26,26 @@ export interface NativeUdpSocket {
   readonly slots: number;
 }
 
+/** The UDP reader's callback(n, kind): what n means (udp_reader.c). */
+export const UdpEvent = {
+  /** n > 0 datagrams were read; n < 0: -errno of a failed read. */
+  Read: 0,
+  /** The socket reported an error (POLLERR), n = -errno of it (0: none kept); the reader cleared it and reads on. */
+  PollError: 1,
+  /** The same, but the reader could not poll again: it has stopped taking datagrams. */
+  Stopped: 2,
+} as const;
+
 export interface TallydAddon {
   /**
-   * Binds; throws an Error with .code (EADDRINUSE, ...). callback(n) gets
-   * n > 0 datagrams in buffer[i * slotSize ...], lengths[i] bytes each (their
-   * real length: more than slotSize means cut short), or n < 0, -errno of a
-   * failed read.
+   * Binds; throws an Error with .code (EADDRINUSE, ...). callback(n, kind)
+   * with kind UdpEvent.Read gets n > 0 datagrams in buffer[i * slotSize ...],
+   * lengths[i] bytes each (their real length: more than slotSize means cut
+   * short), or n < 0, -errno of a failed read; see UdpEvent for the others.
    */
   open(
     family: 4 | 6, address: string, port: number, rcvbuf: number, reusePort: boolean,
-    buffer: Buffer, slotSize: number, lengths: Int32Array, callback: (n: number) => void,
+    buffer: Buffer, slotSize: number, lengths: Int32Array, callback: (n: number, kind: number) => void,
   ): NativeUdpSocket;
   /** holdMs > 0: after a wakeup that emptied the queue, read again holdMs later instead of on the next datagram. */
   start(handle: unknown, holdMs?: number): void;
@@ -69,7 +83,8 @@ export function nativeAddon(): TallydAddon | string {
   }
   try {
     // src/native/ and dist/native/ are both two levels below the package root.
-    loaded = createRequire(import.meta.url)('../../build/Release/tallyd_native.node') as TallydAddon;
+    const file = process.env.TALLYD_NATIVE_ADDON || '../../build/Release/tallyd_native.node';
+    loaded = createRequire(import.meta.url)(file) as TallydAddon;
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     loaded = e.code === 'MODULE_NOT_FOUND' ? 'it was not built (npm install builds it when a C compiler is installed)' : `it did not load: ${e.message}`;

@@ -7,7 +7,7 @@ export const LINE_EMPTY = 1;
 export const LINE_NO_VALUE = 2;
 /** Empty name, before or after sanitizing. */
 export const LINE_EMPTY_NAME = 3;
-/** Key (with tags, after sanitizing) longer than maxNameLength bytes. */
+/** Key (with tags, after sanitizing) longer than maxNameLength bytes of UTF-8. */
 export const LINE_NAME_TOO_LONG = 4;
 /** A value not followed by '|type'. */
 export const LINE_NO_TYPE = 5;

@@ -19,6 +19,8 @@
  * well-formed line whose key was seen allocates nothing here, except a set's
  * member string and a value of more than 15 significant digits (number.ts).
  * The sink also gets the key's intern id, so a Batch can skip hashing the name.
+ * The byte-level readers of types, fields, events and the key are in
+ * statsd-fields.ts.
  *
  * Stricter than statsd 0.9 on purpose (statsd's behaviour in brackets):
  * - values must be decimals, with or without surrounding whitespace
@@ -45,6 +47,9 @@ import {
   LINE_OK, LINE_EMPTY, LINE_NO_VALUE, LINE_EMPTY_NAME, LINE_NAME_TOO_LONG, LINE_NO_TYPE, LINE_BAD_TYPE,
   LINE_BAD_VALUE, LINE_NEGATIVE_TIMER, LINE_BAD_RATE, LINE_BAD_TAGS, LINE_BAD_FIELD, LINE_TOO_MANY_VALUES,
 } from './line-status.js';
+import {
+  T_COUNTER, T_GAUGE, T_TIMER, T_SET, buildKey, isDigits, isEventOrCheck, isOriginField, longFieldEnd, shortFieldEnd, typeCode,
+} from './statsd-fields.js';
 
 export * from './line-status.js';
 
@@ -66,101 +71,15 @@ const TAB = 0x09;
 const SPACE = 0x20;
 const COLON = 0x3a;
 const PIPE = 0x7c;
-const COMMA = 0x2c;
 const AT = 0x40;
 const HASH = 0x23;
 const PLUS = 0x2b;
 const MINUS = 0x2d;
-const DIGIT_0 = 0x30;
-const DIGIT_9 = 0x39;
-const LOWER_A = 0x61;
-const LOWER_C = 0x63;
-const LOWER_D = 0x64;
-const LOWER_E = 0x65;
-const LOWER_G = 0x67;
-const LOWER_H = 0x68;
-const LOWER_M = 0x6d;
-const LOWER_R = 0x72;
-const LOWER_S = 0x73;
 const UPPER_T = 0x54;
 const UNDERSCORE = 0x5f;
-const LEFT_BRACE = 0x7b;
-const RIGHT_BRACE = 0x7d;
 
 /** parsePacket's mark for a DogStatsD event or service check line (not a status readLine returns). */
 const LINE_EVENT = -1;
-
-/**
- * Is buf[s, e) a DogStatsD event, `_e{<title length>,<text length>}:...`,
- * or service check, `_sc|<name>|<status>...`? (hot-shots sends both.)
- */
-function isEventOrCheck(buf: Buffer, s: number, e: number): boolean {
-  if (e - s >= 4 && buf[s + 1] === LOWER_S && buf[s + 2] === LOWER_C && buf[s + 3] === PIPE) return true;
-  if (e - s < 7 || buf[s + 1] !== LOWER_E || buf[s + 2] !== LEFT_BRACE) return false;
-  let p = s + 3;
-  let digits = 0;
-  let commas = 0;
-  for (; p < e; p++) {
-    const b = buf[p]!;
-    if (b >= DIGIT_0 && b <= DIGIT_9) digits++;
-    else if (b === COMMA && digits > 0 && commas === 0) {
-      commas = 1;
-      digits = 0;
-    } else break;
-  }
-  return commas === 1 && digits > 0 && p + 1 < e && buf[p] === RIGHT_BRACE && buf[p + 1] === COLON;
-}
-
-const T_COUNTER = 1;
-const T_GAUGE = 2;
-const T_TIMER = 3; // ms: must be >= 0
-const T_HISTOGRAM = 4; // h, d: timers that may be negative
-const T_SET = 5;
-
-/** Type code of buf[s, e), or 0. */
-function typeCode(buf: Buffer, s: number, e: number): number {
-  const len = e - s;
-  const a = buf[s];
-  if (len === 1) {
-    if (a === LOWER_C) return T_COUNTER;
-    if (a === LOWER_G) return T_GAUGE;
-    if (a === LOWER_S) return T_SET;
-    if (a === LOWER_H || a === LOWER_D) return T_HISTOGRAM;
-  } else if (len === 2 && a === LOWER_M && buf[s + 1] === LOWER_S) {
-    return T_TIMER;
-  }
-  return 0;
-}
-
-/** End of a field that may be followed by ':' (next value) or '|'. */
-function shortFieldEnd(buf: Buffer, p: number, end: number): number {
-  while (p < end) {
-    const b = buf[p];
-    if (b === PIPE || b === COLON) break;
-    p++;
-  }
-  return p;
-}
-
-/** End of a field that runs to the next '|' (tags, DogStatsD `c:`/`e:`/`card:`). */
-function longFieldEnd(buf: Buffer, p: number, end: number): number {
-  while (p < end && buf[p] !== PIPE) p++;
-  return p;
-}
-
-/** Is buf[p, end) a DogStatsD `c:`, `e:` or `card:` field? */
-function isOriginField(buf: Buffer, p: number, end: number): boolean {
-  const a = buf[p];
-  if ((a === LOWER_C || a === LOWER_E) && p + 1 < end && buf[p + 1] === COLON) return true;
-  return (
-    a === LOWER_C &&
-    p + 4 < end &&
-    buf[p + 1] === LOWER_A &&
-    buf[p + 2] === LOWER_R &&
-    buf[p + 3] === LOWER_D &&
-    buf[p + 4] === COLON
-  );
-}
 
 export class StatsdLineParser {
   /** Non-empty lines seen, good or bad (statsd's metrics_received). */
@@ -184,6 +103,8 @@ export class StatsdLineParser {
   /** Raw key bytes -> final key string, so a repeated key allocates nothing (key-intern.ts). */
   readonly intern: KeyInternTable;
   private readonly seed: number;
+  private readonly sanitize: boolean;
+  private readonly maxKeyBytes: number;
   // Scratch, one slot per value of the current line.
   private readonly types = new Uint8Array(MAX_VALUES);
   private readonly values = new Float64Array(MAX_VALUES);
@@ -202,8 +123,10 @@ export class StatsdLineParser {
   private lineKey = -1;
 
   constructor(opts: ParseOptions) {
-    const max = opts.maxNameLength ?? DEFAULT_MAX_NAME_LENGTH;
-    this.key = new KeyBuilder(opts.keyNameSanitize, Math.max(1, Math.floor(max)));
+    const max = Math.max(1, Math.floor(opts.maxNameLength ?? DEFAULT_MAX_NAME_LENGTH));
+    this.key = new KeyBuilder(opts.keyNameSanitize, max);
+    this.sanitize = opts.keyNameSanitize;
+    this.maxKeyBytes = max;
     this.intern = new KeyInternTable(opts.intern);
     this.seed = this.intern.seed;
   }
@@ -363,9 +286,11 @@ export class StatsdLineParser {
     if (entry >= 0) {
       name = intern.nameOf(entry);
     } else {
-      const status = this.buildKey(buf, start, nameEnd);
+      const status = buildKey(this.key, buf, start, nameEnd, this.tagStart, this.tagEnd);
       if (status !== LINE_OK) return status;
       name = this.key.toString();
+      // Unsanitized invalid UTF-8 decodes to U+FFFD, 3 bytes for 1: the bound is on the key's UTF-8, as for ZeroMQ names.
+      if (!this.sanitize && Buffer.byteLength(name) > this.maxKeyBytes) return LINE_NAME_TOO_LONG;
       entry = intern.add(buf, start, nameEnd, tagS, tagE, hash, name);
     }
     this.lineValues = n;
@@ -416,28 +341,6 @@ export class StatsdLineParser {
     return p;
   }
 
-  /** Build the key of a line not in the intern table: name, then tags, sanitized; LINE_OK or why not. */
-  private buildKey(buf: Buffer, start: number, nameEnd: number): number {
-    const key = this.key;
-    key.reset();
-    key.appendName(buf, start, nameEnd);
-    if (key.length === 0 && !key.overflow) return LINE_EMPTY_NAME;
-    const tagEnd = this.tagEnd;
-    let t = this.tagStart;
-    if (t >= 0 && t < tagEnd) {
-      while (true) {
-        let c = t;
-        while (c < tagEnd && buf[c] !== COMMA) c++;
-        if (c === t) return LINE_BAD_TAGS;
-        key.appendTag(buf, t, c);
-        if (c === tagEnd) break;
-        t = c + 1;
-        if (t === tagEnd) return LINE_BAD_TAGS;
-      }
-    }
-    return key.overflow ? LINE_NAME_TOO_LONG : LINE_OK;
-  }
-
   /** Value i of the line as a set member: its text, '0' when empty (statsd). */
   private member(buf: Buffer, i: number): string {
     const ms = this.memberStart[i]!;
@@ -472,11 +375,7 @@ export class StatsdLineParser {
         p = e;
       } else if (p < end && c === UPPER_T) {
         const e = shortFieldEnd(buf, p + 1, end);
-        if (e === p + 1) return -LINE_BAD_FIELD;
-        for (let i = p + 1; i < e; i++) {
-          const d = buf[i]!;
-          if (d < DIGIT_0 || d > DIGIT_9) return -LINE_BAD_FIELD;
-        }
+        if (!isDigits(buf, p + 1, e)) return -LINE_BAD_FIELD;
         p = e; // DogStatsD timestamp: ignored, aggregation is per flush period
       } else if (p < end && isOriginField(buf, p, end)) {
         p = longFieldEnd(buf, p, end); // DogStatsD container / origin: ignored

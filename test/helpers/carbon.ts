@@ -12,6 +12,8 @@ export interface CarbonLine {
 
 export class CarbonListener {
   readonly lines: CarbonLine[] = [];
+  /** Lines that did not split into `name value ts`. */
+  readonly malformed: string[] = [];
   private server: net.Server | null = null;
   private readonly conns = new Set<net.Socket>();
   port = 0;
@@ -29,6 +31,7 @@ export class CarbonListener {
           rest = rest.slice(i + 1);
           const parts = line.split(' ');
           if (parts.length === 3) this.lines.push({ name: parts[0] as string, value: parts[1] as string, ts: Number(parts[2]) });
+          else this.malformed.push(line);
         }
       });
       sock.on('error', () => undefined);

@@ -76,3 +76,20 @@ test('fast path hands the chunk itself up to its last newline', () => {
   assert.equal(regions[0]![0], chunk);
   assert.deepEqual(regions[0]!.slice(1), [0, 12]);
 });
+
+test('an overlong line is reported with its first 200 bytes, wherever the chunks split it (the log quotes them)', () => {
+  const line = Buffer.from(Array.from({ length: 300 }, (_, i) => 0x61 + (i % 26)));
+  const data = Buffer.concat([Buffer.from('ok\n'), line, Buffer.from('\nok2\n'), line]);
+  const want = line.toString('latin1', 0, 200);
+  for (let i = 0; i <= data.length; i += 7) {
+    for (const max of [1, 150, 250]) {
+      const heads: [number, string][] = [];
+      const framer = new LineFramer(max, () => undefined, (bytes, head, s, e) => void heads.push([bytes, head.toString('latin1', s, e)]));
+      framer.push(data.subarray(0, i));
+      framer.push(data.subarray(i));
+      framer.end();
+      const long = heads.filter(([bytes]) => bytes === 300);
+      assert.deepEqual(long, [[300, want], [300, want]], `split ${i}, max ${max}`);
+    }
+  }
+});
