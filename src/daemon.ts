@@ -7,6 +7,7 @@ import { ManagementConsole } from './admin/console.js';
 import { Batcher } from './aggregate/batcher.js';
 import { type Config, isZmqServer } from './config/types.js';
 import { FlushHost } from './flush/flush-host.js';
+import { type RunningHttp, startHttp } from './http/start-http.js';
 import { type IngestContext, type ListeningPorts, startServer, type StartedServer } from './ingest/kinds.js';
 import { warmUpIngest } from './ingest/warm-up.js';
 import { HealthFacts } from './observability/health.js';
@@ -31,7 +32,8 @@ export class Daemon {
   console: ManagementConsole | null = null;
   health: HealthFacts | null = null;
   udpDrops: UdpDropsSampler | null = null;
-  readonly ports: ListeningPorts = { udp: [], tcp: [], zmq: [], mgmt: 0 };
+  http: RunningHttp | null = null;
+  readonly ports: ListeningPorts = { udp: [], tcp: [], zmq: [], mgmt: 0, http: null };
   /** The reader each UDP server uses, in ports.udp order: 'native' or 'dgram'. */
   readonly udpReaders: string[] = [];
   private readonly ingest: StartedServer[] = [];
@@ -100,9 +102,16 @@ export class Daemon {
         flushIntervalMs: cfg.flushInterval,
         operatorStatus: cfg.healthStatus,
         pingTimeoutMs: Math.min(HEALTH_PING_TIMEOUT_MS, cfg.redis.commandTimeout),
+        outboxMaxBytes: cfg.outboxMaxBytes,
       });
       this.console = new ManagementConsole(cfg, store, this.self, log.child({ component: 'mgmt' }), () => this.parser.badLines, this.health);
       this.ports.mgmt = await this.console.start();
+      // The HTTP server, in the first cluster worker only (as ZeroMQ): its /metrics counters are one process's, and must not
+      // come from a different worker at each scrape.
+      if (cfg.http && this.role.zmq) {
+        this.http = await startHttp(cfg.http, { self: this.self, ingest: this.parser, flush, health: this.health, store }, log.child({ component: 'http' }));
+        this.ports.http = this.http.port;
+      }
       log.info({ flushInterval: cfg.flushInterval, batchInterval: cfg.batchInterval }, 'tallyd is up');
     } catch (err) {
       await this.stop().catch(() => undefined);
@@ -125,6 +134,7 @@ export class Daemon {
     await this.batcher?.stop(this.cfg.stopTimeout / 2);
     await this.flush?.stop(Math.max(1000, deadline - Date.now()));
     await this.console?.stop();
+    await this.http?.stop();
     await this.store?.quit();
     log.info('tallyd stopped');
   }

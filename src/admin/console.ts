@@ -212,6 +212,8 @@ export class ManagementConsole {
       ['names_dropped', s.namesDropped],
       ['names_forgotten', s.namesForgotten],
       ['values_clamped', s.valuesClamped],
+      ['history_errors', s.historyErrors],
+      ['history_skipped', s.historySkipped],
     ];
     for (const [k, v] of own) text += line('tallyd', k, v);
     // The backlog and health facts (the same HealthReport `health` decides from).

@@ -142,6 +142,8 @@ export class Batcher implements SampleSink {
       [`${p}.names_dropped`, () => self.namesDropped, 0],
       [`${p}.values_clamped`, () => self.valuesClamped, 0],
       [`${p}.names_forgotten`, () => self.namesForgotten, 0],
+      [`${p}.history_errors`, () => self.historyErrors, 0],
+      [`${p}.history_skipped`, () => self.historySkipped, 0],
     ];
   }
 

@@ -35,6 +35,8 @@ export interface ListeningPorts {
   /** Endpoints the ZeroMQ sockets bound, e.g. `tcp://0.0.0.0:5555`, with the real port when 0 was asked. */
   zmq: string[];
   mgmt: number;
+  /** The HTTP server's port; null when `http` is not configured. */
+  http: number | null;
 }
 
 export interface StartedServer {
