@@ -8,6 +8,8 @@ import { ManagementConsole } from './admin/console.js';
 import { Batcher } from './aggregate/batcher.js';
 import { type Config, isZmqServer } from './config/types.js';
 import { FlushHost } from './flush/flush-host.js';
+import { buildRoutes } from './http/routes.js';
+import { HttpServer } from './http/server.js';
 import { TcpServer } from './ingest/tcp.js';
 import { UdpServer } from './ingest/udp.js';
 import { warmUpIngest } from './ingest/warm-up.js';
@@ -26,6 +28,8 @@ export interface ListeningPorts {
   /** Endpoints the ZeroMQ sockets bound, e.g. `tcp://0.0.0.0:5555`, with the real port when 0 was asked. */
   zmq: string[];
   mgmt: number;
+  /** The HTTP server's port; null when `http` is not configured. */
+  http: number | null;
 }
 
 /** How long `health` waits for Redis to answer (or redis.commandTimeout if that is shorter). */
@@ -44,7 +48,8 @@ export class Daemon {
   console: ManagementConsole | null = null;
   health: HealthFacts | null = null;
   udpDrops: UdpDropsSampler | null = null;
-  readonly ports: ListeningPorts = { udp: [], tcp: [], zmq: [], mgmt: 0 };
+  http: HttpServer | null = null;
+  readonly ports: ListeningPorts = { udp: [], tcp: [], zmq: [], mgmt: 0, http: null };
   /** The reader each UDP server uses, in ports.udp order: 'native' or 'dgram'. */
   readonly udpReaders: string[] = [];
   private readonly ingest: Stoppable[] = [];
@@ -132,6 +137,10 @@ export class Daemon {
       });
       this.console = new ManagementConsole(cfg, store, this.self, log.child({ component: 'mgmt' }), () => this.parser.badLines, this.health);
       this.ports.mgmt = await this.console.start();
+      if (cfg.http) {
+        this.http = new HttpServer(cfg.http, buildRoutes({ startedAtMs: Date.now() }), log.child({ component: 'http' }));
+        this.ports.http = await this.http.start();
+      }
       log.info({ flushInterval: cfg.flushInterval, batchInterval: cfg.batchInterval }, 'tallyd is up');
     } catch (err) {
       await this.stop().catch(() => undefined);
@@ -154,6 +163,7 @@ export class Daemon {
     await this.batcher?.stop(this.cfg.stopTimeout / 2);
     await this.flush?.stop(Math.max(1000, deadline - Date.now()));
     await this.console?.stop();
+    await this.http?.stop();
     await this.store?.quit();
     log.info('tallyd stopped');
   }

@@ -4,7 +4,7 @@
  * the config file resolves to the value here.
  */
 
-import type { Config, GraphiteConfig, LogConfig, ServerConfig } from './types.js';
+import type { Config, GraphiteConfig, HttpConfig, LogConfig, ServerConfig } from './types.js';
 
 /** Largest datagram (UDP) or line (TCP) accepted, in bytes: the largest UDP payload. */
 export const DEFAULT_MAX_PACKET_SIZE = 65536;
@@ -70,6 +70,14 @@ export function defaultBatchInterval(flushIntervalMs: number): number {
   return Math.max(1, Math.min(200, Math.floor(flushIntervalMs / 2)));
 }
 
+/** What each key of an `http` section defaults to (the section itself is off when absent). */
+export const DEFAULT_HTTP: HttpConfig = Object.freeze({
+  port: 8127,
+  address: '127.0.0.1',
+  historyMaxBytes: 32 * 1024 * 1024,
+  historyPeriods: 360,
+});
+
 /** The resolved config of an empty file. */
 export const DEFAULTS: Config = Object.freeze({
   source: null,
@@ -119,4 +127,5 @@ export const DEFAULTS: Config = Object.freeze({
   maxPendingBatches: 1000,
   maxBatchNames: 20000,
   log: Object.freeze({ level: 'info' }),
+  http: null,
 });

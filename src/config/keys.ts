@@ -18,6 +18,7 @@ export const TOP_LEVEL_KEYS: ReadonlyArray<string> = [
   // tallyd's own
   'mgmtMaxConcurrent', 'mgmtAllowRemoteChanges', 'maxConnections', 'tcpIdleTimeout',
   'strictConfig', 'redis', 'batchInterval', 'leaseTtl', 'stopTimeout', 'outboxMaxBytes', 'carbonWriteTimeout', 'maxPendingBatches', 'workers', 'flushNice', 'maxBatchNames', 'log',
+  'http',
 ];
 
 /** statsd keys tallyd accepts and ignores, with why. `debug: false` and `automaticConfigReload: false` are silent. */
@@ -48,6 +49,9 @@ export const GRAPHITE_KEYS: ReadonlyArray<string> = [
 ];
 
 export const REDIS_KEYS: ReadonlyArray<string> = ['url', 'keyPrefix', 'commandTimeout'];
+
+/** tallyd's HTTP server (`http: { port, address, ... }`; absent: no HTTP listener). */
+export const HTTP_KEYS: ReadonlyArray<string> = ['port', 'address', 'historyMaxBytes', 'historyPeriods'];
 
 export const LOG_KEYS: ReadonlyArray<string> = ['level'];
 

@@ -86,6 +86,16 @@ export interface LogConfig {
   readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
+/** The HTTP server (src/http/server.ts): /healthz, /readyz, /metrics, the JSON API and the status page. */
+export interface HttpConfig {
+  readonly port: number;
+  readonly address: string;
+  /** Bound of the Redis history of committed periods behind /api/names and /api/series, in bytes of Graphite lines. */
+  readonly historyMaxBytes: number;
+  /** Most committed periods kept in that history. */
+  readonly historyPeriods: number;
+}
+
 export type BackendName = 'graphite' | 'console';
 
 export interface ConsoleBackendConfig {
@@ -182,4 +192,6 @@ export interface Config {
    */
   readonly flushNice: number;
   readonly log: LogConfig;
+  /** The HTTP server; null (the key absent) runs none, as statsd has none. */
+  readonly http: HttpConfig | null;
 }

@@ -6,13 +6,13 @@
  */
 
 import { Checker, type OriginOf, type Raw } from './checker.js';
-import { DEFAULT_GRAPHITE, defaultBatchInterval, DEFAULTS, LOG_LEVELS } from './defaults.js';
+import { DEFAULT_GRAPHITE, DEFAULT_HTTP, defaultBatchInterval, DEFAULTS, LOG_LEVELS } from './defaults.js';
 import type { ConfigProblem } from './errors.js';
 import {
-  CONSOLE_KEYS, describe, GRAPHITE_KEYS, LOG_KEYS, REDIS_KEYS, SYSLOG_LEVELS, TOP_LEVEL_KEYS, UNIMPLEMENTED_LOG, UNIMPLEMENTED_TOP_LEVEL,
+  CONSOLE_KEYS, describe, GRAPHITE_KEYS, HTTP_KEYS, LOG_KEYS, REDIS_KEYS, SYSLOG_LEVELS, TOP_LEVEL_KEYS, UNIMPLEMENTED_LOG, UNIMPLEMENTED_TOP_LEVEL,
 } from './keys.js';
 import { redactUrl } from './redact.js';
-import type { Config, GraphiteConfig, LogConfig, RedisConfig } from './types.js';
+import type { Config, GraphiteConfig, HttpConfig, LogConfig, RedisConfig } from './types.js';
 import { checkBackends, readHistogram, readPercentThreshold, readServers, readTimerMetrics } from './validate-lists.js';
 
 export interface Validated {
@@ -85,6 +85,20 @@ function readLog(c: Checker, raw: Raw): LogConfig {
     return { level: syslog };
   }
   return { level: c.oneOf(l, 'level', 'log', DEFAULTS.log.level, LOG_LEVELS) };
+}
+
+/** `http`: absent or null means no HTTP server (statsd has none). */
+function readHttp(c: Checker, raw: Raw): HttpConfig | null {
+  if (raw['http'] === undefined || raw['http'] === null) return null;
+  const h = c.section(raw, 'http', '');
+  c.keys(h, 'http', HTTP_KEYS);
+  const d = DEFAULT_HTTP;
+  return {
+    port: c.port(h, 'port', 'http', d.port),
+    address: c.str(h, 'address', 'http', d.address, true),
+    historyMaxBytes: c.count(h, 'historyMaxBytes', 'http', d.historyMaxBytes),
+    historyPeriods: c.int(h, 'historyPeriods', 'http', d.historyPeriods, 1, 100000, 'an integer number of periods from 1 to 100000'),
+  };
 }
 
 function readGraphiteTarget(c: Checker, raw: Raw): Pick<Config, 'graphiteHost' | 'graphitePort' | 'graphiteProtocol' | 'graphitePicklePort'> {
@@ -177,6 +191,7 @@ export function validate(raw: Raw, source: string | null, originOf: OriginOf): V
     workers: c.int(raw, 'workers', '', DEFAULTS.workers, 1, 64, 'an integer number of processes from 1 to 64'),
     flushNice: c.int(raw, 'flushNice', '', DEFAULTS.flushNice, 0, 19, 'an integer niceness from 0 to 19'),
     log: readLog(c, raw),
+    http: readHttp(c, raw),
   };
   return {
     config: c.problems.length === 0 ? config : null,

@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runInNewContext } from 'node:vm';
-import { DEFAULTS } from '../../src/config/defaults.js';
+import { DEFAULT_HTTP, DEFAULTS } from '../../src/config/defaults.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { GRAPHITE_KEYS, REDIS_KEYS, TOP_LEVEL_KEYS, ZMQ_SERVER_KEYS } from '../../src/config/keys.js';
 import { loadConfig, MAX_CONFIG_BYTES, parseConfigText } from '../../src/config/load.js';
@@ -49,14 +49,15 @@ function configError(fn: () => unknown): ConfigError {
 }
 
 describe('shipped and statsd configs', () => {
-  it('loads config/tallyd.conf.js without warnings; everything but servers and graphiteHost is a default', () => {
+  it('loads config/tallyd.conf.js without warnings; everything but servers, graphiteHost and http is a default', () => {
     const { config, warnings } = load(SHIPPED);
     assert.deepEqual(warnings, []);
     assert.equal(config.source, SHIPPED);
     assert.deepEqual(config.servers.map((s) => (isZmqServer(s) ? [s.server, s.bind, s.type, s.mode] : [s.server, s.address, s.port])),
       [['udp', '0.0.0.0', 8125], ['tcp', '0.0.0.0', 8125], ['zmq', 'tcp://0.0.0.0:5555', 'sub', 'aggregate']]);
     assert.equal(config.graphiteHost, '127.0.0.1');
-    assert.deepEqual({ ...config, source: null, servers: DEFAULTS.servers, graphiteHost: null }, DEFAULTS);
+    assert.deepEqual(config.http, DEFAULT_HTTP); // on in the shipped config, off when absent
+    assert.deepEqual({ ...config, source: null, servers: DEFAULTS.servers, graphiteHost: null, http: null }, DEFAULTS);
   });
 
   it('documents every supported key in config/tallyd.conf.js', () => {
