@@ -39,7 +39,7 @@ describe('http server', () => {
   });
 
   test('unknown paths are 404 and other methods 405, with a JSON error', async () => {
-    for (const path of ['/', '/nope', '/api/nothing']) {
+    for (const path of ['/nope', '/index.htm', '/api/nothing']) {
       const a = await httpGet(port, path);
       assert.equal(a.status, 404, path);
       assert.match((JSON.parse(a.body) as { error: string }).error, /^not found: /);
