@@ -31,7 +31,7 @@ const GROUPS = [
   ] },
 ];
 
-const state = { charts: {}, history: null, status: null, series: null, chosen: null, lastRefreshMs: null, errors: [] };
+const state = { charts: {}, history: null, status: null, series: null, chosen: null, namesKey: null, lastRefreshMs: null, errors: [] };
 window.tallydPage = state;
 
 const $ = (id) => document.getElementById(id);
@@ -175,6 +175,7 @@ async function refresh() {
     state.history = history;
     drawStatus(status);
     drawHistory(history);
+    await search($('search').value);
     if (state.chosen) await plotSeries(state.chosen);
     state.lastRefreshMs = Date.now();
     info.classList.remove('error');
@@ -188,21 +189,26 @@ async function refresh() {
   }
 }
 
+function nameItem(name) {
+  const li = el('li');
+  const b = el('button', { type: 'button', 'aria-pressed': String(name === state.chosen), 'data-name': name }, name);
+  b.addEventListener('click', () => choose(name));
+  li.append(b);
+  return li;
+}
+
 async function search(q) {
   const info = $('search-info');
   const list = $('names');
   try {
     const r = await getJson(`/api/names?${new URLSearchParams({ q, limit: String(SEARCH_LIMIT) })}`);
     if ($('search').value !== q) return; // a newer search is under way
-    list.replaceChildren(
-      ...r.names.map((name) => {
-        const li = el('li');
-        const b = el('button', { type: 'button', 'aria-pressed': String(name === state.chosen), 'data-name': name }, name);
-        b.addEventListener('click', () => choose(name));
-        li.append(b);
-        return li;
-      }),
-    );
+    const key = r.names.join('\n');
+    if (state.namesKey !== key) {
+      // only when the names changed: the same buttons keep the keyboard focus
+      state.namesKey = key;
+      list.replaceChildren(...r.names.map(nameItem));
+    }
     const period = r.boundaryMs === null ? 'no period committed yet' : `period of ${fmtTime(r.boundaryMs)}`;
     info.textContent = `${r.names.length}${r.truncated ? '+ (refine the search for more)' : ''} name${r.names.length === 1 ? '' : 's'} containing “${q}” in the ${period}`;
   } catch (err) {
