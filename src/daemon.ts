@@ -8,8 +8,7 @@ import { ManagementConsole } from './admin/console.js';
 import { Batcher } from './aggregate/batcher.js';
 import { type Config, isZmqServer } from './config/types.js';
 import { FlushHost } from './flush/flush-host.js';
-import { buildRoutes } from './http/routes.js';
-import { HttpServer } from './http/server.js';
+import { type RunningHttp, startHttp } from './http/start-http.js';
 import { TcpServer } from './ingest/tcp.js';
 import { UdpServer } from './ingest/udp.js';
 import { warmUpIngest } from './ingest/warm-up.js';
@@ -48,7 +47,7 @@ export class Daemon {
   console: ManagementConsole | null = null;
   health: HealthFacts | null = null;
   udpDrops: UdpDropsSampler | null = null;
-  http: HttpServer | null = null;
+  http: RunningHttp | null = null;
   readonly ports: ListeningPorts = { udp: [], tcp: [], zmq: [], mgmt: 0, http: null };
   /** The reader each UDP server uses, in ports.udp order: 'native' or 'dgram'. */
   readonly udpReaders: string[] = [];
@@ -134,12 +133,15 @@ export class Daemon {
         flushIntervalMs: cfg.flushInterval,
         operatorStatus: cfg.healthStatus,
         pingTimeoutMs: Math.min(HEALTH_PING_TIMEOUT_MS, cfg.redis.commandTimeout),
+        outboxMaxBytes: cfg.outboxMaxBytes,
       });
       this.console = new ManagementConsole(cfg, store, this.self, log.child({ component: 'mgmt' }), () => this.parser.badLines, this.health);
       this.ports.mgmt = await this.console.start();
-      if (cfg.http) {
-        this.http = new HttpServer(cfg.http, buildRoutes({ startedAtMs: Date.now() }), log.child({ component: 'http' }));
-        this.ports.http = await this.http.start();
+      // The HTTP server, in the first cluster worker only (as ZeroMQ): its /metrics counters are one process's, and must not
+      // come from a different worker at each scrape.
+      if (cfg.http && this.role.zmq) {
+        this.http = await startHttp(cfg.http, { self: this.self, ingest: this.parser, flush, health: this.health, store }, log.child({ component: 'http' }));
+        this.ports.http = this.http.port;
       }
       log.info({ flushInterval: cfg.flushInterval, batchInterval: cfg.batchInterval }, 'tallyd is up');
     } catch (err) {

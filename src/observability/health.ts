@@ -14,7 +14,9 @@
  * - no period has been committed on this prefix, by any process, for three
  *   flush intervals, counted from the later of the last committed boundary
  *   (Keys.lastCommit, set by the commit script) and this process's start, so
- *   a fresh start is not down before it had the chance to commit.
+ *   a fresh start is not down before it had the chance to commit;
+ * - the outbox holds outboxMaxBytes or more (when that option is given):
+ *   Carbon does not keep up and each commit drops the oldest lines.
  *
  * It depends on narrow providers, not on the Store, FlushHost and Batcher
  * classes, so a test can feed it facts.
@@ -69,6 +71,8 @@ export interface HealthReport {
   leader: boolean;
   /** null when Redis did not answer. */
   outbox: { entries: number; bytes: number; oldestMs: number | null; oldestAgeMs: number | null } | null;
+  /** The outbox bound (outboxMaxBytes), or null when not given. */
+  outboxMaxBytes: number | null;
   /** Local batches waiting to be merged into Redis. */
   batchesWaiting: number;
   flushIntervalMs: number;
@@ -91,6 +95,8 @@ export interface HealthOptions {
   readonly pingTimeoutMs?: number;
   /** Periods without a commit after which health is down. */
   readonly stalePeriods?: number;
+  /** The outbox bound in bytes: at or past it, health is down. */
+  readonly outboxMaxBytes?: number;
   readonly now?: () => number;
 }
 
@@ -146,6 +152,10 @@ export class HealthFacts {
         reasons.push(`no period committed for ${this.stalePeriods} flush intervals (${(this.stalePeriods * interval) / 1000} s); last committed period: ${last}`);
       }
     }
+    const maxBytes = this.opts.outboxMaxBytes ?? null;
+    if (outbox && maxBytes !== null && outbox.bytes >= maxBytes) {
+      reasons.push(`the outbox is at its bound: ${outbox.bytes} bytes of outboxMaxBytes ${maxBytes}; Carbon does not keep up and the oldest lines are dropped`);
+    }
     const l = this.losses;
     const byThis = this.flush?.lastCommittedTs ?? 0;
     return {
@@ -158,6 +168,7 @@ export class HealthFacts {
       lastCommittedByThisProcessS: byThis > 0 ? byThis : null,
       leader: this.flush?.leader ?? false,
       outbox,
+      outboxMaxBytes: maxBytes,
       batchesWaiting: this.batches?.backlog ?? 0,
       flushIntervalMs: interval,
       losses: {

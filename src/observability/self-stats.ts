@@ -28,6 +28,8 @@
  * | tcpIdleClosed    | <prefixStats>.tcp_idle_closed | TCP connections closed after tcpIdleTimeout ms without data         |
  * | batchesMerged, linesSent | (console `stats`)    | work done                                                        |
  * | mgmtRefused      | (console `stats`)            | console commands refused: mgmtMaxConcurrent running, or a change from a non-loopback address |
+ * | historyErrors    | (HTTP /metrics)              | committed periods the flush thread failed to keep in Redis for the HTTP API (store/recent.ts) |
+ * | historySkipped   | (HTTP /metrics)              | committed periods not kept for the HTTP API: larger than http.historyMaxBytes, or too many waiting |
  *
  * statsd lines inside ZeroMQ messages count in metrics_received and bad_lines_seen like any others.
  */
@@ -53,6 +55,8 @@ export class SelfStats {
   tcpConnectionsRefused = 0;
   tcpIdleClosed = 0;
   mgmtRefused = 0;
+  historyErrors = 0;
+  historySkipped = 0;
   /** unix seconds of the last good line (statsd's messages.last_msg_seen). */
   lastMsgSeen = Math.round(Date.now() / 1000);
   readonly startedAt = Math.round(Date.now() / 1000);

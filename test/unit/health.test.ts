@@ -77,6 +77,18 @@ describe('HealthFacts', () => {
     assert.match(r.reasons[0]!, /last committed period: none yet$/);
   });
 
+  it('is down when the outbox is at its bound (outboxMaxBytes), up below it', async () => {
+    const redis = fakeRedis();
+    const opts = { flushIntervalMs: INTERVAL, operatorStatus: 'up' as const, pingTimeoutMs: 50, now: () => T0 };
+    const at = await new HealthFacts(redis, null, null, losses, { ...opts, outboxMaxBytes: 300 }).report();
+    assert.equal(at.status, 'down');
+    assert.deepEqual(at.reasons, ['the outbox is at its bound: 300 bytes of outboxMaxBytes 300; Carbon does not keep up and the oldest lines are dropped']);
+    assert.equal(at.outboxMaxBytes, 300);
+    const below = await new HealthFacts(redis, null, null, losses, { ...opts, outboxMaxBytes: 301 }).report();
+    assert.equal(below.status, 'up');
+    assert.equal((await new HealthFacts(redis, null, null, losses, opts).report()).outboxMaxBytes, null);
+  });
+
   it('is down when redis does not answer, or answers the PING but hangs on a read', async () => {
     const { redis, facts } = setup();
     redis.down = 'redis connection is reconnecting';
