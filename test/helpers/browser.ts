@@ -61,6 +61,9 @@ export async function openBrowser(): Promise<TestBrowser> {
     rmSync(profile, { recursive: true, force: true });
     throw err;
   }
+  // tsx (esbuild, keepNames) wraps named functions in __name(...): functions a test
+  // passes to page.evaluate carry those calls into the page, so give the page one.
+  await context.addInitScript({ content: 'globalThis.__name = globalThis.__name || ((f) => f);' });
   const watch = (page: Page): void => {
     page.on('console', (m) => {
       if (m.type() === 'error') problems.push(`console: ${m.text()}`);

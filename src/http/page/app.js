@@ -72,7 +72,7 @@ async function getJson(path) {
   return body;
 }
 
-/** One uPlot chart sized to its box, kept sized when the box changes. */
+/** One uPlot chart sized to its box, kept sized when the box changes; points shown when few (uPlot's default) or always (opts.points). */
 function makeChart(box, label, unit, data, opts = {}) {
   const width = Math.max(200, box.clientWidth);
   const u = new uPlot(
@@ -83,7 +83,7 @@ function makeChart(box, label, unit, data, opts = {}) {
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true } },
       axes: [{ space: 60 }, { size: 56, values: (_u, ticks) => ticks.map(fmt) }],
-      series: [{}, { label: unit ? `${label} (${unit})` : label, stroke: '#2f6fdb', width: 1.5, fill: 'rgba(47,111,219,0.08)', points: { show: opts.points ?? false }, spanGaps: false }],
+      series: [{}, { label: unit ? `${label} (${unit})` : label, stroke: '#2f6fdb', width: 1.5, fill: 'rgba(47,111,219,0.08)', points: opts.points ? { show: true } : {}, spanGaps: false }],
     },
     data,
     box,
