@@ -24,7 +24,7 @@ import { ROOT, spawnTallyd, testConfig, waitForHttpPort, type ChildTallyd } from
 const missing = chromiumMissing();
 const skip = missing !== null && !process.env.CI ? `${missing}; set CI=1 to make this a failure` : false;
 
-export const SCREENSHOT = path.join(ROOT, 'tmp', 'artifacts', 'status-page.png');
+const SCREENSHOT = path.join(ROOT, 'tmp', 'artifacts', 'status-page.png');
 const FLUSH_MS = 1000;
 const WAIT_MS = 45_000;
 const COUNTER = 'page.e2e.hits';
@@ -55,6 +55,7 @@ interface PageEl {
   readonly textContent: string | null;
   readonly width: number;
   readonly height: number;
+  readonly scrollWidth: number;
   getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: ArrayLike<number> } } | null;
 }
 interface PageChart {
@@ -253,6 +254,16 @@ describe('status page in Chromium', { skip, timeout: 180_000 }, () => {
     );
     const receivedAfter = await latestReceived(second);
     assert.ok(receivedAfter > receivedBefore, `received_per_s: ${receivedBefore} at the first load, ${receivedAfter} at the second`);
+    // At a phone's width nothing runs off the side: the charts shrink to the column.
+    await second.setViewportSize({ width: 360, height: 800 });
+    await second.waitForFunction(
+      () => (document.querySelector('figure[data-series="received_per_s"] canvas')?.getBoundingClientRect().width ?? 999) < 360,
+      null,
+      { timeout: WAIT_MS },
+    );
+    assert.equal(await second.evaluate(() => document.querySelector('html')?.scrollWidth), 360, 'no horizontal scrolling');
+    const narrow = await drawn(second);
+    for (const [name, c] of Object.entries(narrow.charts)) assert.ok(c.width > 100 && c.width < 360, `${name} at 360 px: ${c.width} px wide`);
     await second.close();
 
     mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
@@ -260,5 +271,11 @@ describe('status page in Chromium', { skip, timeout: 180_000 }, () => {
     t.diagnostic(`screenshot: ${SCREENSHOT}`);
     console.log(`status page screenshot: ${SCREENSHOT}`);
     assert.deepEqual(browser.problems, [], 'no console errors, page errors or failed requests');
+
+    // tallyd gone: the open page says so instead of showing stale figures as current.
+    child.proc.kill('SIGTERM');
+    await child.exited;
+    await first.locator('#health-status[data-status="unknown"]').waitFor({ timeout: WAIT_MS });
+    assert.match((await first.locator('#refresh').textContent()) ?? '', /^tallyd does not answer \(refresh: /);
   });
 });
