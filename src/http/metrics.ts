@@ -89,7 +89,7 @@ const GAUGES_NAMED_TOTAL = ['nodejs_active_handles_total', 'nodejs_active_reques
 
 export class PromMetrics {
   readonly registry = new Registry();
-  private readonly gauges: Array<[Gauge, GaugeSpec[2]]> = [];
+  private readonly gauges: Array<[Gauge, string, GaugeSpec[2]]> = [];
 
   constructor(private readonly sources: MetricSources) {
     const registers = [this.registry];
@@ -107,7 +107,11 @@ export class PromMetrics {
         },
       });
     }
-    for (const [name, help, value] of GAUGES) this.gauges.push([new Gauge({ name: `tallyd_${name}`, help: `${help[0]?.toUpperCase()}${help.slice(1)}.`, registers }), value]);
+    // Registered only while their value is known (prom-client prints an unlabelled gauge as 0 even after reset()).
+    for (const [short, help, value] of GAUGES) {
+      const name = `tallyd_${short}`;
+      this.gauges.push([new Gauge({ name, help: `${help[0]?.toUpperCase()}${help.slice(1)}.`, registers: [] }), name, value]);
+    }
   }
 
   get contentType(): string {
@@ -116,10 +120,15 @@ export class PromMetrics {
 
   /** The exposition text, with the gauges set from report (unknown ones are left out). */
   async text(report: HealthReport): Promise<string> {
-    for (const [gauge, value] of this.gauges) {
+    for (const [gauge, name, value] of this.gauges) {
       const v = value(report, this.sources);
-      gauge.reset();
-      if (v !== null) gauge.set(v);
+      const registered = this.registry.getSingleMetric(name) !== undefined;
+      if (v === null) {
+        if (registered) this.registry.removeSingleMetric(name);
+        continue;
+      }
+      gauge.set(v);
+      if (!registered) this.registry.registerMetric(gauge);
     }
     return this.registry.metrics();
   }

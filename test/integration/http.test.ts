@@ -1,54 +1,284 @@
 /**
  * The HTTP server against a real tallyd (a child process), a real Redis and a
- * Carbon listener: /healthz, 404 and 405; no listener when `http` is absent.
+ * Carbon listener: /healthz; /readyz up once a period is committed, down
+ * with the reason when the operator said `health down` and when Redis (a
+ * redis-server of the test's own) is paused; /metrics through `promtool
+ * check metrics` with exact counters after known traffic; /api/names and
+ * /api/series against what Carbon received, and without Carbon; 404, 405,
+ * 400; no listener when `http` is absent.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { CarbonListener } from '../helpers/carbon.js';
-import { httpGet } from '../helpers/http.js';
+import { alignToPeriod, CarbonListener, freePort, freeUdpPort, sendUdp } from '../helpers/carbon.js';
+import { askHealth } from '../helpers/console.js';
+import { getJson, httpGet, waitForAnswer } from '../helpers/http.js';
 import { cleanup, testPrefix } from '../helpers/redis.js';
+import { RedisServer } from '../helpers/redis-server.js';
 import { spawnTallyd, startDaemon, testConfig, waitForHttpPort, type ChildTallyd } from '../helpers/tallyd.js';
 
-const HTTP = { http: { port: 0, address: '127.0.0.1' }, log: { level: 'info' } };
+const PROMTOOL = '/usr/bin/promtool';
+const FLUSH_MS = 1000;
+
+interface Ready {
+  status: string;
+  reasons: string[];
+}
+interface Names {
+  boundaryMs: number | null;
+  names: string[];
+  truncated: boolean;
+}
+interface Series {
+  name: string;
+  t: number[];
+  v: Array<number | null>;
+}
+
+/** Runs `promtool check metrics` on the text; resolves with its exit code and output. */
+function promtool(text: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(PROMTOOL, ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, out }));
+    p.stdin.end(text);
+  });
+}
+
+/** One sample's value in an exposition text (a metric without labels), or null. */
+function sampleOf(text: string, name: string): number | null {
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+async function metricValue(port: number, name: string): Promise<number | null> {
+  return sampleOf((await httpGet(port, '/metrics')).body, name);
+}
+
+async function waitForMetric(port: number, name: string, want: number): Promise<void> {
+  await waitForAnswer(port, '/metrics', (a) => sampleOf(a.body, name) === want, `${name} == ${want}`);
+}
+
+function stop(child: ChildTallyd | undefined): Promise<unknown> {
+  if (!child || child.proc.exitCode !== null) return Promise.resolve();
+  child.proc.kill('SIGTERM');
+  return child.exited;
+}
 
 describe('http server', () => {
   const prefix = testPrefix('http');
   const carbon = new CarbonListener();
   let child: ChildTallyd;
   let port = 0;
+  let udp = 0;
+  let mgmt = 0;
 
   before(async () => {
     await carbon.start();
-    child = spawnTallyd(testConfig(prefix, carbon.port, HTTP));
+    [udp, mgmt] = [await freeUdpPort(), await freePort()];
+    child = spawnTallyd(
+      testConfig(prefix, carbon.port, {
+        servers: [{ server: 'udp', address: '127.0.0.1', port: udp }],
+        mgmt_port: mgmt,
+        flushInterval: FLUSH_MS,
+        http: { port: 0, address: '127.0.0.1' },
+        log: { level: 'info' },
+      }),
+    );
     port = await waitForHttpPort(child);
   });
   after(async () => {
-    child?.proc.kill('SIGTERM');
-    await child?.exited;
+    await stop(child);
     await carbon.stop();
     await cleanup(prefix);
   });
 
-  test('/healthz answers 200 ok', async () => {
+  test('/healthz answers 200 ok, to HEAD without a body', async () => {
     const a = await httpGet(port, '/healthz');
-    assert.equal(a.status, 200);
-    assert.equal(a.body, 'ok\n');
+    assert.deepEqual([a.status, a.body], [200, 'ok\n']);
     const head = await httpGet(port, '/healthz', 'HEAD');
-    assert.equal(head.status, 200);
-    assert.equal(head.body, '');
+    assert.deepEqual([head.status, head.body], [200, '']);
   });
 
-  test('unknown paths are 404 and other methods 405, with a JSON error', async () => {
+  test('unknown paths are 404, other methods 405, bad parameters 400, each with a JSON error', async () => {
+    const errorOf = (body: string): string => (JSON.parse(body) as { error: string }).error;
     for (const path of ['/nope', '/index.htm', '/api/nothing']) {
       const a = await httpGet(port, path);
       assert.equal(a.status, 404, path);
-      assert.match((JSON.parse(a.body) as { error: string }).error, /^not found: /);
+      assert.equal(errorOf(a.body), `not found: ${path}`);
     }
     for (const method of ['POST', 'PUT', 'DELETE']) {
       const a = await httpGet(port, '/healthz', method);
       assert.equal(a.status, 405, method);
-      assert.match((JSON.parse(a.body) as { error: string }).error, /not allowed: GET or HEAD/);
+      assert.equal(errorOf(a.body), `method ${method} not allowed: GET or HEAD`);
     }
+    const bad: Array<[string, RegExp]> = [
+      ['/api/names?limit=0', /^limit must be an integer from 1 to 500/],
+      ['/api/names?limit=501', /^limit must be an integer from 1 to 500/],
+      ['/api/names?q=a&q=b', /^q given 2 times/],
+      ['/api/series', /^missing query parameter name$/],
+      ['/api/series?name=', /^name must not be empty$/],
+    ];
+    for (const [path, error] of bad) {
+      const a = await httpGet(port, path);
+      assert.equal(a.status, 400, path);
+      assert.match(errorOf(a.body), error, path);
+    }
+  });
+
+  test('/readyz is 200 once a period is committed, 503 with the reason after `health down`, 200 after `health up`', async () => {
+    await waitForAnswer(port, '/api/status', (a) => a.status === 200 && (JSON.parse(a.body) as { health: { lastCommit: { boundaryMs: number | null } } }).health.lastCommit.boundaryMs !== null, 'a committed period');
+    const up = await httpGet(port, '/readyz');
+    assert.equal(up.status, 200);
+    assert.deepEqual(JSON.parse(up.body), { status: 'up', reasons: [] } satisfies Ready);
+    try {
+      assert.match(await askHealth(mgmt, 'health down'), /^health: down\n/);
+      const down = await httpGet(port, '/readyz');
+      assert.equal(down.status, 503);
+      assert.deepEqual(JSON.parse(down.body), { status: 'down', reasons: ['set down by the operator (health down)'] } satisfies Ready);
+    } finally {
+      await askHealth(mgmt, 'health up');
+    }
+    assert.equal((await httpGet(port, '/readyz')).status, 200);
+  });
+
+  test('/api/status names the version, pid, uptime, leadership and the health report', async () => {
+    const s = await getJson<{ version: string; pid: number; uptimeS: number; leader: boolean; health: { status: string; leader: boolean } }>(port, '/api/status');
+    assert.equal(s.pid, child.proc.pid);
+    assert.match(s.version, /^\d+\.\d+\.\d+/);
+    assert.ok(Number.isInteger(s.uptimeS) && s.uptimeS >= 0);
+    assert.equal(s.leader, s.health.leader);
+    assert.equal(s.health.status, 'up');
+  });
+
+  test('/metrics passes promtool and its counters move by exactly the traffic sent', async (t) => {
+    const a = await httpGet(port, '/metrics');
+    assert.equal(a.status, 200);
+    assert.match(a.contentType, /^text\/plain; version=0\.0\.4/);
+    if (existsSync(PROMTOOL)) {
+      const check = await promtool(a.body);
+      assert.equal(check.code, 0, check.out);
+    } else if (process.env.CI === 'true') {
+      assert.fail(`${PROMTOOL} is missing (Debian package prometheus); .ci/run installs it`);
+    } else {
+      t.diagnostic(`${PROMTOOL} missing: the exposition was not checked (CI=true makes this a failure)`);
+    }
+    const lines0 = sampleOf(a.body, 'tallyd_lines_received_total') as number;
+    const packets0 = sampleOf(a.body, 'tallyd_packets_received_total') as number;
+    const bad0 = sampleOf(a.body, 'tallyd_bad_lines_total') as number;
+    // 1000 good lines in 10 datagrams of 100, then 3 bad lines in one.
+    const datagrams = Array.from({ length: 10 }, (_, d) => Array.from({ length: 100 }, (_, i) => `http.metrics.c${d}_${i}:1|c`).join('\n'));
+    await sendUdp(udp, [...datagrams, 'bad line one\nhttp.metrics.bad:x|c\nhttp.metrics.bad:1|zz']);
+    await waitForMetric(port, 'tallyd_lines_received_total', lines0 + 1003);
+    assert.equal(await metricValue(port, 'tallyd_packets_received_total'), packets0 + 11);
+    assert.equal(await metricValue(port, 'tallyd_bad_lines_total'), bad0 + 3);
+    assert.equal(await metricValue(port, 'tallyd_redis_up'), 1);
+    assert.equal(await metricValue(port, 'tallyd_leader'), 1);
+  });
+
+  test('/api/names finds a name sent in a past period and /api/series has its value of each period, as Carbon got them', async () => {
+    const name = `http.series.n${process.pid}`;
+    await alignToPeriod(FLUSH_MS);
+    await sendUdp(udp, [`${name}:5|c`]);
+    await alignToPeriod(FLUSH_MS);
+    await sendUdp(udp, [`${name}:7|c`, `${name}:1|c`]);
+    const graphite = `stats_counts.${name}`;
+    await carbon.waitFor(() => carbon.series(graphite).some((l) => l.value === '8'), 10_000, `${graphite} 8 at Carbon`);
+    const found = await waitForAnswer(port, `/api/names?q=${encodeURIComponent(name)}`, (a) => (JSON.parse(a.body) as Names).names.length > 0, 'the name');
+    const names = JSON.parse(found.body) as Names;
+    assert.deepEqual(names.names, [`stats.${name}`, graphite], found.body);
+    assert.equal(names.truncated, false);
+    assert.ok(names.boundaryMs !== null && names.boundaryMs % FLUSH_MS === 0);
+    const limited = await getJson<Names>(port, `/api/names?q=${encodeURIComponent(name)}&limit=1`);
+    assert.deepEqual([limited.names, limited.truncated], [[`stats.${name}`], true], JSON.stringify(limited));
+
+    // The period is kept after its commit, in parallel with its delivery to Carbon: wait for it.
+    const seriesPath = `/api/series?name=${encodeURIComponent(graphite)}`;
+    const kept = await waitForAnswer(port, seriesPath, (a) => (JSON.parse(a.body) as Series).v.filter((v) => v !== null).length >= 2, 'two periods kept');
+    const s = JSON.parse(kept.body) as Series;
+    assert.equal(s.name, graphite);
+    assert.equal(s.t.length, s.v.length);
+    const atCarbon = new Map(carbon.series(graphite).map((l) => [l.ts, Number(l.value)]));
+    const sent = s.t.map((t, i) => [t, s.v[i]] as const).filter(([, v]) => v !== null);
+    const seen = `series ${JSON.stringify(s)}, carbon ${JSON.stringify([...atCarbon])}`;
+    assert.deepEqual(sent.slice(0, 2).map(([, v]) => v), [5, 8], `the two periods with traffic, in order: ${seen}`);
+    for (const [t, v] of sent) if (atCarbon.has(t)) assert.equal(v, atCarbon.get(t), `period ${t}: ${seen}`);
+    assert.ok(sent.every(([t]) => atCarbon.has(t) || t > Math.max(...atCarbon.keys())), 'every period Carbon got is in the series');
+    const none = await getJson<Series>(port, '/api/series?name=no.such.name');
+    assert.ok(none.v.every((v) => v === null));
+  });
+
+  test('/api/history has this process\'s figures from the first sample on', async () => {
+    const h = await getJson<{ stepMs: number; t: number[]; series: Record<string, Array<number | null>> }>(port, '/api/history');
+    assert.equal(h.stepMs, 10_000);
+    assert.ok(h.t.length >= 1 && h.t.length <= 360);
+    const keys = ['received_per_s', 'bad_lines_per_s', 'dropped_per_s', 'udp_kernel_drops_per_s', 'flush_time_ms', 'timestamp_lag_s',
+      'outbox_bytes', 'outbox_oldest_age_s', 'batches_waiting', 'leader'];
+    assert.deepEqual(Object.keys(h.series).sort(), [...keys].sort());
+    for (const k of keys) assert.equal(h.series[k]?.length, h.t.length, k);
+    assert.equal(h.series['received_per_s']?.[0], null, 'no rate before a second sample');
+    assert.equal(h.series['batches_waiting']?.[0], 0);
+  });
+});
+
+describe('http with a Redis that stops answering, and without Carbon', () => {
+  const prefix = testPrefix('http-redis');
+  let redis: RedisServer;
+  let child: ChildTallyd;
+  let port = 0;
+  let udp = 0;
+
+  before(async () => {
+    redis = await RedisServer.start();
+    udp = await freeUdpPort();
+    child = spawnTallyd(
+      testConfig(prefix, null, {
+        servers: [{ server: 'udp', address: '127.0.0.1', port: udp }],
+        flushInterval: FLUSH_MS,
+        redis: { url: redis.url, keyPrefix: prefix, commandTimeout: 500 },
+        http: { port: 0 },
+        log: { level: 'info' },
+      }),
+    );
+    port = await waitForHttpPort(child);
+  });
+  after(async () => {
+    redis?.resume();
+    await stop(child);
+    await redis?.stop();
+  });
+
+  test('names and series are there without Carbon', async () => {
+    const name = `http.nocarbon.n${process.pid}`;
+    await sendUdp(udp, [`${name}:3|c`]);
+    const found = await waitForAnswer(port, `/api/names?q=nocarbon`, (a) => (JSON.parse(a.body) as Names).names.length === 2, 'the name');
+    assert.deepEqual((JSON.parse(found.body) as Names).names, [`stats.${name}`, `stats_counts.${name}`]);
+    const s = await getJson<Series>(port, `/api/series?name=stats_counts.${name}`);
+    assert.equal(s.v.find((v) => v !== null), 3);
+  });
+
+  test('/readyz is 503 with the reason while Redis is paused, 200 again after; /healthz and /metrics still answer', async () => {
+    await waitForAnswer(port, '/readyz', (a) => a.status === 200, 'ready');
+    redis.pause();
+    try {
+      const down = await waitForAnswer(port, '/readyz', (a) => a.status === 503, 'not ready');
+      const body = JSON.parse(down.body) as Ready;
+      assert.equal(body.status, 'down');
+      assert.deepEqual(body.reasons, ['redis does not answer: no PING reply within 500 ms']);
+      assert.deepEqual([(await httpGet(port, '/healthz')).status], [200]);
+      const m = await httpGet(port, '/metrics');
+      assert.equal(m.status, 200);
+      assert.equal(sampleOf(m.body, 'tallyd_redis_up'), 0);
+      assert.equal(sampleOf(m.body, 'tallyd_outbox_bytes'), null, 'unknown while Redis does not answer');
+      if (existsSync(PROMTOOL)) assert.equal((await promtool(m.body)).code, 0);
+    } finally {
+      redis.resume();
+    }
+    await waitForAnswer(port, '/readyz', (a) => a.status === 200, 'ready again');
   });
 });
 
