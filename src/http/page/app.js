@@ -43,11 +43,13 @@ function el(tag, attrs = {}, text) {
   return e;
 }
 
+/** A figure for reading: thousands separated, fewer decimals the larger it is. */
 function fmt(v) {
   if (v === null || v === undefined) return '–';
   if (typeof v !== 'number') return String(v);
   if (Number.isInteger(v)) return v.toLocaleString('en-US');
-  return (Math.round(v * 1000) / 1000).toLocaleString('en-US', { maximumFractionDigits: 3 });
+  const a = Math.abs(v);
+  return v.toLocaleString('en-US', { maximumFractionDigits: a >= 100 ? 0 : a >= 10 ? 1 : 3 });
 }
 
 function fmtTime(ms) {
@@ -257,7 +259,7 @@ async function plotSeries(name) {
   }
   const rows = s.t.map((ts, i) => {
     const tr = el('tr');
-    tr.append(el('td', {}, fmtTime(ts * 1000)), el('td', { 'data-ts': String(ts) }, fmt(s.v[i])));
+    tr.append(el('td', {}, fmtTime(ts * 1000)), el('td', { 'data-ts': String(ts) }, s.v[i] === null ? '–' : String(s.v[i]))); // exact, as stored
     return tr;
   });
   $('series-table').tBodies[0].replaceChildren(...rows.reverse());
