@@ -48,6 +48,12 @@ export function globEscape(text: string): string {
   return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 }
 
+/** A MULTI's replies carry each command's error rather than rejecting: the first one is thrown. */
+function execOrThrow(replies: Array<[Error | null, unknown]> | null): void {
+  if (replies === null) throw new Error('transaction aborted');
+  for (const [err] of replies) if (err) throw err;
+}
+
 export class RecentPeriods {
   constructor(
     private readonly redis: Redis,
@@ -70,12 +76,14 @@ export class RecentPeriods {
       await turn();
     }
     // Listed only once complete, so a reader never sees half a period.
-    await redis
-      .multi()
-      .pexpire(key, bounds.ttlMs)
-      .zadd(keys.recent, boundaryMs, String(boundaryMs))
-      .hset(keys.recentBytes, String(boundaryMs), String(bytes))
-      .exec();
+    execOrThrow(
+      await redis
+        .multi()
+        .pexpire(key, bounds.ttlMs)
+        .zadd(keys.recent, boundaryMs, String(boundaryMs))
+        .hset(keys.recentBytes, String(boundaryMs), String(bytes))
+        .exec(),
+    );
     return this.trim(bounds, boundaryMs);
   }
 
@@ -99,7 +107,7 @@ export class RecentPeriods {
     if (doomed.length > 0) tx.zrem(keys.recent, ...doomed).unlink(...doomed.map((b) => keys.recentPeriod(Number(b))));
     const fields = [...doomed, ...orphans];
     if (fields.length > 0) tx.hdel(keys.recentBytes, ...fields);
-    await tx.exec();
+    execOrThrow(await tx.exec());
     return doomed.length;
   }
 

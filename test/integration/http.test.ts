@@ -14,7 +14,8 @@ import { after, before, describe, test } from 'node:test';
 import { alignToPeriod, CarbonListener, freePort, freeUdpPort, sendUdp } from '../helpers/carbon.js';
 import { askHealth } from '../helpers/console.js';
 import { getJson, httpGet, waitForAnswer } from '../helpers/http.js';
-import { cleanup, testPrefix } from '../helpers/redis.js';
+import { Keys } from '../../src/store/keys.js';
+import { cleanup, client, testPrefix } from '../helpers/redis.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { spawnTallyd, startDaemon, testConfig, waitForHttpPort, type ChildTallyd } from '../helpers/tallyd.js';
 
@@ -275,10 +276,55 @@ describe('http with a Redis that stops answering, and without Carbon', () => {
       assert.equal(sampleOf(m.body, 'tallyd_redis_up'), 0);
       assert.equal(sampleOf(m.body, 'tallyd_outbox_bytes'), null, 'unknown while Redis does not answer');
       if (existsSync(PROMTOOL)) assert.equal((await promtool(m.body)).code, 0);
+      // Each /readyz now waits for its PING (500 ms): beyond 16 running, requests are refused at once, and counted.
+      const refused0 = sampleOf(m.body, 'tallyd_http_refused_total') as number;
+      const answers = await Promise.all(Array.from({ length: 40 }, () => httpGet(port, '/readyz')));
+      const busy = answers.filter((a) => a.status === 503 && (JSON.parse(a.body) as { error?: string }).error?.startsWith('busy: '));
+      assert.ok(busy.length >= 40 - 16, `${busy.length} refused as busy`);
+      assert.ok(answers.every((a) => a.status === 503), 'the others are not ready');
+      assert.equal(await metricValue(port, 'tallyd_http_refused_total'), refused0 + busy.length);
     } finally {
       redis.resume();
     }
     await waitForAnswer(port, '/readyz', (a) => a.status === 200, 'ready again');
+  });
+});
+
+describe('http history that cannot be written', () => {
+  const prefix = testPrefix('http-history-fault');
+  const carbon = new CarbonListener();
+  let child: ChildTallyd;
+
+  after(async () => {
+    await stop(child);
+    await carbon.stop();
+    await cleanup(prefix);
+  });
+
+  test('the commit and delivery go on, the failure is counted, the API answers 500 with the error', async () => {
+    await carbon.start();
+    // The history's index key holds a string: every write of it fails with WRONGTYPE, as a real fault would.
+    const r = client();
+    await r.set(new Keys(prefix).recent, 'not a sorted set');
+    r.disconnect();
+    const udp = await freeUdpPort();
+    child = spawnTallyd(
+      testConfig(prefix, carbon.port, {
+        servers: [{ server: 'udp', address: '127.0.0.1', port: udp }],
+        flushInterval: FLUSH_MS,
+        http: { port: 0 },
+        log: { level: 'info' },
+      }),
+    );
+    const port = await waitForHttpPort(child);
+    await sendUdp(udp, ['http.fault.hits:4|c']);
+    await carbon.waitFor(() => carbon.sum('stats_counts.http.fault.hits') === 4, 10_000, 'the counter at Carbon');
+    await waitForAnswer(port, '/metrics', (a) => (sampleOf(a.body, 'tallyd_history_errors_total') ?? 0) > 0, 'a history error counted');
+    const names = await httpGet(port, '/api/names?q=fault');
+    assert.equal(names.status, 500);
+    assert.match((JSON.parse(names.body) as { error: string }).error, /WRONGTYPE/);
+    assert.equal((await httpGet(port, '/healthz')).status, 200);
+    assert.match(child.output(), /could not keep a committed period for the HTTP API/);
   });
 });
 
