@@ -91,14 +91,8 @@ export function handlePage(req: IncomingMessage, res: ServerResponse): boolean {
     sendJson(res, 405, `method ${req.method ?? '?'} not allowed: the status page answers GET and HEAD`, { Allow: 'GET, HEAD' });
     return true;
   }
-  let assets: Map<string, Asset>;
-  try {
-    assets = pageAssets();
-  } catch (err) {
-    sendJson(res, 500, (err as Error).message);
-    return true;
-  }
-  const a = assets.get(pathname);
+  // A missing page folder throws: the server answers 500 with the message, counts and logs it.
+  const a = pageAssets().get(pathname);
   if (!a) {
     sendJson(res, 404, `no such asset: ${pathname.slice(0, 200)}`);
     return true;
