@@ -43,6 +43,11 @@ function el(tag, attrs = {}, text) {
   return e;
 }
 
+/** Sets an element's text only when it changes: live regions then announce changes, not every refresh. */
+function setText(e, text) {
+  if (e.textContent !== text) e.textContent = text;
+}
+
 /** A figure for reading: thousands separated, fewer decimals the larger it is. */
 function fmt(v) {
   if (v === null || v === undefined) return '–';
@@ -148,10 +153,13 @@ function drawStatus(s) {
   const h = s.health;
   $('process').textContent = `version ${s.version} · pid ${s.pid} · up ${fmtDuration(s.uptimeS)} · ${s.leader ? 'leader (flushes)' : 'not the leader'}`;
   const badge = $('health-status');
-  badge.textContent = h.status;
+  setText(badge, h.status);
   badge.dataset.status = h.status;
   const reasons = $('health-reasons');
-  reasons.replaceChildren(...h.reasons.map((r) => el('li', {}, r)));
+  if (reasons.dataset.key !== h.reasons.join('\n')) {
+    reasons.dataset.key = h.reasons.join('\n');
+    reasons.replaceChildren(...h.reasons.map((r) => el('li', {}, r)));
+  }
   const dl = $('health-facts');
   dl.replaceChildren();
   fact(dl, 'Redis', h.redis.answers ? `answers (${fmt(h.redis.pingMs)} ms)` : `does not answer${h.redis.error ? `: ${h.redis.error}` : ''}`);
@@ -166,6 +174,7 @@ function drawStatus(s) {
 function showError(where, err) {
   const msg = `${where}: ${err instanceof Error ? err.message : String(err)}`;
   state.errors.push(msg);
+  if (state.errors.length > 50) state.errors.shift();
   return msg;
 }
 
@@ -184,8 +193,10 @@ async function refresh() {
     info.textContent = `updated ${fmtTime(state.lastRefreshMs)}, every ${REFRESH_MS / 1000} s; one point per ${fmtDuration(history.stepMs / 1000)}`;
   } catch (err) {
     const badge = $('health-status');
-    badge.textContent = 'unknown';
+    setText(badge, 'unknown');
     badge.dataset.status = 'unknown';
+    $('health-reasons').replaceChildren(); // the last answer's reasons are no longer known either
+    $('health-reasons').dataset.key = '';
     info.classList.add('error');
     info.textContent = `tallyd does not answer (${showError('refresh', err)}); trying again in ${REFRESH_MS / 1000} s`;
   }
@@ -212,9 +223,9 @@ async function search(q) {
       list.replaceChildren(...r.names.map(nameItem));
     }
     const period = r.boundaryMs === null ? 'no period committed yet' : `period of ${fmtTime(r.boundaryMs)}`;
-    info.textContent = `${r.names.length}${r.truncated ? '+ (refine the search for more)' : ''} name${r.names.length === 1 ? '' : 's'} containing “${q}” in the ${period}`;
+    setText(info, `${r.names.length}${r.truncated ? '+ (refine the search for more)' : ''} name${r.names.length === 1 ? '' : 's'} containing “${q}” in the ${period}`);
   } catch (err) {
-    info.textContent = showError('search', err);
+    setText(info, showError('search', err));
   }
 }
 
