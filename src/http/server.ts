@@ -99,10 +99,7 @@ export class HttpServer {
     server.requestTimeout = REQUEST_TIMEOUT_MS;
     server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     server.maxConnections = MAX_CONNECTIONS;
-    server.on('clientError', (err: NodeJS.ErrnoException, sock) => {
-      if (sock.writable && err.code !== 'ECONNRESET') sock.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-      else sock.destroy();
-    });
+    // Malformed requests, oversized headers and timeouts get node:http's own answers (400, 431, 408) and a close.
     this.server = server;
     const { address, port } = this.cfg;
     return new Promise((resolve, reject) => {

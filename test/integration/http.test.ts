@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { alignToPeriod, CarbonListener, freePort, freeUdpPort, sendUdp } from '../helpers/carbon.js';
 import { askHealth } from '../helpers/console.js';
@@ -131,6 +132,26 @@ describe('http server', () => {
     }
   });
 
+  test('a request with a body is 413, headers over 16 KiB 431, a malformed request 400; the server goes on', async () => {
+    const raw = (data: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const sock = net.connect(port, '127.0.0.1');
+        let out = '';
+        sock.on('data', (d: Buffer) => (out += d.toString()));
+        sock.on('close', () => resolve(out));
+        sock.on('error', reject);
+        sock.end(data);
+      });
+    const body = await raw('GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello');
+    assert.match(body, /^HTTP\/1\.1 413 /);
+    assert.match(body, /\{"error":"a GET request takes no body"\}$/);
+    assert.match(await raw(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`), /^HTTP\/1\.1 431 /);
+    assert.match(await raw('HELLO\r\n\r\n'), /^HTTP\/1\.1 400 /);
+    const long = await httpGet(port, `/api/names?q=${'a'.repeat(1001)}`);
+    assert.deepEqual([long.status, long.body], [400, '{"error":"q is longer than 1000 characters"}']);
+    assert.equal((await httpGet(port, '/healthz')).status, 200);
+  });
+
   test('/readyz is 200 once a period is committed, 503 with the reason after `health down`, 200 after `health up`', async () => {
     await waitForAnswer(port, '/api/status', (a) => a.status === 200 && (JSON.parse(a.body) as { health: { lastCommit: { boundaryMs: number | null } } }).health.lastCommit.boundaryMs !== null, 'a committed period');
     const up = await httpGet(port, '/readyz');
@@ -223,6 +244,37 @@ describe('http server', () => {
     for (const k of keys) assert.equal(h.series[k]?.length, h.t.length, k);
     assert.equal(h.series['received_per_s']?.[0], null, 'no rate before a second sample');
     assert.equal(h.series['batches_waiting']?.[0], 0);
+    // Once a sample is taken after all the traffic, the rates times their spans add up to every line received.
+    const total = (await metricValue(port, 'tallyd_lines_received_total')) as number;
+    const sentBy = Date.now();
+    type History = { t: number[]; series: Record<string, Array<number | null>> };
+    const later = JSON.parse((await waitForAnswer(port, '/api/history', (a) => ((JSON.parse(a.body) as History).t.at(-1) ?? 0) > sentBy + 100, 'a sample after the traffic', 15_000)).body) as History;
+    const rates = later.series['received_per_s'] ?? [];
+    let sum = 0;
+    for (let i = 1; i < later.t.length; i++) sum += (rates[i] ?? 0) * (((later.t[i] as number) - (later.t[i - 1] as number)) / 1000);
+    assert.ok(Math.abs(sum - total) < 1, `rates add up to ${sum}, received ${total}`);
+    assert.equal(later.series['leader']?.at(-1), 1);
+  });
+
+  test('a fresh process on the same prefix, not the leader, answers the same names and series', async () => {
+    const second = spawnTallyd(testConfig(prefix, null, { flushInterval: FLUSH_MS, http: { port: 0 }, log: { level: 'info' } }));
+    try {
+      const port2 = await waitForHttpPort(second);
+      const status = await getJson<{ leader: boolean }>(port2, '/api/status');
+      assert.equal(status.leader, false);
+      const name = `stats_counts.http.series.n`;
+      const [a, b] = await Promise.all([getJson<Names>(port, `/api/names?q=${name}`), getJson<Names>(port2, `/api/names?q=${name}`)]);
+      assert.ok(a.names.length > 0);
+      if (a.boundaryMs === b.boundaryMs) assert.deepEqual(b, a);
+      assert.deepEqual(b.names, a.names);
+      const graphite = a.names[0] as string;
+      const [s1, s2] = await Promise.all([getJson<Series>(port, `/api/series?name=${graphite}`), getJson<Series>(port2, `/api/series?name=${graphite}`)]);
+      const common = s1.t.filter((t) => s2.t.includes(t));
+      assert.ok(common.length > 0);
+      for (const t of common) assert.equal(s2.v[s2.t.indexOf(t)], s1.v[s1.t.indexOf(t)], `period ${t}`);
+    } finally {
+      await stop(second);
+    }
   });
 });
 

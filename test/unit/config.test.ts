@@ -166,6 +166,17 @@ describe('statsd semantics', () => {
       'overrides: servers[0].udpReader: must be one of "auto", "native", "dgram", got "fast"');
   });
 
+  it('http: off when absent or null, defaults per key, each key checked', () => {
+    assert.equal(load(null).config.http, null);
+    assert.equal(load(null, { http: null }).config.http, null);
+    assert.deepEqual(load(null, { http: {} }).config.http, DEFAULT_HTTP);
+    assert.deepEqual(load(null, { http: { port: 0, address: '::1' } }).config.http, { ...DEFAULT_HTTP, port: 0, address: '::1' });
+    assert.equal(configError(() => load(null, { http: { port: 70000 } })).message, 'overrides: http.port: must be an integer port number 0..65535, got 70000');
+    assert.equal(configError(() => load(null, { http: { historyMaxBytes: 0 } })).message, 'overrides: http.historyMaxBytes: must be a positive integer, got 0');
+    assert.equal(configError(() => load(null, { http: 8127 })).message, 'overrides: http: must be an object, got 8127');
+    assert.deepEqual(load(null, { http: { portt: 1 } }).warnings, ['overrides: http.portt: unknown key, ignored (did you mean port?)']);
+  });
+
   it('uses the top-level port/address/server as the single server when servers is absent', () => {
     assert.deepEqual(load(null).config.servers, DEFAULTS.servers);
     assert.deepEqual(load(null, { port: 9125, address: '127.0.0.1' }).config.servers,
