@@ -15,9 +15,8 @@
  *
  * Routing: handlers in `mounted` are tried first, in order (each returns
  * true when it served the request); then the route table (exact paths).
- * The status page mounts here: `handlePage` from ./page.js goes into
- * MOUNTED below, a one-line change. Anything else is 404; methods other
- * than GET and HEAD are 405; a failing handler answers 500 `{"error"}`,
+ * The status page is mounted here (`handlePage` from ./page.js). Anything
+ * else is 404; methods other than GET and HEAD are 405; a failing handler answers 500 `{"error"}`,
  * logged (rate-limited), never a crash.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -25,12 +24,13 @@ import type { HttpConfig } from '../config/types.js';
 import { ListenError } from '../ingest/listen-error.js';
 import type { Logger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
+import { handlePage } from './page.js';
 
 /** A handler mounted before the route table (the status page): true when it served the request. */
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
 
-/** Handlers tried before the route table. The status page: `[handlePage]` (import { handlePage } from './page.js'). */
-const MOUNTED: ReadonlyArray<HttpHandler> = [];
+/** Handlers tried before the route table: the status page (`/`, `/index.html`, `/assets/*`). */
+const MOUNTED: ReadonlyArray<HttpHandler> = [handlePage];
 
 /** What a route answers; the server writes it (without the body for HEAD). */
 export interface Reply {

@@ -111,7 +111,7 @@ describe('http server', () => {
 
   test('unknown paths are 404, other methods 405, bad parameters 400, each with a JSON error', async () => {
     const errorOf = (body: string): string => (JSON.parse(body) as { error: string }).error;
-    for (const path of ['/', '/index.html', '/nope', '/api/nothing']) {
+    for (const path of ['/nope', '/index.htm', '/api/nothing']) {
       const a = await httpGet(port, path);
       assert.equal(a.status, 404, path);
       assert.equal(errorOf(a.body), `not found: ${path}`);
