@@ -106,7 +106,7 @@ export const HTTP_FIELDS = {
 /** What each key of an `http` section defaults to (the section itself is off when absent). */
 export const DEFAULT_HTTP: Resolved<typeof HTTP_FIELDS> = Object.freeze(defaultsOf(HTTP_FIELDS));
 
-const httpOn = section(HTTP_FIELDS, { doc: 'the HTTP server (README "HTTP")' });
+const httpOn = section(HTTP_FIELDS, { doc: 'the HTTP server (docs/operations.md, "HTTP")' });
 
 /** `http`: absent or null means no HTTP server (statsd has none); an object turns it on, each key defaulting as above. */
 export const httpSection: Field<Resolved<typeof HTTP_FIELDS> | null> = {

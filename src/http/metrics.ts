@@ -8,7 +8,7 @@
  * their deltas), so they are monotonic as Prometheus wants. Gauges from Redis
  * (outbox, last commit) come from the same HealthReport as the console's
  * `health` and /readyz; they are absent from the answer when Redis does not
- * answer (and tallyd_redis_up is 0). README "HTTP" has the table.
+ * answer (and tallyd_redis_up is 0). docs/operations.md "HTTP" has the table.
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { HealthReport } from '../observability/health.js';
