@@ -257,7 +257,7 @@ at most 1 MiB.
 
   // ---- tallyd: HTTP ---------------------------------------------------------
 
-  // The HTTP server (README "HTTP"): GET /healthz, /readyz, /metrics
+  // The HTTP server (docs/operations.md, "HTTP"): GET /healthz, /readyz, /metrics
   // (Prometheus), /api/* and the status page. Without this key there is no
   // HTTP listener at all, as with statsd. port: 0 picks a free port.
   // historyMaxBytes / historyPeriods: the memory bound of the Redis history
