@@ -444,7 +444,6 @@ describe('http absent from the config', () => {
     const daemon = await startDaemon(testConfig(prefix, null));
     try {
       assert.equal(daemon.ports.http, null);
-      assert.equal(daemon.http, null);
     } finally {
       await daemon.stop();
       await cleanup(prefix);
