@@ -2,7 +2,9 @@
  * The console's line framing: one command per '\n'-terminated line, a line
  * may arrive in any number of chunks, and a line longer than maxLineBytes
  * ('\n' excluded) is refused, whether or not its end has arrived (a client
- * that never sends '\n' is not buffered without bound).
+ * that never sends '\n' is not buffered without bound). What is left
+ * without a '\n' can still be taken as a command (rest()): statsd takes every
+ * chunk as a command, so `printf health | nc -N` gets its answer.
  */
 
 const NL = 0x0a;
@@ -29,5 +31,18 @@ export class CommandFramer {
     // Copied: the tail is at most maxLineBytes, and must not pin the chunk.
     this.rem = Buffer.from(buf.subarray(start));
     return lines;
+  }
+
+  /** Bytes waiting for their '\n'. */
+  get pending(): number {
+    return this.rem.length;
+  }
+
+  /** The unterminated rest as a command line (then forgotten), or null when there is none. */
+  rest(): string | null {
+    if (this.rem.length === 0) return null;
+    const line = this.rem.toString('ascii');
+    this.rem = Buffer.alloc(0);
+    return line;
   }
 }

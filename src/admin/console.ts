@@ -29,8 +29,18 @@ import { isLoopback } from './loopback.js';
 
 export const HELP = 'Commands: stats, counters, timers, gauges, sets, delcounters, deltimers, delgauges, health, config, quit\n\n';
 
-/** Commands answered without Redis work: they take no concurrency slot. */
-const CHEAP = new Set(['help', 'config', 'quit', '']);
+/**
+ * Commands that take no concurrency slot: answered without Redis work, or
+ * with a PING and a few small reads (`health`), so clients that fill every
+ * slot with listings never keep a load balancer's `health` from its answer.
+ */
+const CHEAP = new Set(['help', 'config', 'quit', 'health', '']);
+
+/**
+ * ms an unterminated command line waits for its '\n' before it is taken as a
+ * command anyway (statsd takes every chunk as a command).
+ */
+const UNTERMINATED_MS = 200;
 
 /** Console commands running in this process, over every console (mgmtMaxConcurrent bounds it). */
 let running = 0;
@@ -59,7 +69,9 @@ export class ManagementConsole {
 
   start(): Promise<number> {
     const { cfg } = this;
-    const server = net.createServer((sock) => this.onConnection(sock));
+    // Half-open: a client that sends its command and shuts its side down (nc -N) still gets the answer; the socket is
+    // ended once the commands it sent are answered.
+    const server = net.createServer({ allowHalfOpen: true }, (sock) => this.onConnection(sock));
     this.server = server;
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) =>
@@ -82,14 +94,25 @@ export class ManagementConsole {
     const framer = new CommandFramer(MGMT_MAX_LINE_BYTES);
     const lines: string[] = [];
     let busy = false;
+    let ended = false;
+    let unterminated: NodeJS.Timeout | null = null;
     const runQueued = async (): Promise<void> => {
       busy = true;
       sock.pause();
       while (lines.length > 0 && sock.writable) await this.run(lines.shift() as string, sock);
       busy = false;
-      if (!sock.destroyed) sock.resume();
+      if (ended) sock.end();
+      else if (!sock.destroyed) sock.resume();
+    };
+    const takeRest = (): void => {
+      unterminated = null;
+      const rest = framer.rest();
+      if (rest !== null) lines.push(rest);
+      if (!busy && lines.length > 0) void runQueued();
     };
     sock.on('data', (chunk: Buffer) => {
+      if (unterminated !== null) clearTimeout(unterminated);
+      unterminated = null;
       const got = framer.push(chunk);
       if (got === null) {
         this.self.mgmtRefused++;
@@ -100,7 +123,17 @@ export class ManagementConsole {
         return;
       }
       lines.push(...got);
+      if (framer.pending > 0) unterminated = setTimeout(takeRest, UNTERMINATED_MS);
       if (!busy && lines.length > 0) void runQueued();
+    });
+    sock.on('end', () => {
+      if (unterminated !== null) clearTimeout(unterminated);
+      ended = true;
+      takeRest();
+      if (!busy) sock.end();
+    });
+    sock.on('close', () => {
+      if (unterminated !== null) clearTimeout(unterminated);
     });
   }
 
@@ -162,12 +195,12 @@ export class ManagementConsole {
       case 'timers':
       case 'gauges':
       case 'sets':
-        await writeListing(out, await this.dump(cmd));
+        await writeListing(out, await this.dump(cmd), this.cfg.mgmtWriteTimeout);
         return;
       case 'delcounters':
       case 'deltimers':
       case 'delgauges':
-        await writeWhenReady(out, await this.del(cmd.slice(3) as 'counters' | 'timers' | 'gauges', params));
+        await writeWhenReady(out, await this.del(cmd.slice(3) as 'counters' | 'timers' | 'gauges', params), this.cfg.mgmtWriteTimeout);
         return;
       case 'quit':
         out.end();

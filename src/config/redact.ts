@@ -12,7 +12,8 @@
 export const REDACTED = '***';
 
 const SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
-const QUERY_PASSWORD = /([?&;]password=)[^&#]*/gi;
+/** Any query parameter whose name holds "password" (ioredis reads `password`, `sentinelPassword`, ...). */
+const QUERY_PASSWORD = /([?&;][a-z_]*password=)[^&#]*/gi;
 /** Keys whose values are secrets wherever they appear in a config. */
 const SECRET_KEY = /^(?:password|pass|passwd|secret|auth)$/i;
 

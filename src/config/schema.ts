@@ -52,6 +52,10 @@ export const TOP_FIELDS = {
     doc: 'accept the console\'s state-changing commands (`delcounters`, `deltimers`, `delgauges`, `health up|down`) from addresses other '
       + 'than loopback (127.0.0.0/8, ::1); refused with an `ERROR` line and logged otherwise. Reads are served to anyone, as in statsd',
   }),
+  mgmtWriteTimeout: millis(10000, {
+    doc: 'ms a console answer may wait for the client to read it (a listing of many names is written as the client reads); then the '
+      + 'connection is closed, so a client that asks and never reads holds no `mgmtMaxConcurrent` slot for long',
+  }),
   maxConnections: count(1000, { doc: 'open connections per TCP server; more are closed at once and counted (`statsd.tcp_connections_refused`)' }),
   tcpIdleTimeout: millis(60000, {
     doc: 'ms a TCP connection may send nothing before tallyd closes it, counted (`statsd.tcp_idle_closed`); an unterminated last line is '

@@ -122,6 +122,53 @@ describe('console bounds', () => {
     assert.ok(grownMb < 150, `heap grew ${grownMb.toFixed(0)} MB`);
   });
 
+  test('a client that asks and never reads holds its slot only mgmtWriteTimeout; health is answered meanwhile', async () => {
+    const { daemon, prefix } = await start({ mgmtMaxConcurrent: 1, mgmtWriteTimeout: 1500 });
+    const r = client();
+    try {
+      // ~20 MB of listing: more than the loopback socket buffers hold, so the write waits for the client.
+      for (let b = 0; b < 4; b++) {
+        const fields: string[] = [];
+        for (let i = 0; i < 100_000; i++) fields.push(`stuck.${'n'.repeat(40)}.${b}.${i}`, '1');
+        await r.hset(new Keys(prefix).known('counters'), fields);
+      }
+    } finally {
+      r.disconnect();
+    }
+    const stuck = net.createConnection(daemon.ports.mgmt, '127.0.0.1');
+    stuck.on('error', () => undefined);
+    await new Promise<void>((resolve) => stuck.on('connect', () => resolve()));
+    stuck.pause(); // never reads
+    stuck.write('counters\n');
+    // The listing holds the one slot: another listing is refused, health is not.
+    await until(async () => (await talk(daemon.ports.mgmt, '127.0.0.1', ['stats\n'], (t) => t.includes('\n'))).text.startsWith('ERROR busy'), 'the slot taken');
+    const health = await talk(daemon.ports.mgmt, '127.0.0.1', ['health\n'], (t) => t.includes('\n'));
+    assert.match(health.text, /^health: up\n/);
+    // Then tallyd closes the stuck connection (a paused client sees no 'close' until it reads), and the slot is free again.
+    await until(async () => (await talk(daemon.ports.mgmt, '127.0.0.1', ['stats\n'], (t) => t.includes('\n'))).text.startsWith('uptime: '),
+      'the slot freed after mgmtWriteTimeout', 20_000);
+    stuck.destroy();
+  });
+
+  test("a command without '\\n' is answered when the client shuts its side, or after a pause (statsd takes every chunk)", async () => {
+    const { daemon } = await start({});
+    // Half-close: as `printf health | nc -N`.
+    const halfClosed = await new Promise<string>((resolve, reject) => {
+      const sock = net.createConnection(daemon.ports.mgmt, '127.0.0.1');
+      let text = '';
+      sock.setEncoding('ascii');
+      sock.on('data', (d: string) => (text += d));
+      sock.on('end', () => resolve(text));
+      sock.on('error', reject);
+      sock.on('connect', () => sock.end('health'));
+    });
+    assert.equal(halfClosed, 'health: up\n');
+    // No '\n' and no close: answered after a pause, and the connection stays usable.
+    const paused = await talk(daemon.ports.mgmt, '127.0.0.1', ['health'], (t) => t.includes('\n'), 5000);
+    assert.match(paused.text, /^health: up\n/);
+    assert.equal(paused.closed, false);
+  });
+
   // Traffic stays on loopback: the remote peer is a socket stand-in whose remoteAddress is not loopback.
   test('state changes are refused from a non-loopback address unless mgmtAllowRemoteChanges', async () => {
     for (const allow of [false, true]) {

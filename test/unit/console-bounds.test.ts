@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import { inspect } from 'node:util';
 import { CommandFramer } from '../../src/admin/command-framer.js';
 import { changesState } from '../../src/admin/console.js';
-import { type ListingOut, writeListing } from '../../src/admin/inspect-stream.js';
+import { type ListingOut, writeListing, writeWhenReady } from '../../src/admin/inspect-stream.js';
 import { isLoopback } from '../../src/admin/loopback.js';
 
 describe('CommandFramer', () => {
@@ -79,7 +79,27 @@ class FakeOut implements ListingOut {
     this.listeners.delete(event);
     return this;
   }
+  destroy(): void {
+    this.destroyed = true;
+  }
 }
+
+test('writeWhenReady: a client that never reads is closed after the timeout, and the wait ends', async () => {
+  let destroyed = false;
+  const stuck: ListingOut = {
+    destroyed: false,
+    write: () => false,
+    once: () => undefined,
+    off: () => undefined,
+    destroy: () => {
+      destroyed = true;
+    },
+  };
+  const t0 = Date.now();
+  await writeWhenReady(stuck, 'x'.repeat(100), 50);
+  assert.equal(destroyed, true);
+  assert.ok(Date.now() - t0 >= 45, 'not before the timeout');
+});
 
 describe('writeListing prints exactly util.inspect(obj) + "\\nEND\\n\\n"', () => {
   const cases: Array<[string, Record<string, unknown>]> = [

@@ -20,6 +20,7 @@ describe('redactUrl', () => {
     ['?password=', `redis://db:6379/0?password=${PW}`, 'redis://db:6379/0?password=***'],
     ['&password= holding @', `redis://db?db=1&password=${PW}@x&family=4`, 'redis://db?db=1&password=***&family=4'],
     ['userinfo without a colon', `redis://${PW}@db`, 'redis://***@db'],
+    ['?sentinelPassword= (ioredis reads it)', `redis://db?sentinelPassword=${PW}`, 'redis://db?sentinelPassword=***'],
   ];
   for (const [name, url, shown] of cases) {
     it(`hides the password: ${name}`, () => {

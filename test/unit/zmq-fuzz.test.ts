@@ -16,7 +16,7 @@
  *   names (`good.*`) appear nowhere in the garbage, so the sink's totals for
  *   them are exact.
  *
- * Deterministic: the seed is printed; TALLYD_FUZZ_SEED=<n> replays one.
+ * Deterministic: the seed is printed; FUZZ_SEED=<n> replays one (as in the other fuzz tests).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -30,7 +30,7 @@ import { DEFAULT_MAX_NAME_LENGTH, StatsdLineParser } from '../../src/parse/stats
 import { createFastReader } from '../../src/parse/zmq-fast.js';
 import { decodeFrame } from '../../src/parse/zmq-message.js';
 
-const SEED = Number(process.env.TALLYD_FUZZ_SEED ?? 0x5eed1234) >>> 0;
+const SEED = Number(process.env.FUZZ_SEED ?? process.env.TALLYD_FUZZ_SEED ?? 0x5eed1234) >>> 0;
 const MAX_MESSAGE = 64 * 1024;
 const UNSAFE = /[\s\x00-\x1f\x7f]/; // eslint-disable-line no-control-regex -- control characters are what it finds
 
@@ -170,7 +170,7 @@ describe('ZeroMQ decoders under fuzzing', () => {
   const fastMissing = typeof nativeAddon() === 'string';
 
   test(`seed ${SEED}: no throw, only finite values under valid names, good messages exact, fast and general paths agree`, (t) => {
-    t.diagnostic(`fuzz seed ${SEED} (TALLYD_FUZZ_SEED=${SEED} replays it)${fastMissing ? '; native addon missing: the fast path is not compared' : ''}`);
+    t.diagnostic(`fuzz seed ${SEED} (FUZZ_SEED=${SEED} replays it)${fastMissing ? '; native addon missing: the fast path is not compared' : ''}`);
     // Under CI the addon is built (as for zmq-fast.test.ts), so the fast path is always compared there.
     assert.ok(!(fastMissing && process.env.CI && process.env.TALLYD_SKIP_NATIVE !== '1'), `CI without the native addon: ${String(nativeAddon())}`);
     const general = server('aggregate', false);
