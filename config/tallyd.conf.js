@@ -71,9 +71,13 @@ at most 1 MiB.
   // statsd's management console (help, stats, counters, health, ...) [0.0.0.0, 8126].
   mgmt_address: "0.0.0.0",
   mgmt_port: 8126,
-  // Console commands running at once; more are answered with an ERROR line
-  // and counted (tallyd.mgmt_refused in `stats`) [4].
+  // Console listings and stats running at once; more are answered with an
+  // ERROR line and counted (tallyd.mgmt_refused in `stats`); help, config,
+  // health and quit always answer [4].
   mgmtMaxConcurrent: 4,
+  // ms a console answer may wait for the client to read it; then the
+  // connection is closed, so a client that never reads holds no slot [10000].
+  mgmtWriteTimeout: 10000,
   // delcounters / deltimers / delgauges / health up|down are accepted only
   // from loopback (127.0.0.0/8, ::1) unless this is true; reads (stats,
   // counters, ...) are answered for anyone, as statsd does [false].
