@@ -4,15 +4,15 @@
  * pipelined. Methods map one-to-one onto the steps of DESIGN.md's data flow.
  */
 import { redisNumber } from './redis-number.js';
-import { Redis } from 'ioredis';
 import { redactUrl } from '../config/redact.js';
 import type { RedisConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import { withTimeout } from '../clock.js';
 import { isCommandTimeout, watchCommandTimeouts } from './command-timeouts.js';
+import { clusterTransient, createClient, runConfirmed, type RedisClient, type WaitPolicy } from './client.js';
 import { StoreError } from './errors.js';
 import { FIELD_SEP, Keys, KNOWN_TYPES, OUTBOX_READER, type KnownType } from './keys.js';
-import { loadScripts, type ScriptArg, type ScriptFn, type ScriptName } from './scripts.js';
+import { loadScripts, scriptCommand, type ScriptArg, type ScriptFn, type ScriptName } from './scripts.js';
 
 /** A closed period as stored: the flusher turns it into PeriodData. */
 export interface RawPeriod {
@@ -73,7 +73,11 @@ export interface OutboxStats {
 }
 
 /** What Store.open needs of RedisConfig; commandTimeout defaults to DEFAULT_COMMAND_TIMEOUT_MS. */
-export type StoreConnectConfig = Pick<RedisConfig, 'url' | 'keyPrefix'> & { readonly commandTimeout?: number };
+export type StoreConnectConfig = Pick<RedisConfig, 'url' | 'keyPrefix'> & Partial<Pick<RedisConfig, 'nodes' | 'waitReplicas' | 'waitTimeout'>>
+  & { readonly commandTimeout?: number };
+
+/** Scripts whose effect tallyd acknowledges: with redis.waitReplicas, WAITed for (see client.ts). */
+const CONFIRMED: ReadonlySet<ScriptName> = new Set(['merge', 'commit']);
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 
@@ -85,9 +89,10 @@ const KNOWN_SLICE = 5000;
 
 export class Store {
   private constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     readonly keys: Keys,
     private readonly scripts: Record<ScriptName, ScriptFn>,
+    private readonly wait: WaitPolicy,
   ) {}
 
   /**
@@ -97,14 +102,9 @@ export class Store {
    */
   static async open(cfg: StoreConnectConfig, log: Logger, connectTimeoutMs = 5000, onCommandTimeout: () => void = () => {}): Promise<Store> {
     const commandTimeout = cfg.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS;
-    const redis = new Redis(cfg.url, {
-      commandTimeout,
-      lazyConnect: true,
-      maxRetriesPerRequest: 2,
-      enableAutoPipelining: false,
-      retryStrategy: (times) => Math.min(times * 200, 2000),
-      connectionName: `tallyd:${process.pid}`,
-    });
+    const redis = createClient(cfg, commandTimeout);
+    const where = cfg.nodes !== undefined && cfg.nodes.length > 0 ? `redis cluster nodes ${cfg.nodes.join(',')}` : redactUrl(cfg.url);
+    const wait: WaitPolicy = { replicas: cfg.waitReplicas ?? 0, timeoutMs: cfg.waitTimeout ?? 1000 };
     watchCommandTimeouts(redis, commandTimeout, log, onCommandTimeout);
     let lastError: Error | undefined;
     redis.on('error', (err: Error) => {
@@ -115,7 +115,7 @@ export class Store {
     } catch (err) {
       redis.disconnect();
       const why = (lastError ?? (err as Error)).message;
-      throw new StoreError('EREDIS_UNREACHABLE', `redis unreachable at ${redactUrl(cfg.url)}: ${why}`, { cause: err });
+      throw new StoreError('EREDIS_UNREACHABLE', `redis unreachable at ${where}: ${why}`, { cause: err });
     }
     let warned = false;
     redis.on('error', (err: Error) => {
@@ -127,15 +127,21 @@ export class Store {
       warned = false;
     });
     try {
-      return new Store(redis, new Keys(cfg.keyPrefix), await loadScripts(redis));
+      return new Store(redis, new Keys(cfg.keyPrefix), await loadScripts(redis), wait);
     } catch (err) {
       redis.disconnect();
       throw err;
     }
   }
 
-  private run(name: ScriptName, keys: string[], args: ScriptArg[]): Promise<unknown> {
-    return this.scripts[name]((keys as ScriptArg[]).concat(args));
+  private async run(name: ScriptName, keys: string[], args: ScriptArg[]): Promise<unknown> {
+    const keysAndArgs = (keys as ScriptArg[]).concat(args);
+    if (this.wait.replicas > 0 && CONFIRMED.has(name)) return runConfirmed(this.redis, scriptCommand(name), keysAndArgs, this.wait);
+    try {
+      return await this.scripts[name](keysAndArgs);
+    } catch (err) {
+      throw clusterTransient(this.redis, err);
+    }
   }
 
   /**
