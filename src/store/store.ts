@@ -155,7 +155,12 @@ export class Store {
       [k.merged, k.closed, k.members, k.open, k.period(periodMs, 'counters'), k.period(periodMs, 'timers'),
         k.period(periodMs, 'timer_counts'), k.period(periodMs, 'sets'), k.period(periodMs, 'gauges'), k.outbox, k.outboxBytes],
       ([batchId, Date.now(), DEDUPE_WINDOW_MS, periodMs, memberId, watermarkMs, late ? '1' : '0'] as ScriptArg[]).concat(args),
-    )) as number[];
+    ).catch(async (err: unknown) => {
+      // Redis answers but no replica confirmed: this member is alive and still holds the batch's period, so the
+      // leader must keep waiting for it (its retries are duplicates, which record no heartbeat).
+      if (err instanceof StoreError && err.code === 'EREDIS_WAIT') await this.heartbeat(memberId, Math.min(periodMs, watermarkMs)).catch(() => undefined);
+      throw err;
+    })) as number[];
     const status = Number(res[0]);
     if (status === -2) return { status: 'late', closedMs: Number(res[1]) };
     return { status: status === 1 ? 'merged' : 'duplicate' };
