@@ -21,7 +21,7 @@ export function readNodes(c: Checker, o: Raw, k: string, p: string): ReadonlyArr
   });
   if (list.length === 0) c.problem(join(p, k), 'must list at least one "host:port" (or leave it out for a single Redis at url)');
   if (o.url !== undefined && list.length > 0) {
-    c.problem(join(p, k), `${join(p, 'url')} and ${join(p, k)} are both set: use url for a single Redis, nodes for a Redis Cluster, not both`);
+    c.problem(join(p, 'url'), `${join(p, 'url')} and ${join(p, k)} are both set: use url for a single Redis, nodes for a Redis Cluster, not both`);
   }
   return Object.freeze(out);
 }

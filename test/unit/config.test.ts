@@ -242,7 +242,7 @@ describe('layering', () => {
     assert.equal(load(null).config.redis.waitReplicas, 0);
     assert.equal(load(null, { redis: { nodes: ['h:1'], waitReplicas: 0, waitTimeout: 50 } }).config.redis.waitReplicas, 0);
     assert.equal(configError(() => load(null, { redis: { url: 'redis://h:6379', nodes: ['h:7000'] } })).message,
-      'overrides: redis.nodes: redis.url and redis.nodes are both set: use url for a single Redis, nodes for a Redis Cluster, not both');
+      'overrides: redis.url: redis.url and redis.nodes are both set: use url for a single Redis, nodes for a Redis Cluster, not both');
     assert.equal(configError(() => load(null, { redis: { nodes: ['h:7000', 'h', 'h:70000', 7000] } })).message, [
       'overrides: redis.nodes[1]: must be "host:port" (port 1..65535), got "h"',
       'overrides: redis.nodes[2]: must be "host:port" (port 1..65535), got "h:70000"',
