@@ -133,6 +133,9 @@ describe('redis cluster', { skip }, () => {
     assert.equal((await c.masterOf(slot)).addr, to.addr, 'the slot moved');
     await sleep(3000);
     await assertExact(t, pair);
+    const replies = pair.procs.map((p) => p.output().match(/redis cluster: (ASK|TRYAGAIN|MOVED)\b/g) ?? []).flat();
+    t.diagnostic(`cluster replies logged by the batchers (rate-limited): ${replies.join(', ')}`);
+    assert.ok(replies.length > 0, 'the merges met the migration (ASK, TRYAGAIN or MOVED) and were retried');
   });
 
   test('the master of the {0} slot killed -9 under traffic: after the failover every period exact', { timeout: 120_000 }, async (t) => {
@@ -154,5 +157,7 @@ describe('redis cluster', { skip }, () => {
     assert.equal((await c.masterOf(slot)).addr, promoted.addr, 'the promoted replica keeps the slot');
     await sleep(2000);
     await assertExact(t, pair, 45_000);
+    const waited = pair.procs.filter((p) => p.output().includes('replicas confirmed the write')).length;
+    t.diagnostic(`processes that logged an unconfirmed WAIT while the promoted master had no replica: ${waited} of 2`);
   });
 });
