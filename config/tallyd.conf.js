@@ -196,6 +196,11 @@ at most 1 MiB.
     // hangs without dropping the connection is noticed, logged and counted
     // (statsd.redis_timeouts), and the batch is retried.
     commandTimeout: 10000,
+    // A private redis-server for a trial: "auto" starts one (loopback, a free
+    // port, data in ~/.local/state/tallyd/trial-redis, stopped with tallyd)
+    // when url is the default above and nothing answers there; "never";
+    // "always".
+    embedded: "auto",
   },
 
   // ms between merges of the local batch into Redis (one round trip each);
@@ -234,6 +239,19 @@ at most 1 MiB.
   // runs nothing else meanwhile: 20,000 counters hold it ~30 ms.
   maxBatchNames: 20000,
 
+  // Distinct names one flush period takes, all processes on the prefix
+  // together (counter, timer, gauge and set names, each type apart; a gauge
+  // already held is not new). Samples of a new name in a full period are
+  // dropped and counted (statsd.names_dropped), with a warning naming a few.
+  // 0: unbounded.
+  maxNamesPerPeriod: 2000000,
+
+  // ms a name that statsd re-emits while idle (counters as 0, timers, sets,
+  // gauges' last value) may go without a sample before tallyd forgets it and
+  // removes it from Redis, as a statsd restart would [one day]; counted in
+  // statsd.names_forgotten. 0: never (statsd's own behaviour).
+  forgetIdleAfter: 86400000,
+
   // Ingest processes (node:cluster). With more than 1, workers share the
   // UDP/TCP ports and the console, each merges its own batches into Redis and
   // one of them flushes; the ZeroMQ sockets bind in the first worker only.
@@ -247,9 +265,12 @@ at most 1 MiB.
 
   // ---- tallyd: logging -----------------------------------------------------
 
-  // JSON lines on stderr (pino). level: fatal, error, warn, info, debug,
-  // trace or silent (statsd's LOG_INFO-style names are mapped, with a warning).
+  // Logs on stderr (pino). level: fatal, error, warn, info, debug, trace or
+  // silent (statsd's LOG_INFO-style names are mapped, with a warning).
+  // format: "pretty" (readable lines), "json" (JSON lines), or "auto":
+  // pretty when stderr is a terminal, else JSON.
   log: {
     level: "info",
+    format: "auto",
   },
 })

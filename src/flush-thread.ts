@@ -39,7 +39,7 @@ function niceThisThread(nice: number, log: Logger): void {
 }
 
 async function run(port: NonNullable<typeof parentPort>, config: Config, logBindings: Record<string, unknown>): Promise<void> {
-  const base = createLogger(config.log.level).child(logBindings);
+  const base = createLogger(config.log).child(logBindings);
   const log = base.child({ component: 'flusher' });
   niceThisThread(config.flushNice, log);
   const self = new SelfStats();

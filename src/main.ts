@@ -2,15 +2,22 @@
 /**
  * CLI: argv -> loadConfig -> Daemon; SIGINT/SIGTERM -> daemon.stop(), exit 0.
  * Exit codes: 0 clean stop, 1 runtime failure (redis unreachable, port in
- * use), 2 bad usage or bad config.
+ * use; for --check: something the config needs does not answer), 2 bad usage
+ * or bad config.
  */
 import { readFileSync } from 'node:fs';
+import { checkReachable } from './check.js';
+import { DEFAULTS } from './config/defaults.js';
 import { ConfigError } from './config/errors.js';
 import { loadConfig } from './config/load.js';
 import { redactConfig } from './config/redact.js';
+import type { Config } from './config/types.js';
 import { reportToPrimary, runPrimary, workerIndex } from './cluster.js';
 import { Daemon } from './daemon.js';
-import { createLogger } from './observability/logger.js';
+import { nativeAddon, nativeBuildHelp } from './native/addon.js';
+import { createLogger, resolveLogFormat, type Logger } from './observability/logger.js';
+import { EmbeddedRedis, INSTALL_REDIS, planRedis } from './store/embedded-redis.js';
+import { StoreError } from './store/errors.js';
 
 const USAGE = `Usage: tallyd [options] [config-file]
 
@@ -24,8 +31,11 @@ out to Carbon (at least once), or statsd's console backend.
                    console 8126)
   -h, --help       show this help
   -v, --version    print the version
-  --check          load and validate the config, print it (passwords hidden),
-                   and exit
+  --check          load and validate the config, print it (passwords hidden)
+                   on stdout, then check on stderr what it needs: Redis (PING,
+                   version, data under the key prefix), Carbon (TCP connect),
+                   the native addon; exit 0 when all answer, 1 when one does
+                   not, 2 for a bad config
 
 Environment:
   REDIS_URL                 overrides redis.url
@@ -33,9 +43,68 @@ Environment:
   TALLYD_REDIS_KEY_PREFIX   overrides redis.keyPrefix
   TALLYD_FLUSH_INTERVAL     overrides flushInterval (ms)
   TALLYD_LOG_LEVEL          overrides log.level
+  XDG_STATE_HOME            the trial Redis keeps its data in
+                            $XDG_STATE_HOME/tallyd/trial-redis (default
+                            ~/.local/state/tallyd/trial-redis)
+
+Redis: when nothing answers at the default redis.url and redis-server is
+installed, tallyd starts a private one for a trial (loopback, a free port,
+data in the folder above, stopped with tallyd); redis.embedded: "never"
+turns that off, "always" forces it.
+
+Logs: readable lines when stderr is a terminal, JSON lines otherwise
+(log.format: "auto", "pretty", "json").
 
 Signals: SIGINT/SIGTERM stop listening, merge the last batch into Redis, exit 0.
+Started by npm (npm start, npx tallyd), tallyd also stops when the shell npm
+started it with goes away.
 `;
+
+/** How often a tallyd started by npm looks whether its parent (npm's shell) is still there. */
+const PARENT_POLL_MS = 500;
+
+/** Resolves log.format's 'auto' here (a worker thread's stderr is never a terminal) and swaps in a redis url. */
+function withRuntime(config: Config, redisUrl: string | null): Config {
+  return Object.freeze({
+    ...config,
+    log: Object.freeze({ ...config.log, format: resolveLogFormat(config.log.format) }),
+    redis: redisUrl === null ? config.redis : Object.freeze({ ...config.redis, url: redisUrl }),
+  });
+}
+
+/** The fallback to node:dgram is a warning that says why and how to fix it. */
+function warnNoNativeReader(config: Config, log: Logger): void {
+  if (!config.servers.some((s) => s.server === 'udp' && s.udpReader === 'auto')) return;
+  const lib = nativeAddon();
+  if (typeof lib !== 'string') return;
+  if (process.env.TALLYD_SKIP_NATIVE === '1') {
+    log.info('TALLYD_SKIP_NATIVE=1: UDP is read with node:dgram');
+    return;
+  }
+  log.warn(`native UDP reader not available, so UDP is read with node:dgram (several times the CPU per datagram): ${lib}; ${nativeBuildHelp()}`);
+}
+
+/** What to add to "redis unreachable" so that the message names a way forward. */
+function unreachableHint(config: Config): string {
+  const never = config.redis.embedded === 'never' && config.redis.url === DEFAULTS.redis.url ? ' (redis.embedded is "never", so no private trial one)' : '';
+  return `${never}; start a Redis there (Debian/Ubuntu: ${INSTALL_REDIS}) or point redis.url (REDIS_URL) at a running one`;
+}
+
+/**
+ * npm runs scripts with `sh -c`, and on SIGTERM signals that shell, which dies
+ * without passing it on (dash does not exec the command): seen from here, the
+ * parent goes away. Under npm that means "stop".
+ */
+function watchParent(stop: (parent: number) => void): void {
+  if (process.env.npm_lifecycle_event === undefined) return;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    stop(parent);
+  }, PARENT_POLL_MS);
+  timer.unref();
+}
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -77,16 +146,56 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const { config, warnings } = loaded;
-  const log = createLogger(config.log.level);
+  const { warnings } = loaded;
+  let config = withRuntime(loaded.config, null);
+  const log = createLogger(config.log);
   for (const w of warnings) log.warn(`config: ${w}`);
   if (check) {
-    process.stdout.write(JSON.stringify(redactConfig(config), null, 2) + '\n');
-    return 0;
+    process.stdout.write(JSON.stringify(redactConfig(loaded.config), null, 2) + '\n');
+    const report = await checkReachable(config);
+    process.stderr.write(`${report.lines.join('\n')}\n`);
+    return report.ok ? 0 : 1;
   }
   const worker = workerIndex();
-  if (worker === null) log.info({ config: config.source ?? '(defaults)' }, 'starting tallyd');
-  if (worker === null && config.workers > 1) return runPrimary(config.workers, log);
+  let trial: EmbeddedRedis | null = null;
+  if (worker === null) {
+    log.info({ config: config.source ?? '(defaults)' }, 'starting tallyd');
+    warnNoNativeReader(config, log);
+    const plan = await planRedis(config.redis, DEFAULTS.redis.url);
+    if (plan.kind === 'fail') return fail(log, plan.message);
+    if (plan.kind === 'embed') {
+      try {
+        trial = await EmbeddedRedis.start(plan.bin, plan.dir, log.child({ component: 'trial-redis' }));
+      } catch (err) {
+        return fail(log, (err as Error).message);
+      }
+      log.warn({ url: trial.url, redisPid: trial.pid, dir: trial.dir },
+        `${plan.why}: started a private redis-server for a trial; its data stays in ${trial.dir}, and it stops with tallyd`);
+      config = withRuntime(config, trial.url);
+      process.env.TALLYD_REDIS_URL = trial.url; // cluster workers inherit it
+    }
+  }
+  try {
+    return await run(config, worker, log);
+  } finally {
+    await trial?.stop();
+    if (trial !== null) log.info({ dir: trial.dir }, 'trial redis-server stopped');
+  }
+}
+
+function fail(log: Logger, message: string): number {
+  log.fatal(message);
+  log.flush();
+  process.stderr.write(`tallyd: ${message}\n`);
+  return 1;
+}
+
+async function run(config: Config, worker: number | null, log: Logger): Promise<number> {
+  if (worker === null && config.workers > 1) {
+    // cluster.ts's SIGTERM handler stops the workers.
+    watchParent(() => process.kill(process.pid, 'SIGTERM'));
+    return runPrimary(config.workers, log);
+  }
 
   const bindings = worker === null ? {} : { worker };
   const daemon = new Daemon(config, log.child(bindings), { zmq: (worker ?? 0) === 0 }, bindings);
@@ -94,11 +203,9 @@ async function main(argv: string[]): Promise<number> {
     await daemon.start();
   } catch (err) {
     const e = err as Error;
-    log.fatal(e.message);
-    log.flush();
-    process.stderr.write(`tallyd: ${e.message}\n`);
+    const hint = e instanceof StoreError && e.code === 'EREDIS_UNREACHABLE' && worker === null ? unreachableHint(config) : '';
     reportToPrimary({ type: 'failed', error: e.message });
-    return 1;
+    return fail(log, `${e.message}${hint}`);
   }
   reportToPrimary({ type: 'up' });
 
@@ -124,6 +231,12 @@ async function main(argv: string[]): Promise<number> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    if (worker === null) {
+      watchParent((parent) => {
+        log.info({ parent }, 'the shell npm started tallyd with went away (npm was stopped)');
+        onSignal('SIGTERM');
+      });
+    }
   });
 }
 

@@ -201,12 +201,17 @@ export class ManagementConsole {
       ['redis_timeouts', s.redisTimeouts],
       ['tcp_connections_refused', s.tcpConnectionsRefused],
       ['tcp_idle_closed', s.tcpIdleClosed],
+      ['udp_socket_errors', s.udpSocketErrors],
+      ['udp_readers_stopped', s.udpReadersStopped],
       ['mgmt_refused', s.mgmtRefused],
       ['zmq_messages_received', s.zmqMessagesReceived],
       ['zmq_bad_frames', s.zmqBadFrames],
       ['zmq_bad_items', s.zmqBadItems],
       ['zmq_oversized', s.zmqOversized],
       ['zmq_disconnects', s.zmqDisconnects],
+      ['names_dropped', s.namesDropped],
+      ['names_forgotten', s.namesForgotten],
+      ['values_clamped', s.valuesClamped],
     ];
     for (const [k, v] of own) text += line('tallyd', k, v);
     // The backlog and health facts (the same HealthReport `health` decides from).

@@ -160,6 +160,8 @@ export class Batch implements SampleSink {
   samples = 0;
   /** Distinct set members, summed over the set names. */
   private setMembers = 0;
+  /** Gauge sums clamped to the finite doubles in this batch (values_clamped). */
+  clamped = 0;
 
   // The fold methods keep their common path short and move growth into
   // separate methods, so the optimizer inlines them into the parser's emit
@@ -186,7 +188,8 @@ export class Batch implements SampleSink {
       values[i] = value;
     } else if (delta) {
       const v = values[i]! + value;
-      values[i] = v > MAX_GAUGE ? MAX_GAUGE : v < -MAX_GAUGE ? -MAX_GAUGE : v; // clamped to the finite doubles
+      if (v > MAX_GAUGE || v < -MAX_GAUGE) this.clampGauge(i, v); // clamped to the finite doubles, counted
+      else values[i] = v;
     } else {
       kinds[i] = GAUGE_ABSOLUTE;
       values[i] = value;
@@ -302,6 +305,11 @@ export class Batch implements SampleSink {
     this.timerOffsets = grownI32(this.timerOffsets, size);
     this.timerLengths = grownI32(this.timerLengths, size);
     this.timerCaps = grownI32(this.timerCaps, size);
+  }
+
+  private clampGauge(i: number, v: number): void {
+    this.gaugeValues[i] = v > 0 ? MAX_GAUGE : -MAX_GAUGE;
+    this.clamped++;
   }
 
   private growGaugeSlots(need: number): void {

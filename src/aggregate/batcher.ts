@@ -19,17 +19,17 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { nextBoundary, systemClock, type Clock } from '../clock.js';
 import type { SampleSink } from '../parse/sample-sink.js';
-import type { Logger } from '../observability/logger.js';
+import { quote, type Logger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { SelfStats } from '../observability/self-stats.js';
 import { Batch } from './batch.js';
-import type { MergeOutcome } from '../store/store.js';
+import type { MergeBound, MergeOutcome } from '../store/store.js';
 import { encodeMerge, type MergeArg } from './merge-args.js';
 
 
 export interface MergeTarget {
-  /** late: periodMs is not the batch's own period (that one closed without it): see mergeBatch-11.lua. */
-  merge(batchId: string, periodMs: number, memberId: string, watermarkMs: number, args: MergeArg[], late: boolean): Promise<MergeOutcome>;
+  /** late: periodMs is not the batch's own period (that one closed without it): see mergeBatch-15.lua. */
+  merge(batchId: string, periodMs: number, memberId: string, watermarkMs: number, args: MergeArg[], late: boolean, bound: MergeBound): Promise<MergeOutcome>;
   heartbeat(memberId: string, watermarkMs: number): Promise<void>;
   leave(memberId: string): Promise<void>;
 }
@@ -51,7 +51,10 @@ export interface BatcherOptions {
   readonly prefixStats: string;
   /** Distinct names (plus set members and passthrough lines) at which a batch is merged before its tick. */
   readonly maxBatchNames: number;
+  /** Distinct names a period takes, fleet-wide (mergeBatch-15.lua); 0 or absent: unbounded. */
+  readonly maxNamesPerPeriod?: number;
 }
+
 
 interface Encoded {
   id: string;
@@ -94,6 +97,8 @@ export class Batcher implements SampleSink {
   private sinceSizeCheck = 0;
   private readonly mergeLog: RateLimitedLog;
   private readonly lateLog: RateLimitedLog;
+  private readonly boundLog: RateLimitedLog;
+  private readonly bound: MergeBound;
   /** Self-metrics folded into each batch as counters: [name, read current total, total at the last swap]. */
   private readonly selfCounters: Array<[string, () => number, number]>;
 
@@ -107,6 +112,8 @@ export class Batcher implements SampleSink {
   ) {
     this.mergeLog = new RateLimitedLog(log);
     this.lateLog = new RateLimitedLog(log);
+    this.boundLog = new RateLimitedLog(log);
+    this.bound = { maxNames: opts.maxNamesPerPeriod ?? 0, exemptPrefix: `${opts.prefixStats}.` };
     this.currentPeriodMs = nextBoundary(clock.now(), opts.flushInterval);
     const p = opts.prefixStats;
     // statsd's own three, then tallyd's loss and ZeroMQ counters (see SelfStats), which only appear once non-zero.
@@ -130,7 +137,11 @@ export class Batcher implements SampleSink {
       [`${p}.redis_timeouts`, () => self.redisTimeouts, 0],
       [`${p}.tcp_connections_refused`, () => self.tcpConnectionsRefused, 0],
       [`${p}.tcp_idle_closed`, () => self.tcpIdleClosed, 0],
+      [`${p}.udp_socket_errors`, () => self.udpSocketErrors, 0],
       [`${p}.events_ignored`, () => ingest.eventsIgnored ?? 0, 0],
+      [`${p}.names_dropped`, () => self.namesDropped, 0],
+      [`${p}.values_clamped`, () => self.valuesClamped, 0],
+      [`${p}.names_forgotten`, () => self.namesForgotten, 0],
     ];
   }
 
@@ -258,6 +269,7 @@ export class Batcher implements SampleSink {
     const sealed = this.currentPeriodMs;
     this.currentPeriodMs = period;
     const b = this.current;
+    this.self.valuesClamped += b.clamped;
     let changed = !b.isEmpty;
     for (const entry of this.selfCounters) {
       const total = entry[1]();
@@ -286,7 +298,7 @@ export class Batcher implements SampleSink {
       const next = this.queue[0] as Encoded;
       try {
         this.reportedAt = this.clock.now();
-        const res = await this.target.merge(next.id, next.periodMs, this.memberId, this.watermark(next), next.args, next.late);
+        const res = await this.target.merge(next.id, next.periodMs, this.memberId, this.watermark(next), next.args, next.late, this.bound);
         if (res.status === 'late') {
           // Held back past its period's close (e.g. Redis unreachable longer than a member's ttl): the oldest open period takes it.
           const was = next.periodMs;
@@ -299,6 +311,7 @@ export class Batcher implements SampleSink {
           }));
           continue;
         }
+        this.counted(res, next.periodMs);
       } catch (err) {
         this.self.mergeErrors++;
         if (isRejection(err) && ++next.rejected >= MAX_REJECTIONS) {
@@ -317,6 +330,22 @@ export class Batcher implements SampleSink {
       if (this.queue[0] === next) this.queue.shift();
       this.self.batchesMerged++;
     }
+  }
+
+  /**
+   * What a merge dropped (maxNamesPerPeriod) or clamped, into SelfStats; the next batch carries it
+   * to Redis. A duplicate's counts are those of a first attempt whose reply was lost: counted once.
+   */
+  private counted(res: Extract<MergeOutcome, { status: 'merged' | 'duplicate' }>, periodMs: number): void {
+    if (res.clamped) this.self.valuesClamped += res.clamped;
+    if (!res.namesDropped) return;
+    this.self.namesDropped += res.namesDropped;
+    const dropped = res.namesDropped;
+    const examples = quote(res.status === 'merged' ? (res.droppedExamples ?? []).join(' ') : ''); // cut to 200 characters
+    this.boundLog.warn(() => ({
+      msg: 'a period holds maxNamesPerPeriod distinct names: samples of new names dropped',
+      fields: { periodMs, maxNamesPerPeriod: this.bound.maxNames, dropped, namesDropped: this.self.namesDropped, examples },
+    }));
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * Encodes a Batch as the ARGV of merge-8.lua (see the script's header).
+ * Encodes a Batch as the ARGV of mergeBatch-15.lua (see the script's header).
  * Timer samples travel packed as float64 little-endian so percentiles stay
  * exact; numbers travel as String(x), the shortest text that round-trips.
  */

@@ -3,7 +3,7 @@
  * `console`), declared once (see field.ts).
  */
 import { describe } from './describe.js';
-import { bool, custom, millis, section, str } from './field.js';
+import { bool, custom, millis, oneOf, section, str } from './field.js';
 import { readNodes, readWaitReplicas } from './schema-redis.js';
 import { redactUrl } from './redact.js';
 
@@ -53,6 +53,11 @@ export const REDIS_FIELDS = {
     doc: 'ms without a reply after which a Redis command fails; each is counted (`statsd.redis_timeouts`) and logged, and the batch is kept '
       + 'and retried (merged at most once), so a Redis that hangs without closing the connection is noticed',
   }),
+  embedded: oneOf<'auto' | 'always' | 'never'>('auto', ['auto', 'always', 'never'], {
+    doc: 'a private `redis-server` (from PATH) for a trial: `auto` when `redis.url` is the default and nothing listens there, `always`, or `never`. '
+      + 'Loopback, a free port, AOF data in `$XDG_STATE_HOME/tallyd/trial-redis` (`~/.local/state/...`), named in the log, stopped with tallyd, '
+      + 'also when tallyd is killed (a watchdog)',
+  }),
 };
 
 export const redisSection = section(REDIS_FIELDS, { doc: 'where the aggregation state lives' });
@@ -68,7 +73,7 @@ export const SYSLOG_LEVELS: Readonly<Record<string, 'fatal' | 'error' | 'warn' |
 
 export const LOG_FIELDS = {
   level: custom<LogLevel>('info', {
-    doc: 'pino JSON logs on stderr: `fatal` … `trace`, `silent`; statsd\'s syslog names (`LOG_INFO`, ...) are read as the nearest level',
+    doc: 'pino logs on stderr: `fatal` … `trace`, `silent`; statsd\'s syslog names (`LOG_INFO`, ...) are read as the nearest level',
   }, (c, o, k, p) => {
     const level = o[k];
     const syslog = typeof level === 'string' && Object.hasOwn(SYSLOG_LEVELS, level) ? SYSLOG_LEVELS[level] : undefined;
@@ -76,11 +81,14 @@ export const LOG_FIELDS = {
     c.warn(`${p}.${k}`, `statsd's syslog level ${describe(level)} is read as pino level "${syslog}"`);
     return syslog;
   }),
+  format: oneOf<'auto' | 'pretty' | 'json'>('auto', ['auto', 'pretty', 'json'], {
+    doc: '`pretty` (one readable line per entry, pino-pretty in-process), `json` (JSON lines), `auto` (pretty when stderr is a terminal)',
+  }),
 };
 
 /** statsd's `log: { backend, application, level }`: backend and application are not used. */
 export const UNIMPLEMENTED_LOG: Readonly<Record<string, string>> = {
-  backend: 'tallyd logs JSON lines to stdout (pino); statsd\'s log backend is ignored',
+  backend: 'tallyd logs to stderr (pino, log.format); statsd\'s log backend is ignored',
   application: 'statsd\'s syslog application name is ignored',
 };
 

@@ -129,6 +129,17 @@ export const TOP_FIELDS = {
     doc: 'distinct names (plus set members and passthrough lines) at which a batch is merged before `batchInterval` ends, so one merge '
       + 'never holds Redis long',
   }),
+  maxNamesPerPeriod: int(2_000_000, 0, Number.MAX_SAFE_INTEGER, 'an integer count of names, 0 for unbounded', {
+    doc: 'distinct names one flush period takes, all processes on the prefix together: its counter, timer, gauge and set names, each '
+      + 'type apart; a gauge already held from earlier periods is not new. Past it, samples of a name new to the period are dropped and '
+      + 'counted (`names_dropped`), with a rate-limited warning quoting a few; names the period holds keep merging, and counters named '
+      + '`<prefixStats>.*` are never dropped. 0: unbounded',
+  }),
+  forgetIdleAfter: int(86_400_000, 0, Number.MAX_SAFE_INTEGER, 'an integer number of milliseconds, 0 for never', {
+    doc: 'ms a name statsd re-emits while idle (a counter as 0, a timer, a set, a gauge\'s last value) may go without a sample before it is '
+      + 'forgotten: no longer emitted, removed from Redis, as a statsd restart would forget it (one day); forgotten between this and 1.1 x '
+      + 'this after its last sample, counted in `names_forgotten`. 0: never (statsd\'s behaviour)',
+  }),
   workers: int(1, 1, 64, 'an integer number of processes from 1 to 64', {
     doc: 'ingest processes (node:cluster) sharing the UDP/TCP ports and the console; each merges its own batches, one flushes; ZeroMQ '
       + 'sockets bind in the first worker only. With the native UDP reader each worker binds the port with `SO_REUSEPORT` and the kernel '

@@ -38,10 +38,11 @@ export function* computeMetricsSliced(data: PeriodData, cfg: ComputeConfig): Sli
   const statStart = new Uint32Array(data.timers.size + 1);
   const stats = { keys: [] as TimerStatKey[], values: [] as number[] };
   let t = 0;
+  let clamped = 0;
   for (const [name, timer] of data.timers) {
     timerNames.push(name);
     samples.push(timer.values);
-    finiteStats(stats, stats.keys.length - computeTimerInto(timer, names, name, stats));
+    clamped += finiteStats(stats, stats.keys.length - computeTimerInto(timer, names, name, stats));
     statStart[++t] = stats.keys.length;
     if (++n % SLICE === 0) yield;
   }
@@ -58,6 +59,7 @@ export function* computeMetricsSliced(data: PeriodData, cfg: ComputeConfig): Sli
     gauges: { names: gaugeNames, values: gaugeValues },
     sets: { names: setNames, counts: setCounts },
     numStats: n,
+    ...(clamped > 0 ? { clamped } : {}),
   };
 }
 
@@ -77,17 +79,24 @@ export function computePeriod(
  * Infinity): a timer stat that overflowed (1e200|ms: sum_squares) is clamped
  * to the finite doubles; one that is not a number (percentThreshold -100
  * reads before the samples in statsd: NaN sum and mean) is left out. The
- * stats from `from` on are the timer just computed.
+ * stats from `from` on are the timer just computed. Returns how many were clamped.
  */
-function finiteStats(stats: { keys: TimerStatKey[]; values: number[] }, from: number): void {
+function finiteStats(stats: { keys: TimerStatKey[]; values: number[] }, from: number): number {
   const { keys, values } = stats;
   let w = from;
+  let clamped = 0;
   for (let r = from; r < values.length; r++) {
     const v = values[r]!;
     if (v !== v) continue;
     keys[w] = keys[r]!;
-    values[w++] = v > Number.MAX_VALUE ? Number.MAX_VALUE : v < -Number.MAX_VALUE ? -Number.MAX_VALUE : v;
+    if (v > Number.MAX_VALUE || v < -Number.MAX_VALUE) {
+      values[w++] = v > 0 ? Number.MAX_VALUE : -Number.MAX_VALUE;
+      clamped++;
+    } else {
+      values[w++] = v;
+    }
   }
   keys.length = w;
   values.length = w;
+  return clamped;
 }

@@ -50,6 +50,8 @@ export interface ComputedMetrics {
   readonly sets: ComputedSets;
   /** statsd's numStats: counters + timers + gauges + sets. */
   readonly numStats: number;
+  /** Timer stats clamped to +-Number.MAX_VALUE (values_clamped); absent when none. */
+  readonly clamped?: number;
 }
 
 export interface ComputedPeriod extends ComputedMetrics {

@@ -13,7 +13,7 @@ import type { SelfStats } from '../observability/self-stats.js';
 export type FlushThreadMessage = { type: 'stop'; drainMs: number };
 
 /** SelfStats counters the flush thread bumps; it reports them as deltas, which the main thread adds up. */
-export const MIRRORED_STATS = ['outboxDropped', 'outboxDroppedBytes', 'carbonErrors', 'linesSent', 'redisTimeouts'] as const;
+export const MIRRORED_STATS = ['outboxDropped', 'outboxDroppedBytes', 'carbonErrors', 'linesSent', 'redisTimeouts', 'valuesClamped', 'namesForgotten'] as const;
 export type MirroredStat = (typeof MIRRORED_STATS)[number];
 
 export type FlushThreadReport =

@@ -1,7 +1,7 @@
 /**
  * The leader's loop. Every process runs one; the one holding the lease
  * closes each period once it is over and every live member has merged its
- * samples of it (closePeriod-8: members report watermarks with each merge),
+ * samples of it (closePeriod-10: members report watermarks with each merge),
  * one period at a time, in order, so a failover or an outage delays periods
  * but never folds two into one. Then it processes every closed (pending)
  * period oldest first: read -> build -> compute -> encode -> commit (outbox chunks +
@@ -14,9 +14,9 @@ import type { Config } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { SelfStats } from '../observability/self-stats.js';
-import { KNOWN_TYPES, type KnownType } from '../store/keys.js';
 import type { Store } from '../store/store.js';
 import { buildPeriodSliced } from './build-period.js';
+import { KnownNames } from './known-names.js';
 import { computeMetricsSliced } from './compute-period.js';
 import { nextBoundary, systemClock, type Clock } from '../clock.js';
 import type { ComputedPeriod } from './computed-period.js';
@@ -64,13 +64,8 @@ export class Flusher {
   private released = false;
   private readonly errLog: RateLimitedLog;
   private readonly waitLog: RateLimitedLog;
-  /**
-   * The leader's copy of known:* (scanning it each flush takes long with a
-   * million names). Only the leader adds names, and deletions bump known_version, so
-   * it is re-read when that changes and whenever this process becomes the
-   * leader again.
-   */
-  private known: { version: string; names: Record<KnownType, Set<string>> } | null = null;
+  /** The leader's copy of the known names, their last-seen times, and forgetIdleAfter (known-names.ts). */
+  private readonly known: KnownNames;
   /**
    * Whether a period was ever committed on this prefix before the one being
    * processed: statsd emits timestamp_lag from its second flush on, so the
@@ -95,6 +90,7 @@ export class Flusher {
   ) {
     this.errLog = new RateLimitedLog(log, 5000);
     this.waitLog = new RateLimitedLog(log, 5000);
+    this.known = new KnownNames(store, cfg.forgetIdleAfter, self, log);
   }
 
   get isLeader(): boolean {
@@ -169,7 +165,7 @@ export class Flusher {
       if (this.answeredAt === 0 || now - this.answeredAt > this.cfg.leaseTtl) this.steadySince = now;
       this.answeredAt = now;
       if (this.leader) this.renewedAt = asked;
-      if (!this.leader) this.known = null;
+      if (!this.leader) this.known.reset();
       if (this.leader && !was) {
         this.log.info({ token: this.token }, 'became the flushing leader');
         this.kickProcessing();
@@ -270,11 +266,12 @@ export class Flusher {
     const res = await this.store.closePeriod(this.token, next, this.cfg.leaseTtl, this.steadySince, now);
     switch (res.status) {
       case 'closed':
+        if (res.clamped) this.self.valuesClamped += res.clamped;
         this.log.debug({ periodMs: next }, 'period closed');
         return 'closed';
       case 'not-leader':
         this.leader = false;
-        this.known = null;
+        this.known.reset();
         this.log.warn({ periodMs: next }, 'close refused: the lease is no longer ours');
         return 'not-leader';
       case 'out-of-order':
@@ -319,15 +316,6 @@ export class Flusher {
     }
   }
 
-  private async knownNames(): Promise<Record<KnownType, Set<string>>> {
-    const version = await this.store.knownVersion();
-    if (this.known?.version !== version) {
-      const lists = await this.store.readKnown();
-      this.known = { version, names: { counters: new Set(lists.counters), timers: new Set(lists.timers), sets: new Set(lists.sets) } };
-    }
-    return this.known.names;
-  }
-
   /**
    * read (HSCAN) -> build -> compute (the statsd maths, once for every
    * sink) -> remember new names -> each sink encodes the computed period
@@ -340,7 +328,7 @@ export class Flusher {
     const t0 = performance.now();
     const [raw, known, ttls, lastCommit] = await Promise.all([
       this.store.readPeriod(boundaryMs),
-      this.knownNames(),
+      this.known.names(this.clock.now()),
       cfg.deleteGauges ? this.store.readGaugeTtl() : Promise.resolve({} as Record<string, string>),
       this.committedBefore ? Promise.resolve(null) : this.store.lastCommitted(),
     ]);
@@ -359,8 +347,7 @@ export class Flusher {
     const period: ComputedPeriod = { ...computed.value, timestampS: ts, processingTimeMs: built.busyMs + computed.busyMs, setFields: raw.sets };
     if (!this.leader) return;
     const t3 = performance.now();
-    await this.store.rememberKnown(newKnown);
-    for (const t of KNOWN_TYPES) for (const name of newKnown[t]) known[t].add(name);
+    await this.known.remember(newKnown, raw, this.clock.now());
     const t4 = performance.now();
     const chunks: string[] = [];
     for (const sink of this.sinks) for (const c of await sink.encode(period)) chunks.push(c);
@@ -383,7 +370,7 @@ export class Flusher {
     });
     if (res.status === -1) {
       this.leader = false;
-      this.known = null;
+      this.known.reset();
       this.log.warn({ ts }, 'commit refused: the lease is no longer ours');
       return;
     }
@@ -396,6 +383,7 @@ export class Flusher {
       }));
     }
     if (res.status === 1) {
+      if (period.clamped) this.self.valuesClamped += period.clamped; // once: a period is committed once
       const t6 = performance.now();
       const ms = (a: number, b: number) => Math.round(b - a);
       this.lastStages = { read: ms(t0, t1), build: ms(t1, t2), compute: ms(t2, t3), remember: ms(t3, t4), encode: ms(t4, t5), commit: ms(t5, t6) };
@@ -404,6 +392,7 @@ export class Flusher {
       this.log.debug({ ts, chunks: chunks.length, stagesMs: this.lastStages }, 'period committed');
       for (const sink of this.sinks) sink.committed(period);
       this.onCommitted();
+      await this.known.sweep(this.token, this.clock.now());
     }
   }
 }

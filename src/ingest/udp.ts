@@ -16,6 +16,7 @@ import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
+import { constants as osConstants } from 'node:os';
 import type { ServerConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
@@ -23,7 +24,13 @@ import type { SelfStats } from '../observability/self-stats.js';
 import type { SampleSink } from '../parse/sample-sink.js';
 import type { StatsdLineParser } from '../parse/statsd-line.js';
 import { ListenError } from './listen-error.js';
-import { nativeAddon, type TallydAddon } from '../native/addon.js';
+import { nativeAddon, UdpEvent, type TallydAddon } from '../native/addon.js';
+
+/** 'ECONNREFUSED' for 111, ...; the number when node does not know it. */
+function errnoName(errno: number): string {
+  for (const [name, value] of Object.entries(osConstants.errno)) if (value === errno) return name;
+  return String(errno);
+}
 
 /** At a stop, how long a node:dgram socket is given to read what the kernel had queued. */
 const DRAIN_TIMEOUT_MS = 2000;
@@ -46,6 +53,9 @@ export class UdpServer {
   private native: { lib: TallydAddon; handle: unknown } | null = null;
   private readonly oversizeLog: RateLimitedLog;
   private readonly readErrorLog: RateLimitedLog;
+  /** Why the native reader stopped taking datagrams (a socket error it could not clear), or null. */
+  stoppedBy: string | null = null;
+  private boundPort = 0;
   /** At a stop (node:dgram): the marker datagram that ends the drain, and what to call when it is read. */
   private drainMarker: Buffer | null = null;
   private drained: (() => void) | null = null;
@@ -95,12 +105,13 @@ export class UdpServer {
     let sock;
     try {
       // Cluster workers each bind their own socket on the port; the kernel spreads senders over them.
-      sock = lib.open(family, address, cfg.port, cfg.recvBufferSize, cluster.isWorker, buf, slot, lengths, (n) => this.onBatch(buf, slot, lengths, n));
+      sock = lib.open(family, address, cfg.port, cfg.recvBufferSize, cluster.isWorker, buf, slot, lengths, (n, kind) => this.onBatch(buf, slot, lengths, n, kind));
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       throw new ListenError(e.code ?? 'ELISTEN', where, e);
     }
     this.native = { lib, handle: sock.handle };
+    this.boundPort = sock.port;
     this.reader = 'native';
     this.checkRecvBuffer(sock.rcvbuf);
     const holdMs = sock.rcvbuf >= HOLD_MIN_RCVBUF ? HOLD_MS : 0;
@@ -109,10 +120,10 @@ export class UdpServer {
     return sock.port;
   }
 
-  /** n datagrams from the native reader, in slots of buf; or -errno. Never throws. */
-  private onBatch(buf: Buffer, slot: number, lengths: Int32Array, n: number): void {
-    if (n < 0) {
-      this.readErrorLog.warn(() => ({ msg: 'udp read failed', fields: { errno: -n } }));
+  /** n datagrams from the native reader, in slots of buf; or -errno of a socket error (see UdpEvent). Never throws. */
+  private onBatch(buf: Buffer, slot: number, lengths: Int32Array, n: number, kind: number): void {
+    if (kind !== UdpEvent.Read || n < 0) {
+      this.socketError(n, kind);
       return;
     }
     try {
@@ -129,6 +140,24 @@ export class UdpServer {
     } catch (err) {
       // Parsing never throws; this keeps a bug downstream from reaching the native caller.
       this.log.error({ err: (err as Error).message }, 'error while handling udp datagrams; skipped');
+    }
+  }
+
+  /**
+   * The socket reported an error (an ICMP error such as ECONNREFUSED raises POLLERR; libuv then stops polling) or a
+   * read failed: counted and logged. The reader clears the error and reads on; when it could not, it has stopped,
+   * and that is logged as an error and makes health down (SelfStats.udpReadersStopped).
+   */
+  private socketError(n: number, kind: number): void {
+    this.self.udpSocketErrors++;
+    const fields = { errno: -n, code: n < 0 ? errnoName(-n) : 'none', address: this.cfg.address, port: this.boundPort };
+    if (kind === UdpEvent.Stopped) {
+      if (this.stoppedBy === null) this.self.udpReadersStopped++;
+      this.stoppedBy = `socket error ${fields.code}`;
+      this.log.error(fields, 'udp socket error the native reader could not clear: it has stopped reading; restart tallyd');
+    } else {
+      const msg = kind === UdpEvent.PollError ? 'udp socket error (cleared; reading on)' : 'udp read failed';
+      this.readErrorLog.warn(() => ({ msg, fields }));
     }
   }
 
@@ -212,6 +241,10 @@ export class UdpServer {
     const native = this.native;
     this.native = null;
     if (native) native.lib.close(native.handle);
+    if (this.stoppedBy !== null) {
+      this.stoppedBy = null;
+      this.self.udpReadersStopped--;
+    }
     const sock = this.socket;
     this.socket = null;
     if (!sock) return;

@@ -14,11 +14,21 @@
  *   close(handle)                   stop taking new datagrams, read those already queued (callback), then stop
  *                                   polling and close the socket
  *
- * callback(n): n > 0 datagrams are in buffer[i * slotSize ...], lengths[i]
+ * callback(n, kind): kind 0 (READ): n > 0 datagrams are in buffer[i * slotSize ...], lengths[i]
  * bytes each (the datagram's real length, also when it was longer than its
  * slot: MSG_TRUNC; only slotSize bytes of it are there); n < 0 is -errno of
- * a failed read. The buffer is reused right after the callback returns.
- * Everything runs on the event loop thread.
+ * a failed read. kind 1 (POLL_ERROR): the socket reported an error (POLLERR: an
+ * ICMP error, e.g. ECONNREFUSED), n = -errno of it (0 when the kernel kept none);
+ * the reader cleared it and polls again. kind 2 (STOPPED): the same, but the
+ * reader could not poll again and has stopped; only close() is left. The
+ * buffer is reused right after the callback returns. Everything runs on the
+ * event loop thread.
+ *
+ * TALLYD_NATIVE_FAULT (tests only; read at open(), no effect unset) makes one
+ * step fail as if the system had refused it, so the error paths run for real:
+ * open-after-poll-init, open-after-timer-init, open-after-refs, open-after-external
+ * (open() throws EINTERNAL having released all it took), poll-restart (after a
+ * poll error the poll does not start again: kind 2).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -28,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/errqueue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -38,6 +49,14 @@
 
 /* Batches read per readable event before the loop gets a turn (timers, other sockets). */
 #define MAX_ROUNDS 16
+/* Error-queue entries read per poll error (a socket with IP_RECVERR set by another holder of the fd); the poll fires again for more. */
+#define MAX_ERRQUEUE 256
+
+/* callback(n, kind): see the comment at the top. */
+enum { KIND_READ = 0, KIND_POLL_ERROR = 1, KIND_STOPPED = 2 };
+
+/* Test-only failure injection (TALLYD_NATIVE_FAULT). */
+enum { FAULT_NONE, FAULT_AFTER_POLL_INIT, FAULT_AFTER_TIMER_INIT, FAULT_AFTER_REFS, FAULT_AFTER_EXTERNAL, FAULT_POLL_RESTART };
 
 typedef struct {
   uv_poll_t poll;
@@ -49,7 +68,12 @@ typedef struct {
   uint64_t hold_ms;
   int closed;        /* close() asked for (or the handle was collected) */
   int handle_closed; /* libuv closed the poll handle and the socket */
-  int finalized;     /* JavaScript's handle object was collected */
+  int finalized;     /* JavaScript's handle object was collected (or never made: open() failed) */
+  int async_ok;      /* r->async was initialised */
+  int hooked;        /* env_teardown is registered (cleanup) as an async environment cleanup hook */
+  napi_async_cleanup_hook_handle cleanup;
+  int env_gone;      /* Node is tearing the environment down: no more N-API calls (see env_teardown) */
+  int fault;         /* FAULT_*: what TALLYD_NATIVE_FAULT asked for at open() */
   napi_env env;
   napi_ref callback;
   napi_ref buffer;
@@ -87,15 +111,15 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
-static void call_js(reader_t *r, int n) {
+static void call_js(reader_t *r, int n, int kind) {
   napi_env env = r->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value cb, recv, arg, result;
+  napi_value cb, recv, args[2], result;
   /* napi_make_callback wants an object as `this`: the global one, as for a plain function call. */
   if (napi_get_reference_value(env, r->callback, &cb) == napi_ok && cb != NULL && napi_get_global(env, &recv) == napi_ok &&
-      napi_create_int32(env, n, &arg) == napi_ok) {
-    if (napi_make_callback(env, r->async, recv, cb, 1, &arg, &result) != napi_ok) {
+      napi_create_int32(env, n, &args[0]) == napi_ok && napi_create_int32(env, kind, &args[1]) == napi_ok) {
+    if (napi_make_callback(env, r->async, recv, cb, 2, args, &result) != napi_ok) {
       /* A throw in the callback: report it like any asynchronous callback's ('uncaughtException'). */
       bool pending = false;
       napi_value err;
@@ -119,13 +143,13 @@ static int drain(reader_t *r, int *more) {
     int n = recvmmsg(r->fd, r->msgs, r->slots, MSG_DONTWAIT | MSG_TRUNC, NULL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) call_js(r, -errno);
+      if (errno != EAGAIN && errno != EWOULDBLOCK) call_js(r, -errno, KIND_READ);
       return got;
     }
     if (n == 0) return got;
     for (int i = 0; i < n; i++) r->lens[i] = (int32_t)r->msgs[i].msg_len;
     got += n;
-    call_js(r, n);
+    call_js(r, n, KIND_READ);
     if ((uint32_t)n < r->slots) return got; /* the queue is empty */
   }
   *more = !r->closed;
@@ -157,12 +181,60 @@ static void hold(reader_t *r) {
   uv_timer_start(&r->timer, on_hold_over, r->hold_ms, 0);
 }
 
+/*
+ * The socket's pending error, cleared: SO_ERROR (reading it resets it) and the entries of its error queue (only
+ * there when someone set IP_RECVERR on the socket). Either keeps EPOLLERR raised until cleared. Returns the errno
+ * (0 when the kernel kept none), or -1 when the fd is no usable socket any more.
+ */
+static int clear_socket_error(reader_t *r) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -1;
+  for (int i = 0; i < MAX_ERRQUEUE; i++) {
+    char byte, control[512];
+    struct iovec iov = {&byte, 1};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof control;
+    if (recvmsg(r->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); err == 0 && c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+      if ((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) || (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR)) {
+        struct sock_extended_err ee;
+        memcpy(&ee, CMSG_DATA(c), sizeof ee);
+        err = (int)ee.ee_errno;
+      }
+    }
+  }
+  return err;
+}
+
+/*
+ * A poll error: on POLLERR libuv stops the poll handle and calls back with a status (UV_EBADF, whatever the
+ * socket's error). The socket's error is read and cleared and the poll started again, so ingest goes on; JavaScript
+ * hears of it (kind 1) to count and log it. When that cannot be done the reader has stopped, and says so (kind 2).
+ */
+static void on_poll_error(reader_t *r, int status) {
+  r->polling = 0; /* libuv stopped the handle */
+  uv_poll_stop(&r->poll);
+  int err = clear_socket_error(r);
+  int rc = err < 0 ? status : r->fault == FAULT_POLL_RESTART ? UV_EBADF : uv_poll_start(&r->poll, UV_READABLE, on_readable);
+  if (rc == 0) {
+    r->polling = 1;
+    call_js(r, -err, KIND_POLL_ERROR);
+  } else {
+    call_js(r, err > 0 ? -err : rc, KIND_STOPPED);
+  }
+}
+
 static void on_readable(uv_poll_t *handle, int status, int events) {
   (void)events;
   reader_t *r = (reader_t *)handle->data;
   if (r->closed) return;
   if (status < 0) {
-    call_js(r, status);
+    on_poll_error(r, status);
     return;
   }
   int more;
@@ -180,19 +252,37 @@ static void on_hold_over(uv_timer_t *timer) {
   else poll_again(r);             /* idle (wake on the next datagram), or a backlog (the poll fires at once) */
 }
 
-static void on_close(uv_handle_t *handle) {
-  reader_t *r = (reader_t *)handle->data;
-  if (--r->open_handles > 0) return; /* the other handle is still closing */
+static void env_teardown(napi_async_cleanup_hook_handle handle, void *arg);
+
+/*
+ * Everything but libuv's handles and the struct itself: the socket, the references, the async context, the arrays.
+ * While Node tears the environment down the N-API objects are its to free (the context is gone: a call would crash).
+ */
+static void release(reader_t *r) {
   napi_env env = r->env;
   if (r->fd >= 0) close(r->fd);
-  napi_delete_reference(env, r->callback);
-  napi_delete_reference(env, r->buffer);
-  napi_delete_reference(env, r->lengths);
-  napi_async_destroy(env, r->async);
+  r->fd = -1;
+  if (!r->env_gone) {
+    if (r->callback != NULL) napi_delete_reference(env, r->callback);
+    if (r->buffer != NULL) napi_delete_reference(env, r->buffer);
+    if (r->lengths != NULL) napi_delete_reference(env, r->lengths);
+    if (r->async_ok) napi_async_destroy(env, r->async);
+  }
+  /* Before the hook ran: unregisters it. After: tells Node this reader's teardown is done (it waited for it). */
+  if (r->hooked) napi_remove_async_cleanup_hook(r->cleanup);
+  r->callback = r->buffer = r->lengths = NULL;
+  r->async_ok = 0;
+  r->hooked = 0;
   free(r->msgs);
   free(r->iovs);
   r->msgs = NULL;
   r->iovs = NULL;
+}
+
+static void on_close(uv_handle_t *handle) {
+  reader_t *r = (reader_t *)handle->data;
+  if (--r->open_handles > 0) return; /* the other handle is still closing */
+  release(r);
   r->handle_closed = 1;
   if (r->finalized) free(r); /* else the handle object's finalizer frees it */
 }
@@ -204,10 +294,25 @@ static void close_reader(reader_t *r) {
     uv_poll_stop(&r->poll);
     r->polling = 0;
   }
-  uv_timer_stop(&r->timer);
   r->holding = 0;
+  /* open() may have failed before initialising both handles: close those it did (open_handles of them). */
+  int timer = r->open_handles > 1;
+  if (timer) uv_timer_stop(&r->timer);
   uv_close((uv_handle_t *)&r->poll, on_close);
-  uv_close((uv_handle_t *)&r->timer, on_close);
+  if (timer) uv_close((uv_handle_t *)&r->timer, on_close);
+}
+
+/*
+ * The environment is being torn down (the process exits, or a worker thread ends) with this reader not yet
+ * released. An async cleanup hook, so Node waits until release() says it is done: a worker's loop runs the
+ * close callbacks (on_close) before the addon is unloaded, not after. From here on the reader makes no N-API call
+ * (N-API's own teardown, which runs the handle objects' finalizers, comes in the same pass: the context is gone).
+ */
+static void env_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
+  (void)handle;
+  reader_t *r = (reader_t *)arg;
+  r->env_gone = 1;
+  close_reader(r);
 }
 
 /* The handle object was collected: close if still open; free once libuv is done with the struct. */
@@ -231,6 +336,34 @@ static reader_t *reader_arg(napi_env env, napi_callback_info info) {
     return NULL;
   }
   return (reader_t *)p;
+}
+
+/* TALLYD_NATIVE_FAULT: see the comment at the top. */
+static int fault_asked(void) {
+  const char *f = getenv("TALLYD_NATIVE_FAULT");
+  if (f == NULL) return FAULT_NONE;
+  if (strcmp(f, "open-after-poll-init") == 0) return FAULT_AFTER_POLL_INIT;
+  if (strcmp(f, "open-after-timer-init") == 0) return FAULT_AFTER_TIMER_INIT;
+  if (strcmp(f, "open-after-refs") == 0) return FAULT_AFTER_REFS;
+  if (strcmp(f, "open-after-external") == 0) return FAULT_AFTER_EXTERNAL;
+  if (strcmp(f, "poll-restart") == 0) return FAULT_POLL_RESTART;
+  return FAULT_NONE;
+}
+
+static napi_value internal_error(napi_env env, const char *msg) {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) napi_throw_error(env, "EINTERNAL", msg);
+  return NULL;
+}
+
+/*
+ * open() failed after libuv took the poll handle (and maybe the timer): close them through the loop; on_close
+ * closes the socket, drops the references and the async context, and frees the struct (or the handle object's
+ * finalizer does, when it was made).
+ */
+static napi_value open_failed(napi_env env, reader_t *r) {
+  close_reader(r);
+  return internal_error(env, "could not set up the udp reader");
 }
 
 /* open(family, address, port, rcvbuf, reuseport, buffer, slotSize, lengths, callback) */
@@ -314,7 +447,6 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   int granted = 0;
   socklen_t glen = sizeof granted;
   getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &glen);
-
   reader_t *r = (reader_t *)calloc(1, sizeof *r);
   if (r == NULL) {
     close(fd);
@@ -322,6 +454,7 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   }
   r->fd = fd;
   r->env = env;
+  r->fault = fault_asked();
   r->data = (char *)data;
   r->slot = (size_t)slot;
   r->slots = slots;
@@ -330,43 +463,42 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   r->iovs = (struct iovec *)calloc(slots, sizeof *r->iovs);
   uv_loop_t *loop = NULL;
   napi_value name;
-  int async_ok = 0;
-  /* libuv's handles last: once initialised they belong to the loop and can only go through uv_close. */
+  /* Until libuv has a handle, a failure releases by hand; after, only through uv_close (close_reader). */
   if (r->msgs == NULL || r->iovs == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok ||
       napi_create_string_utf8(env, "tallyd:udp", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      !(async_ok = napi_async_init(env, NULL, name, &r->async) == napi_ok) || uv_poll_init(loop, &r->poll, fd) != 0) {
-    if (async_ok) napi_async_destroy(env, r->async);
-    close(fd);
-    free(r->msgs);
-    free(r->iovs);
+      !(r->async_ok = napi_async_init(env, NULL, name, &r->async) == napi_ok) || uv_poll_init(loop, &r->poll, fd) != 0) {
+    release(r);
     free(r);
-    napi_throw_error(env, "EINTERNAL", "could not set up the udp reader");
-    return NULL;
+    return internal_error(env, "could not set up the udp reader");
   }
-  uv_timer_init(loop, &r->timer); /* cannot fail */
+  r->poll.data = r;
+  r->timer.data = r;
+  r->open_handles = 1;
+  r->finalized = 1; /* no handle object yet: on_close frees the struct */
+  r->hooked = napi_add_async_cleanup_hook(env, env_teardown, r, &r->cleanup) == napi_ok;
+  if (!r->hooked || r->fault == FAULT_AFTER_POLL_INIT || uv_timer_init(loop, &r->timer) != 0) return open_failed(env, r);
+  r->open_handles = 2;
+  if (r->fault == FAULT_AFTER_TIMER_INIT) return open_failed(env, r);
   for (uint32_t i = 0; i < slots; i++) {
     r->iovs[i].iov_base = r->data + (size_t)i * r->slot;
     r->iovs[i].iov_len = r->slot;
     r->msgs[i].msg_hdr.msg_iov = &r->iovs[i];
     r->msgs[i].msg_hdr.msg_iovlen = 1;
   }
-  r->poll.data = r;
-  r->timer.data = r;
-  r->open_handles = 2;
-  napi_create_reference(env, argv[8], 1, &r->callback);
-  napi_create_reference(env, argv[5], 1, &r->buffer);
-  napi_create_reference(env, argv[7], 1, &r->lengths);
-
+  if (napi_create_reference(env, argv[8], 1, &r->callback) != napi_ok || napi_create_reference(env, argv[5], 1, &r->buffer) != napi_ok ||
+      napi_create_reference(env, argv[7], 1, &r->lengths) != napi_ok || r->fault == FAULT_AFTER_REFS) {
+    return open_failed(env, r);
+  }
   napi_value out, handle, v;
-  CHECK(env, napi_create_object(env, &out));
-  CHECK(env, napi_create_external(env, r, finalize_handle, NULL, &handle));
-  CHECK(env, napi_set_named_property(env, out, "handle", handle));
-  CHECK(env, napi_create_int32(env, bound_port, &v));
-  CHECK(env, napi_set_named_property(env, out, "port", v));
-  CHECK(env, napi_create_int32(env, granted, &v));
-  CHECK(env, napi_set_named_property(env, out, "rcvbuf", v));
-  CHECK(env, napi_create_uint32(env, slots, &v));
-  CHECK(env, napi_set_named_property(env, out, "slots", v));
+  if (napi_create_external(env, r, finalize_handle, NULL, &handle) != napi_ok) return open_failed(env, r);
+  /* From here the handle object owns the struct: its finalizer frees it once libuv is done with it. */
+  r->finalized = 0;
+  if (r->fault == FAULT_AFTER_EXTERNAL || napi_create_object(env, &out) != napi_ok || napi_set_named_property(env, out, "handle", handle) != napi_ok ||
+      napi_create_int32(env, bound_port, &v) != napi_ok || napi_set_named_property(env, out, "port", v) != napi_ok ||
+      napi_create_int32(env, granted, &v) != napi_ok || napi_set_named_property(env, out, "rcvbuf", v) != napi_ok ||
+      napi_create_uint32(env, slots, &v) != napi_ok || napi_set_named_property(env, out, "slots", v) != napi_ok) {
+    return open_failed(env, r);
+  }
   return out;
 }
 

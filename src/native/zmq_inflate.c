@@ -62,7 +62,11 @@ static napi_value ZmqInflate(napi_env env, napi_callback_info info) {
     if (rc == Z_OK) {
       in->zs.next_in = (Bytef *)src;
       in->zs.avail_in = (uInt)src_len;
-      in->zs.next_out = (Bytef *)dst;
+      /* A Buffer of 0 bytes may have no memory at all: zlib takes a NULL next_out as a stream error even with
+         avail_out 0, so give it a place that holds nothing (an empty message then inflates to 0 bytes; any other
+         says out is too small). */
+      static Bytef nowhere;
+      in->zs.next_out = dst_len > 0 ? (Bytef *)dst : &nowhere;
       in->zs.avail_out = (uInt)dst_len;
       rc = inflate(&in->zs, Z_FINISH);
       if (rc == Z_STREAM_END && in->zs.avail_in == 0) n = (int32_t)(dst_len - in->zs.avail_out);

@@ -11,6 +11,7 @@
  *   lets the facts decide again);
  * - Redis does not answer a PING within pingTimeoutMs (or the connection is
  *   not ready);
+ * - a native UDP reader stopped after a socket error it could not clear;
  * - no period has been committed on this prefix, by any process, for three
  *   flush intervals, counted from the later of the last committed boundary
  *   (Keys.lastCommit, set by the commit script) and this process's start, so
@@ -50,6 +51,9 @@ export interface LossFacts {
   readonly carbonErrors: number;
   readonly udpKernelDrops: number;
   readonly redisTimeouts: number;
+  readonly udpSocketErrors: number;
+  /** Native UDP readers stopped by a socket error they could not clear: down while any is. */
+  readonly udpReadersStopped: number;
 }
 
 export type HealthStatus = 'up' | 'down';
@@ -81,6 +85,7 @@ export interface HealthReport {
     carbon_errors: number;
     udp_kernel_drops: number;
     redis_timeouts: number;
+    udp_socket_errors: number;
   };
 }
 
@@ -147,6 +152,7 @@ export class HealthFacts {
       }
     }
     const l = this.losses;
+    if (l.udpReadersStopped > 0) reasons.push(`${l.udpReadersStopped} udp reader(s) stopped after a socket error they could not clear (see the log); restart tallyd`);
     const byThis = this.flush?.lastCommittedTs ?? 0;
     return {
       status: reasons.length === 0 ? 'up' : 'down',
@@ -168,6 +174,7 @@ export class HealthFacts {
         carbon_errors: l.carbonErrors,
         udp_kernel_drops: l.udpKernelDrops,
         redis_timeouts: l.redisTimeouts,
+        udp_socket_errors: l.udpSocketErrors,
       },
     };
   }

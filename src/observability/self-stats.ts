@@ -27,6 +27,11 @@
  * | redisTimeouts    | <prefixStats>.redis_timeouts | Redis commands that got no reply within redis.commandTimeout (ingest and flush thread); a timed-out merge is retried |
  * | tcpConnectionsRefused | <prefixStats>.tcp_connections_refused | TCP connections closed at once because the server had maxConnections open |
  * | tcpIdleClosed    | <prefixStats>.tcp_idle_closed | TCP connections closed after tcpIdleTimeout ms without data         |
+ * | udpSocketErrors  | <prefixStats>.udp_socket_errors | errors a UDP socket reported to the native reader (POLLERR, e.g. an ICMP error, or a failed read); it clears them and reads on |
+ * | udpReadersStopped | (console `stats`, health down) | native UDP readers that stopped after a socket error they could not clear |
+ * | namesDropped     | <prefixStats>.names_dropped  | names refused by maxNamesPerPeriod: once per name per batch that carried it (mergeBatch-15.lua) |
+ * | namesForgotten   | <prefixStats>.names_forgotten | known names and gauges forgotten after forgetIdleAfter without a sample (flush/known-names.ts) |
+ * | valuesClamped    | <prefixStats>.values_clamped | gauges clamped to +-Number.MAX_VALUE (batch, merge, close) and timer stats clamped when computed |
  * | batchesMerged, linesSent | (console `stats`)    | work done                                                        |
  * | mgmtRefused      | (console `stats`)            | console commands refused: mgmtMaxConcurrent running, or a change from a non-loopback address |
  *
@@ -54,7 +59,14 @@ export class SelfStats {
   redisTimeouts = 0;
   tcpConnectionsRefused = 0;
   tcpIdleClosed = 0;
+  udpSocketErrors = 0;
+  udpReadersStopped = 0;
   mgmtRefused = 0;
+  namesDropped = 0;
+  /** Counted by the flush thread's leader (mirrored by FlushHost). */
+  namesForgotten = 0;
+  /** This thread's clamps plus the flush thread's (mirrored by FlushHost). */
+  valuesClamped = 0;
   /** unix seconds of the last good line (statsd's messages.last_msg_seen). */
   lastMsgSeen = Math.round(Date.now() / 1000);
   readonly startedAt = Math.round(Date.now() / 1000);

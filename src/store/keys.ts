@@ -6,7 +6,7 @@
  *
  * Layout 2: each flush period has its own hashes (`p:<boundaryMs>:<part>`),
  * into which batches merge by the period in which they were received; the
- * leader closes periods in order (see closePeriod-8.lua).
+ * leader closes periods in order (see closePeriod-10.lua).
  */
 export const LAYOUT_VERSION = 2;
 
@@ -14,8 +14,11 @@ export const LAYOUT_VERSION = 2;
 export const PERIOD_PARTS = ['counters', 'timers', 'timer_counts', 'sets', 'gauges'] as const;
 export type PeriodPart = (typeof PERIOD_PARTS)[number];
 
-/** A period's gauge snapshot, taken at close: every gauge's value once the period's gauge ops were applied. */
-export type PeriodKey = PeriodPart | 'gauge_values';
+/**
+ * A period's gauge snapshot, taken at close (every gauge's value once the period's gauge ops were
+ * applied); its name count and set names for maxNamesPerPeriod, deleted at close.
+ */
+export type PeriodKey = PeriodPart | 'gauge_values' | 'names' | 'set_names';
 
 export const KNOWN_TYPES = ['counters', 'timers', 'sets'] as const;
 export type KnownType = (typeof KNOWN_TYPES)[number];
@@ -80,13 +83,24 @@ export class Keys {
     return `${this.base}gauge_ttl`;
   }
 
+  /** Hash: name -> ms the leader last saw a sample of it (forgetIdleAfter); '1' from before that was recorded. */
   known(type: KnownType): string {
     return `${this.base}known:${type}`;
+  }
+
+  /** Hash: gauge name -> ms the leader last saw an op for it (forgetIdleAfter). */
+  get gaugeSeen(): string {
+    return `${this.base}gauge_seen`;
   }
 
   /** Bumped whenever names are deleted from known:*, so a leader's cached copy of them is re-read. */
   get knownVersion(): string {
     return `${this.base}known_version`;
+  }
+
+  /** What a batch's merge dropped and clamped, for a retry whose first reply was lost (mergeBatch-15.lua). */
+  mergedCounts(batchId: string): string {
+    return `${this.base}merged_counts:${batchId}`;
   }
 
   /** Sorted set of merged batch ids (score: ms), so a retried merge never counts twice. */

@@ -28,12 +28,28 @@ export interface RawPeriod {
   gaugesTouched: Map<string, string>;
 }
 
-/** What a merge did: merged, already merged (a retried batch id), or refused because its period is closed. */
-export type MergeOutcome = { status: 'merged' | 'duplicate' } | { status: 'late'; closedMs: number };
+/**
+ * What a merge did: merged, already merged (a retried batch id), or refused because its period is
+ * closed. A merge that dropped names (maxNamesPerPeriod) or clamped gauges says how many, and
+ * names a few of the dropped names; the fields are absent when zero. A duplicate carries the
+ * first attempt's counts (its reply was lost, so nobody counted them yet).
+ */
+export type MergeOutcome =
+  | { status: 'merged'; namesDropped?: number; droppedExamples?: string[]; clamped?: number }
+  | { status: 'duplicate'; namesDropped?: number; clamped?: number }
+  | { status: 'late'; closedMs: number };
 
-/** closePeriod-8's answer (see the script's header). */
+/** maxNamesPerPeriod (0: unbounded) and the prefix (prefixStats + '.') of the counters it never drops. */
+export interface MergeBound {
+  readonly maxNames: number;
+  readonly exemptPrefix: string;
+}
+
+export const UNBOUNDED: MergeBound = Object.freeze({ maxNames: 0, exemptPrefix: '' });
+
+/** closePeriod-10's answer (see the script's header); clamped (gauges clamped at close) is absent when zero. */
 export type CloseOutcome =
-  | { status: 'closed' }
+  | { status: 'closed'; clamped?: number }
   | { status: 'not-leader' }
   | { status: 'out-of-order'; closedMs: number }
   | { status: 'waiting'; member: string; watermarkMs: number };
@@ -71,6 +87,10 @@ export interface OutboxStats {
   /** ms time of the oldest entry's id (when it was added), null when empty. */
   oldestMs: number | null;
 }
+
+/** What forgetIdleAfter tracks: the known names per type, and the gauges. */
+export const SEEN_TYPES = [...KNOWN_TYPES, 'gauges'] as const;
+export type SeenType = (typeof SEEN_TYPES)[number];
 
 /** What Store.open needs of RedisConfig; commandTimeout defaults to DEFAULT_COMMAND_TIMEOUT_MS. */
 export type StoreConnectConfig = Pick<RedisConfig, 'url' | 'keyPrefix'> & Partial<Pick<RedisConfig, 'nodes' | 'waitReplicas' | 'waitTimeout'>>
@@ -145,25 +165,41 @@ export class Store {
   }
 
   /**
-   * mergeBatch-11: fold a batch into the period it was received in
-   * (periodMs, the period's boundary) and record the member's watermark.
+   * mergeBatch-15: fold a batch into the period it was received in
+   * (periodMs, the period's boundary) and record the member's watermark;
+   * the period takes at most bound.maxNames distinct names.
    */
-  async merge(batchId: string, periodMs: number, memberId: string, watermarkMs: number, args: ScriptArg[], late = false): Promise<MergeOutcome> {
+  async merge(
+    batchId: string,
+    periodMs: number,
+    memberId: string,
+    watermarkMs: number,
+    args: ScriptArg[],
+    late = false,
+    bound: MergeBound = UNBOUNDED,
+  ): Promise<MergeOutcome> {
     const k = this.keys;
     const res = (await this.run(
       'merge',
       [k.merged, k.closed, k.members, k.open, k.period(periodMs, 'counters'), k.period(periodMs, 'timers'),
-        k.period(periodMs, 'timer_counts'), k.period(periodMs, 'sets'), k.period(periodMs, 'gauges'), k.outbox, k.outboxBytes],
-      ([batchId, Date.now(), DEDUPE_WINDOW_MS, periodMs, memberId, watermarkMs, late ? '1' : '0'] as ScriptArg[]).concat(args),
+        k.period(periodMs, 'timer_counts'), k.period(periodMs, 'sets'), k.period(periodMs, 'gauges'), k.outbox, k.outboxBytes,
+        k.gauges, k.period(periodMs, 'names'), k.period(periodMs, 'set_names'), k.mergedCounts(batchId)],
+      ([batchId, Date.now(), DEDUPE_WINDOW_MS, periodMs, memberId, watermarkMs, late ? '1' : '0', bound.maxNames, bound.exemptPrefix] as ScriptArg[]).concat(args),
     ).catch(async (err: unknown) => {
       // Redis answers but no replica confirmed: this member is alive and still holds the batch's period, so the
       // leader must keep waiting for it (its retries are duplicates, which record no heartbeat).
       if (err instanceof StoreError && err.code === 'EREDIS_WAIT') await this.heartbeat(memberId, Math.min(periodMs, watermarkMs)).catch(() => undefined);
       throw err;
-    })) as number[];
+    })) as Array<number | string>;
     const status = Number(res[0]);
     if (status === -2) return { status: 'late', closedMs: Number(res[1]) };
-    return { status: status === 1 ? 'merged' : 'duplicate' };
+    const dropped = Number(res[1] ?? 0);
+    const clamped = Number(res[2] ?? 0);
+    const out: MergeOutcome = status === 1 ? { status: 'merged' } : { status: 'duplicate' };
+    if (dropped > 0) out.namesDropped = dropped;
+    if (dropped > 0 && out.status === 'merged') out.droppedExamples = res.slice(3).map(String);
+    if (clamped > 0) out.clamped = clamped;
+    return out;
   }
 
   /** Records that a member lives and the oldest period it may still hold samples of. */
@@ -199,17 +235,18 @@ export class Store {
     return { closedMs: closed === null ? null : Number(closed), oldestOpenMs: open[0] === undefined ? null : Number(open[0]) };
   }
 
-  /** closePeriod-8: close period periodMs if it is next and every live member has merged its samples of it. */
+  /** closePeriod-10: close period periodMs if it is next and every live member has merged its samples of it. */
   async closePeriod(token: string, periodMs: number, memberTtlMs: number, steadySinceMs: number, nowMs = Date.now()): Promise<CloseOutcome> {
     const k = this.keys;
     const res = (await this.run(
       'close',
-      [k.lease, k.closed, k.members, k.open, k.pending, k.gauges, k.period(periodMs, 'gauges'), k.period(periodMs, 'gauge_values')],
+      [k.lease, k.closed, k.members, k.open, k.pending, k.gauges, k.period(periodMs, 'gauges'), k.period(periodMs, 'gauge_values'),
+        k.period(periodMs, 'names'), k.period(periodMs, 'set_names')],
       [token, periodMs, nowMs, memberTtlMs, steadySinceMs],
     )) as Array<number | string>;
     switch (Number(res[0])) {
       case 1:
-        return { status: 'closed' };
+        return Number(res[1] ?? 0) > 0 ? { status: 'closed', clamped: Number(res[1]) } : { status: 'closed' };
       case -1:
         return { status: 'not-leader' };
       case 2:
@@ -289,21 +326,76 @@ export class Store {
   }
 
   /**
-   * Adds names to known:* in slices of KNOWN_SLICE. Not fenced and not part of
-   * the commit, on purpose: it runs before the commit, so a crash in between
+   * Records that names were seen at seenMs: known:* (adding new names) and
+   * gauge_seen, in slices of KNOWN_SLICE. Not fenced and not part of the
+   * commit, on purpose: it runs before the commit, so a crash in between
    * leaves the names known (they were seen, and the retried period finds them
    * known), and a cold start with a million new names is many short HSETs,
    * never one script that stalls every merge.
    */
-  async rememberKnown(known: Record<KnownType, readonly string[]>): Promise<void> {
-    for (const t of KNOWN_TYPES) {
-      const names = known[t];
+  async rememberSeen(lists: Partial<Record<SeenType, readonly string[]>>, seenMs: number): Promise<void> {
+    const at = String(seenMs);
+    for (const t of SEEN_TYPES) {
+      const names = lists[t] ?? [];
+      const key = t === 'gauges' ? this.keys.gaugeSeen : this.keys.known(t);
       for (let i = 0; i < names.length; i += KNOWN_SLICE) {
         const fields: string[] = [];
-        for (let j = i; j < Math.min(names.length, i + KNOWN_SLICE); j++) fields.push(names[j] as string, '1');
-        await this.redis.hset(this.keys.known(t), fields);
+        for (let j = i; j < Math.min(names.length, i + KNOWN_SLICE); j++) fields.push(names[j] as string, at);
+        await this.redis.hset(key, fields);
       }
     }
+  }
+
+  /**
+   * Every known name and gauge with the time (ms) it was last seen. A name
+   * without one (stored before these times were recorded: '1', or a gauge
+   * without one) gets unknownMs and is listed in unrecorded.
+   */
+  async readSeen(unknownMs: number): Promise<{ seen: Record<SeenType, Map<string, number>>; unrecorded: Record<SeenType, string[]> }> {
+    const k = this.keys;
+    const [counters, timers, sets, gaugeSeen, gauges] = await Promise.all([
+      ...KNOWN_TYPES.map((t) => this.scanHash(k.known(t))),
+      this.scanHash(k.gaugeSeen),
+      this.scanFields(k.gauges),
+    ]) as [Map<string, string>, Map<string, string>, Map<string, string>, Map<string, string>, string[]];
+    const unrecorded: Record<SeenType, string[]> = { counters: [], timers: [], sets: [], gauges: [] };
+    const times = (t: SeenType, m: Map<string, string>): Map<string, number> => {
+      const out = new Map<string, number>();
+      for (const [name, v] of m) {
+        const at = v === '1' ? NaN : Number(v);
+        if (at === at) out.set(name, at);
+        else {
+          out.set(name, unknownMs);
+          unrecorded[t].push(name);
+        }
+      }
+      return out;
+    };
+    const g = times('gauges', gaugeSeen);
+    for (const name of gauges) {
+      if (!g.has(name)) {
+        g.set(name, unknownMs);
+        unrecorded.gauges.push(name);
+      }
+    }
+    return { seen: { counters: times('counters', counters), timers: times('timers', timers), sets: times('sets', sets), gauges: g }, unrecorded };
+  }
+
+  /** forgetIdle-8: forgets the given names whose stored last-seen time is before cutoffMs. null: not the leader. */
+  async forgetIdle(
+    token: string,
+    cutoffMs: number,
+    lists: Record<SeenType, readonly string[]>,
+  ): Promise<{ forgotten: number; removed: number; versionBefore: string; versionAfter: string } | null> {
+    const k = this.keys;
+    const args: ScriptArg[] = [token, cutoffMs];
+    for (const t of SEEN_TYPES) {
+      args.push(lists[t].length);
+      for (const name of lists[t]) args.push(name);
+    }
+    const res = (await this.run('forgetIdle', [k.lease, k.known('counters'), k.known('timers'), k.known('sets'), k.gauges, k.gaugeTtl, k.gaugeSeen, k.knownVersion], args)) as Array<number | string>;
+    if (Number(res[0]) !== 1) return null;
+    return { forgotten: Number(res[1]), removed: Number(res[2]), versionBefore: String(res[3] ?? ''), versionAfter: String(res[4] ?? '') };
   }
 
   async readGaugeTtl(): Promise<Record<string, string>> {
@@ -433,7 +525,7 @@ export class Store {
       p.hdel(k.known('counters'), ...names);
     } else if (type === 'gauges') {
       for (const ts of periods) p.hdel(k.period(ts, 'gauges'), ...names);
-      p.hdel(k.gauges, ...names).hdel(k.gaugeTtl, ...names);
+      p.hdel(k.gauges, ...names).hdel(k.gaugeTtl, ...names).hdel(k.gaugeSeen, ...names);
     } else {
       const wanted = new Set(names);
       for (const ts of periods) {

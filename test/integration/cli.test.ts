@@ -97,7 +97,8 @@ describe('command line', () => {
     const url = `rediss://alice:${enc}@127.0.0.1:${port}/0?password=${enc}`;
     const file = writeConfig('secret.json', JSON.stringify({ redis: { url, password: pw }, flushInterval: 1000 }));
     const check = await run(['--check', file], { REDIS_URL: '', TALLYD_REDIS_URL: '' });
-    assert.equal(check.code, 0, check.stderr);
+    assert.equal(check.code, 1, check.stderr); // the config is good, nothing answers at its Redis
+    assert.match(check.stderr, new RegExp(`FAIL redis rediss://alice:\\*\\*\\*@127\\.0\\.0\\.1:${port}/0\\?password=\\*\\*\\*: unreachable`));
     const shown = JSON.parse(check.stdout) as { redis: { url: string } };
     assert.equal(shown.redis.url, `rediss://alice:***@127.0.0.1:${port}/0?password=***`);
     for (const secret of [pw, enc, 'S3cr']) {

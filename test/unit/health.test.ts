@@ -6,7 +6,7 @@ import { HealthFacts, OPERATOR_DOWN, type LossFacts, type RedisFacts } from '../
 const INTERVAL = 10_000;
 const T0 = 1_764_860_000_000;
 
-const losses: LossFacts = { batchesDropped: 1, mergeErrors: 2, oversizedPackets: 3, outboxDropped: 4, carbonErrors: 5, udpKernelDrops: 6, redisTimeouts: 7 };
+const losses: LossFacts = { batchesDropped: 1, mergeErrors: 2, oversizedPackets: 3, outboxDropped: 4, carbonErrors: 5, udpKernelDrops: 6, redisTimeouts: 7, udpSocketErrors: 8, udpReadersStopped: 0 };
 
 function fakeRedis(): RedisFacts & { last: number | null; down: string | null; hang: boolean } {
   return {
@@ -50,6 +50,7 @@ describe('HealthFacts', () => {
     assert.equal(r.leader, true);
     assert.deepEqual(r.losses, {
       batches_dropped: 1, merge_errors: 2, oversized_packets: 3, outbox_dropped: 4, carbon_errors: 5, udp_kernel_drops: 6, redis_timeouts: 7,
+      udp_socket_errors: 8,
     });
     assert.deepEqual(JSON.parse(JSON.stringify(r)), r, 'plain data, served as JSON as it is');
   });
@@ -103,5 +104,13 @@ describe('HealthFacts', () => {
     r = await facts.report();
     assert.equal(r.status, 'down');
     assert.equal(r.operatorStatus, 'up');
+  });
+
+  it('is down while a udp reader has stopped after a socket error it could not clear', async () => {
+    const stopped = { ...losses, udpReadersStopped: 1 };
+    const facts = new HealthFacts(fakeRedis(), null, null, stopped, { flushIntervalMs: INTERVAL, operatorStatus: 'up', now: () => T0 });
+    const r = await facts.report();
+    assert.equal(r.status, 'down');
+    assert.deepEqual(r.reasons, ['1 udp reader(s) stopped after a socket error they could not clear (see the log); restart tallyd']);
   });
 });

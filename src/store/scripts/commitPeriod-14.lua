@@ -1,7 +1,7 @@
 --[[
 commitPeriod-14: publish a computed (closed) period and drop its state, fenced by
 the lease, exactly once per period. (The period's new names were added to
-known:* before this, in short HSETs: Store.rememberKnown.)
+known:* before this, in short HSETs: Store.rememberSeen.)
 
 KEYS[1] lease   KEYS[2] pending   KEYS[3] outbox   KEYS[4] gauges
 KEYS[5] gauge_ttl   KEYS[6] last_commit (set to ts)

@@ -1,5 +1,5 @@
 --[[
-closePeriod-8: close the period ending at P, fenced by the lease, once every
+closePeriod-10: close the period ending at P, fenced by the lease, once every
 live member has merged everything it received in it; periods close in order.
 
 KEYS[1] lease        string  the leader's token
@@ -10,6 +10,8 @@ KEYS[5] pending      zset    closed, uncommitted periods (score = boundary ms)
 KEYS[6] gauges       hash    persistent gauges, as of the last closed period
 KEYS[7] p:<P>:gauges       hash  the period's gauge ops ("s<value>" | "d<delta>")
 KEYS[8] p:<P>:gauge_values hash  written here: the gauges once P's ops applied
+KEYS[9] p:<P>:names        string  the period's name count (mergeBatch-15's bound): deleted
+KEYS[10] p:<P>:set_names   hash    the period's set names (idem): deleted
 
 ARGV[1] lease token, ARGV[2] P (ms), ARGV[3] now (ms), ARGV[4] member ttl (ms),
 ARGV[5] steady since (ms): when the leader's view of Redis last became
@@ -22,8 +24,10 @@ received data between them (empty periods may be skipped, data never).
 
 Returns {-1} not the leader, {0, closed} P is not the next period to close
 (nothing changed), {2, member, watermark} a live member may still hold
-samples of P (nothing changed; retry), {1} closed: gauges updated and
-snapshot, P added to pending, `closed` = P. Dead members are removed.
+samples of P (nothing changed; retry), {1, clamped} closed: gauges updated and
+snapshot, P added to pending, `closed` = P, clamped = gauges whose delta
+took them past +-MAX_GAUGE (clamped to it, counted in values_clamped). Dead
+members are removed.
 ]]
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return {-1}
@@ -46,12 +50,14 @@ for i = 1, #members, 2 do
   end
 end
 local ops = redis.call('HGETALL', KEYS[7])
+local clamped = 0
 for i = 1, #ops, 2 do
   local op = ops[i + 1]
   local v = string.sub(op, 2)
   if string.sub(op, 1, 1) == 'd' then
     local g = tonumber(v) + tonumber(redis.call('HGET', KEYS[6], ops[i]) or '0')
-    if g > 1.7976931348623157e308 then g = 1.7976931348623157e308 elseif g < -1.7976931348623157e308 then g = -1.7976931348623157e308 end
+    if g > 1.7976931348623157e308 then g = 1.7976931348623157e308; clamped = clamped + 1
+    elseif g < -1.7976931348623157e308 then g = -1.7976931348623157e308; clamped = clamped + 1 end
     v = string.format('%.17g', g) -- a gauge is clamped to the finite doubles
   end
   redis.call('HSET', KEYS[6], ops[i], v)
@@ -62,4 +68,5 @@ end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('ZADD', KEYS[5], ARGV[2], ARGV[2])
-return {1}
+redis.call('DEL', KEYS[9], KEYS[10]) -- no merge reaches a closed period
+return {1, clamped}

@@ -1,0 +1,73 @@
+/**
+ * `tallyd --check`'s look at Redis: connect and PING within a time limit, the
+ * server's version, and which key layouts the prefix holds (this tallyd's,
+ * another version's, or none). Read-only; one short connection, no retries.
+ */
+import { Redis } from 'ioredis';
+import { redactUrl } from '../config/redact.js';
+import { LAYOUT_VERSION } from './keys.js';
+
+export interface RedisProbe {
+  ok: boolean;
+  /** One line for a person: what answered, or why nothing did. */
+  text: string;
+}
+
+/** SCAN rounds (COUNT 1000 each) spent looking for the prefix's keys: a big keyspace is sampled, not walked. */
+const SCAN_ROUNDS = 20;
+
+function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+/** Layout versions (`<prefix>v<n>:`) among the first keys under the prefix, and whether the sample was complete. */
+async function layoutsUnder(redis: Redis, keyPrefix: string): Promise<{ versions: Set<number>; complete: boolean }> {
+  const versions = new Set<number>();
+  let cursor = '0';
+  for (let round = 0; round < SCAN_ROUNDS; round++) {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${globEscape(keyPrefix)}v*`, 'COUNT', 1000);
+    for (const key of keys) {
+      const m = /^v(\d+):/.exec(key.slice(keyPrefix.length));
+      if (m?.[1] !== undefined) versions.add(Number(m[1]));
+    }
+    cursor = next;
+    if (cursor === '0') return { versions, complete: true };
+  }
+  return { versions, complete: false };
+}
+
+export async function probeRedis(url: string, keyPrefix: string, timeoutMs: number): Promise<RedisProbe> {
+  const where = redactUrl(url);
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+    connectionName: `tallyd-check:${process.pid}`,
+  });
+  let lastError: Error | undefined;
+  redis.on('error', (err: Error) => {
+    lastError = err;
+  });
+  try {
+    await redis.connect();
+    await redis.ping();
+    const info = await redis.info('server');
+    const version = /redis_version:([^\r\n]+)/.exec(info)?.[1] ?? 'unknown';
+    const { versions, complete } = await layoutsUnder(redis, keyPrefix);
+    const ours = versions.has(LAYOUT_VERSION);
+    versions.delete(LAYOUT_VERSION);
+    const others = [...versions].sort((a, b) => a - b).map((v) => `v${v}`);
+    let data = ours ? `holds tallyd data of this layout (v${LAYOUT_VERSION})` : `holds no tallyd data of layout v${LAYOUT_VERSION} yet`;
+    if (others.length > 0) data += `; also data of layout ${others.join(', ')}, which this tallyd does not read`;
+    if (!complete) data += ' (sampled the first keys only)';
+    return { ok: true, text: `redis ${where}: reachable, Redis ${version}; key prefix ${JSON.stringify(keyPrefix)} ${data}` };
+  } catch (err) {
+    const why = (lastError ?? (err as Error)).message;
+    return { ok: false, text: `redis ${where}: unreachable: ${why}` };
+  } finally {
+    redis.disconnect();
+  }
+}

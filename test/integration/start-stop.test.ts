@@ -1,0 +1,137 @@
+/**
+ * Starting and stopping the way a user does: `npm start -- <config>` and a
+ * SIGTERM to the npm process stop tallyd itself (no orphaned node child
+ * keeping the ports); so does a SIGTERM to `npm exec <bin>` (how npx runs tallyd), where npm's shell stays
+ * between npm and node and dies without passing the signal on (tallyd sees
+ * its parent go). Real npm, real sockets, the shared Redis.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { freePort, freeUdpPort } from '../helpers/carbon.js';
+import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
+import { ROOT, testConfig } from '../helpers/tallyd.js';
+
+const STOP_TIMEOUT_MS = 5000;
+/** The flush thread gets 3 s past stopTimeout to let go (README, stopTimeout). */
+const STOP_GRACE_MS = 3000 + 2000;
+
+const dir = mkdtempSync(path.join(tmpdir(), 'tallyd-start-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Ports {
+  udp: number;
+  tcp: number;
+  mgmt: number;
+}
+
+function writeConfig(name: string, prefix: string, ports: Ports): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, JSON.stringify(testConfig(prefix, null, {
+    servers: [{ server: 'udp', address: '127.0.0.1', port: ports.udp }, { server: 'tcp', address: '127.0.0.1', port: ports.tcp }],
+    mgmt_port: ports.mgmt,
+    stopTimeout: STOP_TIMEOUT_MS,
+    redis: { url: REDIS_URL, keyPrefix: prefix, embedded: 'never' },
+    log: { level: 'info' },
+  })));
+  return file;
+}
+
+function npm(args: string[]): { proc: ChildProcess; output: () => string } {
+  const env = { ...process.env };
+  delete env.REDIS_URL;
+  delete env.TALLYD_REDIS_URL;
+  const proc = spawn('npm', args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  return { proc, output: () => out };
+}
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs: number, output: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Binds all three ports, proving nothing holds them, and lets go. */
+async function assertFree(ports: Ports): Promise<void> {
+  const udp = dgram.createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    udp.once('error', reject);
+    udp.bind(ports.udp, '127.0.0.1', () => resolve());
+  });
+  udp.close();
+  for (const port of [ports.tcp, ports.mgmt]) {
+    const srv = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(port, '127.0.0.1', () => resolve());
+    });
+    await new Promise<void>((resolve) => srv.close(() => resolve()));
+  }
+}
+
+/** Starts `npm <args> <config>`, waits until tallyd is up, SIGTERMs npm; tallyd must be gone and the ports free. */
+async function startAndTerm(args: string[], name: string): Promise<string> {
+  const prefix = testPrefix(name);
+  const ports = { udp: await freeUdpPort(), tcp: await freePort(), mgmt: await freePort() };
+  const file = writeConfig(`${name}.json`, prefix, ports);
+  const child = npm([...args, file]);
+  const npmExited = new Promise<void>((resolve) => child.proc.on('exit', () => resolve()));
+  try {
+    // The first start in a fresh checkout builds dist/ first.
+    await waitFor('tallyd is up', () => {
+      if (child.proc.exitCode !== null) throw new Error(`npm exited (${child.proc.exitCode}) before tallyd was up:\n${child.output()}`);
+      return child.output().includes('"msg":"tallyd is up"');
+    }, 180_000, child.output);
+    const up = child.output().split('\n').find((l) => l.includes('"msg":"tallyd is up"')) ?? '';
+    const pid = (JSON.parse(up) as { pid: number }).pid;
+    assert.notEqual(pid, child.proc.pid);
+    child.proc.kill('SIGTERM');
+    await npmExited;
+    await waitFor(`tallyd (pid ${pid}) to exit`, () => !running(pid), STOP_TIMEOUT_MS + STOP_GRACE_MS, child.output);
+    await assertFree(ports);
+    assert.match(child.output(), /"msg":"tallyd stopped"/);
+    return child.output();
+  } finally {
+    child.proc.kill('SIGKILL');
+    await cleanup(prefix);
+  }
+}
+
+describe('start and stop', () => {
+  test('npm start -- <config>: rebuilds when a source changed, not again; SIGTERM to npm stops tallyd and frees its ports', async () => {
+    const now = new Date();
+    utimesSync(path.join(ROOT, 'src', 'main.ts'), now, now);
+    assert.match(await startAndTerm(['start', '--'], 'npm-start'), /building dist\/ \(sources changed since the last build\)/);
+    const again = await startAndTerm(['start', '--'], 'npm-start-2');
+    assert.doesNotMatch(again, /building dist/);
+  });
+
+  test('npm exec of the bin (as npx tallyd runs it; a shell stays between npm and node): SIGTERM to npm still stops tallyd', async () => {
+    // dist/ up to date first: the launcher builds it when stale, then prints the version.
+    const build = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'start.mjs'), '--version'], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(build.status, 0, build.stderr);
+    // Not `npx tallyd` itself: in the repo, npx installs the checkout into its cache the first time, which runs the
+    // install script (node-gyp rebuild of build/ in the checkout). npm exec runs the bin the same way: `sh -c "<bin> <args>"`
+    // (the installed bin is a link to dist/main.js, whose #!/usr/bin/env node execs node).
+    const out = await startAndTerm(['exec', '--', 'node', path.join(ROOT, 'dist', 'main.js')], 'npm-exec');
+    assert.match(out, /the shell npm started tallyd with went away/);
+  });
+});
