@@ -11,7 +11,10 @@
  * the keys move: batches wait and retry).
  */
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
 import { CarbonListener, freeUdpPort, sleep } from '../helpers/carbon.js';
 import { FaultFixture } from '../helpers/fault-fixture.js';
@@ -19,7 +22,7 @@ import { RedisCluster, REDIS_CLI_BIN } from '../helpers/redis-cluster.js';
 import { REDIS_SERVER_BIN } from '../helpers/redis-server.js';
 import { testPrefix } from '../helpers/redis.js';
 import { assertPeriods, checkPeriods, diagnoseLines, periodOf, SteadySender, waitSettled } from '../helpers/steady-traffic.js';
-import { spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
+import { ROOT, spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
 
 const FLUSH_MS = 1000;
 const HAVE_BINARIES = existsSync(REDIS_SERVER_BIN) && existsSync(REDIS_CLI_BIN);
@@ -108,6 +111,22 @@ describe('redis cluster', { skip }, () => {
       for (const l of pair.carbon.series(`stats_counts.${name}`)) perTs.set(l.ts, (perTs.get(l.ts) ?? new Set()).add(l.value));
       for (const [ts, values] of perTs) assert.equal(values.size, 1, `period ${ts} of ${name} published with different values ${[...values].join('/')}`);
     }
+  });
+
+  test('tallyd --check probes the cluster: reachable, its masters, cluster_state ok', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'tallyd-cluster-check-')), 'config.json');
+    writeFileSync(file, JSON.stringify({ graphiteHost: null, redis: { nodes: theCluster().seeds.slice(0, 2), keyPrefix: testPrefix('cluster-check') } }));
+    const env = { ...process.env };
+    delete env.REDIS_URL;
+    delete env.TALLYD_REDIS_URL;
+    const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'), '--check', file], { cwd: ROOT, env, timeout: 30_000 },
+        (err, stdout, stderr) => resolve({ code: err === null ? 0 : Number((err as NodeJS.ErrnoException).code ?? 1), stdout, stderr }));
+    });
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stderr, /^ok {3}redis cluster nodes 127\.0\.0\.1:\d+,127\.0\.0\.1:\d+: reachable, Redis \d+\.\d+\.\d+, 3 masters, cluster_state ok; key prefix "[^"]+" holds no tallyd data of layout v\d+ yet$/m);
+    const shown = JSON.parse(out.stdout) as { redis: { nodes: string[]; waitReplicas: number } };
+    assert.deepEqual([shown.redis.nodes.length, shown.redis.waitReplicas], [2, 1]);
   });
 
   test('the {0} slot migrated to another master under traffic: batches wait and retry, every period exact', { timeout: 90_000 }, async (t) => {
