@@ -184,7 +184,7 @@ at most 1 MiB.
     url: "redis://127.0.0.1:6379",
     // A Redis Cluster instead of url (not both): its seed nodes, "host:port".
     // nodes: ["10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"],
-    // Replicas that must confirm (WAIT) each merge and commit before it counts;
+    // Replicas that must confirm (WAIT) each merge before it counts;
     // default 1 with nodes, 0 without. 0: a master killed right after a merge
     // may lose it on failover (counts silently missing).
     // waitReplicas: 1,

@@ -46,7 +46,7 @@ export const REDIS_FIELDS = {
   }, readNodes),
   waitReplicas: custom(0, {
     defaultText: '1 with `nodes`, else 0',
-    doc: 'replicas that must confirm each merge and commit (`WAIT`) before it counts; 0 risks losing acknowledged merges on a failover',
+    doc: 'replicas that must confirm (`WAIT`) each merge before it counts (commits are waited for too); 0 risks losing acknowledged merges on a failover',
   }, readWaitReplicas),
   waitTimeout: millis(1000, { doc: 'ms a `WAIT` may block; a merge not confirmed in time is kept and retried (merged at most once)' }),
   commandTimeout: millis(10000, {

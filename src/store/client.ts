@@ -71,12 +71,19 @@ export interface WaitPolicy {
   readonly replicas: number;
   /** redis.waitTimeout (ms). */
   readonly timeoutMs: number;
+  /**
+   * Called instead of throwing when fewer replicas confirmed a write whose
+   * result must not be thrown away (a commit: a lost one is recomputed from
+   * the pending period the replica still holds); merges always throw.
+   */
+  readonly onUnconfirmed?: (acked: number) => void;
 }
 
 /**
  * Runs the defined script `command` (see scripts.ts) and WAITs for the
  * policy's replicas on the same connection. Throws a StoreError
- * (EREDIS_WAIT) when fewer replicas confirmed it within the timeout.
+ * (EREDIS_WAIT) when fewer replicas confirmed it within the timeout, unless
+ * the policy has onUnconfirmed (then the script's result is returned).
  */
 export async function runConfirmed(redis: RedisClient, command: string, keysAndArgs: ScriptArg[], policy: WaitPolicy): Promise<unknown> {
   const p = redis.pipeline();
@@ -96,6 +103,10 @@ export async function runConfirmed(redis: RedisClient, command: string, keysAndA
   const [waitErr, acked] = res[1] as [Error | null, unknown];
   if (waitErr) throw new StoreError('EREDIS_WAIT', `WAIT failed: ${waitErr.message}`, { cause: waitErr });
   if (Number(acked) < policy.replicas) {
+    if (policy.onUnconfirmed !== undefined) {
+      policy.onUnconfirmed(Number(acked));
+      return value;
+    }
     throw new StoreError('EREDIS_WAIT', `${Number(acked)} of ${policy.replicas} replicas confirmed the write within redis.waitTimeout `
       + `(${policy.timeoutMs} ms; redis.waitReplicas); kept and retried`);
   }

@@ -4,6 +4,7 @@
  * pipelined. Methods map one-to-one onto the steps of DESIGN.md's data flow.
  */
 import { redisNumber } from './redis-number.js';
+import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import { redactUrl } from '../config/redact.js';
 import type { RedisConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
@@ -96,7 +97,15 @@ export type SeenType = (typeof SEEN_TYPES)[number];
 export type StoreConnectConfig = Pick<RedisConfig, 'url' | 'keyPrefix'> & Partial<Pick<RedisConfig, 'nodes' | 'waitReplicas' | 'waitTimeout'>>
   & { readonly commandTimeout?: number };
 
-/** Scripts whose effect tallyd acknowledges: with redis.waitReplicas, WAITed for (see client.ts). */
+/**
+ * Scripts WAITed for with redis.waitReplicas (see client.ts). A merge counts
+ * only once confirmed: its samples exist nowhere else. A commit is WAITed for
+ * too (the leader goes no faster than its replica), but an unconfirmed one
+ * still counts as done and is logged: its result (what the outbox bound
+ * dropped, the console sink's period) must not be lost to a retry that finds
+ * it committed, and if the master dies before passing it on, the replica still
+ * holds the period pending, so the next leader computes and sends it again.
+ */
 const CONFIRMED: ReadonlySet<ScriptName> = new Set(['merge', 'commit']);
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
@@ -113,6 +122,7 @@ export class Store {
     readonly keys: Keys,
     private readonly scripts: Record<ScriptName, ScriptFn>,
     private readonly wait: WaitPolicy,
+    private readonly commitWait: WaitPolicy,
   ) {}
 
   /**
@@ -147,7 +157,12 @@ export class Store {
       warned = false;
     });
     try {
-      return new Store(redis, new Keys(cfg.keyPrefix), await loadScripts(redis), wait);
+      const unconfirmed = new RateLimitedLog(log);
+      const commitWait: WaitPolicy = { ...wait, onUnconfirmed: (acked) => unconfirmed.warn(() => ({
+        msg: 'a commit was not confirmed by redis.waitReplicas replicas within redis.waitTimeout; counted as done (a failover would recompute it)',
+        fields: { acked, waitReplicas: wait.replicas, waitTimeout: wait.timeoutMs },
+      })) };
+      return new Store(redis, new Keys(cfg.keyPrefix), await loadScripts(redis), wait, commitWait);
     } catch (err) {
       redis.disconnect();
       throw err;
@@ -156,7 +171,9 @@ export class Store {
 
   private async run(name: ScriptName, keys: string[], args: ScriptArg[]): Promise<unknown> {
     const keysAndArgs = (keys as ScriptArg[]).concat(args);
-    if (this.wait.replicas > 0 && CONFIRMED.has(name)) return runConfirmed(this.redis, scriptCommand(name), keysAndArgs, this.wait);
+    if (this.wait.replicas > 0 && CONFIRMED.has(name)) {
+      return runConfirmed(this.redis, scriptCommand(name), keysAndArgs, name === 'commit' ? this.commitWait : this.wait);
+    }
     try {
       return await this.scripts[name](keysAndArgs);
     } catch (err) {

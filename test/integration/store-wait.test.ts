@@ -5,7 +5,8 @@
  * and retries it rather than counting a rejection), though the master holds
  * it: a retry is recognised (merged once). The member's heartbeat still
  * names the batch's period, so the leader keeps waiting for it. waitReplicas 0
- * sends no WAIT at all.
+ * sends no WAIT at all. An unconfirmed commit counts as done, with its result
+ * (what the outbox bound dropped), and is logged.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -17,6 +18,7 @@ import { Store } from '../../src/store/store.js';
 import { cleanup, client, openCounter, REDIS_URL, testPrefix } from '../helpers/redis.js';
 
 const log = createLogger('silent');
+const TTL = 3000;
 const P1 = 1_000_000;
 const P2 = 1_001_000;
 
@@ -60,5 +62,15 @@ describe('redis.waitReplicas', () => {
     } finally {
       r.disconnect();
     }
+  });
+
+  test('a commit no replica confirmed counts as done, with what the outbox bound dropped', async () => {
+    assert.equal(await plain.tryAcquireLease('token-w', 60_000), 2);
+    await plain.leave('m1');
+    assert.deepEqual(await plain.closePeriod('token-w', P1, TTL, 0), { status: 'closed' });
+    // A bound of 10 bytes: the commit drops its own 2 lines (16 bytes) and says so.
+    const payload = { chunks: ['w.a 1 1\nw.b 2 1\n'], gaugeTtl: [], gaugeDeletes: [], outboxMaxBytes: 10 };
+    assert.deepEqual(await waiting.commit('token-w', P1, payload), { status: 1, droppedLines: 2, droppedBytes: 16 });
+    assert.deepEqual(await waiting.pendingPeriods(), [], 'committed');
   });
 });
