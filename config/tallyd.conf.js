@@ -263,6 +263,21 @@ at most 1 MiB.
   // longer instead of UDP datagrams overflowing the socket buffer. 0: off.
   flushNice: 10,
 
+  // ---- tallyd: HTTP ---------------------------------------------------------
+
+  // The HTTP server (docs/operations.md, "HTTP"): GET /healthz, /readyz, /metrics
+  // (Prometheus), /api/* and the status page. Without this key there is no
+  // HTTP listener at all, as with statsd. port: 0 picks a free port.
+  // historyMaxBytes / historyPeriods: the memory bound of the Redis history
+  // of committed periods behind /api/names and /api/series (bytes of Graphite
+  // lines [33554432], and periods [360]: one hour at flushInterval 10000).
+  http: {
+    port: 8127,
+    address: "127.0.0.1",
+    historyMaxBytes: 33554432,
+    historyPeriods: 360,
+  },
+
   // ---- tallyd: logging -----------------------------------------------------
 
   // Logs on stderr (pino). level: fatal, error, warn, info, debug, trace or

@@ -4,8 +4,8 @@
  * UDP reader, the ZeroMQ scanner and inflater -> build/Release/tallyd_native.node)
  * with node-gyp. It never fails the install: without Linux, a C compiler, make,
  * python3 or Node's headers, tallyd reads UDP with node:dgram and ZeroMQ
- * messages with node:zlib and JavaScript instead (slower; see README
- * "Performance"). TALLYD_SKIP_NATIVE=1 skips it.
+ * messages with node:zlib and JavaScript instead (slower; see
+ * bench/README.md). TALLYD_SKIP_NATIVE=1 skips it.
  *
  * npm 11 shows a dependency's install script output only when the script
  * fails (or with --foreground-scripts), and this one never fails. So a failed

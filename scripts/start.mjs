@@ -6,11 +6,10 @@
  * this script: no shell stays between npm and node). Without a config file
  * argument it uses config/tallyd.conf.js; `npm start -- my.conf.js` uses that.
  */
-import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { build } from './build.mjs';
 
 const root = path.resolve(import.meta.dirname, '..');
 const entry = path.join(root, 'dist', 'main.js');
@@ -37,15 +36,10 @@ function stale() {
 const why = existsSync(path.join(root, 'tsconfig.build.json')) ? stale() : null;
 if (why !== null) {
   process.stderr.write(`tallyd: building dist/ (${why})\n`);
-  // As `npm run build`: from an empty dist/, so no file of an older build stays.
-  rmSync(path.join(root, 'dist'), { recursive: true, force: true });
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  const res = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
-  if (res.status !== 0) {
+  if (!build()) {
     process.stderr.write('tallyd: the build failed (tsc above); not starting\n');
     process.exit(2);
   }
-  cpSync(path.join(root, 'src', 'store', 'scripts'), path.join(root, 'dist', 'store', 'scripts'), { recursive: true });
 }
 
 const args = process.argv.slice(2);

@@ -7,7 +7,7 @@ import { ManagementConsole } from './admin/console.js';
 import { Batcher } from './aggregate/batcher.js';
 import { type Config, isZmqServer } from './config/types.js';
 import { FlushHost } from './flush/flush-host.js';
-import { type IngestContext, type ListeningPorts, startServer, type StartedServer } from './ingest/kinds.js';
+import { type IngestContext, type ListeningPorts, startReportingServers, startServer, type StartedServer } from './server-kinds.js';
 import { warmUpIngest } from './ingest/warm-up.js';
 import { HealthFacts } from './observability/health.js';
 import { quote, type Logger } from './observability/logger.js';
@@ -17,7 +17,7 @@ import { UdpDropsSampler } from './observability/udp-drops.js';
 import { StatsdLineParser, statusText } from './parse/statsd-line.js';
 import { Store } from './store/store.js';
 
-export type { ListeningPorts } from './ingest/kinds.js';
+export type { ListeningPorts } from './server-kinds.js';
 
 /** How long `health` waits for Redis to answer (or redis.commandTimeout if that is shorter). */
 const HEALTH_PING_TIMEOUT_MS = 1000;
@@ -31,10 +31,12 @@ export class Daemon {
   console: ManagementConsole | null = null;
   health: HealthFacts | null = null;
   udpDrops: UdpDropsSampler | null = null;
-  readonly ports: ListeningPorts = { udp: [], tcp: [], zmq: [], mgmt: 0 };
+  readonly ports: ListeningPorts = { udp: [], tcp: [], zmq: [], mgmt: 0, http: null };
   /** The reader each UDP server uses, in ports.udp order: 'native' or 'dgram'. */
   readonly udpReaders: string[] = [];
   private readonly ingest: StartedServer[] = [];
+  /** The servers that report on the daemon (HTTP): stopped after the last flush. */
+  private readonly reporting: StartedServer[] = [];
   private stopping: Promise<void> | null = null;
 
   constructor(
@@ -100,9 +102,13 @@ export class Daemon {
         flushIntervalMs: cfg.flushInterval,
         operatorStatus: cfg.healthStatus,
         pingTimeoutMs: Math.min(HEALTH_PING_TIMEOUT_MS, cfg.redis.commandTimeout),
+        outboxMaxBytes: cfg.outboxMaxBytes,
       });
       this.console = new ManagementConsole(cfg, store, this.self, log.child({ component: 'mgmt' }), () => this.parser.badLines, this.health);
       this.ports.mgmt = await this.console.start();
+      const reporting = { ports: this.ports, udpReaders: this.udpReaders, track: (s: StartedServer) => this.reporting.push(s) };
+      await startReportingServers(cfg, { self: this.self, ingest: this.parser, flush, health: this.health, store, firstWorker: this.role.zmq },
+        log, reporting);
       log.info({ flushInterval: cfg.flushInterval, batchInterval: cfg.batchInterval }, 'tallyd is up');
     } catch (err) {
       await this.stop().catch(() => undefined);
@@ -125,6 +131,7 @@ export class Daemon {
     await this.batcher?.stop(this.cfg.stopTimeout / 2);
     await this.flush?.stop(Math.max(1000, deadline - Date.now()));
     await this.console?.stop();
+    for (const s of this.reporting) await s.stop();
     await this.store?.quit();
     log.info('tallyd stopped');
   }

@@ -47,7 +47,15 @@ async function run(port: NonNullable<typeof parentPort>, config: Config, logBind
   const sinks = buildSinks(config, store, () => (flusher.isLeader ? flusher.token : null), self, base);
   const flusher = new Flusher(store, config, self, log, () => report(), undefined, sinks);
   const reported = Object.fromEntries(MIRRORED_STATS.map((k) => [k, 0])) as Record<(typeof MIRRORED_STATS)[number], number>;
+  let seenCommitted = 0;
+  let lastLagS: number | null = null;
   const report = (): void => {
+    // Called at once after each commit (onCommitted), so this is the time from the boundary to the commit.
+    if (flusher.periodsCommitted !== seenCommitted) {
+      seenCommitted = flusher.periodsCommitted;
+      lastLagS = Math.round(Date.now() / 1000) - flusher.lastCommittedTs;
+    }
+    const stages = flusher.lastStages;
     const deltas = {} as Record<(typeof MIRRORED_STATS)[number], number>;
     for (const k of MIRRORED_STATS) {
       deltas[k] = self[k] - reported[k];
@@ -58,6 +66,8 @@ async function run(port: NonNullable<typeof parentPort>, config: Config, logBind
       leader: flusher.isLeader,
       periodsCommitted: flusher.periodsCommitted,
       lastCommittedTs: flusher.lastCommittedTs,
+      lastFlushMs: stages ? Object.values(stages).reduce((a, b) => a + b, 0) : null,
+      lastLagS,
       deltas,
       graphite: { ...self.graphite },
     };

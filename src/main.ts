@@ -52,6 +52,12 @@ installed, tallyd starts a private one for a trial (loopback, a free port,
 data in the folder above, stopped with tallyd); redis.embedded: "never"
 turns that off, "always" forces it.
 
+HTTP: with an http section (http: { port: 8127, address: "127.0.0.1" }, as in
+the shipped config/tallyd.conf.js) tallyd serves /healthz, /readyz, /metrics
+(Prometheus) and a status page with live graphs at /; without it, no HTTP.
+
+Every key: docs/config.md. Running it in production: docs/production.md.
+
 Logs: readable lines when stderr is a terminal, JSON lines otherwise
 (log.format: "auto", "pretty", "json").
 

@@ -12,7 +12,7 @@
  * loopback unless mgmtAllowRemoteChanges.
  */
 import net from 'node:net';
-import { unpackSamples } from '../aggregate/merge-args.js';
+import { unpackSamples } from '../store/sample-codec.js';
 import { redactConfig } from '../config/redact.js';
 import type { Config } from '../config/types.js';
 import { internalCounterNames } from '../flush/build-period.js';
@@ -212,6 +212,8 @@ export class ManagementConsole {
       ['names_dropped', s.namesDropped],
       ['names_forgotten', s.namesForgotten],
       ['values_clamped', s.valuesClamped],
+      ['history_errors', s.historyErrors],
+      ['history_skipped', s.historySkipped],
     ];
     for (const [k, v] of own) text += line('tallyd', k, v);
     // The backlog and health facts (the same HealthReport `health` decides from).

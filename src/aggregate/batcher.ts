@@ -28,8 +28,8 @@ import { encodeMerge, type MergeArg } from './merge-args.js';
 
 
 export interface MergeTarget {
-  /** late: periodMs is not the batch's own period (that one closed without it): see mergeBatch-15.lua. */
-  merge(batchId: string, periodMs: number, memberId: string, watermarkMs: number, args: MergeArg[], late: boolean, bound: MergeBound): Promise<MergeOutcome>;
+  /** late: boundaryMs is not the batch's own period (that one closed without it): see mergeBatch-15.lua. */
+  merge(batchId: string, boundaryMs: number, memberId: string, watermarkMs: number, args: MergeArg[], late: boolean, bound: MergeBound): Promise<MergeOutcome>;
   heartbeat(memberId: string, watermarkMs: number): Promise<void>;
   leave(memberId: string): Promise<void>;
 }
@@ -59,7 +59,7 @@ export interface BatcherOptions {
 interface Encoded {
   id: string;
   /** Boundary (ms) of the period the samples were received in; moved forward only when that period closed without them. */
-  periodMs: number;
+  boundaryMs: number;
   args: MergeArg[];
   samples: number;
   /** Moved to a later period because its own closed first. */
@@ -142,6 +142,8 @@ export class Batcher implements SampleSink {
       [`${p}.names_dropped`, () => self.namesDropped, 0],
       [`${p}.values_clamped`, () => self.valuesClamped, 0],
       [`${p}.names_forgotten`, () => self.namesForgotten, 0],
+      [`${p}.history_errors`, () => self.historyErrors, 0],
+      [`${p}.history_skipped`, () => self.historySkipped, 0],
     ];
   }
 
@@ -203,7 +205,7 @@ export class Batcher implements SampleSink {
   /** The oldest period this process may hold unmerged samples of, not counting skip (the batch being merged). */
   private watermark(skip: Encoded | null): number {
     let w = this.currentPeriodMs;
-    for (const e of this.queue) if (e !== skip && e.periodMs < w) w = e.periodMs;
+    for (const e of this.queue) if (e !== skip && e.boundaryMs < w) w = e.boundaryMs;
     return w;
   }
 
@@ -282,7 +284,7 @@ export class Batcher implements SampleSink {
     if (!changed) return;
     this.current = new Batch();
     const id = `${this.node}:${++this.seq}`;
-    this.queue.push({ id, periodMs: sealed, args: encodeMerge(b, id), samples: b.samples, late: false, rejected: 0 });
+    this.queue.push({ id, boundaryMs: sealed, args: encodeMerge(b, id), samples: b.samples, late: false, rejected: 0 });
     while (this.queue.length > this.opts.maxPendingBatches) {
       this.queue.shift();
       this.self.batchesDropped++;
@@ -298,20 +300,20 @@ export class Batcher implements SampleSink {
       const next = this.queue[0] as Encoded;
       try {
         this.reportedAt = this.clock.now();
-        const res = await this.target.merge(next.id, next.periodMs, this.memberId, this.watermark(next), next.args, next.late, this.bound);
+        const res = await this.target.merge(next.id, next.boundaryMs, this.memberId, this.watermark(next), next.args, next.late, this.bound);
         if (res.status === 'late') {
           // Held back past its period's close (e.g. Redis unreachable longer than a member's ttl): the oldest open period takes it.
-          const was = next.periodMs;
-          next.periodMs = Math.max(res.closedMs + this.opts.flushInterval, was);
+          const was = next.boundaryMs;
+          next.boundaryMs = Math.max(res.closedMs + this.opts.flushInterval, was);
           next.late = true;
           this.self.lateSamples += next.samples;
           this.lateLog.warn(() => ({
             msg: 'a batch arrived after its period was closed; merged into the oldest open period',
-            fields: { periodMs: was, intoMs: next.periodMs, samples: next.samples, lateSamples: this.self.lateSamples },
+            fields: { boundaryMs: was, intoMs: next.boundaryMs, samples: next.samples, lateSamples: this.self.lateSamples },
           }));
           continue;
         }
-        this.counted(res, next.periodMs);
+        this.counted(res, next.boundaryMs);
       } catch (err) {
         this.self.mergeErrors++;
         if (isRejection(err) && ++next.rejected >= MAX_REJECTIONS) {
@@ -336,7 +338,7 @@ export class Batcher implements SampleSink {
    * What a merge dropped (maxNamesPerPeriod) or clamped, into SelfStats; the next batch carries it
    * to Redis. A duplicate's counts are those of a first attempt whose reply was lost: counted once.
    */
-  private counted(res: Extract<MergeOutcome, { status: 'merged' | 'duplicate' }>, periodMs: number): void {
+  private counted(res: Extract<MergeOutcome, { status: 'merged' | 'duplicate' }>, boundaryMs: number): void {
     if (res.clamped) this.self.valuesClamped += res.clamped;
     if (!res.namesDropped) return;
     this.self.namesDropped += res.namesDropped;
@@ -344,7 +346,7 @@ export class Batcher implements SampleSink {
     const examples = quote(res.status === 'merged' ? (res.droppedExamples ?? []).join(' ') : ''); // cut to 200 characters
     this.boundLog.warn(() => ({
       msg: 'a period holds maxNamesPerPeriod distinct names: samples of new names dropped',
-      fields: { periodMs, maxNamesPerPeriod: this.bound.maxNames, dropped, namesDropped: this.self.namesDropped, examples },
+      fields: { boundaryMs, maxNamesPerPeriod: this.bound.maxNames, dropped, namesDropped: this.self.namesDropped, examples },
     }));
   }
 }

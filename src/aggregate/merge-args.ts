@@ -1,33 +1,14 @@
 /**
  * Encodes a Batch as the ARGV of mergeBatch-15.lua (see the script's header).
- * Timer samples travel packed as float64 little-endian so percentiles stay
+ * Timer samples travel packed (store/sample-codec.ts) so percentiles stay
  * exact; numbers travel as String(x), the shortest text that round-trips.
  */
-import { endianness } from 'node:os';
 import type { Batch } from './batch.js';
 import { chunkLines } from '../sink/graphite/chunk.js';
 import { FIELD_SEP } from '../store/keys.js';
+import { packSamples } from '../store/sample-codec.js';
 
 export type MergeArg = string | Buffer;
-
-/** Float64Array bytes are the platform's; on little-endian ones packing is a copy. */
-const LITTLE_ENDIAN = endianness() === 'LE';
-
-/** values[start, end) as float64 little-endian, exactly as writeDoubleLE writes each. */
-export function packSamples(values: ArrayLike<number>, start = 0, end = values.length): Buffer {
-  const n = end - start;
-  const buf = Buffer.allocUnsafe(n * 8);
-  if (LITTLE_ENDIAN && values instanceof Float64Array) {
-    buf.set(new Uint8Array(values.buffer, values.byteOffset + start * 8, n * 8));
-    return buf;
-  }
-  for (let i = 0; i < n; i++) buf.writeDoubleLE(values[start + i] as number, i * 8);
-  return buf;
-}
-
-export function unpackSamples(buf: Buffer, into: number[]): void {
-  for (let off = 0; off + 8 <= buf.length; off += 8) into.push(buf.readDoubleLE(off));
-}
 
 export function encodeMerge(batch: Batch, batchId: string): MergeArg[] {
   const args: MergeArg[] = [];

@@ -9,7 +9,7 @@ import type { Config } from './types.js';
 
 export { defaultBatchInterval } from './schema.js';
 export { DEFAULT_SERVER, defaultAddress } from './schema-servers.js';
-export { LOG_LEVELS } from './schema-sections.js';
+export { DEFAULT_HTTP, LOG_LEVELS } from './schema-sections.js';
 export { TIMER_METRICS } from './validate-lists.js';
 
 /** The resolved config of an empty file. */

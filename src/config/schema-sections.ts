@@ -3,7 +3,7 @@
  * `console`), declared once (see field.ts).
  */
 import { describe } from './describe.js';
-import { bool, custom, millis, oneOf, section, str } from './field.js';
+import { bool, count, custom, defaultsOf, type Field, int, millis, oneOf, port, type Resolved, section, str } from './field.js';
 import { readNodes, readWaitReplicas } from './schema-redis.js';
 import { redactUrl } from './redact.js';
 
@@ -99,3 +99,28 @@ export const CONSOLE_FIELDS = {
 };
 
 export const consoleSection = section(CONSOLE_FIELDS, { origin: 'statsd', doc: 'statsd\'s console backend settings' });
+
+export const HTTP_FIELDS = {
+  port: port(8127, { doc: 'the HTTP server\'s port (`/healthz`, `/readyz`, `/metrics`, `/api/*`, the status page); 0 picks a free one (logged, `"msg":"http listening"`). The whole `http` section is off when absent: no HTTP listener, as statsd' }),
+  address: str('127.0.0.1', { nonEmpty: true, doc: 'the HTTP server\'s bind address' }),
+  historyMaxBytes: count(32 * 1024 * 1024, {
+    doc: 'bytes of Graphite lines of the recent committed periods kept in Redis for `/api/names` and `/api/series` (32 MiB; Redis holds '
+      + '~1.6-1.8x that); the oldest periods beyond it are deleted, a period larger than all of it is not kept (`tallyd_history_skipped_total`)',
+  }),
+  historyPeriods: int(360, 1, 100000, 'an integer number of periods from 1 to 100000', {
+    doc: 'most committed periods kept for `/api/names` and `/api/series` (one hour at `flushInterval` 10000)',
+  }),
+};
+
+/** What each key of an `http` section defaults to (the section itself is off when absent). */
+export const DEFAULT_HTTP: Resolved<typeof HTTP_FIELDS> = Object.freeze(defaultsOf(HTTP_FIELDS));
+
+const httpOn = section(HTTP_FIELDS, { doc: 'the HTTP server (docs/operations.md, "HTTP")' });
+
+/** `http`: absent or null means no HTTP server (statsd has none); an object turns it on, each key defaulting as above. */
+export const httpSection: Field<Resolved<typeof HTTP_FIELDS> | null> = {
+  ...httpOn,
+  default: null,
+  defaultText: 'absent (off)',
+  read: (c, o, k, p, done) => (o[k] === undefined || o[k] === null ? null : httpOn.read(c, o, k, p, done)),
+};

@@ -111,7 +111,7 @@ export const ZMQ_FIELDS = {
   }),
   type: oneOf<ZmqSocketType>('sub', ['sub', 'pull'], {
     doc: '`sub` for PUB publishers (they drop messages at their high-water mark, never block), `pull` for PUSH publishers '
-      + '(they block when tallyd falls behind: backpressure); see [sockets](../README.md#which-socket)',
+      + '(they block when tallyd falls behind: backpressure); see [sockets](zeromq.md#which-socket)',
   }),
   mode: oneOf<ZmqMode>('aggregate', ['aggregate', 'passthrough'], {
     doc: '`aggregate`: items join the statsd aggregation; `passthrough`: `<prefix><name> <value> <time>` goes straight to Carbon',

@@ -8,7 +8,7 @@
  * deleteIdleStats).
  */
 import { bool, count, custom, type Done, int, millis, oneOf, port, str } from './field.js';
-import { consoleSection, graphiteSection, logSection, redisSection } from './schema-sections.js';
+import { consoleSection, graphiteSection, httpSection, logSection, redisSection } from './schema-sections.js';
 import { type BackendName, checkBackends, readGaugesMaxTTL, readHistogram, readPercentThreshold, readServers, readTimerMetrics } from './validate-lists.js';
 import { type AnyServerConfig, DEFAULT_SERVER } from './schema-servers.js';
 import type { HistogramConfig } from './validate-lists.js';
@@ -150,6 +150,7 @@ export const TOP_FIELDS = {
       + 'datagrams being dropped; 0 leaves it at the process\'s priority',
   }),
   log: logSection,
+  http: httpSection,
 };
 
 /** statsd keys tallyd accepts and ignores, with why. `debug: false` and `automaticConfigReload: false` are silent. */

@@ -8,7 +8,7 @@
  */
 import type { Resolved } from './field.js';
 import type { TOP_FIELDS } from './schema.js';
-import type { CONSOLE_FIELDS, GRAPHITE_FIELDS, LOG_FIELDS, REDIS_FIELDS } from './schema-sections.js';
+import type { CONSOLE_FIELDS, GRAPHITE_FIELDS, HTTP_FIELDS, LOG_FIELDS, REDIS_FIELDS } from './schema-sections.js';
 
 export type {
   AnyServerConfig, ServerConfig, ServerKind, UdpReaderKind, ZmqMode, ZmqServerConfig, ZmqSocketType,
@@ -20,6 +20,8 @@ export type GraphiteConfig = Resolved<typeof GRAPHITE_FIELDS>;
 export type RedisConfig = Resolved<typeof REDIS_FIELDS>;
 export type LogConfig = Resolved<typeof LOG_FIELDS>;
 export type ConsoleBackendConfig = Resolved<typeof CONSOLE_FIELDS>;
+/** The HTTP server (src/http/server.ts); Config.http is null when the key is absent. */
+export type HttpConfig = Resolved<typeof HTTP_FIELDS>;
 
 export type Config = {
   /** Path of the file the config came from, or null for defaults only. */

@@ -7,7 +7,7 @@
  */
 import { redisNumber } from '../store/redis-number.js';
 import type { Config } from '../config/types.js';
-import { unpackSamples } from '../aggregate/merge-args.js';
+import { unpackSamples } from '../store/sample-codec.js';
 import { FIELD_SEP, type KnownType } from '../store/keys.js';
 import type { RawPeriod } from '../store/store.js';
 import type { PeriodData, TimerSamples } from './period.js';

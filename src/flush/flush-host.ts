@@ -13,7 +13,7 @@ import type { SelfStats } from '../observability/self-stats.js';
 export type FlushThreadMessage = { type: 'stop'; drainMs: number };
 
 /** SelfStats counters the flush thread bumps; it reports them as deltas, which the main thread adds up. */
-export const MIRRORED_STATS = ['outboxDropped', 'outboxDroppedBytes', 'carbonErrors', 'linesSent', 'redisTimeouts', 'valuesClamped', 'namesForgotten'] as const;
+export const MIRRORED_STATS = ['outboxDropped', 'outboxDroppedBytes', 'carbonErrors', 'linesSent', 'redisTimeouts', 'valuesClamped', 'namesForgotten', 'historyErrors', 'historySkipped'] as const;
 export type MirroredStat = (typeof MIRRORED_STATS)[number];
 
 export type FlushThreadReport =
@@ -25,6 +25,10 @@ export type FlushThreadReport =
       leader: boolean;
       periodsCommitted: number;
       lastCommittedTs: number;
+      /** ms the last period this thread committed took, read to commit; null if none yet. */
+      lastFlushMs: number | null;
+      /** s from the last committed period's boundary to its commit; null if none yet. */
+      lastLagS: number | null;
       /** Each counter's increase since the thread's previous report: never negative, even across a restart. */
       deltas: Record<MirroredStat, number>;
       graphite: SelfStats['graphite'];
@@ -50,6 +54,8 @@ export class FlushHost {
   leader = false;
   periodsCommitted = 0;
   lastCommittedTs = 0;
+  lastFlushMs: number | null = null;
+  lastLagS: number | null = null;
 
   constructor(
     private readonly cfg: Config,
@@ -75,6 +81,8 @@ export class FlushHost {
           this.leader = m.leader;
           this.periodsCommitted = m.periodsCommitted;
           this.lastCommittedTs = m.lastCommittedTs;
+          this.lastFlushMs = m.lastFlushMs;
+          this.lastLagS = m.lastLagS;
           for (const k of MIRRORED_STATS) this.self[k] += m.deltas[k];
           this.self.graphite = m.graphite;
         }

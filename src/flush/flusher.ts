@@ -267,12 +267,12 @@ export class Flusher {
     switch (res.status) {
       case 'closed':
         if (res.clamped) this.self.valuesClamped += res.clamped;
-        this.log.debug({ periodMs: next }, 'period closed');
+        this.log.debug({ boundaryMs: next }, 'period closed');
         return 'closed';
       case 'not-leader':
         this.leader = false;
         this.known.reset();
-        this.log.warn({ periodMs: next }, 'close refused: the lease is no longer ours');
+        this.log.warn({ boundaryMs: next }, 'close refused: the lease is no longer ours');
         return 'not-leader';
       case 'out-of-order':
         return 'retry';
@@ -280,7 +280,7 @@ export class Flusher {
         if (now - next > this.cfg.leaseTtl) {
           this.waitLog.warn(() => ({
             msg: 'a period waits for a process that has not merged its samples of it yet',
-            fields: { periodMs: next, member: res.member, memberWatermarkMs: res.watermarkMs, overdueMs: now - next },
+            fields: { boundaryMs: next, member: res.member, memberWatermarkMs: res.watermarkMs, overdueMs: now - next },
           }));
         }
         return 'waiting';

@@ -257,6 +257,7 @@ export class ZmqServer {
         if (accepted === 0) this.badFrame('no valid item', '', decoded.text, false);
       }
     }
+    if (decoded.format !== 'statsd') self.zmqItemsReceived += accepted;
     if (decoded.format === 'statsd' && accepted === 0) this.badFrame('no valid statsd line', '', decoded.text, false);
     if (accepted > 0) self.lastMsgSeen = Math.round(Date.now() / 1000);
   }

@@ -15,7 +15,11 @@
  * - no period has been committed on this prefix, by any process, for three
  *   flush intervals, counted from the later of the last committed boundary
  *   (Keys.lastCommit, set by the commit script) and this process's start, so
- *   a fresh start is not down before it had the chance to commit.
+ *   a fresh start is not down before it had the chance to commit;
+ * - the outbox holds OUTBOX_FULL_SHARE (90 %) of outboxMaxBytes or more (when
+ *   that option is given): Carbon does not keep up, and at the bound each
+ *   commit drops the oldest lines (it trims to just under the bound, so the
+ *   bound itself is seldom reached exactly).
  *
  * It depends on narrow providers, not on the Store, FlushHost and Batcher
  * classes, so a test can feed it facts.
@@ -73,6 +77,8 @@ export interface HealthReport {
   leader: boolean;
   /** null when Redis did not answer. */
   outbox: { entries: number; bytes: number; oldestMs: number | null; oldestAgeMs: number | null } | null;
+  /** The outbox bound (outboxMaxBytes), or null when not given. */
+  outboxMaxBytes: number | null;
   /** Local batches waiting to be merged into Redis. */
   batchesWaiting: number;
   flushIntervalMs: number;
@@ -96,11 +102,16 @@ export interface HealthOptions {
   readonly pingTimeoutMs?: number;
   /** Periods without a commit after which health is down. */
   readonly stalePeriods?: number;
+  /** The outbox bound in bytes: at OUTBOX_FULL_SHARE of it or more, health is down. */
+  readonly outboxMaxBytes?: number;
   readonly now?: () => number;
 }
 
 const DEFAULT_PING_TIMEOUT_MS = 1000;
 const DEFAULT_STALE_PERIODS = 3;
+
+/** Share of outboxMaxBytes at which the outbox counts as full. */
+export const OUTBOX_FULL_SHARE = 0.9;
 
 export const OPERATOR_DOWN = 'set down by the operator (health down)';
 
@@ -151,6 +162,11 @@ export class HealthFacts {
         reasons.push(`no period committed for ${this.stalePeriods} flush intervals (${(this.stalePeriods * interval) / 1000} s); last committed period: ${last}`);
       }
     }
+    const maxBytes = this.opts.outboxMaxBytes ?? null;
+    if (outbox && maxBytes !== null && outbox.bytes >= OUTBOX_FULL_SHARE * maxBytes) {
+      const pct = Math.floor((100 * outbox.bytes) / maxBytes);
+      reasons.push(`the outbox is at ${pct} % of its bound: ${outbox.bytes} bytes of outboxMaxBytes ${maxBytes}; Carbon does not keep up, and at the bound each commit drops the oldest lines`);
+    }
     const l = this.losses;
     if (l.udpReadersStopped > 0) reasons.push(`${l.udpReadersStopped} udp reader(s) stopped after a socket error they could not clear (see the log); restart tallyd`);
     const byThis = this.flush?.lastCommittedTs ?? 0;
@@ -164,6 +180,7 @@ export class HealthFacts {
       lastCommittedByThisProcessS: byThis > 0 ? byThis : null,
       leader: this.flush?.leader ?? false,
       outbox,
+      outboxMaxBytes: maxBytes,
       batchesWaiting: this.batches?.backlog ?? 0,
       flushIntervalMs: interval,
       losses: {

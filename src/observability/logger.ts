@@ -32,7 +32,7 @@ interface PrettyOptions {
 }
 
 function prettyStream(destination: DestinationStream, colorize: boolean): DestinationStream {
-  // pino-pretty is CommonJS; loading it costs ~40 ms, so only the pretty format pays.
+  // pino-pretty is CommonJS; loading it takes a few tens of ms (bench/README.md, figures once quoted in src/), so only the pretty format pays.
   const pretty = createRequire(import.meta.url)('pino-pretty') as (opts: PrettyOptions) => DestinationStream;
   return pretty({
     destination,

@@ -34,6 +34,9 @@
  * | valuesClamped    | <prefixStats>.values_clamped | gauges clamped to +-Number.MAX_VALUE (batch, merge, close) and timer stats clamped when computed |
  * | batchesMerged, linesSent | (console `stats`)    | work done                                                        |
  * | mgmtRefused      | (console `stats`)            | console commands refused: mgmtMaxConcurrent running, or a change from a non-loopback address |
+ * | zmqItemsReceived | (HTTP /metrics)              | JSON items of ZeroMQ messages accepted (their statsd lines count in metrics_received) |
+ * | historyErrors    | <prefixStats>.history_errors | committed periods the flush thread failed to keep in Redis for the HTTP API (store/recent.ts) |
+ * | historySkipped   | <prefixStats>.history_skipped | committed periods not kept for the HTTP API: larger than http.historyMaxBytes, or too many waiting |
  *
  * statsd lines inside ZeroMQ messages count in metrics_received and bad_lines_seen like any others.
  */
@@ -49,6 +52,8 @@ export class SelfStats {
   carbonErrors = 0;
   linesSent = 0;
   zmqMessagesReceived = 0;
+  /** JSON items of ZeroMQ messages accepted (statsd lines in them count in the parser's metricsReceived). */
+  zmqItemsReceived = 0;
   zmqBadFrames = 0;
   zmqBadItems = 0;
   zmqOversized = 0;
@@ -67,6 +72,8 @@ export class SelfStats {
   namesForgotten = 0;
   /** This thread's clamps plus the flush thread's (mirrored by FlushHost). */
   valuesClamped = 0;
+  historyErrors = 0;
+  historySkipped = 0;
   /** unix seconds of the last good line (statsd's messages.last_msg_seen). */
   lastMsgSeen = Math.round(Date.now() / 1000);
   readonly startedAt = Math.round(Date.now() / 1000);

@@ -11,6 +11,8 @@ import type { Store } from '../store/store.js';
 import { ConsoleSink } from './console/console-sink.js';
 import { CarbonSink } from './graphite/carbon.js';
 import { GraphiteSink } from './graphite/graphite-sink.js';
+import { HistorySink } from './history/history-sink.js';
+import { RecentPeriods } from '../store/recent.js';
 
 export function buildSinks(config: Config, store: Store, leaderToken: () => string | null, self: SelfStats, log: Logger): PeriodSink[] {
   const sinks: PeriodSink[] = [];
@@ -24,5 +26,14 @@ export function buildSinks(config: Config, store: Store, leaderToken: () => stri
     sinks.push(new GraphiteSink(config, self, carbon));
   }
   if (config.backends.includes('console')) sinks.push(new ConsoleSink(config));
+  // The HTTP API's recent periods (store/recent.ts): kept only when the HTTP server is on.
+  if (config.http) sinks.push(new HistorySink(config, new RecentPeriods(store.redis, store.keys), historyBounds(config), self, log.child({ component: 'history' })));
   return sinks;
+}
+
+/** The Redis history's bounds from the config; hashes expire after twice the periods' span (at least an hour). */
+export function historyBounds(config: Config): { maxBytes: number; maxPeriods: number; ttlMs: number } {
+  const http = config.http;
+  const maxPeriods = http?.historyPeriods ?? 1;
+  return { maxBytes: http?.historyMaxBytes ?? 0, maxPeriods, ttlMs: Math.max(3_600_000, 2 * maxPeriods * config.flushInterval) };
 }

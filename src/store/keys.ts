@@ -128,6 +128,21 @@ export class Keys {
     return `${this.base}outbox_claim:${sink}`;
   }
 
+  /** Sorted set of the periods kept for the HTTP API (member and score: boundary ms); store/recent.ts. */
+  get recent(): string {
+    return `${this.base}recent`;
+  }
+
+  /** Hash: boundary ms -> bytes of Graphite lines of that kept period (what http.historyMaxBytes bounds). */
+  get recentBytes(): string {
+    return `${this.base}recent_bytes`;
+  }
+
+  /** Hash of one kept committed period: Graphite name -> value. */
+  recentPeriod(boundaryMs: number): string {
+    return `${this.base}recent:${boundaryMs}`;
+  }
+
   get lease(): string {
     return `${this.base}lease`;
   }

@@ -17,7 +17,7 @@ export const SCRIPTS = {
   ackOutbox: 'ackOutbox-5.lua',
   statOutbox: 'statOutbox-2.lua',
   lease: 'acquireLease-1.lua',
-  release: 'release-1.lua',
+  releaseLease: 'releaseLease-1.lua',
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
 

@@ -183,12 +183,12 @@ export class Store {
 
   /**
    * mergeBatch-15: fold a batch into the period it was received in
-   * (periodMs, the period's boundary) and record the member's watermark;
+   * (boundaryMs, the period's boundary) and record the member's watermark;
    * the period takes at most bound.maxNames distinct names.
    */
   async merge(
     batchId: string,
-    periodMs: number,
+    boundaryMs: number,
     memberId: string,
     watermarkMs: number,
     args: ScriptArg[],
@@ -198,14 +198,14 @@ export class Store {
     const k = this.keys;
     const res = (await this.run(
       'merge',
-      [k.merged, k.closed, k.members, k.open, k.period(periodMs, 'counters'), k.period(periodMs, 'timers'),
-        k.period(periodMs, 'timer_counts'), k.period(periodMs, 'sets'), k.period(periodMs, 'gauges'), k.outbox, k.outboxBytes,
-        k.gauges, k.period(periodMs, 'names'), k.period(periodMs, 'set_names'), k.mergedCounts(batchId)],
-      ([batchId, Date.now(), DEDUPE_WINDOW_MS, periodMs, memberId, watermarkMs, late ? '1' : '0', bound.maxNames, bound.exemptPrefix] as ScriptArg[]).concat(args),
+      [k.merged, k.closed, k.members, k.open, k.period(boundaryMs, 'counters'), k.period(boundaryMs, 'timers'),
+        k.period(boundaryMs, 'timer_counts'), k.period(boundaryMs, 'sets'), k.period(boundaryMs, 'gauges'), k.outbox, k.outboxBytes,
+        k.gauges, k.period(boundaryMs, 'names'), k.period(boundaryMs, 'set_names'), k.mergedCounts(batchId)],
+      ([batchId, Date.now(), DEDUPE_WINDOW_MS, boundaryMs, memberId, watermarkMs, late ? '1' : '0', bound.maxNames, bound.exemptPrefix] as ScriptArg[]).concat(args),
     ).catch(async (err: unknown) => {
       // Redis answers but no replica confirmed: this member is alive and still holds the batch's period, so the
       // leader must keep waiting for it (its retries are duplicates, which record no heartbeat).
-      if (err instanceof StoreError && err.code === 'EREDIS_WAIT') await this.heartbeat(memberId, Math.min(periodMs, watermarkMs)).catch(() => undefined);
+      if (err instanceof StoreError && err.code === 'EREDIS_WAIT') await this.heartbeat(memberId, Math.min(boundaryMs, watermarkMs)).catch(() => undefined);
       throw err;
     })) as Array<number | string>;
     const status = Number(res[0]);
@@ -240,7 +240,7 @@ export class Store {
   }
 
   async releaseLease(token: string): Promise<void> {
-    await this.run('release', [this.keys.lease], [token]);
+    await this.run('releaseLease', [this.keys.lease], [token]);
   }
 
   /** The last closed period (null before the first close) and the oldest period holding data (null when none). */
@@ -252,14 +252,14 @@ export class Store {
     return { closedMs: closed === null ? null : Number(closed), oldestOpenMs: open[0] === undefined ? null : Number(open[0]) };
   }
 
-  /** closePeriod-10: close period periodMs if it is next and every live member has merged its samples of it. */
-  async closePeriod(token: string, periodMs: number, memberTtlMs: number, steadySinceMs: number, nowMs = Date.now()): Promise<CloseOutcome> {
+  /** closePeriod-10: close period boundaryMs if it is next and every live member has merged its samples of it. */
+  async closePeriod(token: string, boundaryMs: number, memberTtlMs: number, steadySinceMs: number, nowMs = Date.now()): Promise<CloseOutcome> {
     const k = this.keys;
     const res = (await this.run(
       'close',
-      [k.lease, k.closed, k.members, k.open, k.pending, k.gauges, k.period(periodMs, 'gauges'), k.period(periodMs, 'gauge_values'),
-        k.period(periodMs, 'names'), k.period(periodMs, 'set_names')],
-      [token, periodMs, nowMs, memberTtlMs, steadySinceMs],
+      [k.lease, k.closed, k.members, k.open, k.pending, k.gauges, k.period(boundaryMs, 'gauges'), k.period(boundaryMs, 'gauge_values'),
+        k.period(boundaryMs, 'names'), k.period(boundaryMs, 'set_names')],
+      [token, boundaryMs, nowMs, memberTtlMs, steadySinceMs],
     )) as Array<number | string>;
     switch (Number(res[0])) {
       case 1:

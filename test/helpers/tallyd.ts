@@ -81,6 +81,19 @@ export async function waitForOutput(child: ChildTallyd, text: string, timeoutMs 
   }
 }
 
+/**
+ * The port a child's HTTP server bound (`http.port: 0` in tests): read from
+ * its "http listening" log line, so the child must log at info level or
+ * lower (`log: { level: 'info' }`).
+ */
+export async function waitForHttpPort(child: ChildTallyd, timeoutMs = 15_000): Promise<number> {
+  await waitForOutput(child, '"msg":"http listening"', timeoutMs);
+  const line = child.output().split('\n').find((l) => l.includes('"msg":"http listening"')) ?? '';
+  const port = Number(/"port":(\d+)/.exec(line)?.[1]);
+  if (!Number.isInteger(port) || port <= 0) throw new Error(`no port in tallyd's "http listening" line: ${line}`);
+  return port;
+}
+
 function withoutRedisUrl(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out = { ...env };
   delete out.REDIS_URL;

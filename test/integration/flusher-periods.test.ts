@@ -73,9 +73,9 @@ describe('flusher periods (injected clock, real redis)', () => {
     store = await Store.open(config.redis, log);
   }
 
-  async function merge(periodMs: number, member: string, watermarkMs: number, name: string, n: number): Promise<void> {
+  async function merge(boundaryMs: number, member: string, watermarkMs: number, name: string, n: number): Promise<void> {
     const id = `t:${++seq}`;
-    assert.deepEqual(await store.merge(id, periodMs, member, watermarkMs, encodeMerge(counterBatch(name, n), id)), { status: 'merged' });
+    assert.deepEqual(await store.merge(id, boundaryMs, member, watermarkMs, encodeMerge(counterBatch(name, n), id)), { status: 'merged' });
   }
 
   async function outboxText(): Promise<string> {
@@ -194,11 +194,11 @@ describe('flusher periods (injected clock, real redis)', () => {
     await setup({ deleteGauges: true });
     const P = (Math.floor(Date.now() / I) + 1) * I;
     await store.redis.set(store.keys.closed, String(P - I));
-    const g = async (periodMs: number, value: number, delta: boolean): Promise<void> => {
+    const g = async (boundaryMs: number, value: number, delta: boolean): Promise<void> => {
       const b = new Batch();
       b.gauge('dg.g', value, delta);
       const id = `g:${++seq}`;
-      await store.merge(id, periodMs, 'src', P + 3 * I, encodeMerge(b, id));
+      await store.merge(id, boundaryMs, 'src', P + 3 * I, encodeMerge(b, id));
     };
     await g(P, 5, false); // set in P, idle in P + I (deleted after it, as statsd does), +1 in P + 2I
     await g(P + 2 * I, 1, true);

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -119,7 +119,12 @@ describe('start and stop', () => {
   test('npm start -- <config>: rebuilds when a source changed, not again; SIGTERM to npm stops tallyd and frees its ports', async () => {
     const now = new Date();
     utimesSync(path.join(ROOT, 'src', 'main.ts'), now, now);
-    assert.match(await startAndTerm(['start', '--'], 'npm-start'), /building dist\/ \(sources changed since the last build\)/);
+    // 'dist/main.js is missing' on a checkout that was never built.
+    assert.match(await startAndTerm(['start', '--'], 'npm-start'), /building dist\/ \((sources changed since the last build|dist\/main\.js is missing)\)/);
+    // The launcher's build is npm run build's (scripts/build.mjs): the Lua scripts and the status page are there too.
+    for (const file of ['dist/store/scripts/mergeBatch-15.lua', 'dist/http/page/index.html']) {
+      assert.ok(existsSync(path.join(ROOT, file)), `${file} after the launcher's build`);
+    }
     const again = await startAndTerm(['start', '--'], 'npm-start-2');
     assert.doesNotMatch(again, /building dist/);
   });

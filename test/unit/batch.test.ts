@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Batch } from '../../src/aggregate/batch.js';
-import { encodeMerge, packSamples, type MergeArg } from '../../src/aggregate/merge-args.js';
+import { encodeMerge, type MergeArg } from '../../src/aggregate/merge-args.js';
+import { packSamples } from '../../src/store/sample-codec.js';
 import { KEY_SPAN } from '../../src/parse/key-intern.js';
 import type { SampleSink } from '../../src/parse/sample-sink.js';
 import { StatsdLineParser } from '../../src/parse/statsd-line.js';

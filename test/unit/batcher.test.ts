@@ -15,7 +15,7 @@ import { ManualClock } from '../helpers/manual-clock.js';
 class ScriptedTarget implements MergeTarget {
   merged: string[] = [];
   constructor(private readonly fail: (id: string, args: MergeArg[]) => Error | null) {}
-  async merge(batchId: string, _periodMs: number, _member: string, _watermarkMs: number, args: MergeArg[]): Promise<MergeOutcome> {
+  async merge(batchId: string, _boundaryMs: number, _member: string, _watermarkMs: number, args: MergeArg[]): Promise<MergeOutcome> {
     const err = this.fail(batchId, args);
     if (err) throw err;
     this.merged.push(args.map(String).join(' '));
@@ -78,14 +78,14 @@ test('a batch reaching maxBatchNames is merged before its tick, and every sample
 
 /** Records every merge with its period and the watermark sent along. */
 class PeriodTarget implements MergeTarget {
-  merges: Array<{ id: string; periodMs: number; watermarkMs: number; text: string }> = [];
+  merges: Array<{ id: string; boundaryMs: number; watermarkMs: number; text: string }> = [];
   heartbeats: number[] = [];
   left = false;
   /** Periods up to this one are closed: merges into them are refused as late. */
   closedMs = 0;
-  async merge(batchId: string, periodMs: number, _member: string, watermarkMs: number, args: MergeArg[]): Promise<MergeOutcome> {
-    if (periodMs <= this.closedMs) return { status: 'late', closedMs: this.closedMs };
-    this.merges.push({ id: batchId, periodMs, watermarkMs, text: args.map(String).join(' ') });
+  async merge(batchId: string, boundaryMs: number, _member: string, watermarkMs: number, args: MergeArg[]): Promise<MergeOutcome> {
+    if (boundaryMs <= this.closedMs) return { status: 'late', closedMs: this.closedMs };
+    this.merges.push({ id: batchId, boundaryMs, watermarkMs, text: args.map(String).join(' ') });
     return { status: 'merged' };
   }
   async heartbeat(_member: string, watermarkMs: number): Promise<void> {
@@ -113,8 +113,8 @@ test('a batch never spans two periods: the boundary seals it, and its merge carr
   await b.stop(2000);
   const before = target.merges.find((m) => m.text.includes('before 1'));
   const after = target.merges.find((m) => m.text.includes('after 1'));
-  assert.equal(before?.periodMs, 6 * I);
-  assert.equal(after?.periodMs, 7 * I);
+  assert.equal(before?.boundaryMs, 6 * I);
+  assert.equal(after?.boundaryMs, 7 * I);
   assert.equal(before?.watermarkMs, 7 * I, 'once merged, the process holds nothing older than the current period');
   assert.ok(target.heartbeats.includes(9 * I), 'an idle boundary is reported at once');
   assert.ok(target.left, 'a clean stop leaves the members');
@@ -130,6 +130,6 @@ test('a batch whose period closed while it waited goes into the oldest open peri
   b.counter('held', 3, 1);
   await b.stop(2000);
   assert.equal(target.merges.length, 1);
-  assert.equal(target.merges[0]?.periodMs, 8 * I);
+  assert.equal(target.merges[0]?.boundaryMs, 8 * I);
   assert.equal(self.lateSamples, 2);
 });

@@ -7,7 +7,7 @@ import { encodePeriod, encodePeriodSliced } from '../../src/sink/graphite/encode
 import { LineChunker, chunkLines } from '../../src/sink/graphite/chunk.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { RawPeriod } from '../../src/store/store.js';
-import { packSamples } from '../../src/aggregate/merge-args.js';
+import { packSamples } from '../../src/store/sample-codec.js';
 
 const base: BuildConfig = { deleteCounters: false, deleteTimers: false, deleteSets: false, prefixStats: 'statsd' };
 

@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runInNewContext } from 'node:vm';
-import { DEFAULTS } from '../../src/config/defaults.js';
+import { DEFAULT_HTTP, DEFAULTS } from '../../src/config/defaults.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { GRAPHITE_KEYS, REDIS_KEYS, TOP_LEVEL_KEYS, ZMQ_SERVER_KEYS } from '../../src/config/keys.js';
 import { loadConfig, MAX_CONFIG_BYTES, parseConfigText } from '../../src/config/load.js';
@@ -49,14 +49,15 @@ function configError(fn: () => unknown): ConfigError {
 }
 
 describe('shipped and statsd configs', () => {
-  it('loads config/tallyd.conf.js without warnings; everything but servers and graphiteHost is a default', () => {
+  it('loads config/tallyd.conf.js without warnings; everything but servers, graphiteHost and http is a default', () => {
     const { config, warnings } = load(SHIPPED);
     assert.deepEqual(warnings, []);
     assert.equal(config.source, SHIPPED);
     assert.deepEqual(config.servers.map((s) => (isZmqServer(s) ? [s.server, s.bind, s.type, s.mode] : [s.server, s.address, s.port])),
       [['udp', '0.0.0.0', 8125], ['tcp', '0.0.0.0', 8125], ['zmq', 'tcp://0.0.0.0:5555', 'sub', 'aggregate']]);
     assert.equal(config.graphiteHost, '127.0.0.1');
-    assert.deepEqual({ ...config, source: null, servers: DEFAULTS.servers, graphiteHost: null }, DEFAULTS);
+    assert.deepEqual(config.http, DEFAULT_HTTP); // on in the shipped config, off when absent
+    assert.deepEqual({ ...config, source: null, servers: DEFAULTS.servers, graphiteHost: null, http: null }, DEFAULTS);
   });
 
   it('documents every supported key in config/tallyd.conf.js', () => {
@@ -163,6 +164,17 @@ describe('statsd semantics', () => {
     assert.deepEqual(udp(load(null, { udpReader: 'dgram', servers: [{ port: 1 }, { port: 2, udpReader: 'native' }] }).config), ['dgram', 'native']);
     assert.equal(configError(() => load(null, { servers: [{ port: 1, udpReader: 'fast' }] })).message,
       'overrides: servers[0].udpReader: must be one of "auto", "native", "dgram", got "fast"');
+  });
+
+  it('http: off when absent or null, defaults per key, each key checked', () => {
+    assert.equal(load(null).config.http, null);
+    assert.equal(load(null, { http: null }).config.http, null);
+    assert.deepEqual(load(null, { http: {} }).config.http, DEFAULT_HTTP);
+    assert.deepEqual(load(null, { http: { port: 0, address: '::1' } }).config.http, { ...DEFAULT_HTTP, port: 0, address: '::1' });
+    assert.equal(configError(() => load(null, { http: { port: 70000 } })).message, 'overrides: http.port: must be an integer port number 0..65535, got 70000');
+    assert.equal(configError(() => load(null, { http: { historyMaxBytes: 0 } })).message, 'overrides: http.historyMaxBytes: must be a positive integer, got 0');
+    assert.equal(configError(() => load(null, { http: 8127 })).message, 'overrides: http: must be an object, got 8127');
+    assert.deepEqual(load(null, { http: { portt: 1 } }).warnings, ['overrides: http.portt: unknown key, ignored (did you mean port?)']);
   });
 
   it('uses the top-level port/address/server as the single server when servers is absent', () => {

@@ -78,6 +78,20 @@ describe('HealthFacts', () => {
     assert.match(r.reasons[0]!, /last committed period: none yet$/);
   });
 
+  it('is down when the outbox holds 90 % of its bound (outboxMaxBytes) or more, up below it', async () => {
+    const redis = fakeRedis(); // 300 bytes in the outbox
+    const opts = { flushIntervalMs: INTERVAL, operatorStatus: 'up' as const, pingTimeoutMs: 50, now: () => T0 };
+    const at = await new HealthFacts(redis, null, null, losses, { ...opts, outboxMaxBytes: 300 }).report();
+    assert.equal(at.status, 'down');
+    assert.deepEqual(at.reasons, ['the outbox is at 100 % of its bound: 300 bytes of outboxMaxBytes 300; Carbon does not keep up, and at the bound each commit drops the oldest lines']);
+    assert.equal(at.outboxMaxBytes, 300);
+    const near = await new HealthFacts(redis, null, null, losses, { ...opts, outboxMaxBytes: 333 }).report();
+    assert.deepEqual(near.reasons, ['the outbox is at 90 % of its bound: 300 bytes of outboxMaxBytes 333; Carbon does not keep up, and at the bound each commit drops the oldest lines']);
+    const below = await new HealthFacts(redis, null, null, losses, { ...opts, outboxMaxBytes: 334 }).report();
+    assert.equal(below.status, 'up');
+    assert.equal((await new HealthFacts(redis, null, null, losses, opts).report()).outboxMaxBytes, null);
+  });
+
   it('is down when redis does not answer, or answers the PING but hangs on a read', async () => {
     const { redis, facts } = setup();
     redis.down = 'redis connection is reconnecting';

@@ -1,5 +1,5 @@
 --[[
-release-1: give the lease up on a clean stop, only if it is ours.
+releaseLease-1: give the lease up on a clean stop, only if it is ours.
 
 KEYS[1] lease
 ARGV[1] token

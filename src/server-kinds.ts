@@ -1,20 +1,23 @@
 /**
- * The registry of server kinds: how each entry of `servers` becomes a
- * running server. Its config keys and their validation are declared with the
- * rest of the config (config/schema-servers.ts); this is the construction
- * side, one entry per kind, so the daemon starts every server through one
- * loop and a new kind is added here and in the schema, nowhere else.
+ * The registry of server kinds: udp, tcp and zmq (the entries of `servers`)
+ * and http (the `http` section). Their config keys and validation are
+ * declared with the rest of the config (config/schema-servers.ts,
+ * config/schema-sections.ts); this is the construction side, one entry per
+ * kind, so the daemon starts every server through two loops (ingest first,
+ * the reporting servers once health is known) and a new kind is added here
+ * and in the schema, nowhere else.
  */
 import cluster from 'node:cluster';
-import type { Batcher } from '../aggregate/batcher.js';
-import type { AnyServerConfig, ServerConfig, ZmqServerConfig } from '../config/types.js';
-import type { Logger } from '../observability/logger.js';
-import type { SelfStats } from '../observability/self-stats.js';
-import type { UdpDropsSampler } from '../observability/udp-drops.js';
-import type { StatsdLineParser } from '../parse/statsd-line.js';
-import { TcpServer } from './tcp.js';
-import { UdpServer } from './udp.js';
-import { ZmqServer } from './zmq.js';
+import type { Batcher } from './aggregate/batcher.js';
+import type { AnyServerConfig, Config, HttpConfig, ServerConfig, ZmqServerConfig } from './config/types.js';
+import { type HttpParts, startHttp } from './http/start-http.js';
+import { TcpServer } from './ingest/tcp.js';
+import { UdpServer } from './ingest/udp.js';
+import { ZmqServer } from './ingest/zmq.js';
+import type { Logger } from './observability/logger.js';
+import type { SelfStats } from './observability/self-stats.js';
+import type { UdpDropsSampler } from './observability/udp-drops.js';
+import type { StatsdLineParser } from './parse/statsd-line.js';
 
 /** What every kind's servers get from the daemon. */
 export interface IngestContext {
@@ -35,6 +38,8 @@ export interface ListeningPorts {
   /** Endpoints the ZeroMQ sockets bound, e.g. `tcp://0.0.0.0:5555`, with the real port when 0 was asked. */
   zmq: string[];
   mgmt: number;
+  /** The HTTP server's port; null when `http` is not configured. */
+  http: number | null;
 }
 
 export interface StartedServer {
@@ -92,4 +97,38 @@ export function startServer(cfg: AnyServerConfig, ctx: IngestContext, log: Logge
   // The mapped type pairs each kind with its config; TypeScript cannot follow the pairing through the index.
   const kind = KINDS[cfg.server] as ServerKindEntry<AnyServerConfig>;
   return kind.start(cfg, ctx, log, listening);
+}
+
+/** What the servers that report on the daemon get: its parts, once they run. */
+export interface ReportingContext extends HttpParts {
+  /** This process is the first (or only) one: reporting servers run there only, as ZeroMQ does. */
+  readonly firstWorker: boolean;
+}
+
+interface ReportingKindEntry<C> {
+  /** The configs of this kind in a Config (none when its section is absent). */
+  configs(cfg: Config): ReadonlyArray<C>;
+  start(cfg: C, ctx: ReportingContext, log: Logger, listening: Listening): Promise<void>;
+}
+
+const http: ReportingKindEntry<HttpConfig> = {
+  configs: (cfg) => (cfg.http ? [cfg.http] : []),
+  async start(cfg, ctx, log, listening) {
+    // In the first cluster worker only: its /metrics counters are one process's, and must not come from a different
+    // worker at each scrape.
+    if (!ctx.firstWorker) return;
+    const server = await startHttp(cfg, ctx, log);
+    listening.track(server);
+    listening.ports.http = server.port;
+  },
+};
+
+/** The servers that report on the daemon (started once health is known, stopped after the last flush). */
+const REPORTING_KINDS = { http } as const;
+
+/** Starts every reporting server the config asks for. */
+export async function startReportingServers(cfg: Config, ctx: ReportingContext, log: Logger, listening: Listening): Promise<void> {
+  for (const [name, kind] of Object.entries(REPORTING_KINDS)) {
+    for (const c of kind.configs(cfg)) await kind.start(c, ctx, log.child({ component: name }), listening);
+  }
 }
