@@ -186,6 +186,14 @@ at most 1 MiB.
   redis: {
     // redis:// or rediss:// (TLS); user, password and db number go in the URL.
     url: "redis://127.0.0.1:6379",
+    // A Redis Cluster instead of url (not both): its seed nodes, "host:port".
+    // nodes: ["10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"],
+    // Replicas that must confirm (WAIT) each merge before it counts;
+    // default 1 with nodes, 0 without. 0: a master killed right after a merge
+    // may lose it on failover (counts silently missing).
+    // waitReplicas: 1,
+    // ms a WAIT may block; an unconfirmed merge is kept and retried.
+    // waitTimeout: 1000,
     // Prefix of every key; tallyd adds a layout version and a {shard} hash tag.
     keyPrefix: "tallyd:",
     // ms without a reply after which a Redis command fails: a Redis that

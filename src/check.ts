@@ -9,7 +9,7 @@ import { DEFAULTS } from './config/defaults.js';
 import type { Config } from './config/types.js';
 import { nativeAddon, nativeBuildHelp } from './native/addon.js';
 import { planRedis } from './store/embedded-redis.js';
-import { probeRedis } from './store/probe.js';
+import { probeCluster, probeRedis } from './store/probe.js';
 
 export interface CheckReport {
   ok: boolean;
@@ -37,7 +37,9 @@ async function checkRedis(cfg: Config, timeoutMs: number): Promise<{ ok: boolean
   if (plan.kind === 'embed') {
     return { ok: true, line: `redis ${redactUrl(cfg.redis.url)}: not used: ${plan.why}; tallyd would start a private ${plan.bin} with its data in ${plan.dir} (redis.embedded)` };
   }
-  const probe = await probeRedis(cfg.redis.url, cfg.redis.keyPrefix, timeoutMs);
+  const probe = cfg.redis.nodes.length > 0
+    ? await probeCluster(cfg.redis.nodes, cfg.redis.keyPrefix, timeoutMs)
+    : await probeRedis(cfg.redis.url, cfg.redis.keyPrefix, timeoutMs);
   return { ok: probe.ok, line: probe.text };
 }
 

@@ -4,6 +4,7 @@
  */
 import { describe } from './describe.js';
 import { bool, count, custom, defaultsOf, type Field, int, millis, oneOf, port, type Resolved, section, str } from './field.js';
+import { readNodes, readWaitReplicas } from './schema-redis.js';
 import { redactUrl } from './redact.js';
 
 export const GRAPHITE_FIELDS = {
@@ -40,6 +41,14 @@ export const REDIS_FIELDS = {
     if (/[{}]/.test(keyPrefix)) c.problem(`${p}.${k}`, `must not contain { or } (tallyd adds the hash tag), got ${describe(keyPrefix)}`);
     return keyPrefix;
   }),
+  nodes: custom<ReadonlyArray<string>>(Object.freeze([]), {
+    defaultText: 'none', doc: 'a Redis Cluster\'s seed nodes (`["host:port", ...]`): tallyd opens a Cluster client; not together with `url`',
+  }, readNodes),
+  waitReplicas: custom(0, {
+    defaultText: '1 with `nodes`, else 0',
+    doc: 'replicas that must confirm (`WAIT`) each merge before it counts (commits are waited for too); 0 risks losing acknowledged merges on a failover',
+  }, readWaitReplicas),
+  waitTimeout: millis(1000, { doc: 'ms a `WAIT` may block; a merge not confirmed in time is kept and retried (merged at most once)' }),
   commandTimeout: millis(10000, {
     doc: 'ms without a reply after which a Redis command fails; each is counted (`statsd.redis_timeouts`) and logged, and the batch is kept '
       + 'and retried (merged at most once), so a Redis that hangs without closing the connection is noticed',

@@ -6,7 +6,8 @@
  * command may still run in Redis later; every write tallyd retries is
  * idempotent (merges carry a batch id, periods are committed once).
  */
-import type { Redis } from 'ioredis';
+import type { Command } from 'ioredis';
+import type { RedisClient } from './client.js';
 import type { Logger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 
@@ -22,13 +23,13 @@ export function isCommandTimeout(err: unknown): boolean {
  * command nobody awaits no longer shows as an unhandled rejection; the
  * Store awaits all of its commands.
  */
-export function watchCommandTimeouts(redis: Redis, commandTimeoutMs: number, log: Logger, onTimeout: () => void): void {
+export function watchCommandTimeouts(redis: RedisClient, commandTimeoutMs: number, log: Logger, onTimeout: () => void): void {
   const limited = new RateLimitedLog(log);
   let count = 0;
-  const send = redis.sendCommand.bind(redis);
-  redis.sendCommand = ((...args: Parameters<Redis['sendCommand']>) => {
-    const command = args[0];
-    const p = send(...args);
+  const target = redis as { sendCommand(command: Command, ...rest: unknown[]): unknown };
+  const send = target.sendCommand.bind(redis);
+  target.sendCommand = (command: Command, ...rest: unknown[]) => {
+    const p = send(command, ...rest);
     command.promise.then(undefined, (err: unknown) => {
       if (!isCommandTimeout(err)) return;
       count++;
@@ -39,5 +40,5 @@ export function watchCommandTimeouts(redis: Redis, commandTimeoutMs: number, log
       }));
     });
     return p;
-  }) as Redis['sendCommand'];
+  };
 }

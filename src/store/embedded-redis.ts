@@ -84,7 +84,7 @@ export type RedisPlan =
  * applies to (DEFAULTS.redis.url; a test passes its own).
  */
 export async function planRedis(cfg: RedisConfig, defaultUrl: string, env: NodeJS.ProcessEnv = process.env): Promise<RedisPlan> {
-  if (cfg.embedded === 'never') return { kind: 'configured' };
+  if (cfg.embedded === 'never' || cfg.nodes.length > 0) return { kind: 'configured' }; // a Redis Cluster is never a trial
   if (cfg.embedded === 'auto') {
     if (cfg.url !== defaultUrl) return { kind: 'configured' };
     // Only when nothing listens: a Redis that is slow or refuses us is the operator's, and its error says so.

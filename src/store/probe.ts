@@ -3,7 +3,7 @@
  * server's version, and which key layouts the prefix holds (this tallyd's,
  * another version's, or none). Read-only; one short connection, no retries.
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { redactUrl } from '../config/redact.js';
 import { LAYOUT_VERSION } from './keys.js';
 
@@ -36,6 +36,61 @@ async function layoutsUnder(redis: Redis, keyPrefix: string): Promise<{ versions
   return { versions, complete: false };
 }
 
+/** What the prefix holds, as a sentence: this layout, others, none. */
+function describeData(keyPrefix: string, versions: Set<number>, complete: boolean): string {
+  const ours = versions.has(LAYOUT_VERSION);
+  versions.delete(LAYOUT_VERSION);
+  const others = [...versions].sort((a, b) => a - b).map((v) => `v${v}`);
+  let data = ours ? `holds tallyd data of this layout (v${LAYOUT_VERSION})` : `holds no tallyd data of layout v${LAYOUT_VERSION} yet`;
+  if (others.length > 0) data += `; also data of layout ${others.join(', ')}, which this tallyd does not read`;
+  if (!complete) data += ' (sampled the first keys only)';
+  return `key prefix ${JSON.stringify(keyPrefix)} ${data}`;
+}
+
+/**
+ * The same look at a Redis Cluster (redis.nodes): its state (CLUSTER INFO),
+ * how many masters, the version, and the prefix's layouts, scanned on every master.
+ */
+export async function probeCluster(nodes: ReadonlyArray<string>, keyPrefix: string, timeoutMs: number): Promise<RedisProbe> {
+  const where = `cluster nodes ${nodes.join(',')}`;
+  const cluster = new Cluster(nodes.map((n) => {
+    const colon = n.lastIndexOf(':');
+    const host = n.slice(0, colon);
+    return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(n.slice(colon + 1)) };
+  }), {
+    lazyConnect: true,
+    clusterRetryStrategy: () => null,
+    slotsRefreshTimeout: timeoutMs,
+    redisOptions: { connectTimeout: timeoutMs, commandTimeout: timeoutMs, maxRetriesPerRequest: 0, connectionName: `tallyd-check:${process.pid}` },
+  });
+  let lastError: Error | undefined;
+  cluster.on('error', (err: Error) => {
+    lastError = err;
+  });
+  try {
+    await cluster.connect();
+    const masters = cluster.nodes('master');
+    const first = masters[0];
+    if (first === undefined) return { ok: false, text: `redis ${where}: no master known` };
+    const state = /cluster_state:(\w+)/.exec(await first.cluster('INFO'))?.[1] ?? 'unknown';
+    const version = /redis_version:([^\r\n]+)/.exec(await first.info('server'))?.[1] ?? 'unknown';
+    const versions = new Set<number>();
+    let complete = true;
+    for (const m of masters) {
+      const found = await layoutsUnder(m, keyPrefix);
+      for (const v of found.versions) versions.add(v);
+      complete &&= found.complete;
+    }
+    const text = `redis ${where}: reachable, Redis ${version}, ${masters.length} masters, cluster_state ${state}; ${describeData(keyPrefix, versions, complete)}`;
+    return { ok: state === 'ok', text };
+  } catch (err) {
+    const why = (lastError ?? (err as Error)).message;
+    return { ok: false, text: `redis ${where}: unreachable: ${why}` };
+  } finally {
+    cluster.disconnect();
+  }
+}
+
 export async function probeRedis(url: string, keyPrefix: string, timeoutMs: number): Promise<RedisProbe> {
   const where = redactUrl(url);
   const redis = new Redis(url, {
@@ -57,13 +112,7 @@ export async function probeRedis(url: string, keyPrefix: string, timeoutMs: numb
     const info = await redis.info('server');
     const version = /redis_version:([^\r\n]+)/.exec(info)?.[1] ?? 'unknown';
     const { versions, complete } = await layoutsUnder(redis, keyPrefix);
-    const ours = versions.has(LAYOUT_VERSION);
-    versions.delete(LAYOUT_VERSION);
-    const others = [...versions].sort((a, b) => a - b).map((v) => `v${v}`);
-    let data = ours ? `holds tallyd data of this layout (v${LAYOUT_VERSION})` : `holds no tallyd data of layout v${LAYOUT_VERSION} yet`;
-    if (others.length > 0) data += `; also data of layout ${others.join(', ')}, which this tallyd does not read`;
-    if (!complete) data += ' (sampled the first keys only)';
-    return { ok: true, text: `redis ${where}: reachable, Redis ${version}; key prefix ${JSON.stringify(keyPrefix)} ${data}` };
+    return { ok: true, text: `redis ${where}: reachable, Redis ${version}; ${describeData(keyPrefix, versions, complete)}` };
   } catch (err) {
     const why = (lastError ?? (err as Error)).message;
     return { ok: false, text: `redis ${where}: unreachable: ${why}` };

@@ -21,7 +21,7 @@
  * round trips, since they run on the ingest thread.
  */
 import { setImmediate as turn } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './client.js';
 import type { Keys } from './keys.js';
 
 /** Fields per HSET when writing a period, and per HSCAN round trip when searching one. */
@@ -56,7 +56,7 @@ function execOrThrow(replies: Array<[Error | null, unknown]> | null): void {
 
 export class RecentPeriods {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
   ) {}
 

@@ -5,7 +5,7 @@
  * ./scripts/includes/<file>.lua (Lua shared by several scripts, never copied).
  */
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './client.js';
 import { StoreError } from './errors.js';
 
 export const SCRIPTS = {
@@ -43,7 +43,12 @@ export function scriptSource(file: string): string {
   return lua.replace(INCLUDE, (_line, inc: string) => readFileSync(new URL(`./scripts/includes/${inc}`, import.meta.url), 'utf8'));
 }
 
-export async function loadScripts(redis: Redis): Promise<Record<ScriptName, ScriptFn>> {
+/** The ioredis command a script is defined as (for pipelines). */
+export function scriptCommand(name: ScriptName): string {
+  return `tallyd_${name}`;
+}
+
+export async function loadScripts(redis: RedisClient): Promise<Record<ScriptName, ScriptFn>> {
   const fns = {} as Record<ScriptName, ScriptFn>;
   for (const [name, file] of Object.entries(SCRIPTS) as [ScriptName, string][]) {
     const lua = scriptSource(file);
@@ -52,7 +57,7 @@ export async function loadScripts(redis: Redis): Promise<Record<ScriptName, Scri
     } catch (err) {
       throw new StoreError('ESCRIPT', `Lua script ${file} failed to load: ${(err as Error).message}`, { cause: err });
     }
-    const cmd = `tallyd_${name}`;
+    const cmd = scriptCommand(name);
     redis.defineCommand(cmd, { numberOfKeys: numKeys(file), lua });
     const bound = (redis as unknown as Record<string, ScriptFn>)[cmd];
     if (!bound) throw new StoreError('ESCRIPT', `defineCommand did not register ${cmd}`);

@@ -4,15 +4,16 @@
  * pipelined. Methods map one-to-one onto the steps of DESIGN.md's data flow.
  */
 import { redisNumber } from './redis-number.js';
-import { Redis } from 'ioredis';
+import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import { redactUrl } from '../config/redact.js';
 import type { RedisConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import { withTimeout } from '../clock.js';
 import { isCommandTimeout, watchCommandTimeouts } from './command-timeouts.js';
+import { clusterTransient, createClient, runConfirmed, type RedisClient, type WaitPolicy } from './client.js';
 import { StoreError } from './errors.js';
 import { FIELD_SEP, Keys, KNOWN_TYPES, OUTBOX_READER, type KnownType } from './keys.js';
-import { loadScripts, type ScriptArg, type ScriptFn, type ScriptName } from './scripts.js';
+import { loadScripts, scriptCommand, type ScriptArg, type ScriptFn, type ScriptName } from './scripts.js';
 
 /** A closed period as stored: the flusher turns it into PeriodData. */
 export interface RawPeriod {
@@ -93,7 +94,19 @@ export const SEEN_TYPES = [...KNOWN_TYPES, 'gauges'] as const;
 export type SeenType = (typeof SEEN_TYPES)[number];
 
 /** What Store.open needs of RedisConfig; commandTimeout defaults to DEFAULT_COMMAND_TIMEOUT_MS. */
-export type StoreConnectConfig = Pick<RedisConfig, 'url' | 'keyPrefix'> & { readonly commandTimeout?: number };
+export type StoreConnectConfig = Pick<RedisConfig, 'url' | 'keyPrefix'> & Partial<Pick<RedisConfig, 'nodes' | 'waitReplicas' | 'waitTimeout'>>
+  & { readonly commandTimeout?: number };
+
+/**
+ * Scripts WAITed for with redis.waitReplicas (see client.ts). A merge counts
+ * only once confirmed: its samples exist nowhere else. A commit is WAITed for
+ * too (the leader goes no faster than its replica), but an unconfirmed one
+ * still counts as done and is logged: its result (what the outbox bound
+ * dropped, the console sink's period) must not be lost to a retry that finds
+ * it committed, and if the master dies before passing it on, the replica still
+ * holds the period pending, so the next leader computes and sends it again.
+ */
+const CONFIRMED: ReadonlySet<ScriptName> = new Set(['merge', 'commit']);
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 
@@ -105,9 +118,11 @@ const KNOWN_SLICE = 5000;
 
 export class Store {
   private constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     readonly keys: Keys,
     private readonly scripts: Record<ScriptName, ScriptFn>,
+    private readonly wait: WaitPolicy,
+    private readonly commitWait: WaitPolicy,
   ) {}
 
   /**
@@ -117,14 +132,9 @@ export class Store {
    */
   static async open(cfg: StoreConnectConfig, log: Logger, connectTimeoutMs = 5000, onCommandTimeout: () => void = () => {}): Promise<Store> {
     const commandTimeout = cfg.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS;
-    const redis = new Redis(cfg.url, {
-      commandTimeout,
-      lazyConnect: true,
-      maxRetriesPerRequest: 2,
-      enableAutoPipelining: false,
-      retryStrategy: (times) => Math.min(times * 200, 2000),
-      connectionName: `tallyd:${process.pid}`,
-    });
+    const redis = createClient(cfg, commandTimeout);
+    const where = cfg.nodes !== undefined && cfg.nodes.length > 0 ? `redis cluster nodes ${cfg.nodes.join(',')}` : redactUrl(cfg.url);
+    const wait: WaitPolicy = { replicas: cfg.waitReplicas ?? 0, timeoutMs: cfg.waitTimeout ?? 1000 };
     watchCommandTimeouts(redis, commandTimeout, log, onCommandTimeout);
     let lastError: Error | undefined;
     redis.on('error', (err: Error) => {
@@ -135,7 +145,7 @@ export class Store {
     } catch (err) {
       redis.disconnect();
       const why = (lastError ?? (err as Error)).message;
-      throw new StoreError('EREDIS_UNREACHABLE', `redis unreachable at ${redactUrl(cfg.url)}: ${why}`, { cause: err });
+      throw new StoreError('EREDIS_UNREACHABLE', `redis unreachable at ${where}: ${why}`, { cause: err });
     }
     let warned = false;
     redis.on('error', (err: Error) => {
@@ -147,15 +157,28 @@ export class Store {
       warned = false;
     });
     try {
-      return new Store(redis, new Keys(cfg.keyPrefix), await loadScripts(redis));
+      const unconfirmed = new RateLimitedLog(log);
+      const commitWait: WaitPolicy = { ...wait, onUnconfirmed: (acked) => unconfirmed.warn(() => ({
+        msg: 'a commit was not confirmed by redis.waitReplicas replicas within redis.waitTimeout; counted as done (a failover would recompute it)',
+        fields: { acked, waitReplicas: wait.replicas, waitTimeout: wait.timeoutMs },
+      })) };
+      return new Store(redis, new Keys(cfg.keyPrefix), await loadScripts(redis), wait, commitWait);
     } catch (err) {
       redis.disconnect();
       throw err;
     }
   }
 
-  private run(name: ScriptName, keys: string[], args: ScriptArg[]): Promise<unknown> {
-    return this.scripts[name]((keys as ScriptArg[]).concat(args));
+  private async run(name: ScriptName, keys: string[], args: ScriptArg[]): Promise<unknown> {
+    const keysAndArgs = (keys as ScriptArg[]).concat(args);
+    if (this.wait.replicas > 0 && CONFIRMED.has(name)) {
+      return runConfirmed(this.redis, scriptCommand(name), keysAndArgs, name === 'commit' ? this.commitWait : this.wait);
+    }
+    try {
+      return await this.scripts[name](keysAndArgs);
+    } catch (err) {
+      throw clusterTransient(this.redis, err);
+    }
   }
 
   /**
@@ -179,7 +202,12 @@ export class Store {
         k.period(boundaryMs, 'timer_counts'), k.period(boundaryMs, 'sets'), k.period(boundaryMs, 'gauges'), k.outbox, k.outboxBytes,
         k.gauges, k.period(boundaryMs, 'names'), k.period(boundaryMs, 'set_names'), k.mergedCounts(batchId)],
       ([batchId, Date.now(), DEDUPE_WINDOW_MS, boundaryMs, memberId, watermarkMs, late ? '1' : '0', bound.maxNames, bound.exemptPrefix] as ScriptArg[]).concat(args),
-    )) as Array<number | string>;
+    ).catch(async (err: unknown) => {
+      // Redis answers but no replica confirmed: this member is alive and still holds the batch's period, so the
+      // leader must keep waiting for it (its retries are duplicates, which record no heartbeat).
+      if (err instanceof StoreError && err.code === 'EREDIS_WAIT') await this.heartbeat(memberId, Math.min(boundaryMs, watermarkMs)).catch(() => undefined);
+      throw err;
+    })) as Array<number | string>;
     const status = Number(res[0]);
     if (status === -2) return { status: 'late', closedMs: Number(res[1]) };
     const dropped = Number(res[1] ?? 0);

@@ -113,7 +113,7 @@ describe('file formats', () => {
     assert.deepEqual({ ...json.config, source: null }, { ...yaml.config, source: null });
     assert.deepEqual(statsdServers(json.config).map((s) => [s.server, s.address]), [['udp', '0.0.0.0'], ['tcp', '127.0.0.1']]);
     assert.deepEqual(json.config.histogram, [{ metric: 'render', bins: [0.1, 1, 10, 'inf'] }]);
-    assert.deepEqual(json.config.redis, { url: 'redis://10.0.0.5:6380/2', keyPrefix: 'app:', commandTimeout: 10000, embedded: 'auto' });
+    assert.deepEqual(json.config.redis, { url: 'redis://10.0.0.5:6380/2', keyPrefix: 'app:', nodes: [], waitReplicas: 0, waitTimeout: 1000, commandTimeout: 10000, embedded: 'auto' });
   });
 
   it('strips module.exports / export default / parentheses without moving line numbers', () => {
@@ -238,7 +238,7 @@ describe('layering', () => {
     assert.deepEqual([config.redis.url, config.redis.keyPrefix, config.flushInterval, config.log.level],
       ['rediss://tallyd:6380', 'env:', 2000, 'debug']);
     const over = load(file, { 'redis.keyPrefix': 'flag:', redis: { url: 'redis://flag:1' } }, env).config;
-    assert.deepEqual(over.redis, { url: 'redis://flag:1', keyPrefix: 'flag:', commandTimeout: 10000, embedded: 'auto' });
+    assert.deepEqual(over.redis, { url: 'redis://flag:1', keyPrefix: 'flag:', nodes: [], waitReplicas: 0, waitTimeout: 1000, commandTimeout: 10000, embedded: 'auto' });
     assert.equal(load(file, {}, { REDIS_URL: '' }).config.redis.url, 'redis://10.0.0.5:6380/2');
   });
 
@@ -246,6 +246,24 @@ describe('layering', () => {
     assert.equal(load(file, { 'redis.commandTimeout': 250 }).config.redis.commandTimeout, 250);
     assert.equal(configError(() => load(file, { 'redis.commandTimeout': 0 })).message,
       'overrides: redis.commandTimeout: must be a positive integer number of milliseconds, got 0');
+  });
+
+  it('reads redis.nodes (a Redis Cluster): host:port entries, not with url; waitReplicas 1 by default with nodes, 0 without', () => {
+    const cluster = load(null, { redis: { nodes: ['127.0.0.1:7000', 'redis-b.local:7001', '[::1]:7002'] } }).config.redis;
+    assert.deepEqual([cluster.nodes, cluster.waitReplicas, cluster.waitTimeout], [['127.0.0.1:7000', 'redis-b.local:7001', '[::1]:7002'], 1, 1000]);
+    assert.equal(load(null).config.redis.waitReplicas, 0);
+    assert.equal(load(null, { redis: { nodes: ['h:1'], waitReplicas: 0, waitTimeout: 50 } }).config.redis.waitReplicas, 0);
+    assert.equal(configError(() => load(null, { redis: { url: 'redis://h:6379', nodes: ['h:7000'] } })).message,
+      'overrides: redis.url: redis.url and redis.nodes are both set: use url for a single Redis, nodes for a Redis Cluster, not both');
+    assert.equal(configError(() => load(null, { redis: { nodes: ['h:7000', 'h', 'h:70000', 7000] } })).message, [
+      'overrides: redis.nodes[1]: must be "host:port" (port 1..65535), got "h"',
+      'overrides: redis.nodes[2]: must be "host:port" (port 1..65535), got "h:70000"',
+      'overrides: redis.nodes[3]: must be "host:port" (port 1..65535), got 7000',
+    ].join('\n'));
+    assert.equal(configError(() => load(null, { redis: { nodes: [] } })).message,
+      'overrides: redis.nodes: must list at least one "host:port" (or leave it out for a single Redis at url)');
+    assert.equal(configError(() => load(null, { redis: { nodes: ['h:1'], waitReplicas: -1 } })).message,
+      'overrides: redis.waitReplicas: must be an integer 0..16 (replicas that confirm each merge), got -1');
   });
 
   it('names the environment variable behind a bad value', () => {
