@@ -124,6 +124,8 @@ export class Daemon {
 
   private async doStop(): Promise<void> {
     const log = this.log;
+    // Down from now on: /readyz answers 503 while the process drains (the HTTP server stops last).
+    if (this.health) this.health.stopping = true;
     await this.udpDrops?.stop(); // the last sample, while the sockets are still open
     // stopTimeout bounds the whole stop: half at most to merge the last batches, the rest to close, commit and drain.
     const deadline = Date.now() + this.cfg.stopTimeout;

@@ -12,6 +12,8 @@
  * - Redis does not answer a PING within pingTimeoutMs (or the connection is
  *   not ready);
  * - a native UDP reader stopped after a socket error it could not clear;
+ * - the process is stopping (its clean stop began: /readyz turns 503 while
+ *   it drains, so a load balancer sends elsewhere);
  * - no period has been committed on this prefix, by any process, for three
  *   flush intervals, counted from the later of the last committed boundary
  *   (Keys.lastCommit, set by the commit script) and this process's start, so
@@ -115,9 +117,13 @@ export const OUTBOX_FULL_SHARE = 0.9;
 
 export const OPERATOR_DOWN = 'set down by the operator (health down)';
 
+export const STOPPING = 'stopping (SIGTERM or SIGINT): draining, then exiting';
+
 export class HealthFacts {
   /** The operator's word (console `health up|down`). */
   operatorStatus: HealthStatus;
+  /** Set when the process starts its clean stop: down from then on, so a load balancer stops sending (HTTP /readyz). */
+  stopping = false;
   private readonly startedAtMs: number;
   private readonly now: () => number;
   private readonly pingTimeoutMs: number;
@@ -140,6 +146,7 @@ export class HealthFacts {
   async report(): Promise<HealthReport> {
     const reasons: string[] = [];
     if (this.operatorStatus === 'down') reasons.push(OPERATOR_DOWN);
+    if (this.stopping) reasons.push(STOPPING);
     const redis: HealthReport['redis'] = { answers: false, pingMs: null, error: null };
     let lastCommitMs: number | null = null;
     let outbox: HealthReport['outbox'] = null;

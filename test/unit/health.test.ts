@@ -1,7 +1,7 @@
 /** HealthFacts from fake providers and an injected clock: each rule, and the report is plain JSON. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HealthFacts, OPERATOR_DOWN, type LossFacts, type RedisFacts } from '../../src/observability/health.js';
+import { HealthFacts, OPERATOR_DOWN, STOPPING, type LossFacts, type RedisFacts } from '../../src/observability/health.js';
 
 const INTERVAL = 10_000;
 const T0 = 1_764_860_000_000;
@@ -104,6 +104,15 @@ describe('HealthFacts', () => {
     redis.hang = true;
     r = await facts.report();
     assert.deepEqual(r.reasons, ['redis does not answer: no reply within 50 ms']);
+  });
+
+  it('is down once the process is stopping, so a load balancer stops sending while it drains', async () => {
+    const { facts } = setup();
+    assert.equal((await facts.report()).status, 'up');
+    facts.stopping = true;
+    const r = await facts.report();
+    assert.equal(r.status, 'down');
+    assert.deepEqual(r.reasons, [STOPPING]);
   });
 
   it("lets the operator's down win, and up hand the decision back to the facts", async () => {
