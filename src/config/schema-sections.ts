@@ -48,10 +48,21 @@ export const REDIS_FIELDS = {
     defaultText: '1 with `nodes`, else 0',
     doc: 'replicas that must confirm (`WAIT`) each merge before it counts (commits are waited for too); 0 risks losing acknowledged merges on a failover',
   }, readWaitReplicas),
-  waitTimeout: millis(1000, { doc: 'ms a `WAIT` may block; a merge not confirmed in time is kept and retried (merged at most once)' }),
   commandTimeout: millis(10000, {
     doc: 'ms without a reply after which a Redis command fails; each is counted (`statsd.redis_timeouts`) and logged, and the batch is kept '
       + 'and retried (merged at most once), so a Redis that hangs without closing the connection is noticed',
+  }),
+  waitTimeout: custom(1000, {
+    defaultText: '1000 (at most half of `commandTimeout`)',
+    doc: 'ms a `WAIT` may block; a merge not confirmed in time is kept and retried (merged at most once). Less than `commandTimeout`: a '
+      + 'WAIT holds the connection the heartbeats and the console share',
+  }, (c, o, k, p, done) => {
+    const commandTimeout = done['commandTimeout'] as number;
+    const fallback = Math.max(1, Math.min(1000, Math.floor(commandTimeout / 2)));
+    const ms = c.millis(o, k, p, fallback);
+    if (ms < commandTimeout || o[k] === undefined) return ms;
+    c.problem(`${p}.${k}`, `must be less than redis.commandTimeout (${commandTimeout}), got ${ms}`);
+    return fallback;
   }),
   embedded: oneOf<'auto' | 'always' | 'never'>('auto', ['auto', 'always', 'never'], {
     doc: 'a private `redis-server` (from PATH) for a trial: `auto` when `redis.url` is the default and nothing listens there, `always`, or `never`. '

@@ -37,6 +37,31 @@ describe('redis.waitReplicas', () => {
     await cleanup(prefix);
   });
 
+  test('a batch retried for longer than the 15-minute dedupe window (a long replica outage) still merges once', async () => {
+    const b = new Batch();
+    b.counter('window.c', 5, 1);
+    const args = encodeMerge(b, 'W:1');
+    await assert.rejects(waiting.merge('W:1', P1, 'mW', P2, args)); // ran on the master; WAIT saw no replica
+    const realNow = Date.now;
+    try {
+      for (const minutes of [10, 20, 30]) {
+        Date.now = () => realNow() + minutes * 60_000;
+        // Another member's merge trims ids older than the window from the dedupe set...
+        const o = new Batch();
+        o.counter('window.other', 1, 1);
+        assert.deepEqual(await plain.merge(`O:${minutes}`, P1, 'mO', P2, encodeMerge(o, `O:${minutes}`)), { status: 'merged' });
+        // ...but every retry of W:1 renewed its id, so it is still a duplicate.
+        await assert.rejects(waiting.merge('W:1', P1, 'mW', P2, args));
+      }
+    } finally {
+      Date.now = realNow;
+      // Their heartbeats are in the future now: gone, so the next tests' periods do not wait for them.
+      await plain.leave('mW');
+      await plain.leave('mO');
+    }
+    assert.equal(await openCounter(prefix, 'window.c'), 5);
+  });
+
   test('a merge no replica confirmed is an EREDIS_WAIT StoreError; its retries count once; the heartbeat holds its period', async () => {
     const r = client();
     try {

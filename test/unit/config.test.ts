@@ -444,3 +444,12 @@ describe('ZeroMQ servers', () => {
       'overrides: server: ZeroMQ servers are entries of servers, e.g. servers: [{ server: "zmq", bind: "tcp://0.0.0.0:5555" }]');
   });
 });
+
+describe('redis.waitTimeout', () => {
+  it('defaults to 1000 ms, at most half of redis.commandTimeout; set at or above commandTimeout it is an error', () => {
+    assert.equal(load(null).config.redis.waitTimeout, 1000);
+    assert.equal(load(null, { 'redis.commandTimeout': 250 }).config.redis.waitTimeout, 125);
+    assert.equal(configError(() => load(null, { 'redis.waitTimeout': 3000, 'redis.commandTimeout': 1000 })).message,
+      'overrides: redis.waitTimeout: must be less than redis.commandTimeout (1000), got 3000');
+  });
+});

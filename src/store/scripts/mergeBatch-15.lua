@@ -83,6 +83,10 @@ local function clampGauge(x)
 end
 local now = tonumber(ARGV[2])
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  -- A retry keeps its id (and its counts) another window from now: a batch retried for longer than one window (an
+  -- unconfirmed WAIT during a long replica outage) must still merge once.
+  redis.call('ZADD', KEYS[1], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[15], ARGV[3])
   local counts = redis.call('GET', KEYS[15])
   if not counts then return {0, 0, 0} end
   local sp = string.find(counts, ' ', 1, true)
