@@ -12,7 +12,7 @@ export const SCRIPTS = {
   merge: 'mergeBatch-15.lua',
   close: 'closePeriod-10.lua',
   commit: 'commitPeriod-14.lua',
-  forgetIdle: 'forgetIdle-8.lua',
+  forgetIdle: 'forgetIdle-11.lua',
   claimOutbox: 'claimOutbox-4.lua',
   ackOutbox: 'ackOutbox-5.lua',
   statOutbox: 'statOutbox-2.lua',

@@ -398,19 +398,26 @@ export class Store {
     return { seen: { counters: times('counters', counters), timers: times('timers', timers), sets: times('sets', sets), gauges: g }, unrecorded };
   }
 
-  /** forgetIdle-8: forgets the given names whose stored last-seen time is before cutoffMs. null: not the leader. */
+  /**
+   * forgetIdle-11: forgets the given names whose stored last-seen time is before cutoffMs, but no gauge with an op in a
+   * period still open (the script checks it was given every open period). null: not the leader.
+   */
   async forgetIdle(
     token: string,
     cutoffMs: number,
     lists: Record<SeenType, readonly string[]>,
   ): Promise<{ forgotten: number; removed: number; versionBefore: string; versionAfter: string } | null> {
     const k = this.keys;
-    const args: ScriptArg[] = [token, cutoffMs];
+    const open = await this.redis.zrange(k.open, 0, 1);
+    const args: ScriptArg[] = [token, cutoffMs, open[0] ?? '', open[1] ?? ''];
+    // Any key of the same hash tag stands in for a period that is not there (the script reads nothing from it then).
+    const gaugeKey = (b: string | undefined): string => k.period(b === undefined ? 0 : Number(b), 'gauges');
     for (const t of SEEN_TYPES) {
       args.push(lists[t].length);
       for (const name of lists[t]) args.push(name);
     }
-    const res = (await this.run('forgetIdle', [k.lease, k.known('counters'), k.known('timers'), k.known('sets'), k.gauges, k.gaugeTtl, k.gaugeSeen, k.knownVersion], args)) as Array<number | string>;
+    const res = (await this.run('forgetIdle', [k.lease, k.known('counters'), k.known('timers'), k.known('sets'), k.gauges, k.gaugeTtl, k.gaugeSeen,
+      k.knownVersion, k.open, gaugeKey(open[0]), gaugeKey(open[1])], args)) as Array<number | string>;
     if (Number(res[0]) !== 1) return null;
     return { forgotten: Number(res[1]), removed: Number(res[2]), versionBefore: String(res[3] ?? ''), versionAfter: String(res[4] ?? '') };
   }

@@ -140,4 +140,34 @@ describe('forgetIdleAfter', () => {
     assert.equal(self.namesForgotten, 0);
     assert.match(await outboxText(z), /^stats_counts\.old\.c 0 3000$/m);
   });
+  test('a gauge with a delta in a period still open is not forgotten: the delta lands on its value, not on 0', async () => {
+    const p = testPrefix('forget-race');
+    const st = await Store.open({ url: REDIS_URL, keyPrefix: p }, log);
+    try {
+      const P1 = 1_000_000;
+      const P2 = 1_001_000;
+      assert.equal(await st.tryAcquireLease('tok', 60_000), 2);
+      const set = new Batch();
+      set.gauge('race.g', 100, false);
+      await st.merge('G:1', P1, 'm', P2, encodeMerge(set, 'G:1'));
+      await st.leave('m');
+      assert.equal((await st.closePeriod('tok', P1, 3000, 0)).status, 'closed');
+      await st.rememberSeen({ gauges: ['race.g'] }, Date.now() - 10 * 3_600_000); // last seen 10 h ago
+      const delta = new Batch();
+      delta.gauge('race.g', 1, true); // +1 received now, in the open period P2
+      await st.merge('G:2', P2, 'm', P2 + 1000, encodeMerge(delta, 'G:2'));
+      const res = await st.forgetIdle('tok', Date.now() - 3_600_000, { counters: [], timers: [], sets: [], gauges: ['race.g'] });
+      assert.deepEqual({ forgotten: res?.forgotten, removed: res?.removed }, { forgotten: 0, removed: 0 });
+      await st.leave('m');
+      assert.equal((await st.closePeriod('tok', P2, 3000, 0)).status, 'closed');
+      assert.equal(await st.redis.hget(st.keys.gauges, 'race.g'), '101');
+      // With no op pending, the same idle gauge is forgotten.
+      const again = await st.forgetIdle('tok', Date.now() - 3_600_000, { counters: [], timers: [], sets: [], gauges: ['race.g'] });
+      assert.equal(again?.forgotten, 1);
+      assert.equal(await st.redis.hget(st.keys.gauges, 'race.g'), null);
+    } finally {
+      await st.quit();
+      await cleanup(p);
+    }
+  });
 });

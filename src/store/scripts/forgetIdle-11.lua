@@ -1,9 +1,13 @@
 --[[
-forgetIdle-8: forget names idle since before a cutoff (forgetIdleAfter), as a
+forgetIdle-11: forget names idle since before a cutoff (forgetIdleAfter), as a
 statsd restart would: they leave known:* (no more re-emission) and a gauge
 leaves the persistent gauges. Fenced by the lease. Each name is checked again
 here against its stored last-seen time, so a name seen after the leader chose
-it stays.
+it stays. A gauge with an op in a period still open (merged, not closed: its
+last-seen time is written only at commit) stays too, or its delta would be
+applied to 0 at close: the caller passes the gauges hashes of the two oldest
+open periods, and when more periods are open than it passed, or others, no
+gauge is forgotten this time (the next sweep tries again).
 
 KEYS[1] lease            string the leader's token
 KEYS[2] known:counters   hash   name -> last seen (ms)
@@ -13,9 +17,13 @@ KEYS[5] gauges           hash   persistent gauges
 KEYS[6] gauge_ttl        hash   remaining flushes per gauge (deleteGauges)
 KEYS[7] gauge_seen       hash   gauge name -> last seen (ms)
 KEYS[8] known_version    string bumped when names leave known:*
+KEYS[9] open             zset   periods merged into and not closed yet
+KEYS[10], KEYS[11] p:<P>:gauges of the two oldest open periods (any key of the
+        same hash tag when fewer are open)
 
 ARGV[1] lease token, ARGV[2] cutoff (ms): a name whose stored last-seen time
-is older is idle. Then four sections (counters, timers, sets, gauges), each
+is older is idle. ARGV[3], ARGV[4]: the boundaries (ms) of KEYS[10] and
+KEYS[11], '' for none. Then four sections (counters, timers, sets, gauges), each
 n, name * n. A gauge with no last-seen time (from before it was recorded) is
 idle when the leader says so.
 
@@ -30,7 +38,16 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then
 end
 local cutoff = tonumber(ARGV[2])
 local forgotten, removed = 0, 0
-local i = 3
+-- The gauge sweep runs only when KEYS[10..11] are every open period's gauges.
+local open = redis.call('ZRANGE', KEYS[9], 0, -1)
+local passed = {}
+if ARGV[3] ~= '' then passed[#passed + 1] = ARGV[3] end
+if ARGV[4] ~= '' then passed[#passed + 1] = ARGV[4] end
+local gaugesChecked = #open <= #passed
+for j = 1, #open do
+  if open[j] ~= passed[j] then gaugesChecked = false end
+end
+local i = 5
 for t = 2, 4 do
   local n = tonumber(ARGV[i]); i = i + 1
   for j = i, i + n - 1 do
@@ -44,9 +61,11 @@ for t = 2, 4 do
   i = i + n
 end
 local n = tonumber(ARGV[i]); i = i + 1
+if not gaugesChecked then n = 0 end
 for j = i, i + n - 1 do
   local seen = redis.call('HGET', KEYS[7], ARGV[j])
-  if not seen or (tonumber(seen) or 0) < cutoff then
+  local pending = redis.call('HEXISTS', KEYS[10], ARGV[j]) == 1 or redis.call('HEXISTS', KEYS[11], ARGV[j]) == 1
+  if not pending and (not seen or (tonumber(seen) or 0) < cutoff) then
     -- forgotten when it held a value (a gauge deleteGauges removed leaves only its last-seen time)
     local had = redis.call('HDEL', KEYS[5], ARGV[j])
     redis.call('HDEL', KEYS[6], ARGV[j])
