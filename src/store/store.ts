@@ -426,10 +426,11 @@ export class Store {
     return this.redis.hgetall(this.keys.gaugeTtl);
   }
 
-  /** commitPeriod-14: publish the period's chunks (and what the outbox bound dropped), drop its state, note the commit. */
+  /** commitPeriod-16: publish the period's chunks (and what the outbox bound dropped), drop its state, note the commit. */
   async commit(token: string, ts: number, p: CommitPayload): Promise<CommitResult> {
     const k = this.keys;
-    const keys = [k.lease, k.pending, k.outbox, k.gauges, k.gaugeTtl, k.lastCommit, ...k.periodKeys(ts), k.outboxBytes, k.outboxClaim(OUTBOX_READER)];
+    const keys = [k.lease, k.pending, k.outbox, k.gauges, k.gaugeTtl, k.lastCommit, ...k.periodKeys(ts), k.outboxBytes, k.outboxClaim(OUTBOX_READER),
+      k.period(ts, 'names'), k.period(ts, 'set_names')];
     // Built with loops, not spreads: these lists can hold a million names.
     const args: ScriptArg[] = [token, ts, p.outboxMaxBytes, p.chunks.length];
     const append = (list: readonly string[]): void => {

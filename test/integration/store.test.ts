@@ -254,3 +254,30 @@ describe('known names (statsd re-emits idle counters as 0)', () => {
     assert.match(third, /^stats_counts\.k\.b 0 3000$/m);
   });
 });
+
+describe('a period closed by an older tallyd (before the name bound)', () => {
+  const prefix = testPrefix('store-mixed');
+  let s: Store;
+  before(async () => {
+    s = await Store.open({ url: REDIS_URL, keyPrefix: prefix }, log);
+  });
+  after(async () => {
+    await s.quit();
+    await cleanup(prefix);
+  });
+
+  test("leaves no name-count key behind: the commit unlinks the period's names and set_names too", async () => {
+    assert.equal(await s.tryAcquireLease('tok', 60_000), 2);
+    const b = new Batch();
+    b.counter('mixed.c', 1, 1);
+    await s.merge('X:1', P1, 'm', P2, encodeMerge(b, 'X:1'));
+    await s.leave('m');
+    assert.equal((await s.closePeriod('tok', P1, TTL, 0)).status, 'closed');
+    // What an older close (closePeriod-8, which did not know them) leaves behind after a newer tallyd merged.
+    await s.redis.set(s.keys.period(P1, 'names'), '1');
+    await s.redis.hset(s.keys.period(P1, 'set_names'), 'x', '1');
+    const payload = { chunks: [], gaugeTtl: [], gaugeDeletes: [], outboxMaxBytes: 1 << 20 };
+    assert.equal((await s.commit('tok', P1, payload)).status, 1);
+    assert.equal(await s.redis.exists(s.keys.period(P1, 'names'), s.keys.period(P1, 'set_names')), 0);
+  });
+});

@@ -1,5 +1,5 @@
 --[[
-commitPeriod-14: publish a computed (closed) period and drop its state, fenced by
+commitPeriod-16: publish a computed (closed) period and drop its state, fenced by
 the lease, exactly once per period. (The period's new names were added to
 known:* before this, in short HSETs: Store.rememberSeen.)
 
@@ -7,6 +7,8 @@ KEYS[1] lease   KEYS[2] pending   KEYS[3] outbox   KEYS[4] gauges
 KEYS[5] gauge_ttl   KEYS[6] last_commit (set to ts)
 KEYS[7..12] p:<ts>:{counters,timers,timer_counts,sets,gauges,gauge_values}
 KEYS[13] outbox_bytes   KEYS[14] outbox_claim:<sink> (the outbox reader's claim)
+KEYS[15..16] p:<ts>:{names,set_names}: closePeriod-10 deletes them; unlinked
+        here too, for a period closed by a tallyd older than the name bound
 
 ARGV[1] lease token, ARGV[2] ts (the period's boundary, ms), ARGV[3] outbox
 bound (bytes), then sections:
@@ -44,6 +46,7 @@ end
 for k = 7, 12 do
   redis.call('UNLINK', KEYS[k]) -- freed in the background: a big period never stalls Redis
 end
+redis.call('UNLINK', KEYS[15], KEYS[16])
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[6], ARGV[2])
 local lines, bytes = outbox_trim(KEYS[3], KEYS[13], KEYS[14], tonumber(ARGV[3]))
