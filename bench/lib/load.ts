@@ -198,7 +198,7 @@ export class Corpus {
 }
 
 /** xorshift32: the same corpus on every machine and run. */
-function xorshift(seed: number): () => number {
+export function xorshift(seed: number): () => number {
   let x = seed >>> 0 || 1;
   return () => {
     x ^= x << 13;

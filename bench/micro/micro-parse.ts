@@ -42,6 +42,7 @@ import { deflateSync } from 'node:zlib';
 import { ZmqServer } from '../../src/ingest/zmq.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { SelfStats } from '../../src/observability/self-stats.js';
+import { xorshift } from '../lib/load.js';
 
 type Type = 'c' | 'ms' | 'g' | 's';
 
@@ -80,18 +81,6 @@ const MIXES: Record<string, Record<Type, number>> = {
 const NAMES = 1000;
 const CORPUS_LINES = 32_768;
 const UNIQUE_LINES = 262_144;
-
-function xorshift(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 function buildScenario(spec: string): Scenario {
   const z = /^zmq-(\d+)$/.exec(spec);

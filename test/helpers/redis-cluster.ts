@@ -8,63 +8,52 @@
  * MIGRATE, SETSLOT NODE) so a test can hold a slot mid-migration. Always
  * stop() it in an after hook: every process is killed by pid.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { execFile } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { freePort, sleep } from './carbon.js';
-import { pingOnce, REDIS_SERVER_BIN } from './redis-server.js';
+import { REDIS_SERVER_BIN, RedisServer } from './redis-server.js';
 
 export const REDIS_CLI_BIN = process.env.REDIS_CLI_BIN ?? '/usr/bin/redis-cli';
 /** cluster-node-timeout (ms): how long a master may be silent before its replica takes over. */
 export const NODE_TIMEOUT_MS = 2000;
 
+/** One node: a RedisServer (test/helpers/redis-server.ts) with the cluster options, AOF on. */
 export class ClusterNode {
-  private proc: ChildProcess | null = null;
-  private exited: Promise<void> = Promise.resolve();
-  private log = '';
-
-  constructor(
-    readonly port: number,
+  private constructor(
+    private readonly server: RedisServer,
     readonly busPort: number,
-    readonly dir: string,
   ) {}
+
+  /** A node on port and busPort in a fresh temp dir, not started yet (launch() starts it). */
+  static async create(port: number, busPort: number): Promise<ClusterNode> {
+    const args = ['--cluster-port', String(busPort), '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf',
+      '--cluster-node-timeout', String(NODE_TIMEOUT_MS)];
+    return new ClusterNode(await RedisServer.create({ port, aof: true, args }), busPort);
+  }
+
+  get port(): number {
+    return this.server.port;
+  }
+
+  get dir(): string {
+    return this.server.dir;
+  }
 
   get addr(): string {
     return `127.0.0.1:${this.port}`;
   }
 
   get running(): boolean {
-    return this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null;
+    return this.server.running;
   }
 
   output(): string {
-    return this.log;
+    return this.server.output();
   }
 
-  async launch(timeoutMs = 10_000): Promise<void> {
-    const args = ['--port', String(this.port), '--cluster-port', String(this.busPort), '--bind', '127.0.0.1', '--protected-mode', 'no',
-      '--dir', this.dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--cluster-enabled', 'yes',
-      '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(NODE_TIMEOUT_MS)];
-    const proc = spawn(REDIS_SERVER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc = proc;
-    proc.stdout?.on('data', (d: Buffer) => (this.log += d.toString()));
-    proc.stderr?.on('data', (d: Buffer) => (this.log += d.toString()));
-    this.exited = new Promise<void>((resolve) => {
-      proc.once('exit', () => resolve());
-      proc.once('error', (err) => {
-        this.log += `spawn error: ${err.message}\n`;
-        resolve();
-      });
-    });
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (!this.running) throw new Error(`redis-server (cluster) on ${this.port} exited:\n${this.log}`);
-      if (await pingOnce(this.port)) return;
-      if (Date.now() > deadline) throw new Error(`redis-server (cluster) on ${this.port} did not answer PING:\n${this.log}`);
-      await sleep(25);
-    }
+  /** Starts the node (again, after kill9(): with AOF its data comes back); waits for PING. */
+  launch(): Promise<void> {
+    return this.server.restart();
   }
 
   /** One command on a fresh connection (no retries): the node's own answer. */
@@ -80,25 +69,13 @@ export class ClusterNode {
   }
 
   /** kill -9, and wait until the process is gone. */
-  async kill9(): Promise<void> {
-    const pid = this.proc?.pid;
-    if (pid === undefined || !this.running) throw new Error(`redis-server (cluster) on ${this.port} is not running`);
-    process.kill(pid, 'SIGKILL');
-    await this.exited;
+  kill9(): Promise<void> {
+    return this.server.kill9();
   }
 
-  /** Kills by pid if running (idempotent). */
-  async stop(): Promise<void> {
-    const pid = this.proc?.pid;
-    if (pid !== undefined && this.running) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-      await this.exited;
-    }
-    this.proc = null;
+  /** Kills by pid if running and removes the node's dir (idempotent). */
+  stop(): Promise<void> {
+    return this.server.stop();
   }
 }
 
@@ -166,9 +143,7 @@ export class RedisCluster {
       const ports = new Set<number>();
       while (ports.size < 12) ports.add(await freePort());
       const list = [...ports];
-      for (let i = 0; i < 6; i++) {
-        nodes.push(new ClusterNode(list[i] as number, list[i + 6] as number, mkdtempSync(path.join(tmpdir(), 'tallyd-cluster-'))));
-      }
+      for (let i = 0; i < 6; i++) nodes.push(await ClusterNode.create(list[i] as number, list[i + 6] as number));
       await Promise.all(nodes.map((n) => n.launch()));
       await new Promise<void>((resolve, reject) => {
         execFile(REDIS_CLI_BIN, ['--cluster', 'create', ...nodes.map((n) => n.addr), '--cluster-replicas', '1', '--cluster-yes'],
@@ -318,9 +293,6 @@ export class RedisCluster {
 
   /** Kills every node by pid and removes their dirs. Idempotent; safe after a failed start. */
   async stop(): Promise<void> {
-    for (const n of this.nodes) {
-      await n.stop();
-      rmSync(n.dir, { recursive: true, force: true });
-    }
+    for (const n of this.nodes) await n.stop();
   }
 }

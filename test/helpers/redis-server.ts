@@ -20,6 +20,10 @@ export interface RedisServerOptions {
   startTimeoutMs?: number;
   /** A redis.conf given before the options above (which override it), e.g. deploy/redis.conf. */
   configFile?: string;
+  /** The port to listen on (default: a free one). */
+  port?: number;
+  /** More redis-server options, after the others (e.g. a cluster node's). */
+  args?: readonly string[];
 }
 
 /** Sends PING on a fresh connection; true when +PONG comes back within timeoutMs. */
@@ -47,6 +51,7 @@ export class RedisServer {
   readonly dir: string;
   readonly aof: boolean;
   private readonly configFile: string | undefined;
+  private readonly extraArgs: readonly string[];
   private proc: ChildProcess | null = null;
   private exited: Promise<void> = Promise.resolve();
   private log = '';
@@ -57,13 +62,19 @@ export class RedisServer {
     this.dir = dir;
     this.aof = opts.aof ?? false;
     this.configFile = opts.configFile;
+    this.extraArgs = opts.args ?? [];
     this.startTimeoutMs = opts.startTimeoutMs ?? 10_000;
+  }
+
+  /** A server on a free port (or opts.port) in a fresh temp dir, not started yet: restart() starts it. */
+  static async create(opts: RedisServerOptions = {}): Promise<RedisServer> {
+    const port = opts.port ?? (await freePort());
+    return new RedisServer(port, mkdtempSync(path.join(tmpdir(), 'tallyd-redis-')), opts);
   }
 
   /** Starts a server on a free port in a fresh temp dir and waits until it answers PING. */
   static async start(opts: RedisServerOptions = {}): Promise<RedisServer> {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tallyd-redis-'));
-    const server = new RedisServer(await freePort(), dir, opts);
+    const server = await RedisServer.create(opts);
     try {
       await server.launch();
     } catch (err) {
@@ -90,6 +101,7 @@ export class RedisServer {
     const a = this.configFile === undefined ? [] : [this.configFile];
     a.push('--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--dir', this.dir, '--protected-mode', 'no');
     if (this.aof) a.push('--appendonly', 'yes', '--appendfsync', 'always');
+    a.push(...this.extraArgs);
     return a;
   }
 
@@ -112,6 +124,10 @@ export class RedisServer {
       if (Date.now() > deadline) throw new Error(`redis-server on ${this.port} did not answer PING within ${this.startTimeoutMs} ms:\n${this.log}`);
       await new Promise((r) => setTimeout(r, 25));
     }
+  }
+
+  get running(): boolean {
+    return this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null;
   }
 
   private signal(sig: NodeJS.Signals): void {
