@@ -196,6 +196,12 @@ at most 1 MiB.
     // waitTimeout: 1000,
     // Prefix of every key; tallyd adds a layout version and a {shard} hash tag.
     keyPrefix: "tallyd:",
+    // Logical shards the state is split into by a hash of each name: each
+    // has its own keys, merge and flushing leader, so merging spreads over a
+    // Redis Cluster's masters and flushing over the tallyd processes.
+    // Recorded in Redis at first start; another value then refuses to start
+    // (1 is the layout of tallyd before shards).
+    shards: 16,
     // ms without a reply after which a Redis command fails: a Redis that
     // hangs without dropping the connection is noticed, logged and counted
     // (statsd.redis_timeouts), and the batch is retried.

@@ -36,10 +36,15 @@ export const REDIS_FIELDS = {
     }
     return url;
   }),
-  keyPrefix: custom('tallyd:', { doc: 'processes sharing a prefix act as one; keys are `<prefix>v2:{0}:<name>`' }, (c, o, k, p) => {
+  keyPrefix: custom('tallyd:', { doc: 'processes sharing a prefix act as one; keys are `<prefix>v2:{<shard tag>}:<name>` (`{0}` with one shard)' }, (c, o, k, p) => {
     const keyPrefix = c.str(o, k, p, 'tallyd:');
     if (/[{}]/.test(keyPrefix)) c.problem(`${p}.${k}`, `must not contain { or } (tallyd adds the hash tag), got ${describe(keyPrefix)}`);
     return keyPrefix;
+  }),
+  shards: int(16, 1, 1024, 'an integer from 1 to 1024', {
+    doc: 'logical shards the state is split into by a hash of each name: each has its own keys (hash tag), merge and flushing leader, so '
+      + 'merging spreads over a Redis Cluster\'s masters and flushing over the tallyd processes. Recorded in Redis at first start; a process '
+      + 'with another value refuses to start. 1 is the layout of tallyd before shards (keys `<prefix>v2:{0}:...`)',
   }),
   nodes: custom<ReadonlyArray<string>>(Object.freeze([]), {
     defaultText: 'none', doc: 'a Redis Cluster\'s seed nodes (`["host:port", ...]`): tallyd opens a Cluster client; not together with `url`',

@@ -32,8 +32,35 @@ export const FIELD_SEP = '\n';
 export class Keys {
   readonly base: string;
 
-  constructor(keyPrefix: string, shard = '0') {
-    this.base = `${keyPrefix}v${LAYOUT_VERSION}:{${shard}}:`;
+  /** tag: the shard's hash tag (shards.ts); '0' with one shard. */
+  constructor(keyPrefix: string, tag = '0') {
+    this.base = `${keyPrefix}v${LAYOUT_VERSION}:{${tag}}:`;
+  }
+
+  /** The number of shards the prefix's state was created with (store.ts checks it at start); no hash tag. */
+  static shardsRecord(keyPrefix: string): string {
+    return `${keyPrefix}v${LAYOUT_VERSION}:shards`;
+  }
+
+  /** Every key of a prefix, all shards (tests' cleanup, the console's inspection). */
+  static prefixPattern(keyPrefix: string): string {
+    return `${keyPrefix}v${LAYOUT_VERSION}:*`;
+  }
+
+  /**
+   * Hash on shard 0: flush thread token -> "<heartbeat ms>": the processes that may lead shards
+   * (rendezvous hashing over the live ones, flush/shard-leases.ts).
+   */
+  get flushers(): string {
+    return `${this.base}flushers`;
+  }
+
+  /**
+   * Hash on each shard: period boundary ms -> "<numStats> <processing ms>" of that shard's committed period, written by
+   * its commit and read by shard 0's leader, which emits the fleet's self-metrics for the period once (flusher.ts).
+   */
+  get fleet(): string {
+    return `${this.base}fleet`;
   }
 
   /** One part of the period ending at boundaryMs (samples received in [boundaryMs - flushInterval, boundaryMs)). */

@@ -12,6 +12,7 @@ import { withTimeout } from '../clock.js';
 import { isCommandTimeout, watchCommandTimeouts } from './command-timeouts.js';
 import { clusterTransient, createClient, runConfirmed, type RedisClient, type WaitPolicy } from './client.js';
 import { StoreError } from './errors.js';
+import { ShardMap } from './shards.js';
 import { FIELD_SEP, Keys, KNOWN_TYPES, OUTBOX_READER, type KnownType } from './keys.js';
 import { loadScripts, scriptCommand, type ScriptArg, type ScriptFn, type ScriptName } from './scripts.js';
 
@@ -94,7 +95,7 @@ export const SEEN_TYPES = [...KNOWN_TYPES, 'gauges'] as const;
 export type SeenType = (typeof SEEN_TYPES)[number];
 
 /** What Store.open needs of RedisConfig; commandTimeout defaults to DEFAULT_COMMAND_TIMEOUT_MS. */
-export type StoreConnectConfig = Pick<RedisConfig, 'url' | 'keyPrefix'> & Partial<Pick<RedisConfig, 'nodes' | 'waitReplicas' | 'waitTimeout'>>
+export type StoreConnectConfig = Pick<RedisConfig, 'url' | 'keyPrefix'> & Partial<Pick<RedisConfig, 'nodes' | 'waitReplicas' | 'waitTimeout' | 'shards'>>
   & { readonly commandTimeout?: number };
 
 /**
@@ -116,14 +117,39 @@ const SCAN_COUNT = 5000;
 /** Names per HSET when remembering known names: a million new names never become one long command. */
 const KNOWN_SLICE = 5000;
 
+/**
+ * One shard's view of the state (DESIGN "Shards"): every method works on the
+ * keys of `this.shard`. Store.open returns shard 0; `shards` lists every
+ * shard's Store (all sharing one connection), `shardOf` says which one holds
+ * a name. With one shard (redis.shards: 1) this is the layout of tallyd
+ * before shards.
+ */
 export class Store {
+  /** Every shard's Store, in shard order (this one among them); set by Store.open. */
+  shards: readonly Store[] = [this];
+
   private constructor(
     readonly redis: RedisClient,
     readonly keys: Keys,
     private readonly scripts: Record<ScriptName, ScriptFn>,
     private readonly wait: WaitPolicy,
     private readonly commitWait: WaitPolicy,
+    /** This store's shard index. */
+    readonly shard = 0,
+    /** Maps names to shards (shards.ts). */
+    readonly shardMap: ShardMap = new ShardMap(1),
+    readonly keyPrefix = '',
   ) {}
+
+  /** The shard (index) a stored name, or a passthrough line, belongs to. */
+  shardOf(name: string): number {
+    return this.shardMap.of(name);
+  }
+
+  /** The Store of the shard holding name. */
+  storeFor(name: string): Store {
+    return this.shards[this.shardMap.of(name)] as Store;
+  }
 
   /**
    * Connects and loads the scripts; one clear error when Redis can't be reached.
@@ -162,7 +188,12 @@ export class Store {
         msg: 'a commit was not confirmed by redis.waitReplicas replicas within redis.waitTimeout; counted as done (a failover would recompute it)',
         fields: { acked, waitReplicas: wait.replicas, waitTimeout: wait.timeoutMs },
       })) };
-      return new Store(redis, new Keys(cfg.keyPrefix), await loadScripts(redis), wait, commitWait);
+      const scripts = await loadScripts(redis);
+      const count = await checkShards(redis, cfg.keyPrefix, cfg.shards ?? 1);
+      const map = new ShardMap(count);
+      const shards = map.tags.map((tag, i) => new Store(redis, new Keys(cfg.keyPrefix, tag), scripts, wait, commitWait, i, map, cfg.keyPrefix));
+      for (const st of shards) st.shards = shards;
+      return shards[0] as Store;
     } catch (err) {
       redis.disconnect();
       throw err;
@@ -572,6 +603,28 @@ export class Store {
       this.redis.disconnect();
     }
   }
+}
+
+/**
+ * Records the prefix's number of shards at its first start and refuses another: a name's shard, hence
+ * its keys, depends on it. A state from tallyd before shards (keys under `{0}`, no record) counts as one.
+ * Returns count.
+ */
+async function checkShards(redis: RedisClient, keyPrefix: string, count: number): Promise<number> {
+  const record = Keys.shardsRecord(keyPrefix);
+  let recorded = await redis.get(record);
+  if (recorded === null) {
+    const legacy = new Keys(keyPrefix, '0');
+    const old = count === 1 ? 0 : await redis.exists(legacy.lastCommit, legacy.open, legacy.pending, legacy.gauges, legacy.outbox, legacy.known('counters'));
+    await redis.set(record, String(old > 0 ? 1 : count), 'NX');
+    recorded = await redis.get(record);
+  }
+  if (recorded !== null && Number(recorded) !== count) {
+    throw new StoreError('ESHARDS', `redis.shards is ${count}, but the state under redis.keyPrefix "${keyPrefix}" was created with ${recorded} `
+      + `shard(s) (${record}): set redis.shards: ${recorded}, or use another keyPrefix for a new state (names hash to shards by their number, `
+      + 'so it cannot change under a running state)');
+  }
+  return count;
 }
 
 function results(res: Array<[Error | null, unknown]> | null): unknown[] {
