@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Keys } from '../../src/store/keys.js';
+import { ShardMap } from '../../src/store/shards.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -28,11 +29,21 @@ export function client(url = REDIS_URL): Redis {
   return new Redis(url, { maxRetriesPerRequest: 1 });
 }
 
-/** A counter's sum over the periods not closed yet: what was merged into Redis and not yet published. */
+/**
+ * Every shard's Keys under prefix, in shard order, and the shard of a name: from the number of shards the state
+ * records (Keys.shardsRecord; none recorded yet, as before a tallyd started on it: one shard).
+ */
+export async function shardKeys(r: Redis, prefix: string): Promise<{ keys: Keys[]; of: (name: string) => number }> {
+  const map = new ShardMap(Number((await r.get(Keys.shardsRecord(prefix))) ?? 1));
+  return { keys: map.tags.map((tag) => new Keys(prefix, tag)), of: (name) => map.of(name) };
+}
+
+/** A counter's sum over the periods not closed yet (in the name's shard): what was merged into Redis and not yet published. */
 export async function openCounter(prefix: string, name: string, url = REDIS_URL): Promise<number> {
   const r = new Redis(url, { maxRetriesPerRequest: 1 });
-  const k = new Keys(prefix);
   try {
+    const shards = await shardKeys(r, prefix);
+    const k = shards.keys[shards.of(name)] as Keys;
     let sum = 0;
     for (const p of await r.zrange(k.open, 0, -1)) sum += Number((await r.hget(k.period(Number(p), 'counters'), name)) ?? 0);
     return sum;

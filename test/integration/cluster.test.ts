@@ -1,14 +1,15 @@
 /**
  * tallyd on a real Redis Cluster (issue 11, first step): 3 masters and 3
  * replicas of the test's own (test/helpers/redis-cluster.ts), shared by the
- * file's tests, each with its own key prefix. Every key carries the hash tag
- * `{0}`, so the whole state sits in one slot on one master. Two tallyd
- * processes on one prefix, each with its own UDP port and counter under
- * steady traffic; Carbon must get every period exact (per name, per period):
- * on a healthy cluster, with the master of the `{0}` slot killed -9 (its
- * replica promoted; merges confirmed by WAIT 1 survive it), and with the
- * slot migrated to another master under traffic (ASK/TRYAGAIN/MOVED while
- * the keys move: batches wait and retry).
+ * file's tests, each with its own key prefix. tallyd runs with the default
+ * redis.shards (16): every key of a shard carries the shard's hash tag, so
+ * each shard sits in one slot, and the shards spread over the masters. Two
+ * tallyd processes on one prefix, each with its own UDP port and counter
+ * under steady traffic; Carbon must get every period exact (per name, per
+ * period): on a healthy cluster, with the master of the first counter's
+ * shard's slot killed -9 (its replica promoted; merges confirmed by WAIT 1
+ * survive it), and with that slot migrated to another master under traffic
+ * (ASK/TRYAGAIN/MOVED while the keys move: batches wait and retry).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -21,10 +22,19 @@ import { FaultFixture } from '../helpers/fault-fixture.js';
 import { RedisCluster, REDIS_CLI_BIN } from '../helpers/redis-cluster.js';
 import { REDIS_SERVER_BIN } from '../helpers/redis-server.js';
 import { testPrefix } from '../helpers/redis.js';
+import { ShardMap } from '../../src/store/shards.js';
 import { assertPeriods, checkPeriods, diagnoseLines, periodOf, SteadySender, waitSettled } from '../helpers/steady-traffic.js';
 import { ROOT, spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
 
 const FLUSH_MS = 1000;
+/** tallyd's default redis.shards: the slot a test moves or kills is that of the shard holding its first counter. */
+const SHARDS = 16;
+
+/** The hash tag key (`{<tag>}`) of the shard holding name. */
+function shardSlotKey(name: string): string {
+  const map = new ShardMap(SHARDS);
+  return `{${map.tags[map.of(name)]}}`;
+}
 const HAVE_BINARIES = existsSync(REDIS_SERVER_BIN) && existsSync(REDIS_CLI_BIN);
 const skip = !HAVE_BINARIES && process.env.CI !== 'true' ? `needs ${REDIS_SERVER_BIN} and ${REDIS_CLI_BIN} (apt-get install redis-server redis-tools)` : false;
 
@@ -70,7 +80,7 @@ describe('redis cluster', { skip }, () => {
       flushInterval: FLUSH_MS,
       batchInterval: 50,
       leaseTtl: 3000,
-      redis: { nodes: theCluster().seeds, keyPrefix: prefix, ...redisExtra },
+      redis: { nodes: theCluster().seeds, keyPrefix: prefix, shards: SHARDS, ...redisExtra },
       log: { level: process.env.TEST_LOG_LEVEL ?? 'info' },
     })));
     f.children.push(...procs);
@@ -138,11 +148,11 @@ describe('redis cluster', { skip }, () => {
     return [...found];
   }
 
-  /** Steady traffic into a pair while the {0} slot moves to another master, held mid-migration for ~2 s; checks every period. */
+  /** Steady traffic into a pair while the slot of the first counter's shard moves to another master, held mid-migration for ~2 s; checks every period. */
   async function migrateUnderTraffic(t: TestContext, label: string, redisExtra: Record<string, unknown> = {}): Promise<Pair> {
     const c = theCluster();
     const pair = await startPair(label, redisExtra);
-    const slot = await c.keySlot('{0}');
+    const slot = await c.keySlot(shardSlotKey(pair.names[0] as string));
     const from = await c.masterOf(slot);
     const to = (await c.otherMasters(from))[0];
     assert.ok(to, 'another master');
@@ -165,7 +175,7 @@ describe('redis cluster', { skip }, () => {
     return pair;
   }
 
-  test('the {0} slot migrated to another master under traffic: batches wait and retry, every period exact', { timeout: 90_000 }, async (t) => {
+  test('a shard\'s slot migrated to another master under traffic: batches wait and retry, every period exact', { timeout: 90_000 }, async (t) => {
     const pair = await migrateUnderTraffic(t, 'migrate');
     const replies = pair.procs.map((p) => p.output().match(/redis cluster: (ASK|TRYAGAIN|MOVED)\b/g) ?? []).flat();
     t.diagnostic(`cluster replies logged by the batchers (rate-limited): ${replies.join(', ')}`);
@@ -177,10 +187,10 @@ describe('redis cluster', { skip }, () => {
     t.diagnostic(`merge failures logged (rate-limited): ${mergeErrors(pair).join(' | ') || 'none'}`);
   });
 
-  test('the master of the {0} slot killed -9 under traffic: after the failover every period exact', { timeout: 120_000 }, async (t) => {
+  test('the master of a shard\'s slot killed -9 under traffic: after the failover every period exact', { timeout: 120_000 }, async (t) => {
     const c = theCluster();
     const pair = await startPair('failover');
-    const slot = await c.keySlot('{0}');
+    const slot = await c.keySlot(shardSlotKey(pair.names[0] as string));
     const master = await c.masterOf(slot);
     await Promise.all(pair.senders.map((s) => s.start()));
     await sleep(2500);

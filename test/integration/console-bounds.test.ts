@@ -10,7 +10,7 @@ import { after, describe, test } from 'node:test';
 import type { Daemon } from '../../src/daemon.js';
 import { Keys } from '../../src/store/keys.js';
 import { sendUdp } from '../helpers/carbon.js';
-import { cleanup, client, testPrefix } from '../helpers/redis.js';
+import { cleanup, client, REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { startDaemon, testConfig } from '../helpers/tallyd.js';
 
 /** Sends writes in order on one connection; resolves with all it got once the reply has `until` (or the socket closed). */
@@ -63,7 +63,8 @@ describe('console bounds', () => {
     const prefix = testPrefix('console-bounds');
     prefixes.push(prefix);
     // An hour: the tests read the open period through the console, which a boundary would publish away.
-    const daemon = await startDaemon(testConfig(prefix, null, { flushInterval: 3_600_000, ...extra }));
+    // One shard: the tests seed known names straight into the {0} keys.
+    const daemon = await startDaemon(testConfig(prefix, null, { flushInterval: 3_600_000, redis: { url: REDIS_URL, keyPrefix: prefix, shards: 1 }, ...extra }));
     daemons.push(daemon);
     return { daemon, prefix };
   }

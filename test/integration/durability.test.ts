@@ -7,9 +7,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { alignToPeriod, CarbonListener, freePort, freeUdpPort, sendUdp, sleep } from '../helpers/carbon.js';
-import { Keys } from '../../src/store/keys.js';
 import { udpSocketStats } from '../helpers/proc-udp.js';
-import { cleanup, client, openCounter, testPrefix } from '../helpers/redis.js';
+import { cleanup, client, openCounter, shardKeys, testPrefix } from '../helpers/redis.js';
 import { spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
 
 const UP = 'tallyd is up';
@@ -37,12 +36,16 @@ function waitPublishedAfter(carbon: CarbonListener, name: string, afterTs: numbe
   return carbon.waitFor(() => carbon.series(name).some((l) => l.ts > afterTs), timeoutMs, `a ${name} line after ${afterTs}`);
 }
 
-/** The Graphite text committed to the prefix's outbox so far (entries' `d` fields). */
+/** The Graphite text committed to the prefix's outboxes (one a shard) so far (entries' `d` fields). */
 async function outboxText(prefix: string): Promise<string> {
   const r = client();
   try {
-    const rows = await r.xrange(new Keys(prefix).outbox, '-', '+');
-    return rows.map(([, f]) => f[f.indexOf('d') + 1] ?? '').join('');
+    let text = '';
+    for (const k of (await shardKeys(r, prefix)).keys) {
+      const rows = await r.xrange(k.outbox, '-', '+');
+      text += rows.map(([, f]) => f[f.indexOf('d') + 1] ?? '').join('');
+    }
+    return text;
   } finally {
     r.disconnect();
   }

@@ -17,10 +17,9 @@ import { deflateSync } from 'node:zlib';
 import { Publisher, Push } from 'zeromq';
 import type { Daemon } from '../../src/daemon.js';
 import { StatusPublisher } from '../../src/publisher/status-publisher.js';
-import { Keys } from '../../src/store/keys.js';
 import { askConsole } from '../helpers/console.js';
 import { alignToPeriod, CarbonListener, freePort, sendUdp, sleep } from '../helpers/carbon.js';
-import { cleanup, client, testPrefix } from '../helpers/redis.js';
+import { cleanup, client, shardKeys, testPrefix } from '../helpers/redis.js';
 import { ROOT, startDaemon, testConfig } from '../helpers/tallyd.js';
 
 const FLUSH = 1000;
@@ -237,8 +236,12 @@ describe('ZeroMQ status messages to Carbon', () => {
     // Carbon is down: the lines wait in the Redis outbox.
     const redis = client();
     try {
-      const outbox = new Keys(prefix).outbox;
-      const text = async (): Promise<string> => (await redis.xrange(outbox, '-', '+')).map(([, f]) => f[f.indexOf('d') + 1] ?? '').join('');
+      const { keys } = await shardKeys(redis, prefix);
+      const text = async (): Promise<string> => {
+        let all = ''; // passthrough lines wait in their shards' outboxes
+        for (const k of keys) all += (await redis.xrange(k.outbox, '-', '+')).map(([, f]) => f[f.indexOf('d') + 1] ?? '').join('');
+        return all;
+      };
       const deadline = Date.now() + 5000;
       while ((await text()).split('\n').filter((l) => l.startsWith('pt.web')).length < 4) {
         assert.ok(Date.now() < deadline, 'passthrough lines in the outbox');
