@@ -114,11 +114,13 @@ describe('ZeroMQ status messages to Carbon', () => {
       ['status.web1', zlib([{ name: 'fmt.topic', value: 9, type: 'c' }])],
     ];
     for (const f of frames) await p.send(f);
-    await carbon.waitFor(() => carbon.sum('stats_counts.fmt.topic') === 9, 5000, 'the topic message');
-    await carbon.waitFor(() => carbon.series('stats.gauges.fmt.gauge').length > 0, 3000, 'the gauge');
+    const counters = ['fmt.zlib_array', 'fmt.plain_array', 'fmt.tagged;region=eu', 'fmt.zlib_object', 'fmt.plain_object', 'fmt.lines', 'fmt.zlib_lines', 'fmt.topic'];
+    // The names sit in different shards, each delivered with its shard's period: wait for every one of them.
+    await carbon.waitFor(() => counters.every((n) => carbon.sum(`stats_counts.${n}`) > 0), 5000, 'every counter');
+    await carbon.waitFor(() => carbon.series('stats.gauges.fmt.gauge').length > 0 && carbon.series('stats.timers.fmt.timer.upper').length > 0, 3000,
+      'the gauge and the timer');
     assert.deepEqual(
-      ['fmt.zlib_array', 'fmt.plain_array', 'fmt.tagged;region=eu', 'fmt.zlib_object', 'fmt.plain_object', 'fmt.lines', 'fmt.zlib_lines', 'fmt.topic']
-        .map((n) => [n, carbon.sum(`stats_counts.${n}`)]),
+      counters.map((n) => [n, carbon.sum(`stats_counts.${n}`)]),
       [['fmt.zlib_array', 1], ['fmt.plain_array', 2], ['fmt.tagged;region=eu', 1], ['fmt.zlib_object', 3], ['fmt.plain_object', 4],
         ['fmt.lines', 17], ['fmt.zlib_lines', 8], ['fmt.topic', 9]],
     );
@@ -211,6 +213,13 @@ describe('ZeroMQ status messages to Carbon', () => {
       5000, 'both timers in one period');
     const ts = twinTs()!;
     const at = (stem: string) => new Map(carbon.lines.filter((l) => l.ts === ts && l.name.includes(stem)).map((l) => [l.name.replace(stem, '.'), l.value]));
+    // Each name sits in its own shard, delivered with that shard's period: wait until every twin's lines are in.
+    const one = ['stats.timers.lat.count', 'stats.timers.sampled_lat.count', 'stats.timers.hist.count', 'stats.timers.dist.count', 'stats_counts.count',
+      'stats.gauges.gauge', 'stats.gauges.negative', 'stats.sets.users.count'];
+    await carbon.waitFor(() => {
+      const [u, t] = [at('.zu.'), at('.zt.')];
+      return one.every((n) => u.has(n) && t.has(n));
+    }, 5000, 'every twin in the period');
     const zu = at('.zu.');
     const zt = at('.zt.');
     assert.ok(zu.size >= 60, `statsd twin lines: ${zu.size}`);
