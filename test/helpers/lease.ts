@@ -4,18 +4,22 @@
  * src/store/keys.ts, so the tests follow a layout bump.
  */
 import { Redis } from 'ioredis';
-import { LAYOUT_VERSION } from '../../src/store/keys.js';
+import { Keys, LAYOUT_VERSION } from '../../src/store/keys.js';
+import { ShardMap } from '../../src/store/shards.js';
 import type { ChildTallyd } from './tallyd.js';
 
 export function leaseKey(prefix: string, shard = '0'): string {
   return `${prefix}v${LAYOUT_VERSION}:{${shard}}:lease`;
 }
 
-/** Polls the lease key until a token is there; throws (naming the key) after timeoutMs. */
-export async function waitForLeaseHolder(url: string, prefix: string, timeoutMs = 10_000, shard = '0'): Promise<string> {
-  const key = leaseKey(prefix, shard);
+/**
+ * Polls the lease key of shard tag `shard` (default: shard 0's tag, from the number of shards the prefix's state
+ * records) until a token is there; throws (naming the key) after timeoutMs.
+ */
+export async function waitForLeaseHolder(url: string, prefix: string, timeoutMs = 10_000, shard?: string): Promise<string> {
   const r = new Redis(url, { maxRetriesPerRequest: 1 });
   try {
+    const key = leaseKey(prefix, shard ?? new ShardMap(Number((await r.get(Keys.shardsRecord(prefix))) ?? 1)).tags[0]);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const token = await r.get(key);
