@@ -113,7 +113,7 @@ describe('file formats', () => {
     assert.deepEqual({ ...json.config, source: null }, { ...yaml.config, source: null });
     assert.deepEqual(statsdServers(json.config).map((s) => [s.server, s.address]), [['udp', '0.0.0.0'], ['tcp', '127.0.0.1']]);
     assert.deepEqual(json.config.histogram, [{ metric: 'render', bins: [0.1, 1, 10, 'inf'] }]);
-    assert.deepEqual(json.config.redis, { url: 'redis://10.0.0.5:6380/2', keyPrefix: 'app:', nodes: [], waitReplicas: 0, waitTimeout: 1000, commandTimeout: 10000, embedded: 'auto' });
+    assert.deepEqual(json.config.redis, { url: 'redis://10.0.0.5:6380/2', keyPrefix: 'app:', shards: 16, nodes: [], waitReplicas: 0, waitTimeout: 1000, commandTimeout: 10000, embedded: 'auto' });
   });
 
   it('strips module.exports / export default / parentheses without moving line numbers', () => {
@@ -238,7 +238,7 @@ describe('layering', () => {
     assert.deepEqual([config.redis.url, config.redis.keyPrefix, config.flushInterval, config.log.level],
       ['rediss://tallyd:6380', 'env:', 2000, 'debug']);
     const over = load(file, { 'redis.keyPrefix': 'flag:', redis: { url: 'redis://flag:1' } }, env).config;
-    assert.deepEqual(over.redis, { url: 'redis://flag:1', keyPrefix: 'flag:', nodes: [], waitReplicas: 0, waitTimeout: 1000, commandTimeout: 10000, embedded: 'auto' });
+    assert.deepEqual(over.redis, { url: 'redis://flag:1', keyPrefix: 'flag:', shards: 16, nodes: [], waitReplicas: 0, waitTimeout: 1000, commandTimeout: 10000, embedded: 'auto' });
     assert.equal(load(file, {}, { REDIS_URL: '' }).config.redis.url, 'redis://10.0.0.5:6380/2');
   });
 
