@@ -41,6 +41,7 @@ Environment:
   REDIS_URL                 overrides redis.url
   TALLYD_REDIS_URL          same, takes precedence over REDIS_URL
   TALLYD_REDIS_KEY_PREFIX   overrides redis.keyPrefix
+  TALLYD_REDIS_PASSWORD     overrides redis.password (for redis.nodes or url)
   TALLYD_FLUSH_INTERVAL     overrides flushInterval (ms)
   TALLYD_LOG_LEVEL          overrides log.level
   XDG_STATE_HOME            the trial Redis keeps its data in
