@@ -6,7 +6,8 @@
  * with masterauth) and flushes every period exact; `--check` with
  * `redis.username` and TALLYD_REDIS_PASSWORD reaches it and prints the
  * config without the password; a wrong password stops tallyd at start with
- * exit 1 and a message naming the nodes and never the password.
+ * exit 1 and a message naming the nodes and never the password. The
+ * console's `config` shows `redis > password: ***`.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -16,6 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { CarbonListener, freeUdpPort, sleep } from '../helpers/carbon.js';
+import { askConsole } from '../helpers/console.js';
 import { FaultFixture } from '../helpers/fault-fixture.js';
 import { RedisCluster, REDIS_CLI_BIN } from '../helpers/redis-cluster.js';
 import { REDIS_SERVER_BIN } from '../helpers/redis-server.js';
@@ -84,6 +86,11 @@ describe('redis cluster with requirepass', { skip }, () => {
     await waitSettled(() => carbon.series(series), sender.total, periodOf(last.tMs, FLUSH_MS) / 1000 + 2, 30_000);
     const report = assertPeriods(series, sender.sent, carbon.series(series), { intervalMs: FLUSH_MS, slackMs: 60 });
     assert.ok(report.rows.filter((r) => r.sent > 0).length >= 3, `at least 3 periods with traffic:\n${report.text}`);
+    // The console's `config` (statsd's) shows the key, not the password.
+    const mgmt = /"port":(\d+)[^\n]*"msg":"management console listening"/.exec(proc.output());
+    assert.ok(mgmt, proc.output());
+    const shown = await askConsole(Number(mgmt[1]), 'config', 'redis > password: ***\n');
+    assert.ok(shown.includes('redis > password: ***\n') && !shown.includes(PASSWORD), shown);
     assert.ok(!proc.output().includes(PASSWORD), 'the password is never logged');
   });
 
