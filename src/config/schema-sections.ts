@@ -57,7 +57,7 @@ export const REDIS_FIELDS = {
   password: custom('', {
     defaultText: 'none',
     doc: 'the password for `nodes` (every node of a Redis Cluster with `requirepass` and `masterauth`, or an ACL user\'s) or for `url` (instead '
-      + 'of `redis://user:pw@host`); overridden by `TALLYD_REDIS_PASSWORD`. Never shown (`--check`, the console\'s `config`, logs and errors say `***`)',
+      + 'of `redis://user:pw@host`); overridden by `TALLYD_REDIS_PASSWORD`. Never shown: `--check` and the console\'s `config` print `***`, and no log line or error holds it',
   }, readCredential('password')),
   waitReplicas: custom(0, {
     defaultText: '1 with `nodes`, else 0',
