@@ -5,7 +5,14 @@
  */
 import { Cluster, Redis } from 'ioredis';
 import { redactUrl } from '../config/redact.js';
+import { authOptions, connectFailure } from './client.js';
 import { LAYOUT_VERSION } from './keys.js';
+
+/** redis.username / redis.password ('' for none). */
+export interface ProbeAuth {
+  readonly username?: string;
+  readonly password?: string;
+}
 
 export interface RedisProbe {
   ok: boolean;
@@ -36,6 +43,12 @@ async function layoutsUnder(redis: Redis, keyPrefix: string): Promise<{ versions
   return { versions, complete: false };
 }
 
+/** Why a probe failed, as one line: unreachable, or the credentials refused. */
+function failureText(where: string, err: Error): string {
+  const { why, auth } = connectFailure(err);
+  return auth ? `redis ${where}: refused the credentials (redis.username, redis.password): ${why}` : `redis ${where}: unreachable: ${why}`;
+}
+
 /** What the prefix holds, as a sentence: this layout, others, none. */
 function describeData(keyPrefix: string, versions: Set<number>, complete: boolean): string {
   const ours = versions.has(LAYOUT_VERSION);
@@ -51,7 +64,7 @@ function describeData(keyPrefix: string, versions: Set<number>, complete: boolea
  * The same look at a Redis Cluster (redis.nodes): its state (CLUSTER INFO),
  * how many masters, the version, and the prefix's layouts, scanned on every master.
  */
-export async function probeCluster(nodes: ReadonlyArray<string>, keyPrefix: string, timeoutMs: number): Promise<RedisProbe> {
+export async function probeCluster(nodes: ReadonlyArray<string>, keyPrefix: string, timeoutMs: number, auth: ProbeAuth = {}): Promise<RedisProbe> {
   const where = `cluster nodes ${nodes.join(',')}`;
   const cluster = new Cluster(nodes.map((n) => {
     const colon = n.lastIndexOf(':');
@@ -61,7 +74,7 @@ export async function probeCluster(nodes: ReadonlyArray<string>, keyPrefix: stri
     lazyConnect: true,
     clusterRetryStrategy: () => null,
     slotsRefreshTimeout: timeoutMs,
-    redisOptions: { connectTimeout: timeoutMs, commandTimeout: timeoutMs, maxRetriesPerRequest: 0, connectionName: `tallyd-check:${process.pid}` },
+    redisOptions: { connectTimeout: timeoutMs, commandTimeout: timeoutMs, maxRetriesPerRequest: 0, connectionName: `tallyd-check:${process.pid}`, ...authOptions(auth) },
   });
   let lastError: Error | undefined;
   cluster.on('error', (err: Error) => {
@@ -84,14 +97,13 @@ export async function probeCluster(nodes: ReadonlyArray<string>, keyPrefix: stri
     const text = `redis ${where}: reachable, Redis ${version}, ${masters.length} masters, cluster_state ${state}; ${describeData(keyPrefix, versions, complete)}`;
     return { ok: state === 'ok', text };
   } catch (err) {
-    const why = (lastError ?? (err as Error)).message;
-    return { ok: false, text: `redis ${where}: unreachable: ${why}` };
+    return { ok: false, text: failureText(where, lastError ?? (err as Error)) };
   } finally {
     cluster.disconnect();
   }
 }
 
-export async function probeRedis(url: string, keyPrefix: string, timeoutMs: number): Promise<RedisProbe> {
+export async function probeRedis(url: string, keyPrefix: string, timeoutMs: number, auth: ProbeAuth = {}): Promise<RedisProbe> {
   const where = redactUrl(url);
   const redis = new Redis(url, {
     lazyConnect: true,
@@ -101,6 +113,7 @@ export async function probeRedis(url: string, keyPrefix: string, timeoutMs: numb
     retryStrategy: () => null,
     enableOfflineQueue: false,
     connectionName: `tallyd-check:${process.pid}`,
+    ...authOptions(auth),
   });
   let lastError: Error | undefined;
   redis.on('error', (err: Error) => {
@@ -114,8 +127,7 @@ export async function probeRedis(url: string, keyPrefix: string, timeoutMs: numb
     const { versions, complete } = await layoutsUnder(redis, keyPrefix);
     return { ok: true, text: `redis ${where}: reachable, Redis ${version}; ${describeData(keyPrefix, versions, complete)}` };
   } catch (err) {
-    const why = (lastError ?? (err as Error)).message;
-    return { ok: false, text: `redis ${where}: unreachable: ${why}` };
+    return { ok: false, text: failureText(where, lastError ?? (err as Error)) };
   } finally {
     redis.disconnect();
   }
