@@ -19,7 +19,8 @@
  *   boundary (its Keys.lastCommit, set by the commit script) and this
  *   process's start, so a fresh start is not down before it had the chance
  *   to commit: the shard whose last commit is oldest decides (a shard that
- *   never committed is the oldest);
+ *   never committed is the oldest). Only shard 0 counts while the flush side
+ *   reports no shard list (FlushFacts.shards): one Flusher, leading shard 0;
  * - the outbox (every shard's, summed) holds OUTBOX_FULL_SHARE (90 %) of outboxMaxBytes or more (when
  *   that option is given): Carbon does not keep up, and at the bound each
  *   commit drops the oldest lines (it trims to just under the bound, so the
@@ -176,7 +177,7 @@ export class HealthFacts {
         this.bounded(Promise.all(shards.map((s) => s.outboxStats()))),
       ]);
       redis.answers = true;
-      ({ boundaryMs: lastCommitMs, shard: oldestShard } = oldestCommit(lasts));
+      ({ boundaryMs: lastCommitMs, shard: oldestShard } = oldestCommit(this.flushesEveryShard() ? lasts : lasts.slice(0, 1)));
       const ob = sumOutboxes(obs);
       outbox = { ...ob, oldestAgeMs: ob.oldestMs === null ? null : Math.max(0, this.now() - ob.oldestMs) };
     } catch (err) {
@@ -227,6 +228,15 @@ export class HealthFacts {
         udp_socket_errors: l.udpSocketErrors,
       },
     };
+  }
+
+  /**
+   * Whether every shard is expected to commit its periods: yes, unless this process's flush side reports no shard
+   * list (FlushFacts.shards), i.e. is the flush side from before shards, whose one Flusher leads shard 0 alone; then
+   * shard 0 alone decides staleness. A process without a flush side (null) expects every shard.
+   */
+  private flushesEveryShard(): boolean {
+    return this.flush === null || this.flush.shards !== undefined;
   }
 
   /** The shards this process leads: as the flush side reports them, else shard 0 while it holds the (one) lease. */

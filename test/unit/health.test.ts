@@ -156,7 +156,8 @@ describe('HealthFacts', () => {
   });
 
   it('with shards, the shard whose last commit is oldest decides (one that never committed counts as oldest)', async () => {
-    const { clock, redis, facts } = setup(4);
+    const { clock, redis, flush, facts } = setup(4);
+    flush.shards = [0, 1, 2, 3];
     for (const sh of redis.shards) sh.last = T0 + 2 * INTERVAL;
     redis.shards[2]!.last = T0 + INTERVAL;
     clock.now = T0 + 4 * INTERVAL;
@@ -177,6 +178,18 @@ describe('HealthFacts', () => {
     r = await facts.report();
     assert.deepEqual(r.lastCommit, { boundaryMs: null, ageMs: null, shard: 3 });
     assert.match(r.reasons[0]!, /^no period committed on shard 3 of 4 .*; last committed period: none yet$/);
+  });
+
+  it('with shards but a flush side that reports no shard list (one Flusher, shard 0), shard 0 alone decides', async () => {
+    const { clock, redis, facts } = setup(4);
+    redis.shards[0]!.last = T0 + 2 * INTERVAL;
+    clock.now = T0 + 5 * INTERVAL;
+    let r = await facts.report();
+    assert.equal(r.status, 'up', 'shards 1-3 never committed: nobody flushes them yet');
+    assert.deepEqual(r.lastCommit, { boundaryMs: T0 + 2 * INTERVAL, ageMs: 3 * INTERVAL, shard: 0 });
+    clock.now += 1;
+    r = await facts.report();
+    assert.match(r.reasons[0]!, /^no period committed on shard 0 of 4 /);
   });
 
   it('with shards, sums the outboxes (oldest entry of any) and weighs the sum against outboxMaxBytes', async () => {
