@@ -147,7 +147,7 @@ describe('health facts over shards (real scripts, 4 shards)', () => {
   test('outboxes summed over the shards, the shard with the oldest commit decides, the shards led reported', async () => {
     const P = Math.floor(Date.now() / FLUSH_MS) * FLUSH_MS - 10 * FLUSH_MS;
     let now = P + FLUSH_MS;
-    const flush = { leader: true, lastCommittedTs: 0, shards: [3, 1] };
+    const flush = { leader: true, lastCommittedTs: 0, shardsLed: [3, 1] };
     const facts = new HealthFacts(store, flush, null, new SelfStats(), { flushIntervalMs: FLUSH_MS, operatorStatus: 'up', now: () => now });
     // Period P committed on every shard with an outbox chunk of a different size each; shard 2 also commits P+1.
     await mergeIntoShards(store, [0, 1, 2, 3].map((i) => ({ c: `h.c${i}`, v: 1 })), P);

@@ -44,7 +44,7 @@ function fakeRedis(count = 1): RedisFacts & { last: number | null; down: string 
 function setup(count = 1) {
   const clock = { now: T0 };
   const redis = fakeRedis(count);
-  const flush: { leader: boolean; lastCommittedTs: number; shards?: number[] } = { leader: true, lastCommittedTs: 0 };
+  const flush: { leader: boolean; lastCommittedTs: number; shardsLed?: number[] } = { leader: true, lastCommittedTs: 0 };
   const facts = new HealthFacts(redis, flush, { backlog: 2 }, losses, {
     flushIntervalMs: INTERVAL,
     operatorStatus: 'up',
@@ -157,7 +157,7 @@ describe('HealthFacts', () => {
 
   it('with shards, the shard whose last commit is oldest decides (one that never committed counts as oldest)', async () => {
     const { clock, redis, flush, facts } = setup(4);
-    flush.shards = [0, 1, 2, 3];
+    flush.shardsLed = [0, 1, 2, 3];
     for (const sh of redis.shards) sh.last = T0 + 2 * INTERVAL;
     redis.shards[2]!.last = T0 + INTERVAL;
     clock.now = T0 + 4 * INTERVAL;
@@ -206,11 +206,11 @@ describe('HealthFacts', () => {
 
   it('reports the shards the flush side says it leads', async () => {
     const { flush, facts } = setup(8);
-    flush.shards = [5, 1, 6];
+    flush.shardsLed = [5, 1, 6];
     let r = await facts.report();
     assert.deepEqual(r.shards, { count: 8, led: [1, 5, 6] });
     assert.equal(r.leader, true);
-    flush.shards = [];
+    flush.shardsLed = [];
     r = await facts.report();
     assert.deepEqual(r.shards, { count: 8, led: [] }, 'the list wins over the leader flag');
     assert.equal(r.leader, false);
