@@ -13,6 +13,7 @@ import { isCommandTimeout, watchCommandTimeouts } from './command-timeouts.js';
 import { clusterTransient, connectFailure, createClient, runConfirmed, type RedisClient, type WaitPolicy } from './client.js';
 import { StoreError } from './errors.js';
 import { ShardMap } from './shards.js';
+import { checkShards } from './shards-record.js';
 import { FIELD_SEP, Keys, KNOWN_TYPES, OUTBOX_READER, type KnownType } from './keys.js';
 import { loadScripts, scriptCommand, type ScriptArg, type ScriptFn, type ScriptName } from './scripts.js';
 
@@ -607,28 +608,6 @@ export class Store {
       this.redis.disconnect();
     }
   }
-}
-
-/**
- * Records the prefix's number of shards at its first start and refuses another: a name's shard, hence
- * its keys, depends on it. A state from tallyd before shards (keys under `{0}`, no record) counts as one.
- * Returns count.
- */
-async function checkShards(redis: RedisClient, keyPrefix: string, count: number): Promise<number> {
-  const record = Keys.shardsRecord(keyPrefix);
-  let recorded = await redis.get(record);
-  if (recorded === null) {
-    const legacy = new Keys(keyPrefix, '0');
-    const old = count === 1 ? 0 : await redis.exists(legacy.lastCommit, legacy.open, legacy.pending, legacy.gauges, legacy.outbox, legacy.known('counters'));
-    await redis.set(record, String(old > 0 ? 1 : count), 'NX');
-    recorded = await redis.get(record);
-  }
-  if (recorded !== null && Number(recorded) !== count) {
-    throw new StoreError('ESHARDS', `redis.shards is ${count}, but the state under redis.keyPrefix "${keyPrefix}" was created with ${recorded} `
-      + `shard(s) (${record}): set redis.shards: ${recorded}, or use another keyPrefix for a new state (names hash to shards by their number, `
-      + 'so it cannot change under a running state)');
-  }
-  return count;
 }
 
 function results(res: Array<[Error | null, unknown]> | null): unknown[] {
