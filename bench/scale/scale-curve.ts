@@ -99,7 +99,10 @@ interface PeriodRow {
   lines: number;
   steadyExact: boolean;
   steadyWrong: string[];
-  kernelDrops: number | null;
+  /** statsd.udp_kernel_drops and statsd.late_samples of the period (0 when tallyd sent no line: it has not counted any yet). */
+  kernelDrops: number;
+  lateSamples: number;
+  /** Scale names sent in the period, and the sum of their stats_counts lines (a re-sent line overwrites). */
   sent: number;
   received: number;
   duplicates: number;
@@ -126,7 +129,13 @@ interface ConfigResult {
   steadyExact: boolean;
   kernelDrops: number;
   procUdpDrops: number;
+  /**
+   * Of every scale name sent (warm-up included), the share missing from every period's stats_counts lines up to
+   * the period after the load: lost. `misplaced`: the share of the measured periods' samples counted in another
+   * period (a batch merged late lands in the oldest open period, statsd.late_samples).
+   */
   loss: number;
+  misplaced: number;
   /** CPU over the load window, % of one core: tallyd (all processes), loadgens, Redis (all nodes). */
   cpuPct: { tallyd: number; loadgen: number; redis: number | null };
   /** Which process committed the measured periods (index: process order). */
@@ -223,7 +232,7 @@ export async function runConfig(c: Config, target: RedisTarget, work: string, lo
   const result: ConfigResult = {
     config: c, label, loadAvgStart: os.loadavg().map(r2), loadAvgEnd: [], periods: [],
     medians: { processingTimeMs: null, flushMs: null, usPerName: null, commitWallMs: null, stagesMs: {}, lagMs: null, timestampLagS: null, lines: null },
-    steadyExact: false, kernelDrops: 0, procUdpDrops: 0, loss: 1, cpuPct: { tallyd: 0, loadgen: 0, redis: null }, committedBy: [],
+    steadyExact: false, kernelDrops: 0, procUdpDrops: 0, loss: 1, misplaced: 0, cpuPct: { tallyd: 0, loadgen: 0, redis: null }, committedBy: [],
     loadgenMaxBehindMs: 0, warnings: {}, profiles: [], wallMs: 0,
   };
   const parts = Array.from({ length: c.procs }, (_, p) => {
@@ -357,7 +366,8 @@ export async function runConfig(c: Config, target: RedisTarget, work: string, lo
         lines: p?.lines ?? 0,
         steadyExact: wrong.length === 0,
         steadyWrong: wrong,
-        kernelDrops: carbon.value(ts, 'stats_counts.statsd.udp_kernel_drops'),
+        kernelDrops: carbon.value(ts, 'stats_counts.statsd.udp_kernel_drops') ?? 0,
+        lateSamples: carbon.value(ts, 'stats_counts.statsd.late_samples') ?? 0,
         sent: sentByTs.get(ts) ?? 0,
         received: p?.sum ?? 0,
         duplicates: p?.duplicates ?? 0,
@@ -382,10 +392,17 @@ export async function runConfig(c: Config, target: RedisTarget, work: string, lo
     };
     if (result.medians.flushMs !== null) result.medians.usPerName = r2((result.medians.flushMs * 1000) / c.names);
     result.steadyExact = rows.length > 0 && rows.every((r) => r.steadyExact);
-    result.kernelDrops = rows.reduce((a, r) => a + (r.kernelDrops ?? 0), 0);
+    result.kernelDrops = rows.reduce((a, r) => a + r.kernelDrops, 0);
     const sent = rows.reduce((a, r) => a + r.sent, 0);
-    const received = rows.reduce((a, r) => a + r.received, 0);
-    result.loss = sent > 0 ? Math.max(0, 1 - received / sent) : 1;
+    result.misplaced = sent > 0 ? rows.reduce((a, r) => a + Math.abs(r.sent - r.received), 0) / sent : 0;
+    // Samples counted in another period may be in the one after the load: wait for it too before calling them lost.
+    const after = lastTs + F / 1000;
+    if (result.misplaced > 0) while (!carbon.periods.get(after)?.named.has('stats.statsd.processing_time') && Date.now() < deadline && servers.every((x) => x.alive())) await sleep(50);
+    let sentAll = 0;
+    let receivedAll = 0;
+    for (const n of sentByTs.values()) sentAll += n;
+    for (const [ts, p] of carbon.periods) if (ts > b0 / 1000 && ts <= after) receivedAll += p.sum;
+    result.loss = sentAll > 0 ? Math.max(0, 1 - receivedAll / sentAll) : 1;
   } catch (err) {
     result.error = (err as Error).message;
   } finally {
@@ -410,7 +427,7 @@ function fmtMs(x: number | null): string {
 
 export function detailTable(rows: readonly ConfigResult[]): string {
   const head = ['names/period', 'procs', 'Redis', 'shards', 'periods', 'processing_time ms', 'flush ms', 'µs/name', 'stages ms (read/build/compute/remember/encode/commit)', 'commit after boundary ms',
-    'lag after boundary ms', 'timestamp_lag s', 'lines/period', 'steady exact', 'kernel drops', 'loss %', 'CPU % tallyd/loadgen/Redis', 'load avg'];
+    'lag after boundary ms', 'timestamp_lag s', 'lines/period', 'steady exact', 'kernel drops', 'late samples', 'misplaced %', 'loss %', 'CPU % tallyd/loadgen/Redis', 'load avg'];
   const cells = rows.map((r) => {
     const m = r.medians;
     const st = ['read', 'build', 'compute', 'remember', 'encode', 'commit'].map((s) => m.stagesMs[s] ?? '-').join('/');
@@ -418,7 +435,8 @@ export function detailTable(rows: readonly ConfigResult[]): string {
       r.config.names.toLocaleString('en-US'), String(r.config.procs), r.config.redis, String(r.config.shards), String(r.periods.length),
       fmtMs(m.processingTimeMs), fmtMs(m.flushMs), m.usPerName === null ? '-' : m.usPerName.toFixed(2), st, fmtMs(m.commitWallMs), fmtMs(m.lagMs),
       m.timestampLagS === null ? '-' : String(m.timestampLagS), fmtMs(m.lines), r.steadyExact ? 'yes' : 'NO',
-      `${r.kernelDrops}${r.procUdpDrops !== r.kernelDrops ? ` (socket ${r.procUdpDrops})` : ''}`, (r.loss * 100).toFixed(3),
+      `${r.kernelDrops}${r.procUdpDrops !== r.kernelDrops ? ` (socket ${r.procUdpDrops})` : ''}`, String(r.periods.reduce((a, p) => a + p.lateSamples, 0)),
+      (r.misplaced * 100).toFixed(3), (r.loss * 100).toFixed(3),
       `${r.cpuPct.tallyd.toFixed(0)}/${r.cpuPct.loadgen.toFixed(0)}/${r.cpuPct.redis === null ? '-' : r.cpuPct.redis.toFixed(0)}`,
       `${r.loadAvgStart[0]} → ${r.loadAvgEnd[0]}`,
     ];
@@ -538,7 +556,7 @@ async function main(): Promise<number> {
               const md = r.medians;
               console.log(`    ${r.error ? `ERROR ${r.error.split('\n')[0]}` : 'done'}: processing_time ${fmtMs(md.processingTimeMs)} ms, flush ${fmtMs(md.flushMs)} ms (${md.usPerName ?? '-'} µs/name), ` +
                 `stages ${JSON.stringify(md.stagesMs)}, lag ${fmtMs(md.lagMs)} ms, lines ${fmtMs(md.lines)}, steady ${r.steadyExact ? 'exact' : 'NOT exact'}, ` +
-                `drops ${r.kernelDrops}, loss ${(r.loss * 100).toFixed(3)} %, CPU % tallyd ${r.cpuPct.tallyd} loadgen ${r.cpuPct.loadgen} Redis ${r.cpuPct.redis}, ` +
+                `drops ${r.kernelDrops}, misplaced ${(r.misplaced * 100).toFixed(3)} %, loss ${(r.loss * 100).toFixed(3)} %, CPU % tallyd ${r.cpuPct.tallyd} loadgen ${r.cpuPct.loadgen} Redis ${r.cpuPct.redis}, ` +
                 `load ${r.loadAvgEnd.join(' ')} (${Math.round(r.wallMs / 1000)} s)`);
               if (r.error) failed = true;
               for (const f of r.profiles) {
