@@ -53,6 +53,7 @@ const USAGE = `npm run bench:scale-curve -- [options]
   --periods N          measured periods per configuration (default 2; --full 3)
   --warmup N           periods before them, not measured (default 1: the names are new to tallyd there)
   --flush-interval MS  default 10000
+  --drain S            seconds after the load the last loaded period may take to reach Carbon (default 2 flush intervals + 60)
   --profile            process 0 (the leader) under node --cpu-prof; prints each thread's top self time
   --full               the whole curve (long: ~2 min a configuration at 1M, more at 5M)
   --no-build           run dist/ as it is, even if src/ is newer
@@ -78,6 +79,8 @@ interface Config {
   warmup: number;
   periods: number;
   profile: boolean;
+  /** ms after the load that the last loaded period may take to be complete in Carbon. */
+  drainMs: number;
 }
 
 interface PeriodRow {
@@ -326,7 +329,7 @@ export async function runConfig(c: Config, target: RedisTarget, work: string, lo
       const p = carbon.periods.get(ts);
       return !!p && p.distinct >= (sentByTs.get(ts) ?? 0) && p.named.has('stats.statsd.processing_time');
     };
-    const deadline = Date.now() + 2 * F + 60_000;
+    const deadline = Date.now() + c.drainMs;
     while (!complete(lastTs) && Date.now() < deadline && servers.every((s) => s.alive())) await sleep(50);
     await sleep(500); // the period's trailing lines (graphiteStats) and anything re-sent
     result.procUdpDrops = ports.reduce((a, port) => a + (udpDrops(port) ?? 0), 0);
@@ -457,9 +460,10 @@ export function matrixTable(rows: readonly ConfigResult[]): string {
   const targets = [...new Set(rows.map((r) => r.config.redis))];
   const procs = [...new Set(rows.map((r) => r.config.procs))].sort();
   const shards = [...new Set(rows.map((r) => r.config.shards))];
+  const shardText = (s: number) => (shards.length > 1 ? `, ${s} shard${s > 1 ? 's' : ''}` : '');
   const head = ['names/period', ...shards.flatMap((s) => targets.flatMap((t) => [
-    ...procs.map((p) => `${p} proc${p > 1 ? 's' : ''}, ${t}${shards.length > 1 ? `, ${s} shards` : ''}: ms (µs/name) / lag ms`),
-    ...(procs.length > 1 ? [`${procs.at(-1)}/${procs[0]} µs/name, ${t}`] : []),
+    ...procs.map((p) => `${p} proc${p > 1 ? 's' : ''}, ${t}${shardText(s)}: ms (µs/name) / lag ms`),
+    ...(procs.length > 1 ? [`${procs.at(-1)}/${procs[0]} µs/name, ${t}${shardText(s)}`] : []),
   ]))];
   const cells = names.map((n) => [n.toLocaleString('en-US'), ...shards.flatMap((s) => targets.flatMap((t) => {
     const find = (p: number) => rows.find((r) => r.config.names === n && r.config.redis === t && r.config.procs === p && r.config.shards === s);
@@ -511,7 +515,7 @@ async function main(): Promise<number> {
   const { values: opt } = parseArgs({
     options: {
       names: { type: 'string' }, procs: { type: 'string' }, redis: { type: 'string' }, shards: { type: 'string' }, periods: { type: 'string' },
-      warmup: { type: 'string' }, 'flush-interval': { type: 'string' }, profile: { type: 'boolean', default: false }, full: { type: 'boolean', default: false },
+      warmup: { type: 'string' }, 'flush-interval': { type: 'string' }, drain: { type: 'string' }, profile: { type: 'boolean', default: false }, full: { type: 'boolean', default: false },
       'no-build': { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -529,6 +533,7 @@ async function main(): Promise<number> {
   const periods = list(opt.periods, opt.full ? '3' : '2', 'periods')[0] ?? 2;
   const warmup = opt.warmup === '0' ? 0 : (list(opt.warmup, '1', 'warmup')[0] ?? 1);
   const flushInterval = list(opt['flush-interval'], '10000', 'flush-interval')[0] ?? 10_000;
+  const drainMs = opt.drain === undefined ? 2 * flushInterval + 60_000 : (list(opt.drain, '0', 'drain')[0] ?? 0) * 1000;
 
   const started = Date.now();
   const m = await machine();
@@ -551,7 +556,7 @@ async function main(): Promise<number> {
         for (const n of names) {
           for (const s of shards) {
             for (const p of procs) {
-              const r = await runConfig({ names: n, procs: p, redis: t, shards: s, flushInterval, warmup, periods, profile: opt.profile }, target, work, (l) => console.log(l));
+              const r = await runConfig({ names: n, procs: p, redis: t, shards: s, flushInterval, warmup, periods, profile: opt.profile, drainMs }, target, work, (l) => console.log(l));
               results.push(r);
               const md = r.medians;
               console.log(`    ${r.error ? `ERROR ${r.error.split('\n')[0]}` : 'done'}: processing_time ${fmtMs(md.processingTimeMs)} ms, flush ${fmtMs(md.flushMs)} ms (${md.usPerName ?? '-'} µs/name), ` +
