@@ -422,6 +422,29 @@ export async function runConfig(c: Config, target: RedisTarget, work: string, lo
   return result;
 }
 
+/**
+ * `npm run bench -- --ci`'s plumbing check of this file: 1,000 names, 2 processes on the bench's own redis-server,
+ * 2 s periods, one warm-up and one measured period (~15 s). No speed is judged; `error` says what failed.
+ */
+export async function tinyCurve(work: string): Promise<ConfigResult> {
+  const target = await startTarget('single');
+  try {
+    return await runConfig({ names: 1000, procs: 2, redis: 'single', shards: 16, flushInterval: 2000, warmup: 1, periods: 1, profile: false, drainMs: 15_000 },
+      target, work, () => undefined);
+  } finally {
+    await target.stop();
+  }
+}
+
+/** One line per configuration, as the runner prints it. */
+export function resultLine(r: ConfigResult): string {
+  const md = r.medians;
+  return `${r.error ? `ERROR ${r.error.split('\n')[0]}` : 'done'}: processing_time ${fmtMs(md.processingTimeMs)} ms, flush ${fmtMs(md.flushMs)} ms (${md.usPerName ?? '-'} µs/name), ` +
+    `stages ${JSON.stringify(md.stagesMs)}, lag ${fmtMs(md.lagMs)} ms, lines ${fmtMs(md.lines)}, steady ${r.steadyExact ? 'exact' : 'NOT exact'}, ` +
+    `drops ${r.kernelDrops}, misplaced ${(r.misplaced * 100).toFixed(3)} %, loss ${(r.loss * 100).toFixed(3)} %, CPU % tallyd ${r.cpuPct.tallyd} loadgen ${r.cpuPct.loadgen} Redis ${r.cpuPct.redis}, ` +
+    `load ${r.loadAvgEnd.join(' ')} (${Math.round(r.wallMs / 1000)} s)`;
+}
+
 // --- report ---
 
 function fmtMs(x: number | null): string {
@@ -558,11 +581,7 @@ async function main(): Promise<number> {
             for (const p of procs) {
               const r = await runConfig({ names: n, procs: p, redis: t, shards: s, flushInterval, warmup, periods, profile: opt.profile, drainMs }, target, work, (l) => console.log(l));
               results.push(r);
-              const md = r.medians;
-              console.log(`    ${r.error ? `ERROR ${r.error.split('\n')[0]}` : 'done'}: processing_time ${fmtMs(md.processingTimeMs)} ms, flush ${fmtMs(md.flushMs)} ms (${md.usPerName ?? '-'} µs/name), ` +
-                `stages ${JSON.stringify(md.stagesMs)}, lag ${fmtMs(md.lagMs)} ms, lines ${fmtMs(md.lines)}, steady ${r.steadyExact ? 'exact' : 'NOT exact'}, ` +
-                `drops ${r.kernelDrops}, misplaced ${(r.misplaced * 100).toFixed(3)} %, loss ${(r.loss * 100).toFixed(3)} %, CPU % tallyd ${r.cpuPct.tallyd} loadgen ${r.cpuPct.loadgen} Redis ${r.cpuPct.redis}, ` +
-                `load ${r.loadAvgEnd.join(' ')} (${Math.round(r.wallMs / 1000)} s)`);
+              console.log(`    ${resultLine(r)}`);
               if (r.error) failed = true;
               for (const f of r.profiles) {
                 const top = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'profile', 'profile-top.ts'), f, '25'], { cwd: ROOT, encoding: 'utf8' });
