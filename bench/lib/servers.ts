@@ -134,7 +134,8 @@ export interface Commit {
   ts: number;
   /** Date.now() when the commit was logged: rotate, read, compute and commit are done. */
   at: number;
-  lines: number;
+  /** Lines of the period; null: tallyd's log line no longer says (since 37235b8 it logs chunks only). */
+  lines: number | null;
   chunks: number;
   /** Wall ms of each step (read, build, remember, encode, commit), from the flusher's log line. */
   stagesMs: Record<string, number>;
@@ -330,8 +331,8 @@ function killIfNode(pid: number): void {
 }
 
 function parseCommit(line: string): Commit {
-  const j = JSON.parse(line) as { time: string; ts: number; lines: number; chunks: number; stagesMs?: Record<string, number> };
-  return { ts: j.ts, at: Date.parse(j.time), lines: j.lines, chunks: j.chunks, stagesMs: j.stagesMs ?? {} };
+  const j = JSON.parse(line) as { time: string; ts: number; lines?: number; chunks: number; stagesMs?: Record<string, number> };
+  return { ts: j.ts, at: Date.parse(j.time), lines: j.lines ?? null, chunks: j.chunks, stagesMs: j.stagesMs ?? {} };
 }
 
 function warningText(line: string): string {
