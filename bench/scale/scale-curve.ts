@@ -445,6 +445,14 @@ export function resultLine(r: ConfigResult): string {
     `load ${r.loadAvgEnd.join(' ')} (${Math.round(r.wallMs / 1000)} s)`;
 }
 
+/** Each measured period as a line. */
+export function periodLines(r: ConfigResult): string[] {
+  return r.periods.map((p) => `period ${p.ts}: processing_time ${fmtMs(p.processingTimeMs)} ms, flush ${fmtMs(p.flushMs)} ms ` +
+    `(${['read', 'build', 'compute', 'remember', 'encode', 'commit'].map((st) => p.stagesMs[st] ?? '-').join('/')}; ${p.commits} commit(s)), ` +
+    `lag ${fmtMs(p.lagMs)} ms, timestamp_lag ${p.timestampLagS ?? '-'} s, lines ${fmtMs(p.lines)}, steady ${p.steadyExact ? 'exact' : 'NOT exact'}, ` +
+    `kernel drops ${p.kernelDrops}, late samples ${p.lateSamples}, scale ${fmtMs(p.received)} of ${fmtMs(p.sent)}`);
+}
+
 // --- report ---
 
 function fmtMs(x: number | null): string {
@@ -581,6 +589,7 @@ async function main(): Promise<number> {
             for (const p of procs) {
               const r = await runConfig({ names: n, procs: p, redis: t, shards: s, flushInterval, warmup, periods, profile: opt.profile, drainMs }, target, work, (l) => console.log(l));
               results.push(r);
+              for (const line of periodLines(r)) console.log(`      ${line}`);
               console.log(`    ${resultLine(r)}`);
               if (r.error) failed = true;
               for (const f of r.profiles) {
