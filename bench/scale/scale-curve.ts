@@ -67,6 +67,10 @@ const STEADY_COUNTERS = 4;
 const STEADY_TIMERS = 2;
 const STEADY_EVERY_MS = 250;
 const STEADY_EDGE = 0.1;
+/** tallyd's default outboxMaxBytes; a scale name's two lines (`stats.scale.<i> 0.1 <ts>`, `stats_counts.scale.<i> 1 <ts>`) take < 80 bytes. */
+const DEFAULT_OUTBOX_MAX_BYTES = 256 * 1024 * 1024;
+const LINE_BYTES_PER_NAME = 80;
+const OUTBOX_PERIODS = 4;
 
 type Target = 'single' | 'cluster';
 
@@ -257,8 +261,9 @@ export async function runConfig(c: Config, target: RedisTarget, work: string, lo
       servers.push(await startServer('tallyd', carbon.port, {
         flushInterval: F, logLevel: 'debug', keyPrefix: prefix, keepKeys: true,
         redis: { ...target.redis, shards: c.shards },
-        // 5M names is past the default bound of 2M a period
-        config: { maxNamesPerPeriod: 0 },
+        // 5M names is past the default bound of 2M a period, and one period of 5M names is ~370 MB of lines, past the
+        // default outbox bound (256 MiB): room for OUTBOX_PERIODS periods, so a slow flush is measured, not the bound
+        config: { maxNamesPerPeriod: 0, outboxMaxBytes: Math.max(DEFAULT_OUTBOX_MAX_BYTES, c.names * LINE_BYTES_PER_NAME * OUTBOX_PERIODS) },
         execArgv: p === 0 && profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [],
       }));
     }
