@@ -10,9 +10,10 @@ import type { RedisConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import { withTimeout } from '../clock.js';
 import { isCommandTimeout, watchCommandTimeouts } from './command-timeouts.js';
-import { clusterTransient, createClient, runConfirmed, type RedisClient, type WaitPolicy } from './client.js';
+import { clusterTransient, connectFailure, createClient, runConfirmed, type RedisClient, type WaitPolicy } from './client.js';
 import { StoreError } from './errors.js';
 import { ShardMap } from './shards.js';
+import { checkShards } from './shards-record.js';
 import { FIELD_SEP, Keys, KNOWN_TYPES, OUTBOX_READER, type KnownType } from './keys.js';
 import { loadScripts, scriptCommand, type ScriptArg, type ScriptFn, type ScriptName } from './scripts.js';
 
@@ -95,7 +96,8 @@ export const SEEN_TYPES = [...KNOWN_TYPES, 'gauges'] as const;
 export type SeenType = (typeof SEEN_TYPES)[number];
 
 /** What Store.open needs of RedisConfig; commandTimeout defaults to DEFAULT_COMMAND_TIMEOUT_MS. */
-export type StoreConnectConfig = Pick<RedisConfig, 'url' | 'keyPrefix'> & Partial<Pick<RedisConfig, 'nodes' | 'waitReplicas' | 'waitTimeout' | 'shards'>>
+export type StoreConnectConfig = Pick<RedisConfig, 'url' | 'keyPrefix'>
+  & Partial<Pick<RedisConfig, 'nodes' | 'username' | 'password' | 'waitReplicas' | 'waitTimeout' | 'shards'>>
   & { readonly commandTimeout?: number };
 
 /**
@@ -170,7 +172,10 @@ export class Store {
       await withTimeout(redis.connect(), connectTimeoutMs);
     } catch (err) {
       redis.disconnect();
-      const why = (lastError ?? (err as Error)).message;
+      const { why, auth } = connectFailure(lastError ?? (err as Error));
+      if (auth) {
+        throw new StoreError('EREDIS_AUTH', `redis at ${where} refused tallyd's credentials (redis.username, redis.password): ${why}`, { cause: err });
+      }
       throw new StoreError('EREDIS_UNREACHABLE', `redis unreachable at ${where}: ${why}`, { cause: err });
     }
     let warned = false;
@@ -603,28 +608,6 @@ export class Store {
       this.redis.disconnect();
     }
   }
-}
-
-/**
- * Records the prefix's number of shards at its first start and refuses another: a name's shard, hence
- * its keys, depends on it. A state from tallyd before shards (keys under `{0}`, no record) counts as one.
- * Returns count.
- */
-async function checkShards(redis: RedisClient, keyPrefix: string, count: number): Promise<number> {
-  const record = Keys.shardsRecord(keyPrefix);
-  let recorded = await redis.get(record);
-  if (recorded === null) {
-    const legacy = new Keys(keyPrefix, '0');
-    const old = count === 1 ? 0 : await redis.exists(legacy.lastCommit, legacy.open, legacy.pending, legacy.gauges, legacy.outbox, legacy.known('counters'));
-    await redis.set(record, String(old > 0 ? 1 : count), 'NX');
-    recorded = await redis.get(record);
-  }
-  if (recorded !== null && Number(recorded) !== count) {
-    throw new StoreError('ESHARDS', `redis.shards is ${count}, but the state under redis.keyPrefix "${keyPrefix}" was created with ${recorded} `
-      + `shard(s) (${record}): set redis.shards: ${recorded}, or use another keyPrefix for a new state (names hash to shards by their number, `
-      + 'so it cannot change under a running state)');
-  }
-  return count;
 }
 
 function results(res: Array<[Error | null, unknown]> | null): unknown[] {

@@ -1,7 +1,8 @@
 /**
  * The command line as a user meets it: --help and --version, a bad config
  * (exit 2, every problem named), a port in use and an unreachable Redis
- * (exit 1, one line naming what and where).
+ * (exit 1, one line naming what and where), a SIGTERM while starting (exit 0
+ * once started and stopped).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -13,6 +14,7 @@ import { describe, test } from 'node:test';
 import { freePort } from '../helpers/carbon.js';
 import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { ROOT, testConfig } from '../helpers/tallyd.js';
+import { LAYOUT_VERSION } from '../../src/store/keys.js';
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -90,12 +92,41 @@ describe('command line', () => {
     assert.match(lines[0]!, new RegExp(`^tallyd: redis unreachable at redis://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
   });
 
+  test('redis.shards other than the prefix recorded: exit 1 with one line naming both numbers and the key', async () => {
+    const prefix = testPrefix('cli-shards');
+    try {
+      // The first start records 4 shards; it then stops cleanly.
+      const first = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'),
+        writeConfig('four.json', JSON.stringify(testConfig(prefix, null, { redis: { url: REDIS_URL, keyPrefix: prefix, shards: 4 }, log: { level: 'info' } })))],
+      { cwd: ROOT, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      first.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      first.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => first.on('exit', (code) => resolve(code)));
+      const deadline = Date.now() + 20_000;
+      while (!out.includes('tallyd is up')) {
+        assert.ok(Date.now() < deadline && first.exitCode === null, `the first start: ${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      first.kill('SIGTERM');
+      assert.equal(await exited, 0);
+      const r = await run([writeConfig('eight.json', JSON.stringify(testConfig(prefix, null, { redis: { url: REDIS_URL, keyPrefix: prefix, shards: 8 } })))]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.deepEqual(plain(r.stderr), [`tallyd: redis.shards is 8, but the state under redis.keyPrefix "${prefix}" was created with 4 shard(s) `
+        + `(${prefix}v${LAYOUT_VERSION}:shards): set redis.shards: 4, or use another keyPrefix for a new state `
+        + '(names hash to shards by their number, so it cannot change under a running state)']);
+    } finally {
+      await cleanup(prefix);
+    }
+  });
+
   test('no output path prints a Redis password: --check, warnings, unreachable redis', async () => {
     const pw = 'S3cr@t/pa:ss';
     const enc = encodeURIComponent(pw);
     const port = await freePort();
     const url = `rediss://alice:${enc}@127.0.0.1:${port}/0?password=${enc}`;
-    const file = writeConfig('secret.json', JSON.stringify({ redis: { url, password: pw }, flushInterval: 1000 }));
+    // redis.auth is no key of tallyd's: its warning names the key, not the value (redis.password with a password in url is a config error).
+    const file = writeConfig('secret.json', JSON.stringify({ redis: { url, auth: pw }, flushInterval: 1000 }));
     const check = await run(['--check', file], { REDIS_URL: '', TALLYD_REDIS_URL: '' });
     assert.equal(check.code, 1, check.stderr); // the config is good, nothing answers at its Redis
     assert.match(check.stderr, new RegExp(`FAIL redis rediss://alice:\\*\\*\\*@127\\.0\\.0\\.1:${port}/0\\?password=\\*\\*\\*: unreachable`));
@@ -124,6 +155,38 @@ describe('command line', () => {
     const b = await run(['--check', bomb]);
     assert.equal(b.code, 2);
     assert.deepEqual(plain(b.stderr), ['tallyd: bad config', `${bomb}: too many YAML aliases (more than 100 expansions; an alias bomb?)`]);
+  });
+
+  test('SIGTERM while starting (right after it connected to Redis): it finishes starting, then stops cleanly, exit 0', async () => {
+    const prefix = testPrefix('cli-early-term');
+    const file = writeConfig('early.json', JSON.stringify(testConfig(prefix, null, {
+      servers: [{ server: 'udp', address: '127.0.0.1', port: 0 }], log: { level: 'info' }, redis: { url: REDIS_URL, keyPrefix: prefix },
+    })));
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'), file], {
+      cwd: ROOT, env: { ...process.env, REDIS_URL: '', TALLYD_REDIS_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let sent = false;
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      // Inside Daemon.start(): the flush thread, the listeners and the console are still to come.
+      if (sent || !out.includes('"msg":"connected to redis"')) return;
+      sent = true;
+      child.kill('SIGTERM');
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const code = await new Promise<number | string | null>((resolve) => child.on('exit', (c, sig) => resolve(c ?? sig)));
+    clearTimeout(kill);
+    try {
+      assert.equal(code, 0, out);
+      assert.ok(sent, out);
+      const order = ['"msg":"connected to redis"', '"msg":"stopping once started"', '"msg":"tallyd is up"', '"msg":"tallyd stopped"'].map((m) => out.indexOf(m));
+      assert.ok(order.every((at, i) => at >= 0 && (i === 0 || at > (order[i - 1] as number))), out);
+    } finally {
+      await cleanup(prefix);
+    }
   });
 
   test("Etsy statsd's own exampleConfig.js, plus keys statsd never reads and a 100 ms flushInterval, starts", async () => {
