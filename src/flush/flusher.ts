@@ -408,7 +408,8 @@ export class Flusher {
     const ts = Math.round(boundaryMs / 1000);
     const lag = Math.round(started / 1000) - ts;
     const extraGauges: Array<[string, number]> = this.committedBefore && selfMetrics ? [[`${cfg.prefixStats}.timestamp_lag`, lag]] : [];
-    const built = await runSliced(buildPeriodSliced(raw, known, cfg, extraGauges));
+    const owns = this.store.shards.length > 1 ? (name: string) => this.store.shardOf(name) === this.store.shard : undefined;
+    const built = await runSliced(buildPeriodSliced(raw, known, cfg, extraGauges, owns));
     const { data, newKnown } = built.value;
     if (!this.leader) return;
     const t2 = performance.now();
