@@ -413,14 +413,16 @@ export class Flusher {
     const ts = Math.round(boundaryMs / 1000);
     const lag = Math.round(started / 1000) - ts;
     const extraGauges: Array<[string, number]> = this.committedBefore && selfMetrics ? [[`${cfg.prefixStats}.timestamp_lag`, lag]] : [];
-    const owns = this.store.shards.length > 1 ? (name: string) => this.store.shardOf(name) === this.store.shard : undefined;
-    const built = await runSliced(buildPeriodSliced(raw, known, cfg, extraGauges, owns));
+    const built = await runSliced(buildPeriodSliced(raw, known, cfg, extraGauges, selfMetrics));
     const { data, newKnown } = built.value;
+    // statsd's own counters are fleet self-metrics too: each shard records its values, shard 0 emits the sums.
+    // (buildPeriodSliced made the counters a Map of this period's own, read only from here on.)
+    const ownCounters = this.fleet.takeCounters(data.counters as Map<string, number>, cfg.prefixStats, others);
     if (!this.leader) return;
     const t2 = performance.now();
     const computed = await runSliced(computeMetricsSliced(data, cfg));
     // statsd's processing_time: from the stored period to the computed values.
-    const own = { numStats: computed.value.numStats, processingMs: built.busyMs + computed.busyMs };
+    const own = { numStats: computed.value.numStats, processingMs: built.busyMs + computed.busyMs, counters: ownCounters };
     const period: ComputedPeriod = {
       ...computed.value,
       timestampS: ts,

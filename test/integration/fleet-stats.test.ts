@@ -2,9 +2,9 @@
  * The fleet's self-metrics with two shards, a Flusher each, an injected clock
  * and real Redis (flush/fleet-stats.ts): shard 0's leader does not process a
  * period before shard 1 committed it, then emits numStats (both shards'),
- * processing_time (summed), calculationtime, graphiteStats and timestamp_lag
- * once; shard 1 emits none of them, and statsd's own idle counters come from
- * the shard that holds each.
+ * processing_time (summed), calculationtime, graphiteStats, timestamp_lag
+ * and statsd's own three counters (summed over the shards, wherever they
+ * were merged) once; shard 1 emits none of them.
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
@@ -74,6 +74,9 @@ describe('fleet self-metrics (two shards, injected clock, real redis)', () => {
       await st.redis.set(st.keys.lastCommit, String(P - I));
       const b = new Batch();
       for (const n of names[i]!) b.counter(n, 2, 1);
+      // statsd's own counters as processes merge them: into either shard (before and after ingest splits by name).
+      b.counter('statsd.metrics_received', 5 + i, 1);
+      if (i === 1) b.counter('statsd.bad_lines_seen', 3, 1);
       const id = `f:${++seq}`;
       assert.deepEqual(await st.merge(id, P, 'm', P + I, encodeMerge(b, id)), { status: 'merged' });
     }
@@ -108,12 +111,12 @@ describe('fleet self-metrics (two shards, injected clock, real redis)', () => {
       'stats.statsd.graphiteStats.flush_time', 'stats.statsd.graphiteStats.last_exception', 'stats.statsd.graphiteStats.last_flush',
       'stats.statsd.processing_time', 'statsd.numStats',
     ]);
-    // statsd's own counters: each from the shard holding it, once.
+    // statsd's own counters: from shard 0 alone, summed over both shards (an idle one 0).
     const all = [...lines0, ...lines1];
+    const want: Record<string, number> = { 'statsd.bad_lines_seen': 3, 'statsd.packets_received': 0, 'statsd.metrics_received': 11 };
     for (const n of internalCounterNames('statsd')) {
-      const owner = s.shardOf(n) === 0 ? lines0 : lines1;
-      assert.equal(all.filter((l) => l.startsWith(`stats_counts.${n} `)).length, 1, n);
-      assert.equal(owner.filter((l) => l.startsWith(`stats_counts.${n} `)).length, 1, `${n} from shard ${s.shardOf(n)}`);
+      assert.deepEqual(all.filter((l) => l.startsWith(`stats_counts.${n} `)), [`stats_counts.${n} ${want[n]} ${P / 1000}`], n);
+      assert.equal(lines1.filter((l) => l.includes(`.${n} `)).length, 0, `${n} not from shard 1`);
     }
     // numStats: every stat both shards emitted (counters by their count line, and the lag gauge).
     const stats = all.filter((l) => l.startsWith('stats_counts.') || l.startsWith('stats.gauges.')).length;
@@ -124,6 +127,7 @@ describe('fleet self-metrics (two shards, injected clock, real redis)', () => {
     const r1 = await s1.fleetRecord(P);
     assert.ok(r0 && r1);
     assert.equal(r0.numStats + r1.numStats, stats);
+    assert.deepEqual(r1.counters, [3, 0, 6], "shard 1's own counters recorded");
     const proc = Number(lines0.find((l) => l.startsWith('stats.statsd.processing_time '))?.split(' ')[1]);
     assert.equal(proc, r0.processingMs + r1.processingMs);
   });

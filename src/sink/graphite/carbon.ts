@@ -142,6 +142,8 @@ export class CarbonSink {
       await this.current.done;
     } catch (err) {
       if (!this.running) return false;
+      // Nothing of this delivery will be acknowledged: the shard may be handed over during the backoff.
+      this.inFlight = false;
       this.self.carbonErrors++;
       this.self.graphite.last_exception = Math.round(this.clock.now() / 1000);
       const retryInMs = this.backoff;
