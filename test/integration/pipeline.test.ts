@@ -55,6 +55,9 @@ describe('statsd ingest to Carbon', () => {
       await closeClient(client);
 
       await carbon.waitFor(() => carbon.series('stats.timers.app.latency.count').some((l) => l.value === '100'), 5000, 'timer count 100');
+      // Each name's shard delivers the period on its own: every name asserted below is waited for.
+      const expected = ['stats_counts.app.requests;route=home', 'stats.app.requests;route=home', 'stats.timers.app.size.count', 'stats.gauges.app.temperature', 'stats.sets.app.users.count'];
+      await carbon.waitFor(() => expected.every((n) => carbon.series(n).some((l) => l.value !== '0')), 5000, expected.join(', '));
       const at = (name: string) => {
         const s = carbon.series(name).filter((l) => l.value !== '0');
         assert.equal(s.length, 1, `${name}: one non-zero point, got ${JSON.stringify(carbon.series(name))}`);
@@ -87,6 +90,8 @@ describe('statsd ingest to Carbon', () => {
     for (let i = 0; i < 5000; i++) client.increment(`buf.c${i % 50}`, 1);
     await closeClient(client);
     await carbon.waitFor(() => sumOver('stats_counts.buf.c', 50) === 5000, 8000, 'all 5000 increments');
+    // statsd's own counters come with shard 0's delivery, which may follow the others'.
+    await carbon.waitFor(() => carbon.sum('stats_counts.statsd.metrics_received') === 5000, 5000, 'metrics_received 5000');
     for (let i = 0; i < 50; i++) assert.equal(carbon.sum(`stats_counts.buf.c${i}`), 100);
     const packets = carbon.sum('stats_counts.statsd.packets_received');
     assert.ok(packets < 5000 / 10, `buffered: far fewer packets than metrics (${packets})`);
@@ -164,6 +169,10 @@ describe('no value that is not finite reaches Carbon', () => {
       await carbon.waitFor(() => self.batchesMerged > merged, 2000, 'the wave merged');
     }
     await carbon.waitFor(() => carbon.series('stats_counts.stick').length > 0 && carbon.series('stats_counts.statsd.bad_lines_seen').length > 0, 8000, 'the period at Carbon');
+    // Each name's shard delivers the period on its own: every name asserted below is waited for.
+    const names = ['stats.stick', 'stats_counts.stick', 'stats.neg', 'stats_counts.neg', 'stats.loc', 'stats_counts.loc', 'stats.gauges.g.neg', 'stats.gauges.g.loc',
+      'stats.timers.t.big.sum_squares', 'stats.timers.t.big.sum', 'stats.timers.h.mix.count'];
+    await carbon.waitFor(() => names.every((n) => carbon.series(n).length > 0), 5000, names.join(', '));
     const value = (name: string) => {
       const s = carbon.series(name);
       assert.equal(s.length, 1, `${name}: ${JSON.stringify(s)}`);
