@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { alignToPeriod, CarbonListener, freePort, freeUdpPort, sendUdp, sleep } from '../helpers/carbon.js';
 import { Keys } from '../../src/store/keys.js';
-import { ShardMap } from '../../src/store/shards.js';
 import { udpSocketStats } from '../helpers/proc-udp.js';
 import { cleanup, client, openCounter, testPrefix } from '../helpers/redis.js';
 import { spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
+import { leaseKey } from '../helpers/lease.js';
+import { ShardMap } from '../../src/store/shards.js';
 
 const UP = 'tallyd is up';
 
@@ -181,7 +182,7 @@ describe('durability', () => {
     // One leader per shard: every shard's lease names one of the two processes' flush threads.
     const r = client();
     try {
-      const holders = await Promise.all(new ShardMap(SHARDS).tags.map((tag) => r.get(new Keys(prefix, tag).lease)));
+      const holders = await Promise.all(new ShardMap(SHARDS).tags.map((tag) => r.get(leaseKey(prefix, tag))));
       for (const [shard, token] of holders.entries()) {
         assert.ok(token !== null && procs.filter((p) => p.output().includes(token)).length === 1, `shard ${shard}'s lease (${token}) names one process`);
       }
