@@ -64,6 +64,16 @@ export interface CommitPayload {
   gaugeDeletes: string[];
   /** outboxMaxBytes: the commit trims the oldest unclaimed entries beyond it. */
   outboxMaxBytes: number;
+  /** This shard's record of the period, kept in its fleet hash (flush/fleet-stats.ts); zeros when absent. */
+  fleet?: FleetRecord;
+}
+
+/** A shard's self-metrics of one committed period (flush/fleet-stats.ts). */
+export interface FleetRecord {
+  numStats: number;
+  processingMs: number;
+  /** statsd's own counters (internalCounterNames order); [] with one shard. */
+  counters: number[];
 }
 
 export interface CommitResult {
@@ -114,6 +124,8 @@ const CONFIRMED: ReadonlySet<ScriptName> = new Set(['merge', 'commit']);
 export const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 
 const DEDUPE_WINDOW_MS = 15 * 60_000;
+/** How long a shard's fleet record of a period is kept: shard 0 may lag the others by this much and still sum them. */
+const FLEET_KEEP_MS = 60 * 60_000;
 /** Fields asked per HSCAN round trip when reading a closed period or known names. */
 const SCAN_COUNT = 5000;
 /** Names per HSET when remembering known names: a million new names never become one long command. */
@@ -462,11 +474,14 @@ export class Store {
     return this.redis.hgetall(this.keys.gaugeTtl);
   }
 
-  /** commitPeriod-16: publish the period's chunks (and what the outbox bound dropped), drop its state, note the commit. */
+  /**
+   * commitPeriod-17: publish the period's chunks (and what the outbox bound dropped), drop its state, note the commit
+   * and its fleet record.
+   */
   async commit(token: string, ts: number, p: CommitPayload): Promise<CommitResult> {
     const k = this.keys;
     const keys = [k.lease, k.pending, k.outbox, k.gauges, k.gaugeTtl, k.lastCommit, ...k.periodKeys(ts), k.outboxBytes, k.outboxClaim(OUTBOX_READER),
-      k.period(ts, 'names'), k.period(ts, 'set_names')];
+      k.period(ts, 'names'), k.period(ts, 'set_names'), k.fleet];
     // Built with loops, not spreads: these lists can hold a million names.
     const args: ScriptArg[] = [token, ts, p.outboxMaxBytes, p.chunks.length];
     const append = (list: readonly string[]): void => {
@@ -477,6 +492,8 @@ export class Store {
     args.push(p.gaugeTtl.length);
     for (const [name, ttl] of p.gaugeTtl) args.push(name, ttl);
     append(p.gaugeDeletes);
+    const f = p.fleet ?? { numStats: 0, processingMs: 0, counters: [] };
+    args.push([Math.round(f.numStats), Math.round(f.processingMs), ...f.counters.map(String)].join(' '), FLEET_KEEP_MS);
     const res = (await this.run('commit', keys, args)) as [number, number, number];
     return { status: Number(res[0]), droppedLines: Number(res[1]), droppedBytes: Number(res[2]) };
   }
@@ -508,6 +525,14 @@ export class Store {
     const res = (await this.run('statOutbox', [this.keys.outbox, this.keys.outboxBytes], [])) as [number, number, string | null];
     const first = typeof res[2] === 'string' ? Number(res[2].slice(0, res[2].indexOf('-'))) : null;
     return { entries: Number(res[0]), bytes: Number(res[1]), oldestMs: first };
+  }
+
+  /** This shard's record of the period at boundaryMs (commitPeriod-17), or null if it has none (skipped or trimmed). */
+  async fleetRecord(boundaryMs: number): Promise<FleetRecord | null> {
+    const v = await this.redis.hget(this.keys.fleet, String(boundaryMs));
+    if (v === null) return null;
+    const [num, ms, ...counters] = v.split(' ');
+    return { numStats: Number(num), processingMs: Number(ms), counters: counters.map(Number) };
   }
 
   /** Boundary (ms) of the last period anyone committed on this prefix, or null if none yet. */

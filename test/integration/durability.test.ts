@@ -10,6 +10,8 @@ import { alignToPeriod, CarbonListener, freePort, freeUdpPort, sendUdp, sleep } 
 import { udpSocketStats } from '../helpers/proc-udp.js';
 import { cleanup, client, openCounter, shardKeys, testPrefix } from '../helpers/redis.js';
 import { spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
+import { leaseKey } from '../helpers/lease.js';
+import { ShardMap } from '../../src/store/shards.js';
 
 const UP = 'tallyd is up';
 
@@ -22,6 +24,8 @@ function childConfig(prefix: string, carbonPort: number, udpPort: number, extra:
 }
 
 const curCounter = openCounter;
+/** redis.shards as the children run it (the default). */
+const SHARDS = 16;
 
 function counterLines(n: number, name: string): string[] {
   return Array.from({ length: n }, () => `${name}:1|c`);
@@ -174,7 +178,19 @@ describe('durability', () => {
     const perTs = new Map<number, number>();
     for (const l of carbon.series('stats_counts.shared.hits')) perTs.set(l.ts, (perTs.get(l.ts) ?? 0) + 1);
     for (const [ts, n] of perTs) assert.equal(n, 1, `period ${ts} flushed ${n} times`);
-    const leaders = procs.filter((p) => p.output().includes('became the flushing leader'));
-    assert.equal(leaders.length, 1, 'exactly one leader');
+    // The fleet's self-metrics once per period too (shard 0's leader sums the shards', flush/fleet-stats.ts).
+    const numStatsPerTs = new Map<number, number>();
+    for (const l of carbon.series('statsd.numStats')) numStatsPerTs.set(l.ts, (numStatsPerTs.get(l.ts) ?? 0) + 1);
+    for (const [ts, n] of numStatsPerTs) assert.equal(n, 1, `period ${ts}: numStats emitted ${n} times`);
+    // One leader per shard: every shard's lease names one of the two processes' flush threads.
+    const r = client();
+    try {
+      const holders = await Promise.all(new ShardMap(SHARDS).tags.map((tag) => r.get(leaseKey(prefix, tag))));
+      for (const [shard, token] of holders.entries()) {
+        assert.ok(token !== null && procs.filter((p) => p.output().includes(token)).length === 1, `shard ${shard}'s lease (${token}) names one process`);
+      }
+    } finally {
+      r.disconnect();
+    }
   });
 });

@@ -39,6 +39,8 @@ describe('faults: leader killed', () => {
           flushInterval: FLUSH_MS,
           batchInterval: 50,
           leaseTtl: 3000,
+          // One shard, one lease: the takeover of a whole leader; shards-flush.test.ts kills one of several leaders.
+          redis: { url: REDIS_URL, keyPrefix: prefix, shards: 1 },
           log: { level: 'info' },
         }),
       ),

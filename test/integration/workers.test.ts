@@ -47,7 +47,11 @@ describe('workers', () => {
     assert.equal(carbon.sum('stats_counts.workers.hits'), 2000);
     const out = child.output();
     assert.equal(out.match(/"msg":"tallyd is up"/g)?.length, 2, 'two workers started');
-    assert.equal(out.match(/became the flushing leader/g)?.length, 1, 'one leader');
+    // Every shard (redis.shards, default 16) got a leader; the fleet's flush of a period is one numStats line.
+    const ledShards = new Set(out.split('\n').filter((l) => l.includes('became the flushing leader')).map((l) => (JSON.parse(l) as { shard: number }).shard));
+    assert.equal(ledShards.size, 16, `every shard led: ${[...ledShards].join(',')}`);
+    const numStatsTs = carbon.series('statsd.numStats').map((l) => l.ts);
+    assert.equal(new Set(numStatsTs).size, numStatsTs.length, `numStats once per period: ${numStatsTs.join(',')}`);
     child.proc.kill('SIGTERM');
     assert.equal(await child.exited, 0, child.output());
     assert.equal(child.output().match(/"msg":"tallyd stopped"/g)?.length, 2);
