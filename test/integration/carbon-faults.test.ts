@@ -1,7 +1,7 @@
 /**
  * Delivery to Carbon through faults, with a real daemon, a real Redis and
  * Carbon stand-ins in the test (issue 9): a Carbon that resets the
- * connection after reading N bytes, several times, and a Carbon that accepts
+ * connection after reading N bytes (on each of the per-shard connections), several times, and a Carbon that accepts
  * and never reads, left open, then a good one on the same port. Totals are
  * exact; every loss is counted in carbon_errors.
  */
@@ -85,13 +85,14 @@ describe('carbon faults', () => {
     await cleanup(prefix);
   });
 
-  test('a carbon that resets after reading 40 kB, six times: every increment arrives, each loss is counted', async () => {
+  test('a carbon that resets after reading 2 kB, six times: every increment arrives, each loss is counted', async () => {
     prefix = testPrefix('carbon-reset');
-    const carbon = new ResettingCarbon(40_000, 6);
+    // 16 shards (the default): each led shard delivers its own outbox on its own connection, ~4 kB a period here.
+    const carbon = new ResettingCarbon(2_000, 6);
     carbons.push(carbon);
     await carbon.start();
     daemon = await startDaemon(testConfig(prefix, carbon.port, { carbonWriteTimeout: 5000 }));
-    // 800 names: ~60 kB of lines per period, so every delivery crosses 40 kB.
+    // 800 names: ~60 kB of lines per period, ~50 names and ~4 kB a shard, so a shard's delivery crosses 2 kB.
     const names = Array.from({ length: 800 }, (_, i) => `reset.c${i}`);
     const sent = await steadyTraffic(daemon.ports.tcp[0] as number, names, 35, 100);
     assert.equal(sent, 28_000);
