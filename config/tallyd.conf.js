@@ -253,7 +253,8 @@ at most 1 MiB.
   // together (counter, timer, gauge and set names, each type apart; a gauge
   // already held is not new). Samples of a new name in a full period are
   // dropped and counted (statsd.names_dropped), with a warning naming a few.
-  // 0: unbounded.
+  // Held per shard: each of redis.shards takes ceil(maxNamesPerPeriod /
+  // shards) of a period's names (names spread evenly). 0: unbounded.
   maxNamesPerPeriod: 2000000,
 
   // ms a name that statsd re-emits while idle (counters as 0, timers, sets,

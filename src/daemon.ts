@@ -78,6 +78,7 @@ export class Daemon {
         log.warn('no graphiteHost configured: metrics are aggregated but not sent anywhere (as statsd)');
       }
 
+      // The store is the batcher's ShardedTarget: each batch is split by store.shardOf and merged into store.shards.
       const batcher = new Batcher(store, cfg, this.self, this.parser, log.child({ component: 'batcher' }));
       this.batcher = batcher;
       batcher.start();

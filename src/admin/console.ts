@@ -254,49 +254,94 @@ export class ManagementConsole {
     return text + 'END\n\n';
   }
 
+  /** Every shard's current state as one listing (a name lives in one shard; the same name in two would be summed). */
   private async dump(type: 'counters' | 'timers' | 'gauges' | 'sets'): Promise<Record<string, unknown>> {
-    const cur = await this.store.readCurrent();
-    const out: Record<string, unknown> = {};
-    if (type === 'counters') {
-      for (const n of internalCounterNames(this.cfg.prefixStats)) out[n] = 0;
-      for (const n of cur.known.counters) out[n] = 0;
-      for (const [n, v] of Object.entries(cur.counters)) out[n] = Number(v);
-    } else if (type === 'gauges') {
-      for (const [n, v] of Object.entries(cur.gauges)) out[n] = Number(v);
-    } else if (type === 'timers') {
-      for (const n of cur.known.timers) out[n] = [];
-      for (const [field, packed] of cur.timers) {
-        const n = field.slice(0, field.indexOf(FIELD_SEP));
-        const values = (out[n] as number[] | undefined) ?? [];
-        unpackSamples(packed, values);
-        out[n] = values;
-      }
-    } else {
-      for (const n of cur.known.sets) out[n] = [];
-      for (const field of cur.sets) {
-        const i = field.indexOf(FIELD_SEP);
-        const n = field.slice(0, i);
-        const members = (out[n] as string[] | undefined) ?? [];
-        members.push(field.slice(i + 1));
-        out[n] = members;
-      }
-    }
-    return out;
+    return (await this.dumpWhere(type, false)).out;
   }
 
+  /** The listing, and (when track) the shards each listed name was found in (the del* commands delete it there). */
+  private async dumpWhere(type: 'counters' | 'timers' | 'gauges' | 'sets', track = true): Promise<{ out: Record<string, unknown>; where: Map<string, Set<number>> }> {
+    const shards = this.store.shards;
+    const curs = await Promise.all(shards.map((s) => s.readCurrent()));
+    const out: Record<string, unknown> = {};
+    const where = new Map<string, Set<number>>();
+    /** Counters with a stored value so far (a known name's 0 is replaced, a value from another shard added). */
+    const stored = new Set<string>();
+    const found = (n: string, shard: number): void => {
+      if (!track) return;
+      const set = where.get(n);
+      if (set === undefined) where.set(n, new Set([shard]));
+      else set.add(shard);
+    };
+    if (type === 'counters') for (const n of internalCounterNames(this.cfg.prefixStats)) out[n] = 0;
+    curs.forEach((cur, shard) => {
+      if (type === 'counters') {
+        for (const n of cur.known.counters) {
+          out[n] ??= 0;
+          found(n, shard);
+        }
+        for (const [n, v] of Object.entries(cur.counters)) {
+          out[n] = (stored.has(n) ? (out[n] as number) : 0) + Number(v);
+          stored.add(n);
+          found(n, shard);
+        }
+      } else if (type === 'gauges') {
+        for (const [n, v] of Object.entries(cur.gauges)) {
+          out[n] = Number(v);
+          found(n, shard);
+        }
+      } else if (type === 'timers') {
+        for (const n of cur.known.timers) {
+          out[n] ??= [];
+          found(n, shard);
+        }
+        for (const [field, packed] of cur.timers) {
+          const n = field.slice(0, field.indexOf(FIELD_SEP));
+          const values = (out[n] as number[] | undefined) ?? [];
+          unpackSamples(packed, values);
+          out[n] = values;
+          found(n, shard);
+        }
+      } else {
+        for (const n of cur.known.sets) {
+          out[n] ??= [];
+          found(n, shard);
+        }
+        for (const field of cur.sets) {
+          const i = field.indexOf(FIELD_SEP);
+          const n = field.slice(0, i);
+          const members = (out[n] as string[] | undefined) ?? [];
+          members.push(field.slice(i + 1));
+          out[n] = members;
+          found(n, shard);
+        }
+      }
+    });
+    return { out, where };
+  }
+
+  /**
+   * statsd's del*: the names matched over every shard's listing, each deleted in the shards it was found in (its own
+   * shard, store.storeFor) or, listed without being stored (the internal counters' zeros), in its own shard.
+   */
   private async del(type: 'counters' | 'timers' | 'gauges', buckets: string[]): Promise<string> {
-    const all = Object.keys(await this.dump(type));
+    const { out, where } = await this.dumpWhere(type);
+    const all = Object.keys(out);
     let text = '';
-    const doomed: string[] = [];
+    const doomed = new Map<number, string[]>();
     for (const bucket of buckets) {
       const matches = existingStats(all, bucket);
       if (matches.length === 0) text += `metric ${bucket} not found\n`;
       for (const m of matches) {
-        doomed.push(m);
+        for (const shard of where.get(m) ?? [this.store.shardOf(m)]) {
+          const list = doomed.get(shard);
+          if (list === undefined) doomed.set(shard, [m]);
+          else list.push(m);
+        }
         text += `deleted: ${m}\n`;
       }
     }
-    await this.store.deleteNames(type, doomed);
+    await Promise.all([...doomed].map(([shard, names]) => (this.store.shards[shard] as Store).deleteNames(type, names)));
     return text + 'END\n\n';
   }
 }

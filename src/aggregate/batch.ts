@@ -33,6 +33,18 @@ function grownI32(a: Int32Array<ArrayBuffer>, size: number): Int32Array<ArrayBuf
   return b;
 }
 
+function grownU32(a: Uint32Array<ArrayBuffer>, size: number): Uint32Array<ArrayBuffer> {
+  const b = new Uint32Array(size);
+  b.set(a);
+  return b;
+}
+
+/** One set name's distinct members in the batch, and how many samples named it. */
+export interface SetEntry {
+  readonly members: Set<string>;
+  samples: number;
+}
+
 /** Fibonacci hashing of a key id: sequential ids (an intern table's entries) spread evenly. */
 const GOLDEN = 0x9e3779b1;
 
@@ -139,6 +151,8 @@ const MAX_GAUGE = Number.MAX_VALUE;
 export class Batch implements SampleSink {
   private readonly counterSlots = new Slots();
   private counterValues = new Float64Array(INITIAL_SLOTS);
+  /** Samples per counter slot (what a shard's part of the batch holds, for late_samples). */
+  private counterSamples = new Uint32Array(INITIAL_SLOTS);
   private readonly timerSlots = new Slots();
   private timerCountValues = new Float64Array(INITIAL_SLOTS);
   /** Every timer's samples, each timer's in one run [offset, offset + length) of capacity cap. */
@@ -152,8 +166,9 @@ export class Batch implements SampleSink {
   private gaugeValues = new Float64Array(INITIAL_SLOTS);
   /** GAUGE_ABSENT, GAUGE_ABSOLUTE or GAUGE_DELTA per slot. */
   private gaugeKinds = new Uint8Array(INITIAL_SLOTS);
-  /** Set members per name (members are strings by nature). */
-  readonly sets = new Map<string, Set<string>>();
+  private gaugeSamples = new Uint32Array(INITIAL_SLOTS);
+  /** Set members per name (members are strings by nature), with the name's samples. */
+  readonly sets = new Map<string, SetEntry>();
   /** Finished Graphite lines (`name value ts`, no newline) that bypass aggregation. */
   readonly passthroughLines: string[] = [];
   /** Samples folded in, for sizing decisions and self-metrics. */
@@ -170,7 +185,8 @@ export class Batch implements SampleSink {
   counter(name: string, value: number, rate: number, key = -1): void {
     this.samples++;
     const i = this.counterSlots.slot(name, key);
-    if (i >= this.counterValues.length) this.counterValues = grownF64(this.counterValues, i + 1);
+    if (i >= this.counterValues.length) this.growCounterSlots(i + 1);
+    this.counterSamples[i]!++;
     const values = this.counterValues;
     // statsd: counters[key] += Number(v) * (1 / sampleRate); a sum that overflowed stays at its first infinity (never NaN)
     const sum = values[i]! + value * (1 / rate);
@@ -181,6 +197,7 @@ export class Batch implements SampleSink {
     this.samples++;
     const i = this.gaugeSlots.slot(name, key);
     if (i >= this.gaugeValues.length) this.growGaugeSlots(i + 1);
+    this.gaugeSamples[i]!++;
     const kinds = this.gaugeKinds;
     const values = this.gaugeValues;
     if (kinds[i] === GAUGE_ABSENT) {
@@ -209,13 +226,16 @@ export class Batch implements SampleSink {
 
   set(name: string, member: string): void {
     this.samples++;
-    const members = this.sets.get(name);
-    if (members === undefined) {
-      this.sets.set(name, new Set<string>().add(member));
+    const entry = this.sets.get(name);
+    if (entry === undefined) {
+      this.sets.set(name, { members: new Set<string>().add(member), samples: 1 });
       this.setMembers++;
-    } else if (!members.has(member)) {
-      members.add(member);
-      this.setMembers++;
+    } else {
+      entry.samples++;
+      if (!entry.members.has(member)) {
+        entry.members.add(member);
+        this.setMembers++;
+      }
     }
   }
 
@@ -245,6 +265,11 @@ export class Batch implements SampleSink {
 
   counterValue(i: number): number {
     return this.counterValues[i] ?? 0;
+  }
+
+  /** Samples folded into counter i. */
+  counterSampleCount(i: number): number {
+    return this.counterSamples[i] ?? 0;
   }
 
   /** Timer names in first-seen order. */
@@ -287,6 +312,11 @@ export class Batch implements SampleSink {
     return this.gaugeKinds[i] === GAUGE_DELTA;
   }
 
+  /** Samples folded into gauge i. */
+  gaugeSampleCount(i: number): number {
+    return this.gaugeSamples[i] ?? 0;
+  }
+
   /** Timer i's run is full (or it has none yet): move it to a twice-as-large one at the end of the shared array. */
   private growTimerRun(i: number, n: number): void {
     const cap = Math.max(INITIAL_SAMPLES, n * 2);
@@ -312,10 +342,16 @@ export class Batch implements SampleSink {
     this.clamped++;
   }
 
+  private growCounterSlots(need: number): void {
+    this.counterValues = grownF64(this.counterValues, need);
+    this.counterSamples = grownU32(this.counterSamples, this.counterValues.length);
+  }
+
   private growGaugeSlots(need: number): void {
     this.gaugeValues = grownF64(this.gaugeValues, need);
     const kinds = new Uint8Array(this.gaugeValues.length);
     kinds.set(this.gaugeKinds);
     this.gaugeKinds = kinds;
+    this.gaugeSamples = grownU32(this.gaugeSamples, this.gaugeValues.length);
   }
 }

@@ -1,19 +1,29 @@
 /**
  * Owns the current Batch and merges it into Redis every batchInterval:
- * swap, encode, one mergeBatch call, at most one in flight. While Redis is
- * down encoded batches wait in a bounded queue (oldest dropped and counted
- * past maxPendingBatches) and are retried in order; a batch id makes a
- * retried merge land at most once.
+ * swap, encode, at most one batch in flight. While Redis is down encoded
+ * batches wait in a bounded queue (oldest dropped and counted past
+ * maxPendingBatches) and are retried in order; a batch id makes a retried
+ * merge land at most once.
+ *
+ * Shards (DESIGN "Shards"): a sealed batch is split by shard (merge-args.ts,
+ * once per distinct name), and its parts merge with one mergeBatch call per
+ * shard, in parallel, each into its own shard's Store under the same batch id
+ * (the dedupe set is per shard). A part that merged is done; a part that
+ * failed is retried with the batch's next round; the batch leaves the queue
+ * once every part is done. Shards without a part in a round get a heartbeat
+ * in the same round, so no shard's leader waits for a process that holds
+ * nothing for it.
  *
  * Periods (DESIGN "Periods"): a batch holds the samples of one flush period,
  * the one in which this process received them: it is sealed at every
  * wall-clock boundary as well as every batchInterval, and merges into that
  * period's keys however late the merge happens. With every merge, and on a
- * heartbeat timer, the batcher records its watermark in Redis (the oldest
- * period it may still hold unmerged samples of), so the leader closes a
- * period only once every live process has merged its share. A batch whose
- * period was already closed (it was held back longer than a member's ttl)
- * goes into the oldest open period and is counted in late_samples.
+ * heartbeat timer, the batcher records its watermark in each shard (the
+ * oldest period it may still hold unmerged samples of that shard's), so a
+ * shard's leader closes a period only once every live process has merged its
+ * share. A part whose period was already closed in its shard (it was held
+ * back longer than a member's ttl) goes into that shard's oldest open period
+ * and its samples are counted in late_samples.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -24,14 +34,26 @@ import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { SelfStats } from '../observability/self-stats.js';
 import { Batch } from './batch.js';
 import type { MergeBound, MergeOutcome } from '../store/store.js';
-import { encodeMerge, type MergeArg } from './merge-args.js';
+import { encodeMergeParts, type MergeArg, type ShardOf } from './merge-args.js';
 
 
+/** One shard's side of the store (a Store is one). */
 export interface MergeTarget {
   /** late: boundaryMs is not the batch's own period (that one closed without it): see mergeBatch-15.lua. */
   merge(batchId: string, boundaryMs: number, memberId: string, watermarkMs: number, args: MergeArg[], late: boolean, bound: MergeBound): Promise<MergeOutcome>;
   heartbeat(memberId: string, watermarkMs: number): Promise<void>;
   leave(memberId: string): Promise<void>;
+}
+
+/** Every shard's MergeTarget, in shard order, and which shard a name belongs to (a Store is one: store.shards, store.shardOf). */
+export interface ShardedTarget {
+  readonly shards: readonly MergeTarget[];
+  shardOf(name: string): number;
+}
+
+/** A single target as the only shard. */
+export function oneShard(target: MergeTarget): ShardedTarget {
+  return { shards: [target], shardOf: () => 0 };
 }
 
 /** Process-local counters the batcher folds into each batch as statsd counters. */
@@ -51,20 +73,32 @@ export interface BatcherOptions {
   readonly prefixStats: string;
   /** Distinct names (plus set members and passthrough lines) at which a batch is merged before its tick. */
   readonly maxBatchNames: number;
-  /** Distinct names a period takes, fleet-wide (mergeBatch-15.lua); 0 or absent: unbounded. */
+  /**
+   * Distinct names a period takes, fleet-wide (mergeBatch-15.lua); 0 or absent: unbounded. Each shard's period
+   * takes ceil(maxNamesPerPeriod / shards) of them (names spread evenly over the shards).
+   */
   readonly maxNamesPerPeriod?: number;
 }
 
 
-interface Encoded {
-  id: string;
-  /** Boundary (ms) of the period the samples were received in; moved forward only when that period closed without them. */
+/** One shard's share of an encoded batch. */
+interface Part {
+  readonly shard: number;
+  readonly args: MergeArg[];
+  readonly samples: number;
+  /** Boundary (ms) of the period the samples were received in; moved forward only when that shard closed it without them. */
   boundaryMs: number;
-  args: MergeArg[];
-  samples: number;
   /** Moved to a later period because its own closed first. */
   late: boolean;
-  /** Failures that were not about the connection (a script error, a batch too big to send). */
+  /** Merged (or found merged: a duplicate). */
+  done: boolean;
+}
+
+interface Encoded {
+  id: string;
+  /** One per shard that holds any of the batch's names. */
+  parts: Part[];
+  /** Rounds in which a part failed for a reason other than the connection (a script error, a part too big to send). */
   rejected: number;
 }
 
@@ -101,9 +135,11 @@ export class Batcher implements SampleSink {
   private readonly bound: MergeBound;
   /** Self-metrics folded into each batch as counters: [name, read current total, total at the last swap]. */
   private readonly selfCounters: Array<[string, () => number, number]>;
+  private readonly shards: readonly MergeTarget[];
+  private readonly shardOf: ShardOf;
 
   constructor(
-    private readonly target: MergeTarget,
+    target: ShardedTarget,
     private readonly opts: BatcherOptions,
     private readonly self: SelfStats,
     private readonly ingest: IngestCounters,
@@ -113,7 +149,11 @@ export class Batcher implements SampleSink {
     this.mergeLog = new RateLimitedLog(log);
     this.lateLog = new RateLimitedLog(log);
     this.boundLog = new RateLimitedLog(log);
-    this.bound = { maxNames: opts.maxNamesPerPeriod ?? 0, exemptPrefix: `${opts.prefixStats}.` };
+    this.shards = target.shards;
+    if (this.shards.length === 0) throw new RangeError('a Batcher needs at least one shard');
+    this.shardOf = (name) => target.shardOf(name);
+    const maxNames = opts.maxNamesPerPeriod ?? 0;
+    this.bound = { maxNames: maxNames > 0 ? Math.ceil(maxNames / this.shards.length) : 0, exemptPrefix: `${opts.prefixStats}.` };
     this.currentPeriodMs = nextBoundary(clock.now(), opts.flushInterval);
     const p = opts.prefixStats;
     // statsd's own three, then tallyd's loss and ZeroMQ counters (see SelfStats), which only appear once non-zero.
@@ -202,18 +242,32 @@ export class Batcher implements SampleSink {
     }, b - now);
   }
 
-  /** The oldest period this process may hold unmerged samples of, not counting skip (the batch being merged). */
-  private watermark(skip: Encoded | null): number {
-    let w = this.currentPeriodMs;
-    for (const e of this.queue) if (e !== skip && e.boundaryMs < w) w = e.boundaryMs;
+  /**
+   * Per shard, the oldest period this process may hold unmerged samples of that shard's, not counting skip (the
+   * batch being merged: a batch has at most one part per shard, so each part's merge reports the shard's
+   * watermark as it is once that part is merged).
+   */
+  private watermarks(skip: Encoded | null): number[] {
+    const w = new Array<number>(this.shards.length).fill(this.currentPeriodMs);
+    for (const e of this.queue) {
+      if (e === skip) continue;
+      for (const p of e.parts) if (!p.done && p.boundaryMs < w[p.shard]!) w[p.shard] = p.boundaryMs;
+    }
     return w;
   }
 
+  /** Every shard's watermark, one command each, in parallel (a pipeline would have to stay on one slot). */
   private heartbeat(): void {
     this.reportedAt = this.clock.now();
-    this.target.heartbeat(this.memberId, this.watermark(null)).catch((err: unknown) =>
-      this.mergeLog.warn(() => ({ msg: 'heartbeat to redis failed', fields: { err: (err as Error).message } })),
-    );
+    const w = this.watermarks(null);
+    for (let s = 0; s < this.shards.length; s++) this.heartbeatShard(s, w[s]!).catch(() => undefined);
+  }
+
+  private heartbeatShard(shard: number, watermarkMs: number): Promise<void> {
+    return this.shards[shard]!.heartbeat(this.memberId, watermarkMs).catch((err: unknown) => {
+      this.mergeLog.warn(() => ({ msg: 'heartbeat to redis failed', fields: { shard, err: (err as Error).message } }));
+      throw err;
+    });
   }
 
   /** Batches waiting for Redis (for /health and tests). */
@@ -246,7 +300,7 @@ export class Batcher implements SampleSink {
     while (Date.now() < deadline) {
       if (this.inFlight) await this.inFlight;
       if (this.queue.length === 0) {
-        await this.target.leave(this.memberId).catch(() => undefined);
+        await Promise.allSettled(this.shards.map((t) => t.leave(this.memberId)));
         return;
       }
       this.inFlight = this.drain().finally(() => {
@@ -284,54 +338,88 @@ export class Batcher implements SampleSink {
     if (!changed) return;
     this.current = new Batch();
     const id = `${this.node}:${++this.seq}`;
-    this.queue.push({ id, boundaryMs: sealed, args: encodeMerge(b, id), samples: b.samples, late: false, rejected: 0 });
+    const parts = encodeMergeParts(b, id, this.shards.length, this.shardOf)
+      .map((p): Part => ({ shard: p.shard, args: p.args, samples: p.samples, boundaryMs: sealed, late: false, done: false }));
+    this.queue.push({ id, parts, rejected: 0 });
     while (this.queue.length > this.opts.maxPendingBatches) {
-      this.queue.shift();
+      const dropped = this.queue.shift() as Encoded;
       this.self.batchesDropped++;
       this.mergeLog.warn(() => ({
         msg: 'redis unavailable too long: dropped the oldest local batch',
-        fields: { maxPendingBatches: this.opts.maxPendingBatches, batchesDropped: this.self.batchesDropped },
+        fields: { maxPendingBatches: this.opts.maxPendingBatches, batchesDropped: this.self.batchesDropped, samples: unmergedSamples(dropped) },
       }));
     }
   }
 
+  /**
+   * Merges the queue's batches in order. A round sends every unmerged part of the head batch at once, each to its
+   * shard, and a heartbeat to every other shard; the batch leaves the queue once every part is done. A round in
+   * which a part failed counts once in merge_errors; its failed parts are retried in the next drain (the parts
+   * that merged are not sent again).
+   */
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
       const next = this.queue[0] as Encoded;
-      try {
-        this.reportedAt = this.clock.now();
-        const res = await this.target.merge(next.id, next.boundaryMs, this.memberId, this.watermark(next), next.args, next.late, this.bound);
-        if (res.status === 'late') {
-          // Held back past its period's close (e.g. Redis unreachable longer than a member's ttl): the oldest open period takes it.
-          const was = next.boundaryMs;
-          next.boundaryMs = Math.max(res.closedMs + this.opts.flushInterval, was);
-          next.late = true;
-          this.self.lateSamples += next.samples;
-          this.lateLog.warn(() => ({
-            msg: 'a batch arrived after its period was closed; merged into the oldest open period',
-            fields: { boundaryMs: was, intoMs: next.boundaryMs, samples: next.samples, lateSamples: this.self.lateSamples },
-          }));
-          continue;
-        }
-        this.counted(res, next.boundaryMs);
-      } catch (err) {
+      const failed = await this.round(next);
+      if (failed.length > 0) {
         this.self.mergeErrors++;
-        if (isRejection(err) && ++next.rejected >= MAX_REJECTIONS) {
-          // Retrying would block every later batch behind this one forever.
+        const rejection = failed.find(isRejection);
+        if (rejection !== undefined && ++next.rejected >= MAX_REJECTIONS) {
+          // Retrying would block every later batch behind this one forever. The parts that merged stay merged.
           if (this.queue[0] === next) this.queue.shift();
           this.self.batchesDropped++;
-          this.log.error({ err: (err as Error).message, batch: next.id, batchesDropped: this.self.batchesDropped }, 'redis rejected a batch 3 times; dropped it');
+          this.log.error({ err: (rejection as Error).message, batch: next.id, samples: unmergedSamples(next), batchesDropped: this.self.batchesDropped },
+            'redis rejected a batch 3 times; dropped its unmerged parts');
           continue;
         }
+        const err = (rejection ?? failed[0]) as Error;
         this.mergeLog.warn(() => ({
           msg: 'merge into redis failed; the batch is kept and retried',
-          fields: { err: (err as Error).message, backlog: this.queue.length },
+          fields: { err: err.message, parts: failed.length, backlog: this.queue.length },
         }));
         return;
       }
+      if (next.parts.some((p) => !p.done)) continue; // parts answered late: merged into their shard's oldest open period next
       if (this.queue[0] === next) this.queue.shift();
       this.self.batchesMerged++;
     }
+  }
+
+  /** One round of batch e: its unmerged parts merged in parallel, every other shard heartbeated. Returns the parts' errors. */
+  private async round(e: Encoded): Promise<unknown[]> {
+    this.reportedAt = this.clock.now();
+    const w = this.watermarks(e);
+    const sending = e.parts.filter((p) => !p.done);
+    const busy = new Set(sending.map((p) => p.shard));
+    const beats: Array<Promise<void>> = [];
+    for (let s = 0; s < this.shards.length; s++) if (!busy.has(s)) beats.push(this.heartbeatShard(s, w[s]!));
+    const merges = sending.map((p) => this.shards[p.shard]!.merge(e.id, p.boundaryMs, this.memberId, w[p.shard]!, p.args, p.late, this.bound));
+    const [results] = await Promise.all([Promise.allSettled(merges), Promise.allSettled(beats)]);
+    const failed: unknown[] = [];
+    results.forEach((r, i) => {
+      const p = sending[i] as Part;
+      if (r.status === 'rejected') {
+        failed.push(r.reason);
+        return;
+      }
+      const res = r.value;
+      if (res.status === 'late') {
+        // Held back past its period's close in this shard (e.g. Redis unreachable longer than a member's ttl): the
+        // shard's oldest open period takes it.
+        const was = p.boundaryMs;
+        p.boundaryMs = Math.max(res.closedMs + this.opts.flushInterval, was);
+        p.late = true;
+        this.self.lateSamples += p.samples;
+        this.lateLog.warn(() => ({
+          msg: 'a batch arrived after its period was closed; merged into the oldest open period',
+          fields: { shard: p.shard, boundaryMs: was, intoMs: p.boundaryMs, samples: p.samples, lateSamples: this.self.lateSamples },
+        }));
+        return;
+      }
+      p.done = true;
+      this.counted(res, p.boundaryMs);
+    });
+    return failed;
   }
 
   /**
@@ -349,6 +437,13 @@ export class Batcher implements SampleSink {
       fields: { boundaryMs, maxNamesPerPeriod: this.bound.maxNames, dropped, namesDropped: this.self.namesDropped, examples },
     }));
   }
+}
+
+/** Samples of e not merged yet (what dropping it loses). */
+function unmergedSamples(e: Encoded): number {
+  let n = 0;
+  for (const p of e.parts) if (!p.done) n += p.samples;
+  return n;
 }
 
 function sleep(ms: number): Promise<void> {

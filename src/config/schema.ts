@@ -137,7 +137,8 @@ export const TOP_FIELDS = {
     doc: 'distinct names one flush period takes, all processes on the prefix together: its counter, timer, gauge and set names, each '
       + 'type apart; a gauge already held from earlier periods is not new. Past it, samples of a name new to the period are dropped and '
       + 'counted (`names_dropped`), with a rate-limited warning quoting a few; names the period holds keep merging, and counters named '
-      + '`<prefixStats>.*` are never dropped. 0: unbounded',
+      + '`<prefixStats>.*` are never dropped. The bound holds per shard: each of the `redis.shards` shards takes ceil(maxNamesPerPeriod / '
+      + 'shards) names a period (names spread evenly over the shards, so the whole is about maxNamesPerPeriod). 0: unbounded',
   }),
   forgetIdleAfter: int(86_400_000, 0, Number.MAX_SAFE_INTEGER, 'an integer number of milliseconds, 0 for never', {
     doc: 'ms a name statsd re-emits while idle (a counter as 0, a timer, a set, a gauge\'s last value) may go without a sample before it is '

@@ -6,7 +6,7 @@
  * Counters are this process's running totals since it started (SelfStats and
  * the parser's counters only grow: the statsd.* self-metrics are emitted from
  * their deltas), so they are monotonic as Prometheus wants. Gauges from Redis
- * (outbox, last commit) come from the same HealthReport as the console's
+ * (outbox, last commit: over every shard) come from the same HealthReport as the console's
  * `health` and /readyz; they are absent from the answer when Redis does not
  * answer (and tallyd_redis_up is 0). docs/operations.md "HTTP" has the table.
  */
@@ -79,12 +79,14 @@ const seconds = (ms: number | null | undefined): number | null => (ms === null |
 const GAUGES: ReadonlyArray<GaugeSpec> = [
   ['up', '1 when health is up (the facts of the console health and /readyz), else 0', (r) => (r.status === 'up' ? 1 : 0)],
   ['redis_up', '1 when Redis answers a PING in time, else 0', (r) => (r.redis.answers ? 1 : 0)],
-  ['leader', '1 while this process holds the flush lease, else 0', (r) => (r.leader ? 1 : 0)],
-  ['outbox_entries', 'entries (chunks of Graphite lines) waiting in the Redis outbox', (r) => r.outbox?.entries ?? null],
-  ['outbox_bytes', 'bytes of Graphite lines waiting in the Redis outbox', (r) => r.outbox?.bytes ?? null],
+  ['leader', '1 while this process leads (holds the flush lease of) at least one shard, else 0', (r) => (r.leader ? 1 : 0)],
+  ['shards_led', 'shards whose flush lease this process holds', (r) => r.shards.led.length],
+  ['shards', 'shards of the state (redis.shards, as recorded in Redis)', (r) => r.shards.count],
+  ['outbox_entries', 'entries (chunks of Graphite lines) waiting in the Redis outbox, every shard\'s summed', (r) => r.outbox?.entries ?? null],
+  ['outbox_bytes', 'bytes of Graphite lines waiting in the Redis outbox, every shard\'s summed', (r) => r.outbox?.bytes ?? null],
   ['outbox_max_bytes', 'the outbox bound (outboxMaxBytes)', (r) => r.outboxMaxBytes],
-  ['outbox_oldest_age_seconds', 'age of the oldest outbox entry (0 when empty)', (r) => (r.outbox ? (seconds(r.outbox.oldestAgeMs) ?? 0) : null)],
-  ['last_commit_age_seconds', 'time since the boundary of the last period committed on this prefix, by any process', (r) => seconds(r.lastCommit.ageMs)],
+  ['outbox_oldest_age_seconds', 'age of the oldest outbox entry of any shard (0 when empty)', (r) => (r.outbox ? (seconds(r.outbox.oldestAgeMs) ?? 0) : null)],
+  ['last_commit_age_seconds', 'time since the boundary of the last period committed, by any process, on the shard whose last commit is oldest', (r) => seconds(r.lastCommit.ageMs)],
   ['batches_waiting', 'local batches waiting to be merged into Redis', (r) => r.batchesWaiting],
   ['flush_duration_seconds', 'time the last period this process committed took, read to commit', (_r, s) => seconds(s.flush.lastFlushMs)],
   ['timestamp_lag_seconds', 'time from the last committed period boundary to its commit, by this process (statsd timestamp_lag)', (_r, s) => s.flush.lastLagS],

@@ -9,11 +9,11 @@
  * - /metrics: Prometheus text (metrics.ts).
  * - /api/status: `{version, pid, uptimeS, leader, health: HealthReport}`.
  * - /api/history: this process's figures over the last hour (self-history.ts).
- * - /api/names?q=&limit=: names of the newest kept committed period (store/recent.ts).
- * - /api/series?name=: one name's values over the kept periods.
+ * - /api/names?q=&limit=: names of the newest kept committed period, every shard's (store/recent.ts).
+ * - /api/series?name=: one name's values over the kept periods, from the shard that has it.
  */
 import type { HealthFacts } from '../observability/health.js';
-import type { RecentPeriods } from '../store/recent.js';
+import type { RecentShards } from '../store/recent.js';
 import type { PromMetrics } from './metrics.js';
 import { HttpError, json, type Route, text } from './server.js';
 import type { SelfHistory } from './self-history.js';
@@ -25,7 +25,7 @@ export interface HttpContext {
   readonly health: Pick<HealthFacts, 'report'>;
   readonly metrics: Pick<PromMetrics, 'text' | 'contentType'>;
   readonly history: Pick<SelfHistory, 'answer'>;
-  readonly recent: Pick<RecentPeriods, 'names' | 'series'>;
+  readonly recent: Pick<RecentShards, 'names' | 'series'>;
 }
 
 export const NAMES_MAX_LIMIT = 500;

@@ -8,7 +8,7 @@ import type { HttpConfig } from '../config/types.js';
 import type { HealthFacts } from '../observability/health.js';
 import type { Logger } from '../observability/logger.js';
 import type { SelfStats } from '../observability/self-stats.js';
-import { RecentPeriods } from '../store/recent.js';
+import { RecentPeriods, RecentShards } from '../store/recent.js';
 import type { Store } from '../store/store.js';
 import { type FlushTimes, type IngestTotals, PromMetrics } from './metrics.js';
 import { buildRoutes } from './routes.js';
@@ -55,7 +55,7 @@ export async function startHttp(cfg: HttpConfig, parts: HttpParts, log: Logger):
     health,
     metrics,
     history,
-    recent: new RecentPeriods(store.redis, store.keys),
+    recent: new RecentShards(store.shards.map((s) => new RecentPeriods(s.redis, s.keys))),
   });
   server = new HttpServer(cfg, routes, log);
   const port = await server.start();

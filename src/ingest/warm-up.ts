@@ -11,7 +11,7 @@
  * in bench/README.md. Costs some CPU at start; nothing it touches is kept.
  */
 import { deflateSync } from 'node:zlib';
-import { Batcher } from '../aggregate/batcher.js';
+import { Batcher, oneShard } from '../aggregate/batcher.js';
 import { createLogger } from '../observability/logger.js';
 import { SelfStats } from '../observability/self-stats.js';
 import { DEFAULT_MAX_NAME_LENGTH, StatsdLineParser } from '../parse/statsd-line.js';
@@ -56,7 +56,7 @@ export function warmUpIngest(opts: WarmUpOptions): number {
   const started = Date.now();
   const parser = new StatsdLineParser({ keyNameSanitize: opts.keyNameSanitize });
   const batcher = new Batcher(
-    { merge: () => Promise.resolve({ status: 'merged' }), heartbeat: () => Promise.resolve(), leave: () => Promise.resolve() },
+    oneShard({ merge: () => Promise.resolve({ status: 'merged' }), heartbeat: () => Promise.resolve(), leave: () => Promise.resolve() }),
     { batchInterval: 1e9, flushInterval: 1e9, leaseTtl: 1e9, maxPendingBatches: 4, prefixStats: opts.prefixStats, maxBatchNames: 1e9 },
     new SelfStats(),
     parser,

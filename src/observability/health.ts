@@ -14,11 +14,13 @@
  * - a native UDP reader stopped after a socket error it could not clear;
  * - the process is stopping (its clean stop began: /readyz turns 503 while
  *   it drains, so a load balancer sends elsewhere);
- * - no period has been committed on this prefix, by any process, for three
- *   flush intervals, counted from the later of the last committed boundary
- *   (Keys.lastCommit, set by the commit script) and this process's start, so
- *   a fresh start is not down before it had the chance to commit;
- * - the outbox holds OUTBOX_FULL_SHARE (90 %) of outboxMaxBytes or more (when
+ * - on some shard, no period has been committed, by any process, for three
+ *   flush intervals, counted from the later of that shard's last committed
+ *   boundary (its Keys.lastCommit, set by the commit script) and this
+ *   process's start, so a fresh start is not down before it had the chance
+ *   to commit: the shard whose last commit is oldest decides (a shard that
+ *   never committed is the oldest);
+ * - the outbox (every shard's, summed) holds OUTBOX_FULL_SHARE (90 %) of outboxMaxBytes or more (when
  *   that option is given): Carbon does not keep up, and at the bound each
  *   commit drops the oldest lines (it trims to just under the bound, so the
  *   bound itself is seldom reached exactly).
@@ -28,18 +30,27 @@
  */
 import { withTimeout } from '../clock.js';
 
-/** Redis facts (Store). */
-export interface RedisFacts {
-  /** Round-trip ms; rejects when Redis does not answer within timeoutMs. */
-  ping(timeoutMs: number): Promise<number>;
-  /** Boundary ms of the last period anyone committed, or null. */
+/** One shard's facts (a shard's Store). */
+export interface ShardFacts {
+  /** Boundary ms of the last period anyone committed on this shard, or null. */
   lastCommitted(): Promise<number | null>;
   outboxStats(): Promise<{ entries: number; bytes: number; oldestMs: number | null }>;
 }
 
-/** This process's flushing (FlushHost). lastCommittedTs: unix s of the last period it committed, 0 if none. */
+/** Redis facts (Store): the connection, and every shard's facts in shard order. */
+export interface RedisFacts {
+  /** Round-trip ms; rejects when Redis does not answer within timeoutMs. */
+  ping(timeoutMs: number): Promise<number>;
+  readonly shards: readonly ShardFacts[];
+}
+
+/**
+ * This process's flushing (FlushHost). lastCommittedTs: unix s of the last period it committed, 0 if none.
+ * shards: the shards it leads, when the flush side reports them; without, `leader` means shard 0 (one Flusher).
+ */
 export interface FlushFacts {
   readonly leader: boolean;
+  readonly shards?: readonly number[];
   readonly lastCommittedTs: number;
 }
 
@@ -72,12 +83,18 @@ export interface HealthReport {
   operatorStatus: HealthStatus;
   checkedAtMs: number;
   redis: { answers: boolean; pingMs: number | null; error: string | null };
-  /** The last period committed on this prefix by any process (null: none yet, or Redis did not answer). */
-  lastCommit: { boundaryMs: number | null; ageMs: number | null };
+  /**
+   * The oldest of the shards' last committed periods, by any process (boundaryMs null: that shard committed none
+   * yet, or Redis did not answer), and which shard it is (null when Redis did not answer).
+   */
+  lastCommit: { boundaryMs: number | null; ageMs: number | null; shard: number | null };
   /** Unix s of the last period this process committed, or null. */
   lastCommittedByThisProcessS: number | null;
+  /** Whether this process leads any shard. */
   leader: boolean;
-  /** null when Redis did not answer. */
+  /** The prefix's number of shards (redis.shards) and the ones this process leads, ascending. */
+  shards: { count: number; led: number[] };
+  /** Summed over the shards (oldestMs: the oldest entry of any shard); null when Redis did not answer. */
   outbox: { entries: number; bytes: number; oldestMs: number | null; oldestAgeMs: number | null } | null;
   /** The outbox bound (outboxMaxBytes), or null when not given. */
   outboxMaxBytes: number | null;
@@ -149,12 +166,18 @@ export class HealthFacts {
     if (this.stopping) reasons.push(STOPPING);
     const redis: HealthReport['redis'] = { answers: false, pingMs: null, error: null };
     let lastCommitMs: number | null = null;
+    let oldestShard: number | null = null;
     let outbox: HealthReport['outbox'] = null;
+    const shards = this.redis.shards;
     try {
       redis.pingMs = Math.round((await this.redis.ping(this.pingTimeoutMs)) * 100) / 100;
-      const [last, ob] = await Promise.all([this.bounded(this.redis.lastCommitted()), this.bounded(this.redis.outboxStats())]);
+      const [lasts, obs] = await Promise.all([
+        this.bounded(Promise.all(shards.map((s) => s.lastCommitted()))),
+        this.bounded(Promise.all(shards.map((s) => s.outboxStats()))),
+      ]);
       redis.answers = true;
-      lastCommitMs = last;
+      ({ boundaryMs: lastCommitMs, shard: oldestShard } = oldestCommit(lasts));
+      const ob = sumOutboxes(obs);
       outbox = { ...ob, oldestAgeMs: ob.oldestMs === null ? null : Math.max(0, this.now() - ob.oldestMs) };
     } catch (err) {
       redis.error = (err as Error).message;
@@ -166,7 +189,8 @@ export class HealthFacts {
       const since = Math.max(lastCommitMs ?? -Infinity, this.startedAtMs);
       if (now - since > this.stalePeriods * interval) {
         const last = lastCommitMs === null ? 'none yet' : `${new Date(lastCommitMs).toISOString()}, ${Math.round((now - lastCommitMs) / 1000)} s ago`;
-        reasons.push(`no period committed for ${this.stalePeriods} flush intervals (${(this.stalePeriods * interval) / 1000} s); last committed period: ${last}`);
+        const where = shards.length > 1 ? ` on shard ${oldestShard ?? 0} of ${shards.length} (the shard with the oldest commit)` : '';
+        reasons.push(`no period committed${where} for ${this.stalePeriods} flush intervals (${(this.stalePeriods * interval) / 1000} s); last committed period: ${last}`);
       }
     }
     const maxBytes = this.opts.outboxMaxBytes ?? null;
@@ -177,15 +201,17 @@ export class HealthFacts {
     const l = this.losses;
     if (l.udpReadersStopped > 0) reasons.push(`${l.udpReadersStopped} udp reader(s) stopped after a socket error they could not clear (see the log); restart tallyd`);
     const byThis = this.flush?.lastCommittedTs ?? 0;
+    const led = this.shardsLed();
     return {
       status: reasons.length === 0 ? 'up' : 'down',
       reasons,
       operatorStatus: this.operatorStatus,
       checkedAtMs: now,
       redis,
-      lastCommit: { boundaryMs: lastCommitMs, ageMs: lastCommitMs === null ? null : now - lastCommitMs },
+      lastCommit: { boundaryMs: lastCommitMs, ageMs: lastCommitMs === null ? null : now - lastCommitMs, shard: oldestShard },
       lastCommittedByThisProcessS: byThis > 0 ? byThis : null,
-      leader: this.flush?.leader ?? false,
+      leader: led.length > 0,
+      shards: { count: shards.length, led },
       outbox,
       outboxMaxBytes: maxBytes,
       batchesWaiting: this.batches?.backlog ?? 0,
@@ -203,9 +229,44 @@ export class HealthFacts {
     };
   }
 
+  /** The shards this process leads: as the flush side reports them, else shard 0 while it holds the (one) lease. */
+  private shardsLed(): number[] {
+    const f = this.flush;
+    if (f === null) return [];
+    if (f.shards !== undefined) return [...f.shards].sort((a, b) => a - b);
+    return f.leader ? [0] : [];
+  }
+
   /** A Redis read that answered the PING may still hang: give it the same bound. */
   private bounded<T>(p: Promise<T>): Promise<T> {
     p.catch(() => undefined);
     return withTimeout(p, this.pingTimeoutMs, `no reply within ${this.pingTimeoutMs} ms`);
   }
+}
+
+/** The shard whose last commit is oldest (one that committed none counts as oldest; the lowest index among equals). */
+export function oldestCommit(lasts: ReadonlyArray<number | null>): { boundaryMs: number | null; shard: number | null } {
+  let shard: number | null = null;
+  let boundaryMs: number | null = null;
+  for (let i = 0; i < lasts.length; i++) {
+    const b = lasts[i] ?? null;
+    if (shard === null || (boundaryMs !== null && (b === null || b < boundaryMs))) {
+      shard = i;
+      boundaryMs = b;
+    }
+  }
+  return { boundaryMs, shard };
+}
+
+/** Every shard's outbox as one: entries and bytes summed, the oldest entry of any. */
+export function sumOutboxes(obs: ReadonlyArray<{ entries: number; bytes: number; oldestMs: number | null }>): { entries: number; bytes: number; oldestMs: number | null } {
+  let entries = 0;
+  let bytes = 0;
+  let oldestMs: number | null = null;
+  for (const o of obs) {
+    entries += o.entries;
+    bytes += o.bytes;
+    if (o.oldestMs !== null && (oldestMs === null || o.oldestMs < oldestMs)) oldestMs = o.oldestMs;
+  }
+  return { entries, bytes, oldestMs };
 }

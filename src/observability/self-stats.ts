@@ -13,7 +13,7 @@
  * | (parser)         | <prefixStats>.events_ignored   | DogStatsD events (`_e{..}`) and service checks (`_sc|..`), recognized and not aggregated (statsd: bad lines) |
  * | oversizedPackets | <prefixStats>.oversized_packets | datagrams / TCP lines longer than maxPacketSize, dropped      |
  * | batchesDropped   | <prefixStats>.batches_dropped | batches dropped: Redis down past maxPendingBatches               |
- * | mergeErrors      | <prefixStats>.merge_errors   | failed merge attempts (each batch is retried)                     |
+ * | mergeErrors      | <prefixStats>.merge_errors   | failed merge attempts of a batch, once per try whatever number of its shard parts failed (each is retried) |
  * | lateSamples      | <prefixStats>.late_samples   | samples whose period was closed before their batch merged, folded into the oldest open period |
  * | outboxDropped    | <prefixStats>.outbox_dropped | Graphite lines the outboxMaxBytes bound dropped, oldest first (exact) |
  * | outboxDroppedBytes | <prefixStats>.outbox_dropped_bytes | bytes of those lines                                       |

@@ -19,6 +19,10 @@
  *
  * Reads are in pieces: HSCAN COUNT SCAN_COUNT with a setImmediate between
  * round trips, since they run on the ingest thread.
+ *
+ * With shards, each shard's leader keeps its shard's periods under that
+ * shard's keys (a RecentPeriods per shard); RecentShards reads them all as
+ * one history for the HTTP API.
  */
 import { setImmediate as turn } from 'node:timers/promises';
 import type { RedisClient } from './client.js';
@@ -143,5 +147,56 @@ export class RecentPeriods {
     const res = kept.length === 0 ? [] : ((await pipe.exec()) ?? []);
     const v = res.map(([err, val]) => (err || typeof val !== 'string' ? null : Number(val)));
     return { t: kept.map((b) => Math.round(b / 1000)), v };
+  }
+}
+
+/**
+ * Every shard's kept periods as one history (the HTTP API's view): a name
+ * lives in one shard, so its values come from the shard that has it, and a
+ * listing merges every shard's names. With one shard it answers exactly as
+ * that shard's RecentPeriods.
+ */
+export class RecentShards {
+  constructor(private readonly shards: readonly Pick<RecentPeriods, 'names' | 'series' | 'periods'>[]) {}
+
+  /** Boundaries (ms) kept by any shard, oldest first. */
+  async periods(): Promise<number[]> {
+    const all = await Promise.all(this.shards.map((s) => s.periods()));
+    return [...new Set(all.flat())].sort((a, b) => a - b);
+  }
+
+  /**
+   * Names containing q in each shard's newest kept period (shards commit each period on their own, so one may be a
+   * period behind another), merged, sorted, at most limit; boundaryMs is the newest of those periods.
+   */
+  async names(q: string, limit: number): Promise<NamesAnswer> {
+    const answers = await Promise.all(this.shards.map((s) => s.names(q, limit)));
+    let boundaryMs: number | null = null;
+    let truncated = false;
+    const found = new Set<string>();
+    for (const a of answers) {
+      if (a.boundaryMs !== null && (boundaryMs === null || a.boundaryMs > boundaryMs)) boundaryMs = a.boundaryMs;
+      truncated ||= a.truncated;
+      for (const n of a.names) found.add(n);
+    }
+    const names = [...found].sort();
+    return { boundaryMs, names: names.slice(0, limit), truncated: truncated || names.length > limit };
+  }
+
+  /** One name's values over the periods kept by any shard, oldest first: each from the shard that has it, else null. */
+  async series(name: string): Promise<{ t: number[]; v: Array<number | null> }> {
+    const per = await Promise.all(this.shards.map((s) => s.series(name)));
+    if (per.length === 1) return per[0] as { t: number[]; v: Array<number | null> };
+    const at = new Map<number, number | null>();
+    for (const { t, v } of per) {
+      for (let i = 0; i < t.length; i++) {
+        const ts = t[i] as number;
+        const val = v[i] ?? null;
+        if (val !== null) at.set(ts, val);
+        else if (!at.has(ts)) at.set(ts, null);
+      }
+    }
+    const t = [...at.keys()].sort((a, b) => a - b);
+    return { t, v: t.map((ts) => at.get(ts) ?? null) };
   }
 }

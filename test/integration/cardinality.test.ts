@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { Batch } from '../../src/aggregate/batch.js';
-import { Batcher, type MergeTarget } from '../../src/aggregate/batcher.js';
+import { Batcher, oneShard, type MergeTarget } from '../../src/aggregate/batcher.js';
 import { encodeMerge } from '../../src/aggregate/merge-args.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { SelfStats } from '../../src/observability/self-stats.js';
@@ -143,7 +143,7 @@ describe('maxNamesPerPeriod', () => {
       leave: (m) => store.leave(m),
     };
     const self = new SelfStats();
-    const c = new Batcher(lossy, opts, self, ingest, log, clock);
+    const c = new Batcher(oneShard(lossy), opts, self, ingest, log, clock);
     c.counter('c.0', 1, 1);
     c.counter('c.lost.1', 1, 1);
     c.counter('c.lost.2', 1, 1);

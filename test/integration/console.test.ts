@@ -10,6 +10,10 @@ import { askConsole } from '../helpers/console.js';
 import { waitUntil } from '../helpers/steady-traffic.js';
 import { cleanup, testPrefix } from '../helpers/redis.js';
 import { startDaemon, testConfig } from '../helpers/tallyd.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { Store } from '../../src/store/store.js';
+import { mergeIntoShards, namesOverShards } from '../helpers/shards.js';
+import { REDIS_URL } from '../helpers/redis.js';
 
 /** One command, the reply up to `until` (as with nc). */
 const ask = (port: number, cmd: string, until = 'END\n\n'): Promise<string> => askConsole(port, cmd, until, 3000);
@@ -99,5 +103,94 @@ describe('management console', () => {
   test('unknown commands get ERROR; quit closes the connection', async () => {
     assert.equal(await ask(port, 'frobnicate', '\n'), 'ERROR\n');
     assert.equal(await ask(port, 'quit', ''), '');
+  });
+});
+
+describe('management console over shards (redis.shards: 4, names in several shards)', () => {
+  const prefix = testPrefix('console-shards');
+  let daemon: Daemon;
+  let writer: Store;
+  let port = 0;
+  /** Counter names spread over all 4 shards, each with its value. */
+  let counters: Array<{ name: string; shard: number; value: number }> = [];
+  let idle: { name: string; shard: number };
+
+  before(async () => {
+    daemon = await startDaemon(testConfig(prefix, null, { flushInterval: 3_600_000, redis: { url: REDIS_URL, keyPrefix: prefix, shards: 4 } }));
+    port = daemon.ports.mgmt;
+    writer = await Store.open({ url: REDIS_URL, keyPrefix: prefix, shards: 4 }, createLogger('silent'));
+    counters = namesOverShards(writer, 'sh.c', 4).map((x, i) => ({ ...x, value: i + 1 }));
+    const boundary = Date.now() + 3_600_000;
+    const written = await mergeIntoShards(writer, [
+      ...counters.map((x) => ({ c: x.name, v: x.value })),
+      ...namesOverShards(writer, 'sh.g', 4).map((x, i) => ({ g: x.name, v: 10 + i })),
+      ...namesOverShards(writer, 'sh.t', 4).flatMap((x, i) => [{ ms: x.name, v: i }, { ms: x.name, v: 100 + i }]),
+      ...namesOverShards(writer, 'sh.s', 4).map((x) => ({ s: x.name, member: `m-${x.shard}` })),
+    ], boundary);
+    assert.equal(written.size, 4, 'samples went into every shard');
+    // A counter only known (idle: statsd lists it as 0) in a shard other than 0.
+    idle = namesOverShards(writer, 'sh.idle', 4).find((x) => x.shard !== 0)!;
+    await writer.storeFor(idle.name).rememberSeen({ counters: [idle.name] }, Date.now());
+  });
+  after(async () => {
+    await writer.quit();
+    await daemon.stop();
+    await cleanup(prefix);
+  });
+
+  test('counters, gauges, timers and sets list every shard\'s names with their exact values', async () => {
+    const text = await ask(port, 'counters');
+    for (const x of counters) assert.match(text, new RegExp(`'${x.name.replace('.', '\\.')}': ${x.value}[,\n ]`), `${x.name} (shard ${x.shard})`);
+    assert.match(text, new RegExp(`'${idle.name.replace('.', '\\.')}': 0[,\n ]`), `the idle ${idle.name} of shard ${idle.shard}`);
+    assert.match(text, /'statsd\.bad_lines_seen': 0/);
+    const gauges = await ask(port, 'gauges');
+    namesOverShards(writer, 'sh.g', 4).forEach((x, i) => assert.match(gauges, new RegExp(`'${x.name.replace('.', '\\.')}': ${10 + i}[,\n ]`)));
+    const timers = await ask(port, 'timers');
+    namesOverShards(writer, 'sh.t', 4).forEach((x, i) => assert.match(timers, new RegExp(`'${x.name.replace('.', '\\.')}': \\[ ${i}, ${100 + i} \\]`)));
+    const sets = await ask(port, 'sets');
+    for (const x of namesOverShards(writer, 'sh.s', 4)) assert.match(sets, new RegExp(`'${x.name.replace('.', '\\.')}': \\[ 'm-${x.shard}' \\]`));
+  });
+
+  test('stats and health answer over every shard, and say how many shards there are and which this process leads', async () => {
+    assert.equal(await ask(port, 'health', '\n'), 'health: up\n');
+    const text = await ask(port, 'stats');
+    assert.match(text, /\nflush\.shards: 4\n/);
+    // Until the flush side leads shards of its own, the one Flusher leads shard 0.
+    const led = /\nflush\.shards_led: (\d+)\nflush\.shards_led_ids: (none|[\d,]+)\n/.exec(text);
+    assert.ok(led, text);
+    const ids = led[2] === 'none' ? [] : led[2]!.split(',').map(Number);
+    assert.equal(ids.length, Number(led[1]));
+    for (const id of ids) assert.ok(id >= 0 && id < 4, `shard ${id} of 4`);
+    assert.match(text, /\noutbox\.entries: 0\noutbox\.bytes: 0\noutbox\.oldest_age_s: unknown\n/);
+  });
+
+  test('delcounters and delgauges delete each name in its own shard, folders across shards', async () => {
+    const [first, ...rest] = counters;
+    assert.equal(await ask(port, `delcounters ${first!.name} nope.x`), `deleted: ${first!.name}\nmetric nope.x not found\nEND\n\n`);
+    let text = await ask(port, 'counters');
+    assert.doesNotMatch(text, new RegExp(`'${first!.name.replace('.', '\\.')}'`));
+    for (const x of rest) assert.match(text, new RegExp(`'${x.name.replace('.', '\\.')}': ${x.value}[,\n ]`));
+    const reply = await ask(port, 'delcounters sh.*');
+    for (const x of [...rest, idle]) assert.match(reply, new RegExp(`deleted: ${x.name.replace('.', '\\.')}\n`));
+    text = await ask(port, 'counters');
+    assert.doesNotMatch(text, /'sh\./);
+    // Gone from Redis in each shard, open periods and known names alike.
+    for (const st of writer.shards) {
+      const cur = await st.readCurrent();
+      assert.deepEqual(Object.keys(cur.counters).filter((n) => n.startsWith('sh.')), [], `shard ${st.shard}'s open periods`);
+      assert.deepEqual(cur.known.counters.filter((n) => n.startsWith('sh.')), [], `shard ${st.shard}'s known counters`);
+    }
+    const gauges = namesOverShards(writer, 'sh.g', 4);
+    const dg = await ask(port, 'delgauges sh.g*');
+    assert.equal(dg, 'metric sh.g* not found\nEND\n\n', 'statsd matches a folder only with ".*"');
+    const all = await ask(port, `delgauges ${gauges.map((x) => x.name).join(' ')}`);
+    assert.equal(all, gauges.map((x) => `deleted: ${x.name}\n`).join('') + 'END\n\n');
+    assert.doesNotMatch(await ask(port, 'gauges'), /'sh\.g/);
+    const timers = namesOverShards(writer, 'sh.t', 4);
+    // Listed shard by shard: the order of a folder's names follows the shards.
+    const dt = await ask(port, 'deltimers sh.*');
+    assert.ok(dt.endsWith('\nEND\n\n'));
+    assert.deepEqual(dt.split('\n').filter((l) => l.startsWith('deleted: ')).sort(), timers.map((x) => `deleted: ${x.name}`).sort());
+    assert.doesNotMatch(await ask(port, 'timers'), /'sh\.t/);
   });
 });

@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { Redis } from 'ioredis';
 import { Keys } from '../../src/store/keys.js';
-import { RecentPeriods } from '../../src/store/recent.js';
+import { RecentPeriods, RecentShards } from '../../src/store/recent.js';
+import { ShardMap } from '../../src/store/shards.js';
 import { cleanup, client, testPrefix } from '../helpers/redis.js';
 
 const T0 = 1_800_000_000_000;
@@ -98,5 +99,45 @@ describe('recent periods in Redis', () => {
     await recent.append(T0 + 2 * STEP, ['s.a', 's.b'], ['-3', '4'], 20, bounds);
     assert.deepEqual(await recent.series('s.a'), { t: [0, 1, 2].map((i) => (T0 + i * STEP) / 1000), v: [1.5, null, -3] });
     assert.deepEqual(await recent.series('nope'), { t: [0, 1, 2].map((i) => (T0 + i * STEP) / 1000), v: [null, null, null] });
+  });
+
+  test('over shards: names merge every shard\'s newest kept period, a series comes from the shard that has the name', async () => {
+    const prefix = testPrefix('recent-shards');
+    prefixes.push(prefix);
+    const map = new ShardMap(4);
+    const shards = map.tags.map((tag) => new RecentPeriods(redis, new Keys(prefix, tag)));
+    const all = new RecentShards(shards);
+    const bounds = { maxBytes: 1e9, maxPeriods: 10, ttlMs: 3_600_000 };
+    assert.deepEqual(await all.names('', 10), { boundaryMs: null, names: [], truncated: false });
+    // 40 names spread over the 4 shards by the shard map, as each shard's HistorySink keeps them.
+    const names = Array.from({ length: 40 }, (_, i) => `stats.sh.m${String(i).padStart(2, '0')}`);
+    const byShard = map.tags.map(() => [] as string[]);
+    for (const n of names) byShard[map.of(n)]!.push(n);
+    assert.ok(byShard.every((l) => l.length > 0), 'every shard holds some');
+    // Periods T0 and T0+STEP on every shard; shard 3 lags a period behind (T0+2*STEP on the others only).
+    for (let p = 0; p < 3; p++) {
+      for (let sh = 0; sh < 4; sh++) {
+        if (p === 2 && sh === 3) continue;
+        const own = byShard[sh]!;
+        await shards[sh]!.append(T0 + p * STEP, own, own.map((n) => String(100 * p + Number(n.slice(-2)))), own.length * 30, bounds);
+      }
+    }
+    const listed = await all.names('stats.sh.', 500);
+    assert.deepEqual(listed, { boundaryMs: T0 + 2 * STEP, names: [...names].sort(), truncated: false });
+    const few = await all.names('stats.sh.', 7);
+    assert.deepEqual(few, { boundaryMs: T0 + 2 * STEP, names: [...names].sort().slice(0, 7), truncated: true });
+    assert.deepEqual((await all.names('m3', 500)).names, names.filter((n) => n.includes('m3')));
+    assert.deepEqual(await all.periods(), [T0, T0 + STEP, T0 + 2 * STEP]);
+    const t = [0, 1, 2].map((i) => (T0 + i * STEP) / 1000);
+    for (const n of names) {
+      const k = Number(n.slice(-2));
+      const lagging = map.of(n) === 3;
+      assert.deepEqual(await all.series(n), { t, v: [k, 100 + k, lagging ? null : 200 + k] }, `${n} (shard ${map.of(n)})`);
+    }
+    assert.deepEqual(await all.series('nope'), { t, v: [null, null, null] });
+    // One shard: exactly that shard's answers.
+    const one = new RecentShards([shards[0]!]);
+    assert.deepEqual(await one.names('stats.sh.', 500), await shards[0]!.names('stats.sh.', 500));
+    assert.deepEqual(await one.series(byShard[0]![0]!), await shards[0]!.series(byShard[0]![0]!));
   });
 });

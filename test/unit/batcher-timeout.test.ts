@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Batcher, type MergeTarget } from '../../src/aggregate/batcher.js';
+import { Batcher, oneShard, type MergeTarget } from '../../src/aggregate/batcher.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { SelfStats } from '../../src/observability/self-stats.js';
 import type { MergeOutcome } from '../../src/store/store.js';
@@ -24,7 +24,7 @@ test('a timed-out merge is kept and retried under the same batch id, past the 3 
     leave: async () => {},
   };
   const opts = { batchInterval: 1_000_000, flushInterval: 10_000, leaseTtl: 5000, maxPendingBatches: 100, prefixStats: 'statsd', maxBatchNames: 1_000_000 };
-  const b = new Batcher(target, opts, self, { metricsReceived: 0, badLines: 0 }, createLogger('silent'));
+  const b = new Batcher(oneShard(target), opts, self, { metricsReceived: 0, badLines: 0 }, createLogger('silent'));
   b.counter('x', 1, 1);
   await b.stop(10_000);
   assert.equal(self.batchesDropped, 0);

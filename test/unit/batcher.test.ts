@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Batcher, type MergeTarget } from '../../src/aggregate/batcher.js';
+import { Batcher, oneShard, type MergeTarget } from '../../src/aggregate/batcher.js';
 import type { MergeArg } from '../../src/aggregate/merge-args.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { SelfStats } from '../../src/observability/self-stats.js';
@@ -37,7 +37,7 @@ const ingest = { metricsReceived: 0, badLines: 0 };
 test('a batch redis keeps rejecting is dropped after 3 tries and counted; later batches still land', async () => {
   const self = new SelfStats();
   const target = new ScriptedTarget((_id, args) => (args.some((a) => String(a) === 'poison') ? replyError('ERR bad batch') : null));
-  const b = new Batcher(target, opts, self, ingest, createLogger('silent'));
+  const b = new Batcher(oneShard(target), opts, self, ingest, createLogger('silent'));
   b.counter('poison', 1, 1);
   b.tick(); // first try fails
   b.counter('good', 2, 1);
@@ -52,7 +52,7 @@ test('a connection failure is retried, not dropped', async () => {
   const self = new SelfStats();
   let failures = 5;
   const target = new ScriptedTarget(() => (failures-- > 0 ? new Error('Connection is closed.') : null));
-  const b = new Batcher(target, opts, self, ingest, createLogger('silent'));
+  const b = new Batcher(oneShard(target), opts, self, ingest, createLogger('silent'));
   b.counter('kept', 7, 1);
   await b.stop(5000);
   assert.equal(self.batchesDropped, 0);
@@ -63,7 +63,7 @@ test('a connection failure is retried, not dropped', async () => {
 test('a batch reaching maxBatchNames is merged before its tick, and every sample lands once', async () => {
   const self = new SelfStats();
   const target = new ScriptedTarget(() => null);
-  const b = new Batcher(target, { ...opts, maxBatchNames: 5000 }, self, ingest, createLogger('silent'));
+  const b = new Batcher(oneShard(target), { ...opts, maxBatchNames: 5000 }, self, ingest, createLogger('silent'));
   for (let i = 0; i < 12_000; i++) b.counter(`n.${i}`, 1, 1);
   for (let i = 0; i < 3000; i++) b.set('s', `m${i}`); // members count toward the size too
   // batchInterval is 1,000 s: only the size bound can seal these batches now.
@@ -101,7 +101,7 @@ const I = 10_000;
 test('a batch never spans two periods: the boundary seals it, and its merge carries the period it was received in', async () => {
   const clock = new ManualClock(5 * I + 9000);
   const target = new PeriodTarget();
-  const b = new Batcher(target, { ...opts, flushInterval: I }, new SelfStats(), ingest, createLogger('silent'), clock);
+  const b = new Batcher(oneShard(target), { ...opts, flushInterval: I }, new SelfStats(), ingest, createLogger('silent'), clock);
   b.start();
   b.counter('before', 1, 1);
   clock.advance(1000); // the boundary at 6 * I
@@ -125,7 +125,7 @@ test('a batch whose period closed while it waited goes into the oldest open peri
   const target = new PeriodTarget();
   target.closedMs = 7 * I; // e.g. redis was unreachable longer than the member ttl
   const self = new SelfStats();
-  const b = new Batcher(target, { ...opts, flushInterval: I }, self, ingest, createLogger('silent'), clock);
+  const b = new Batcher(oneShard(target), { ...opts, flushInterval: I }, self, ingest, createLogger('silent'), clock);
   b.counter('held', 2, 1);
   b.counter('held', 3, 1);
   await b.stop(2000);

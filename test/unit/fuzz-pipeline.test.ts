@@ -47,7 +47,7 @@ function periodOf(batch: Batch, own: ReadonlyArray<[string, number]>): PeriodDat
   });
   const gauges = new Map<string, number>();
   batch.gaugeNames.forEach((name, i) => gauges.set(name, batch.gaugeValue(i)));
-  const sets = new Map<string, number>([...batch.sets].map(([name, m]) => [name, m.size]));
+  const sets = new Map<string, number>([...batch.sets].map(([name, e]) => [name, e.members.size]));
   return { counters, timers, gauges, sets };
 }
 
