@@ -2,14 +2,17 @@
  * What the Redis state buys: a kill -9 after the batches were merged loses
  * nothing; SIGTERM merges the last in-memory batch before exit; Carbon being
  * unreachable for three periods delays their lines but keeps each period's
- * own timestamp; two processes on one prefix flush each period once.
+ * own timestamp; two processes on one prefix flush each period once. On the
+ * default of 16 shards: each name is read from its own shard, the outbox
+ * from every shard's, and the two processes share the shards' leases.
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { alignToPeriod, CarbonListener, freePort, freeUdpPort, sendUdp, sleep } from '../helpers/carbon.js';
-import { Keys } from '../../src/store/keys.js';
+import { leaseHolders, shardsByHolder, tokenOf, waitHolders } from '../helpers/lease.js';
+import { prefixOutboxText } from '../helpers/outbox.js';
 import { udpSocketStats } from '../helpers/proc-udp.js';
-import { cleanup, client, openCounter, testPrefix } from '../helpers/redis.js';
+import { cleanup, openCounter, REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
 
 const UP = 'tallyd is up';
@@ -37,16 +40,8 @@ function waitPublishedAfter(carbon: CarbonListener, name: string, afterTs: numbe
   return carbon.waitFor(() => carbon.series(name).some((l) => l.ts > afterTs), timeoutMs, `a ${name} line after ${afterTs}`);
 }
 
-/** The Graphite text committed to the prefix's outbox so far (entries' `d` fields). */
-async function outboxText(prefix: string): Promise<string> {
-  const r = client();
-  try {
-    const rows = await r.xrange(new Keys(prefix).outbox, '-', '+');
-    return rows.map(([, f]) => f[f.indexOf('d') + 1] ?? '').join('');
-  } finally {
-    r.disconnect();
-  }
-}
+/** The Graphite text committed to the prefix's outboxes (every shard's) so far. */
+const outboxText = (prefix: string): Promise<string> => prefixOutboxText(prefix);
 
 describe('durability', () => {
   const children: ChildTallyd[] = [];
@@ -160,6 +155,8 @@ describe('durability', () => {
     const procs = ports.map((p) => spawnTallyd(childConfig(prefix, carbon.port, p, { flushInterval: 1000 })));
     children.push(...procs);
     for (const p of procs) await waitForOutput(p, UP);
+    // Both lead some of the shards (rendezvous hashing; a process takes its share within a lease check).
+    await waitHolders(REDIS_URL, prefix, 'both processes leading shards', (h) => new Set(h).size === 2);
     for (let round = 0; round < 3; round++) {
       await alignToPeriod(1000, 200);
       await Promise.all(ports.map((p) => sendUdp(p, counterLines(100, 'shared.hits'))));
@@ -171,7 +168,11 @@ describe('durability', () => {
     const perTs = new Map<number, number>();
     for (const l of carbon.series('stats_counts.shared.hits')) perTs.set(l.ts, (perTs.get(l.ts) ?? 0) + 1);
     for (const [ts, n] of perTs) assert.equal(n, 1, `period ${ts} flushed ${n} times`);
-    const leaders = procs.filter((p) => p.output().includes('became the flushing leader'));
-    assert.equal(leaders.length, 1, 'exactly one leader');
+    // Every shard led by exactly one of the two (a lease holds one token), and each of them leads some.
+    const holders = await leaseHolders(prefix);
+    const tokens = procs.map(tokenOf);
+    const byHolder = shardsByHolder(holders);
+    assert.ok(holders.length > 1 && holders.every((h) => h !== null && tokens.includes(h)), `every shard led by one of ${tokens.join(', ')}: ${JSON.stringify(holders)}`);
+    assert.deepEqual(tokens.map((tk) => (tk === null ? 0 : (byHolder.get(tk)?.length ?? 0)) > 0), [true, true], `both lead shards: ${JSON.stringify([...byHolder])}`);
   });
 });

@@ -17,9 +17,9 @@ import { deflateSync } from 'node:zlib';
 import { Publisher, Push } from 'zeromq';
 import type { Daemon } from '../../src/daemon.js';
 import { StatusPublisher } from '../../src/publisher/status-publisher.js';
-import { Keys } from '../../src/store/keys.js';
 import { askConsole } from '../helpers/console.js';
 import { alignToPeriod, CarbonListener, freePort, sendUdp, sleep } from '../helpers/carbon.js';
+import { prefixOutboxText } from '../helpers/outbox.js';
 import { cleanup, client, testPrefix } from '../helpers/redis.js';
 import { ROOT, startDaemon, testConfig } from '../helpers/tallyd.js';
 
@@ -234,13 +234,11 @@ describe('ZeroMQ status messages to Carbon', () => {
     ]));
     await s.send(plain({ name: 'web2.load', value: -1.5e-7, time: now - 60 }));
     await s.send('line.c:1|c'); // statsd lines carry no timestamp: aggregated, under the prefix
-    // Carbon is down: the lines wait in the Redis outbox.
+    // Carbon is down: the lines wait in the Redis outboxes (each in its shard's).
     const redis = client();
     try {
-      const outbox = new Keys(prefix).outbox;
-      const text = async (): Promise<string> => (await redis.xrange(outbox, '-', '+')).map(([, f]) => f[f.indexOf('d') + 1] ?? '').join('');
       const deadline = Date.now() + 5000;
-      while ((await text()).split('\n').filter((l) => l.startsWith('pt.web')).length < 4) {
+      while ((await prefixOutboxText(prefix, redis)).split('\n').filter((l) => l.startsWith('pt.web')).length < 4) {
         assert.ok(Date.now() < deadline, 'passthrough lines in the outbox');
         await sleep(50);
       }
