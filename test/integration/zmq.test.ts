@@ -115,14 +115,13 @@ describe('ZeroMQ status messages to Carbon', () => {
       ['status.web1', zlib([{ name: 'fmt.topic', value: 9, type: 'c' }])],
     ];
     for (const f of frames) await p.send(f);
-    await carbon.waitFor(() => carbon.sum('stats_counts.fmt.topic') === 9, 5000, 'the topic message');
+    const want: Array<[string, number]> = [['fmt.zlib_array', 1], ['fmt.plain_array', 2], ['fmt.tagged;region=eu', 1], ['fmt.zlib_object', 3],
+      ['fmt.plain_object', 4], ['fmt.lines', 17], ['fmt.zlib_lines', 8], ['fmt.topic', 9]];
+    // The names sit in different shards, each flushed by its own shard's leader: wait for every one, then compare exactly.
+    await carbon.waitFor(() => want.every(([n, v]) => carbon.sum(`stats_counts.${n}`) >= v), 5000, 'every message\'s counter');
     await carbon.waitFor(() => carbon.series('stats.gauges.fmt.gauge').length > 0, 3000, 'the gauge');
-    assert.deepEqual(
-      ['fmt.zlib_array', 'fmt.plain_array', 'fmt.tagged;region=eu', 'fmt.zlib_object', 'fmt.plain_object', 'fmt.lines', 'fmt.zlib_lines', 'fmt.topic']
-        .map((n) => [n, carbon.sum(`stats_counts.${n}`)]),
-      [['fmt.zlib_array', 1], ['fmt.plain_array', 2], ['fmt.tagged;region=eu', 1], ['fmt.zlib_object', 3], ['fmt.plain_object', 4],
-        ['fmt.lines', 17], ['fmt.zlib_lines', 8], ['fmt.topic', 9]],
-    );
+    await carbon.waitFor(() => carbon.series('stats.timers.fmt.timer.upper').length > 0, 3000, 'the timer');
+    assert.deepEqual(want.map(([n]) => [n, carbon.sum(`stats_counts.${n}`)]), want);
     assert.equal(value('stats.gauges.fmt.gauge'), '5');
     assert.equal(value('stats.timers.fmt.timer.upper'), '7');
     assert.deepEqual([d.self.zmqBadFrames, d.self.zmqBadItems, d.parser.badLines], [0, 0, 0]);
@@ -162,7 +161,10 @@ describe('ZeroMQ status messages to Carbon', () => {
       if (m % 100 === 0) items.push({ name: 'exact.sampled', value: 1, type: 'c', rate: 0.1 });
       await s.send(m % 2 === 0 ? zlib(items) : plain(items));
     }
+    // Each name's shard is flushed by its own leader: wait for every one of them.
     await carbon.waitFor(() => carbon.sum('stats_counts.exact.c') >= 10000, 10_000, '10,000 counter items');
+    await carbon.waitFor(() => carbon.sum('stats_counts.exact.w') >= expectedWeighted && carbon.sum('stats_counts.exact.sampled') >= 100,
+      3000, 'the weighted and sampled counters');
     await carbon.waitFor(() => carbon.sum('stats_counts.statsd.zmq_messages_received') >= 1000, 3000, 'the self-metric');
     await sleep(FLUSH + 200); // and nothing more arrives
     assert.equal(carbon.sum('stats_counts.exact.c'), 10000);
@@ -212,6 +214,9 @@ describe('ZeroMQ status messages to Carbon', () => {
       5000, 'both timers in one period');
     const ts = twinTs()!;
     const at = (stem: string) => new Map(carbon.lines.filter((l) => l.ts === ts && l.name.includes(stem)).map((l) => [l.name.replace(stem, '.'), l.value]));
+    // The twins' names sit in different shards, each delivered by its own shard's leader: wait until every shard's
+    // lines of the period are in (as many zt lines as zu lines, at least 60), then compare them.
+    await carbon.waitFor(() => at('.zu.').size >= 60 && at('.zt.').size === at('.zu.').size, 5000, 'every twin line of the period');
     const zu = at('.zu.');
     const zt = at('.zt.');
     assert.ok(zu.size >= 60, `statsd twin lines: ${zu.size}`);
@@ -337,8 +342,9 @@ describe('ZeroMQ status messages to Carbon', () => {
       pushPub.start(() => (++collected <= 10 ? [{ name: 'sp.collected', value: 1, type: 'c' }] : []), 10);
       await joined(d, () => pubPub.publish([]));
       await pubPub.publish([{ name: 'sp.pub', value: 2, type: 'c', tags: ['via:pub'] }]);
-      await carbon.waitFor(() => carbon.sum('stats_counts.sp.collected') === 10 && carbon.sum('stats_counts.sp.pub;via=pub') === 2,
-        5000, 'the publishers\' counters');
+      // The names sit in different shards, each flushed by its own leader: wait for each.
+      await carbon.waitFor(() => carbon.sum('stats_counts.sp.collected') === 10 && carbon.sum('stats_counts.sp.pub;via=pub') === 2
+        && carbon.sum('stats_counts.sp.push') >= 5 && carbon.series('stats.gauges.sp.temp').some((l) => l.value === '24'), 5000, 'the publishers\' counters');
       assert.equal(carbon.sum('stats_counts.sp.push'), 5);
       assert.ok(carbon.series('stats.gauges.sp.temp').some((l) => l.value === '24'));
     } finally {
