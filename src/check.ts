@@ -1,6 +1,7 @@
 /**
  * `tallyd --check` past the config: is Redis reachable (and what it holds
- * under the key prefix), is Carbon, is the native addon loaded. One line per
+ * under the key prefix, and whether its recorded number of shards is
+ * redis.shards), is Carbon, is the native addon loaded. One line per
  * finding; `ok` false when something tallyd needs does not answer.
  */
 import net from 'node:net';
@@ -38,8 +39,8 @@ async function checkRedis(cfg: Config, timeoutMs: number): Promise<{ ok: boolean
     return { ok: true, line: `redis ${redactUrl(cfg.redis.url)}: not used: ${plan.why}; tallyd would start a private ${plan.bin} with its data in ${plan.dir} (redis.embedded)` };
   }
   const probe = cfg.redis.nodes.length > 0
-    ? await probeCluster(cfg.redis.nodes, cfg.redis.keyPrefix, timeoutMs)
-    : await probeRedis(cfg.redis.url, cfg.redis.keyPrefix, timeoutMs);
+    ? await probeCluster(cfg.redis.nodes, cfg.redis.keyPrefix, cfg.redis.shards, timeoutMs)
+    : await probeRedis(cfg.redis.url, cfg.redis.keyPrefix, cfg.redis.shards, timeoutMs);
   return { ok: probe.ok, line: probe.text };
 }
 

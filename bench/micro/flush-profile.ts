@@ -43,10 +43,11 @@ async function fill(store: Store, boundaryMs: number, n: number, known: boolean)
 
 async function main(): Promise<void> {
   const prefix = `flushprof:${process.pid}:`;
+  // One shard: one Flusher is profiled (with several, shard 0 would wait for the others' commits, flush/fleet-stats.ts).
   const { config } = loadConfig({
     file: null,
     env: {},
-    overrides: { graphiteHost: '127.0.0.1', flushInterval: 2000, redis: { url, keyPrefix: prefix }, log: { level: 'warn' } },
+    overrides: { graphiteHost: '127.0.0.1', flushInterval: 2000, redis: { url, keyPrefix: prefix, shards: 1 }, log: { level: 'warn' } },
   });
   const log = createLogger('warn');
   const store = await Store.open(config.redis, log);

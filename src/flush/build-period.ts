@@ -52,19 +52,23 @@ export function buildPeriod(
  * A name is new when the map did not hold it before this period's value was
  * set: known names (and statsd's own three) are put in first. With a
  * delete* option on, idle names are not re-emitted, so none are remembered.
+ * With several shards, statsd's own three are put in only by the shard
+ * that holds each (owns): another shard's 0 would be a second value for
+ * the same line.
  */
 export function* buildPeriodSliced(
   raw: RawPeriod,
   known: Record<KnownType, Iterable<string>>,
   cfg: BuildConfig,
   extraGauges: ReadonlyArray<[string, number]> = [],
+  owns: (name: string) => boolean = () => true,
 ): Sliced<BuiltPeriod> {
   const internal = new Set(internalCounterNames(cfg.prefixStats));
   const newKnown: Record<KnownType, string[]> = { counters: [], timers: [], sets: [] };
   let n = 0;
 
   const counters = new Map<string, number>();
-  for (const name of internal) counters.set(name, 0);
+  for (const name of internal) if (owns(name)) counters.set(name, 0);
   for (const name of known.counters) {
     if (keepsIdleCounter(cfg, name)) counters.set(name, 0);
     if (++n % SLICE === 0) yield;

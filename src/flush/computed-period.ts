@@ -57,8 +57,13 @@ export interface ComputedMetrics {
 export interface ComputedPeriod extends ComputedMetrics {
   /** The period's boundary, unix seconds: every line of it carries this timestamp. */
   readonly timestampS: number;
-  /** ms spent building and computing the period (statsd's processing_time). */
+  /** ms spent building and computing the period (statsd's processing_time); on shard 0 of several, the fleet's sum. */
   readonly processingTimeMs: number;
+  /**
+   * false: this shard's period carries no self-metrics (numStats, calculationtime, processing_time,
+   * graphiteStats, timestamp_lag): shard 0's leader emits them once for the fleet (flush/fleet-stats.ts).
+   */
+  readonly selfMetrics?: boolean;
   /** Set fields as stored, `name\nmember`: the members, for a sink that prints them (console). */
   readonly setFields: readonly string[];
 }

@@ -22,8 +22,13 @@ export type FlushThreadReport =
   | { type: 'failed'; error: string }
   | {
       type: 'report';
+      /** Leads at least one shard. */
       leader: boolean;
+      /** The shards (indexes) this process leads. */
+      shardsLed: number[];
+      /** Periods committed by this process, every shard's summed. */
       periodsCommitted: number;
+      /** Boundary (s) of the newest period this process committed, any shard. */
       lastCommittedTs: number;
       /** ms the last period this thread committed took, read to commit; null if none yet. */
       lastFlushMs: number | null;
@@ -52,6 +57,8 @@ export class FlushHost {
   private worker: Worker | null = null;
   private stopping = false;
   leader = false;
+  /** The shards this process leads (flush-thread.ts's last report). */
+  shardsLed: number[] = [];
   periodsCommitted = 0;
   lastCommittedTs = 0;
   lastFlushMs: number | null = null;
@@ -79,6 +86,7 @@ export class FlushHost {
           else this.log.error({ err: m.error }, 'flush thread failed');
         } else if (m.type === 'report') {
           this.leader = m.leader;
+          this.shardsLed = m.shardsLed;
           this.periodsCommitted = m.periodsCommitted;
           this.lastCommittedTs = m.lastCommittedTs;
           this.lastFlushMs = m.lastFlushMs;
@@ -94,6 +102,7 @@ export class FlushHost {
       w.on('exit', (code) => {
         if (this.worker === w) this.worker = null;
         this.leader = false;
+        this.shardsLed = [];
         if (this.stopping || !ready) return;
         this.log.error({ code }, `flush thread exited; restarting it in ${RESTART_AFTER_MS} ms`);
         setTimeout(() => {

@@ -21,7 +21,9 @@ import { computeMetricsSliced } from './compute-period.js';
 import { nextBoundary, systemClock, type Clock } from '../clock.js';
 import type { ComputedPeriod } from './computed-period.js';
 import type { PeriodSink } from './period-sink.js';
+import type { LeaseGate } from './shard-leases.js';
 import { runSliced } from './slices.js';
+import { FleetStats } from './fleet-stats.js';
 
 export type FlushConfig = Omit<Config, 'servers' | 'source' | 'redis' | 'log'>;
 
@@ -44,9 +46,26 @@ const MAX_EMPTY_CATCH_UP = 6;
 /** Answers "not the next period" (another process closed it meanwhile) taken at once before waiting a poll. */
 const MAX_RETRIES = 2;
 
+/** What a Flusher is told beyond the defaults (flush-thread.ts runs one per shard). */
+export interface FlusherOptions {
+  /** The lease token; one per flush thread, shared by its shards' flushers. Default: a new UUID. */
+  readonly token?: string;
+  /**
+   * Rendezvous ranking (shard-leases.ts): with one, the lease is taken only when this process is
+   * preferred for the shard, or when it has been free for a full leaseTtl, and handed over when no
+   * longer preferred. Without (one shard, tests), any process takes a free lease and keeps it.
+   */
+  readonly gate?: LeaseGate;
+}
+
 export class Flusher {
-  readonly token = randomUUID();
+  readonly token: string;
   private leader = false;
+  /** Since when (ms) a lease check of a process not preferred for the shard found the lease free; null when held. */
+  private freeSince: number | null = null;
+  /** closeForStop's deadline: a wait for the other shards (fleet-stats.ts) gives up past it. */
+  private stopDeadlineMs = Infinity;
+  private readonly fleet: FleetStats;
   /** When the last successful lease check was sent (ms). */
   private renewedAt = 0;
   /** When the last lease check was answered, and since when they have been answered without a gap longer than the ttl. */
@@ -87,7 +106,10 @@ export class Flusher {
     private readonly clock: Clock = systemClock,
     /** Backends each committed period goes to (src/flush-thread.ts builds them). */
     private readonly sinks: readonly PeriodSink[] = [],
+    private readonly opts: FlusherOptions = {},
   ) {
+    this.token = opts.token ?? randomUUID();
+    this.fleet = new FleetStats(store, log, clock);
     this.errLog = new RateLimitedLog(log, 5000);
     this.waitLog = new RateLimitedLog(log, 5000);
     this.known = new KnownNames(store, cfg.forgetIdleAfter, self, log);
@@ -95,6 +117,11 @@ export class Flusher {
 
   get isLeader(): boolean {
     return this.leader;
+  }
+
+  /** The shard this flusher leads (or may lead). */
+  get shard(): number {
+    return this.store.shard;
   }
 
   async start(): Promise<void> {
@@ -112,6 +139,7 @@ export class Flusher {
    */
   async closeForStop(deadlineMs: number): Promise<void> {
     this.stopped = true;
+    this.stopDeadlineMs = deadlineMs;
     if (this.closeTimer) this.clock.clearTimeout(this.closeTimer);
     if (this.closing) await this.closing;
     let retries = 0;
@@ -147,6 +175,41 @@ export class Flusher {
     }
   }
 
+  /**
+   * Asks Redis for the lease, if this process may hold it: always without a gate; with one, when
+   * preferred for the shard, when already holding it and still busy with a period (handed over once
+   * idle), or when it has been free for a full leaseTtl (a preferred process that is wedged).
+   * Returns whether this process holds the lease now.
+   */
+  private async askLease(asked: number): Promise<boolean> {
+    const gate = this.opts.gate;
+    if (!gate || gate.prefers(this.store.shard)) {
+      this.freeSince = null;
+      return (await this.store.tryAcquireLease(this.token, this.cfg.leaseTtl)) > 0;
+    }
+    if (this.leader) {
+      if (this.processing || this.closing) return (await this.store.tryAcquireLease(this.token, this.cfg.leaseTtl)) > 0;
+      // Handover: no longer first for the shard and idle. Not the leader from here on (nothing starts a close or a
+      // commit), then the lease goes; the preferred process takes it at its next check.
+      this.leader = false;
+      this.known.reset();
+      await this.store.releaseLease(this.token);
+      this.log.info({ token: this.token, shard: this.store.shard }, 'handed the shard over to the process now preferred for it');
+      return false;
+    }
+    const holder = await this.store.leaseHolder();
+    if (holder !== null) {
+      this.freeSince = null;
+      return false;
+    }
+    this.freeSince ??= asked;
+    if (asked - this.freeSince < this.cfg.leaseTtl) return false;
+    const got = (await this.store.tryAcquireLease(this.token, this.cfg.leaseTtl)) > 0;
+    if (got) this.log.warn({ shard: this.store.shard, freeMs: asked - this.freeSince }, 'took a shard whose preferred process left its lease free for a full leaseTtl');
+    this.freeSince = null;
+    return got;
+  }
+
   private checkLease(): Promise<void> {
     this.leaseCheck = this.doCheckLease().finally(() => {
       this.leaseCheck = null;
@@ -158,7 +221,8 @@ export class Flusher {
     try {
       const was = this.leader;
       const asked = this.clock.now();
-      this.leader = (await this.store.tryAcquireLease(this.token, this.cfg.leaseTtl)) > 0;
+      const handover = this.opts.gate !== undefined && was && !this.opts.gate.prefers(this.store.shard) && !this.processing && !this.closing;
+      this.leader = await this.askLease(asked);
       const now = this.clock.now();
       // Redis went unanswered (down, paused, unreachable) for longer than a member's ttl: every member's heartbeat
       // is stale through no fault of its own, so none is judged dead before it had a full ttl to report again.
@@ -167,12 +231,12 @@ export class Flusher {
       if (this.leader) this.renewedAt = asked;
       if (!this.leader) this.known.reset();
       if (this.leader && !was) {
-        this.log.info({ token: this.token }, 'became the flushing leader');
+        this.log.info({ token: this.token, shard: this.store.shard }, 'became the flushing leader');
         this.kickProcessing();
         this.scheduleClose(0);
-      } else if (!this.leader && was) {
+      } else if (!this.leader && was && !handover) {
         const holder = await this.store.leaseHolder().catch(() => null);
-        this.log.warn({ holder, sinceRenewalMs: this.clock.now() - this.renewedAt, leaseTtl: this.cfg.leaseTtl }, 'lost the leader lease');
+        this.log.warn({ shard: this.store.shard, holder, sinceRenewalMs: this.clock.now() - this.renewedAt, leaseTtl: this.cfg.leaseTtl }, 'lost the leader lease');
       }
     } catch (err) {
       // Can't renew: behave as a follower until Redis answers again.
@@ -325,6 +389,12 @@ export class Flusher {
    */
   private async processOne(boundaryMs: number): Promise<void> {
     const cfg = this.cfg;
+    // Shard 0 of several emits the fleet's self-metrics: it starts once every other shard committed the period.
+    const others = this.fleet.sumsOthers
+      ? await this.fleet.othersOf(boundaryMs, cfg.flushInterval, () => this.leader && !this.released && this.clock.now() < this.stopDeadlineMs)
+      : null;
+    if (this.fleet.sumsOthers && others === null) return;
+    const selfMetrics = this.fleet.emitsSelfMetrics;
     const t0 = performance.now();
     const [raw, known, ttls, lastCommit] = await Promise.all([
       this.store.readPeriod(boundaryMs),
@@ -337,14 +407,23 @@ export class Flusher {
     const started = this.clock.now();
     const ts = Math.round(boundaryMs / 1000);
     const lag = Math.round(started / 1000) - ts;
-    const extraGauges: Array<[string, number]> = this.committedBefore ? [[`${cfg.prefixStats}.timestamp_lag`, lag]] : [];
-    const built = await runSliced(buildPeriodSliced(raw, known, cfg, extraGauges));
+    const extraGauges: Array<[string, number]> = this.committedBefore && selfMetrics ? [[`${cfg.prefixStats}.timestamp_lag`, lag]] : [];
+    const owns = this.store.shards.length > 1 ? (name: string) => this.store.shardOf(name) === this.store.shard : undefined;
+    const built = await runSliced(buildPeriodSliced(raw, known, cfg, extraGauges, owns));
     const { data, newKnown } = built.value;
     if (!this.leader) return;
     const t2 = performance.now();
     const computed = await runSliced(computeMetricsSliced(data, cfg));
     // statsd's processing_time: from the stored period to the computed values.
-    const period: ComputedPeriod = { ...computed.value, timestampS: ts, processingTimeMs: built.busyMs + computed.busyMs, setFields: raw.sets };
+    const own = { numStats: computed.value.numStats, processingMs: built.busyMs + computed.busyMs };
+    const period: ComputedPeriod = {
+      ...computed.value,
+      timestampS: ts,
+      numStats: own.numStats + (others?.numStats ?? 0),
+      processingTimeMs: own.processingMs + (others?.processingMs ?? 0),
+      setFields: raw.sets,
+      ...(selfMetrics ? {} : { selfMetrics: false }),
+    };
     if (!this.leader) return;
     const t3 = performance.now();
     await this.known.remember(newKnown, raw, this.clock.now());
@@ -367,6 +446,7 @@ export class Flusher {
       gaugeTtl,
       gaugeDeletes,
       outboxMaxBytes: cfg.outboxMaxBytes,
+      fleet: own,
     });
     if (res.status === -1) {
       this.leader = false;

@@ -19,7 +19,8 @@
  *   boundary (its Keys.lastCommit, set by the commit script) and this
  *   process's start, so a fresh start is not down before it had the chance
  *   to commit: the shard whose last commit is oldest decides (a shard that
- *   never committed is the oldest);
+ *   never committed is the oldest). Only shard 0 counts while the flush side
+ *   reports no shard list (FlushFacts.shardsLed): one Flusher, leading shard 0;
  * - the outbox (every shard's, summed) holds OUTBOX_FULL_SHARE (90 %) of outboxMaxBytes or more (when
  *   that option is given): Carbon does not keep up, and at the bound each
  *   commit drops the oldest lines (it trims to just under the bound, so the
@@ -46,11 +47,11 @@ export interface RedisFacts {
 
 /**
  * This process's flushing (FlushHost). lastCommittedTs: unix s of the last period it committed, 0 if none.
- * shards: the shards it leads, when the flush side reports them; without, `leader` means shard 0 (one Flusher).
+ * shardsLed: the shards it leads, when the flush side reports them; without, `leader` means shard 0 (one Flusher).
  */
 export interface FlushFacts {
   readonly leader: boolean;
-  readonly shards?: readonly number[];
+  readonly shardsLed?: readonly number[];
   readonly lastCommittedTs: number;
 }
 
@@ -176,7 +177,7 @@ export class HealthFacts {
         this.bounded(Promise.all(shards.map((s) => s.outboxStats()))),
       ]);
       redis.answers = true;
-      ({ boundaryMs: lastCommitMs, shard: oldestShard } = oldestCommit(lasts));
+      ({ boundaryMs: lastCommitMs, shard: oldestShard } = oldestCommit(this.flushesEveryShard() ? lasts : lasts.slice(0, 1)));
       const ob = sumOutboxes(obs);
       outbox = { ...ob, oldestAgeMs: ob.oldestMs === null ? null : Math.max(0, this.now() - ob.oldestMs) };
     } catch (err) {
@@ -229,11 +230,20 @@ export class HealthFacts {
     };
   }
 
+  /**
+   * Whether every shard is expected to commit its periods: yes, unless this process's flush side reports no shard
+   * list (FlushFacts.shardsLed), i.e. is the flush side from before shards, whose one Flusher leads shard 0 alone; then
+   * shard 0 alone decides staleness. A process without a flush side (null) expects every shard.
+   */
+  private flushesEveryShard(): boolean {
+    return this.flush === null || this.flush.shardsLed !== undefined;
+  }
+
   /** The shards this process leads: as the flush side reports them, else shard 0 while it holds the (one) lease. */
   private shardsLed(): number[] {
     const f = this.flush;
     if (f === null) return [];
-    if (f.shards !== undefined) return [...f.shards].sort((a, b) => a - b);
+    if (f.shardsLed !== undefined) return [...f.shardsLed].sort((a, b) => a - b);
     return f.leader ? [0] : [];
   }
 

@@ -1,11 +1,14 @@
 /**
  * `tallyd --check`'s look at Redis: connect and PING within a time limit, the
- * server's version, and which key layouts the prefix holds (this tallyd's,
- * another version's, or none). Read-only; one short connection, no retries.
+ * server's version, which key layouts the prefix holds (this tallyd's,
+ * another version's, or none), and the prefix's recorded number of shards
+ * beside redis.shards (they must match, or tallyd refuses to start:
+ * ESHARDS). Read-only; one short connection, no retries.
  */
 import { Cluster, Redis } from 'ioredis';
 import { redactUrl } from '../config/redact.js';
 import { LAYOUT_VERSION } from './keys.js';
+import { readShardsRecord, shardsMismatchMessage } from './shards-record.js';
 
 export interface RedisProbe {
   ok: boolean;
@@ -47,11 +50,20 @@ function describeData(keyPrefix: string, versions: Set<number>, complete: boolea
   return `key prefix ${JSON.stringify(keyPrefix)} ${data}`;
 }
 
+/** The configured and recorded numbers of shards as a sentence; ok false (with the ESHARDS message) when they differ. */
+async function describeShards(redis: Redis | Cluster, keyPrefix: string, configured: number): Promise<{ ok: boolean; text: string }> {
+  const rec = await readShardsRecord(redis, keyPrefix);
+  const recorded = rec.count === null ? 'none yet' : rec.legacy ? '1 (a state from before shards, not recorded yet)' : String(rec.count);
+  const text = `redis.shards ${configured}, recorded for the prefix: ${recorded}`;
+  if (rec.count === null || rec.count === configured) return { ok: true, text };
+  return { ok: false, text: `${text}: ESHARDS ${shardsMismatchMessage(keyPrefix, configured, rec.count)}` };
+}
+
 /**
  * The same look at a Redis Cluster (redis.nodes): its state (CLUSTER INFO),
  * how many masters, the version, and the prefix's layouts, scanned on every master.
  */
-export async function probeCluster(nodes: ReadonlyArray<string>, keyPrefix: string, timeoutMs: number): Promise<RedisProbe> {
+export async function probeCluster(nodes: ReadonlyArray<string>, keyPrefix: string, shards: number, timeoutMs: number): Promise<RedisProbe> {
   const where = `cluster nodes ${nodes.join(',')}`;
   const cluster = new Cluster(nodes.map((n) => {
     const colon = n.lastIndexOf(':');
@@ -81,8 +93,9 @@ export async function probeCluster(nodes: ReadonlyArray<string>, keyPrefix: stri
       for (const v of found.versions) versions.add(v);
       complete &&= found.complete;
     }
-    const text = `redis ${where}: reachable, Redis ${version}, ${masters.length} masters, cluster_state ${state}; ${describeData(keyPrefix, versions, complete)}`;
-    return { ok: state === 'ok', text };
+    const sh = await describeShards(cluster, keyPrefix, shards);
+    const text = `redis ${where}: reachable, Redis ${version}, ${masters.length} masters, cluster_state ${state}; ${describeData(keyPrefix, versions, complete)}; ${sh.text}`;
+    return { ok: state === 'ok' && sh.ok, text };
   } catch (err) {
     const why = (lastError ?? (err as Error)).message;
     return { ok: false, text: `redis ${where}: unreachable: ${why}` };
@@ -91,7 +104,7 @@ export async function probeCluster(nodes: ReadonlyArray<string>, keyPrefix: stri
   }
 }
 
-export async function probeRedis(url: string, keyPrefix: string, timeoutMs: number): Promise<RedisProbe> {
+export async function probeRedis(url: string, keyPrefix: string, shards: number, timeoutMs: number): Promise<RedisProbe> {
   const where = redactUrl(url);
   const redis = new Redis(url, {
     lazyConnect: true,
@@ -112,7 +125,8 @@ export async function probeRedis(url: string, keyPrefix: string, timeoutMs: numb
     const info = await redis.info('server');
     const version = /redis_version:([^\r\n]+)/.exec(info)?.[1] ?? 'unknown';
     const { versions, complete } = await layoutsUnder(redis, keyPrefix);
-    return { ok: true, text: `redis ${where}: reachable, Redis ${version}; ${describeData(keyPrefix, versions, complete)}` };
+    const sh = await describeShards(redis, keyPrefix, shards);
+    return { ok: sh.ok, text: `redis ${where}: reachable, Redis ${version}; ${describeData(keyPrefix, versions, complete)}; ${sh.text}` };
   } catch (err) {
     const why = (lastError ?? (err as Error)).message;
     return { ok: false, text: `redis ${where}: unreachable: ${why}` };

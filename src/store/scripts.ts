@@ -11,7 +11,7 @@ import { StoreError } from './errors.js';
 export const SCRIPTS = {
   merge: 'mergeBatch-15.lua',
   close: 'closePeriod-10.lua',
-  commit: 'commitPeriod-16.lua',
+  commit: 'commitPeriod-17.lua',
   forgetIdle: 'forgetIdle-11.lua',
   claimOutbox: 'claimOutbox-4.lua',
   ackOutbox: 'ackOutbox-5.lua',

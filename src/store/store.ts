@@ -13,6 +13,7 @@ import { isCommandTimeout, watchCommandTimeouts } from './command-timeouts.js';
 import { clusterTransient, createClient, runConfirmed, type RedisClient, type WaitPolicy } from './client.js';
 import { StoreError } from './errors.js';
 import { ShardMap } from './shards.js';
+import { checkShards } from './shards-record.js';
 import { FIELD_SEP, Keys, KNOWN_TYPES, OUTBOX_READER, type KnownType } from './keys.js';
 import { loadScripts, scriptCommand, type ScriptArg, type ScriptFn, type ScriptName } from './scripts.js';
 
@@ -63,6 +64,8 @@ export interface CommitPayload {
   gaugeDeletes: string[];
   /** outboxMaxBytes: the commit trims the oldest unclaimed entries beyond it. */
   outboxMaxBytes: number;
+  /** This shard's numStats and processing ms of the period, kept in its fleet hash (flush/fleet-stats.ts); 0 0 when absent. */
+  fleet?: { numStats: number; processingMs: number };
 }
 
 export interface CommitResult {
@@ -112,6 +115,8 @@ const CONFIRMED: ReadonlySet<ScriptName> = new Set(['merge', 'commit']);
 export const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 
 const DEDUPE_WINDOW_MS = 15 * 60_000;
+/** How long a shard's fleet record of a period is kept: shard 0 may lag the others by this much and still sum them. */
+const FLEET_KEEP_MS = 60 * 60_000;
 /** Fields asked per HSCAN round trip when reading a closed period or known names. */
 const SCAN_COUNT = 5000;
 /** Names per HSET when remembering known names: a million new names never become one long command. */
@@ -457,11 +462,14 @@ export class Store {
     return this.redis.hgetall(this.keys.gaugeTtl);
   }
 
-  /** commitPeriod-16: publish the period's chunks (and what the outbox bound dropped), drop its state, note the commit. */
+  /**
+   * commitPeriod-17: publish the period's chunks (and what the outbox bound dropped), drop its state, note the commit
+   * and its fleet record.
+   */
   async commit(token: string, ts: number, p: CommitPayload): Promise<CommitResult> {
     const k = this.keys;
     const keys = [k.lease, k.pending, k.outbox, k.gauges, k.gaugeTtl, k.lastCommit, ...k.periodKeys(ts), k.outboxBytes, k.outboxClaim(OUTBOX_READER),
-      k.period(ts, 'names'), k.period(ts, 'set_names')];
+      k.period(ts, 'names'), k.period(ts, 'set_names'), k.fleet];
     // Built with loops, not spreads: these lists can hold a million names.
     const args: ScriptArg[] = [token, ts, p.outboxMaxBytes, p.chunks.length];
     const append = (list: readonly string[]): void => {
@@ -472,6 +480,7 @@ export class Store {
     args.push(p.gaugeTtl.length);
     for (const [name, ttl] of p.gaugeTtl) args.push(name, ttl);
     append(p.gaugeDeletes);
+    args.push(Math.round(p.fleet?.numStats ?? 0), Math.round(p.fleet?.processingMs ?? 0), FLEET_KEEP_MS);
     const res = (await this.run('commit', keys, args)) as [number, number, number];
     return { status: Number(res[0]), droppedLines: Number(res[1]), droppedBytes: Number(res[2]) };
   }
@@ -503,6 +512,14 @@ export class Store {
     const res = (await this.run('statOutbox', [this.keys.outbox, this.keys.outboxBytes], [])) as [number, number, string | null];
     const first = typeof res[2] === 'string' ? Number(res[2].slice(0, res[2].indexOf('-'))) : null;
     return { entries: Number(res[0]), bytes: Number(res[1]), oldestMs: first };
+  }
+
+  /** This shard's record of the period at boundaryMs (commitPeriod-17), or null if it has none (skipped or trimmed). */
+  async fleetRecord(boundaryMs: number): Promise<{ numStats: number; processingMs: number } | null> {
+    const v = await this.redis.hget(this.keys.fleet, String(boundaryMs));
+    if (v === null) return null;
+    const [num, ms] = v.split(' ');
+    return { numStats: Number(num), processingMs: Number(ms) };
   }
 
   /** Boundary (ms) of the last period anyone committed on this prefix, or null if none yet. */
@@ -603,28 +620,6 @@ export class Store {
       this.redis.disconnect();
     }
   }
-}
-
-/**
- * Records the prefix's number of shards at its first start and refuses another: a name's shard, hence
- * its keys, depends on it. A state from tallyd before shards (keys under `{0}`, no record) counts as one.
- * Returns count.
- */
-async function checkShards(redis: RedisClient, keyPrefix: string, count: number): Promise<number> {
-  const record = Keys.shardsRecord(keyPrefix);
-  let recorded = await redis.get(record);
-  if (recorded === null) {
-    const legacy = new Keys(keyPrefix, '0');
-    const old = count === 1 ? 0 : await redis.exists(legacy.lastCommit, legacy.open, legacy.pending, legacy.gauges, legacy.outbox, legacy.known('counters'));
-    await redis.set(record, String(old > 0 ? 1 : count), 'NX');
-    recorded = await redis.get(record);
-  }
-  if (recorded !== null && Number(recorded) !== count) {
-    throw new StoreError('ESHARDS', `redis.shards is ${count}, but the state under redis.keyPrefix "${keyPrefix}" was created with ${recorded} `
-      + `shard(s) (${record}): set redis.shards: ${recorded}, or use another keyPrefix for a new state (names hash to shards by their number, `
-      + 'so it cannot change under a running state)');
-  }
-  return count;
 }
 
 function results(res: Array<[Error | null, unknown]> | null): unknown[] {

@@ -60,3 +60,21 @@ export function namesOverShards(store: Store, prefix: string, shards: number): A
   }
   return out;
 }
+
+/**
+ * Closes and commits period boundaryMs of one shard through the real scripts (acquireLease-1, closePeriod-10,
+ * commitPeriod-16), as that shard's leader would, with the given outbox chunks ('\n'-terminated Graphite lines);
+ * the lease is released after. For tests of what readers see of committed periods and outboxes.
+ */
+export async function commitInShard(shardStore: Store, boundaryMs: number, chunks: readonly string[]): Promise<void> {
+  const token = `test-leader:${randomBytes(4).toString('hex')}`;
+  if ((await shardStore.tryAcquireLease(token, 60_000)) === 0) throw new Error(`shard ${shardStore.shard}'s lease is held by another process`);
+  try {
+    const closed = await shardStore.closePeriod(token, boundaryMs, 60_000, 0, boundaryMs + 1);
+    if (closed.status !== 'closed') throw new Error(`close of ${boundaryMs} on shard ${shardStore.shard}: ${JSON.stringify(closed)}`);
+    const res = await shardStore.commit(token, boundaryMs, { chunks: [...chunks], gaugeTtl: [], gaugeDeletes: [], outboxMaxBytes: 1e9 });
+    if (res.status !== 1) throw new Error(`commit of ${boundaryMs} on shard ${shardStore.shard}: ${JSON.stringify(res)}`);
+  } finally {
+    await shardStore.releaseLease(token);
+  }
+}

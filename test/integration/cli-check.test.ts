@@ -12,7 +12,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { nativeAddon } from '../../src/native/addon.js';
-import { LAYOUT_VERSION } from '../../src/store/keys.js';
+import { Keys, LAYOUT_VERSION } from '../../src/store/keys.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { Store } from '../../src/store/store.js';
 import { CarbonListener, freePort } from '../helpers/carbon.js';
 import { cleanup, client, REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { ROOT, testConfig, type RawConfig } from '../helpers/tallyd.js';
@@ -60,7 +62,7 @@ describe('--check', () => {
       assert.equal(lines.length, 3, res.stderr);
       const version = (await r.info('server')).match(/redis_version:(\S+)/)?.[1];
       assert.equal(lines[0], `ok   redis ${REDIS_URL}: reachable, Redis ${version}; key prefix ${JSON.stringify(prefix)} holds tallyd data of this layout (v${LAYOUT_VERSION}); ` +
-        'also data of layout v1, which this tallyd does not read');
+        'also data of layout v1, which this tallyd does not read; redis.shards 16, recorded for the prefix: none yet');
       assert.equal(lines[1], `ok   carbon 127.0.0.1:${port} (plaintext): reachable`);
       assert.match(lines[2] ?? '', addonLine);
     } finally {
@@ -75,7 +77,7 @@ describe('--check', () => {
     const res = await check(testConfig(prefix, null));
     assert.equal(res.code, 0, res.stderr);
     const lines = findings(res.stderr);
-    assert.match(lines[0] ?? '', new RegExp(`holds no tallyd data of layout v${LAYOUT_VERSION} yet$`));
+    assert.match(lines[0] ?? '', new RegExp(`holds no tallyd data of layout v${LAYOUT_VERSION} yet; redis.shards 16, recorded for the prefix: none yet$`));
     assert.equal(lines[1], 'ok   carbon: not configured (no graphiteHost): aggregates are not sent to Carbon');
   });
 
@@ -98,5 +100,43 @@ describe('--check', () => {
     assert.equal(res.code, 2);
     assert.deepEqual(findings(res.stderr), []);
     assert.match(res.stderr, /^tallyd: bad config\n.*flushInterval/);
+  });
+
+  test('the recorded number of shards beside redis.shards: ok when they match, exit 1 with the ESHARDS message when not', async () => {
+    const prefix = testPrefix('check-shards');
+    // A state created with 4 shards (the first start records it).
+    const store = await Store.open({ url: REDIS_URL, keyPrefix: prefix, shards: 4 }, createLogger('silent'));
+    await store.quit();
+    try {
+      const same = await check(testConfig(prefix, null, { redis: { url: REDIS_URL, keyPrefix: prefix, shards: 4 } }));
+      assert.equal(same.code, 0, same.stderr);
+      assert.match(findings(same.stderr)[0] ?? '', /^ok {3}redis .*; redis\.shards 4, recorded for the prefix: 4$/);
+      const other = await check(testConfig(prefix, null, { redis: { url: REDIS_URL, keyPrefix: prefix, shards: 16 } }));
+      assert.equal(other.code, 1, other.stderr);
+      const line = findings(other.stderr)[0] ?? '';
+      assert.ok(line.startsWith('FAIL redis '), line);
+      assert.ok(line.endsWith(`; redis.shards 16, recorded for the prefix: 4: ESHARDS redis.shards is 16, but the state under redis.keyPrefix "${prefix}" `
+        + `was created with 4 shard(s) (${Keys.shardsRecord(prefix)}): set redis.shards: 4, or use another keyPrefix for a new state `
+        + '(names hash to shards by their number, so it cannot change under a running state)'), line);
+    } finally {
+      await cleanup(prefix);
+    }
+  });
+
+  test('a state from before shards (keys under {0}, no record) counts as one shard', async () => {
+    const prefix = testPrefix('check-legacy');
+    const r = client();
+    await r.set(new Keys(prefix, '0').lastCommit, '1800000000000');
+    r.disconnect();
+    try {
+      const one = await check(testConfig(prefix, null, { redis: { url: REDIS_URL, keyPrefix: prefix, shards: 1 } }));
+      assert.equal(one.code, 0, one.stderr);
+      assert.match(findings(one.stderr)[0] ?? '', /; redis\.shards 1, recorded for the prefix: 1 \(a state from before shards, not recorded yet\)$/);
+      const many = await check(testConfig(prefix, null));
+      assert.equal(many.code, 1, many.stderr);
+      assert.match(findings(many.stderr)[0] ?? '', /^FAIL .*: ESHARDS redis\.shards is 16, but the state .* was created with 1 shard\(s\)/);
+    } finally {
+      await cleanup(prefix);
+    }
   });
 });

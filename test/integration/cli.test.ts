@@ -13,6 +13,7 @@ import { describe, test } from 'node:test';
 import { freePort } from '../helpers/carbon.js';
 import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { ROOT, testConfig } from '../helpers/tallyd.js';
+import { LAYOUT_VERSION } from '../../src/store/keys.js';
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -88,6 +89,34 @@ describe('command line', () => {
     const lines = plain(r.stderr);
     assert.equal(lines.length, 1, r.stderr);
     assert.match(lines[0]!, new RegExp(`^tallyd: redis unreachable at redis://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
+  });
+
+  test('redis.shards other than the prefix recorded: exit 1 with one line naming both numbers and the key', async () => {
+    const prefix = testPrefix('cli-shards');
+    try {
+      // The first start records 4 shards; it then stops cleanly.
+      const first = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'),
+        writeConfig('four.json', JSON.stringify(testConfig(prefix, null, { redis: { url: REDIS_URL, keyPrefix: prefix, shards: 4 }, log: { level: 'info' } })))],
+      { cwd: ROOT, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      first.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      first.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => first.on('exit', (code) => resolve(code)));
+      const deadline = Date.now() + 20_000;
+      while (!out.includes('tallyd is up')) {
+        assert.ok(Date.now() < deadline && first.exitCode === null, `the first start: ${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      first.kill('SIGTERM');
+      assert.equal(await exited, 0);
+      const r = await run([writeConfig('eight.json', JSON.stringify(testConfig(prefix, null, { redis: { url: REDIS_URL, keyPrefix: prefix, shards: 8 } })))]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.deepEqual(plain(r.stderr), [`tallyd: redis.shards is 8, but the state under redis.keyPrefix "${prefix}" was created with 4 shard(s) `
+        + `(${prefix}v${LAYOUT_VERSION}:shards): set redis.shards: 4, or use another keyPrefix for a new state `
+        + '(names hash to shards by their number, so it cannot change under a running state)']);
+    } finally {
+      await cleanup(prefix);
+    }
   });
 
   test('no output path prints a Redis password: --check, warnings, unreachable redis', async () => {

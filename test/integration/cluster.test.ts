@@ -195,7 +195,7 @@ describe('redis cluster', { skip }, () => {
         (err, stdout, stderr) => resolve({ code: err === null ? 0 : Number((err as NodeJS.ErrnoException).code ?? 1), stdout, stderr }));
     });
     assert.equal(out.code, 0, out.stderr);
-    assert.match(out.stderr, /^ok {3}redis cluster nodes 127\.0\.0\.1:\d+,127\.0\.0\.1:\d+: reachable, Redis \d+\.\d+\.\d+, 3 masters, cluster_state ok; key prefix "[^"]+" holds no tallyd data of layout v\d+ yet$/m);
+    assert.match(out.stderr, /^ok {3}redis cluster nodes 127\.0\.0\.1:\d+,127\.0\.0\.1:\d+: reachable, Redis \d+\.\d+\.\d+, 3 masters, cluster_state ok; key prefix "[^"]+" holds no tallyd data of layout v\d+ yet; redis\.shards 16, recorded for the prefix: none yet$/m);
     const shown = JSON.parse(out.stdout) as { redis: { nodes: string[]; waitReplicas: number } };
     assert.deepEqual([shown.redis.nodes.length, shown.redis.waitReplicas], [2, 1]);
   });

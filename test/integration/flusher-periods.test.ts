@@ -68,7 +68,7 @@ describe('flusher periods (injected clock, real redis)', () => {
     config = loadConfig({
       file: null,
       env: {},
-      overrides: { graphiteHost: '127.0.0.1', flushInterval: I, leaseTtl: TTL, redis: { url: REDIS_URL, keyPrefix: prefix }, ...extra },
+      overrides: { graphiteHost: '127.0.0.1', flushInterval: I, leaseTtl: TTL, redis: { url: REDIS_URL, keyPrefix: prefix, shards: 1 }, ...extra },
     }).config;
     store = await Store.open(config.redis, log);
   }

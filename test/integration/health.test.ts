@@ -8,10 +8,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import type { Daemon } from '../../src/daemon.js';
-import { Keys } from '../../src/store/keys.js';
+import { HealthFacts } from '../../src/observability/health.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { SelfStats } from '../../src/observability/self-stats.js';
+import { Store } from '../../src/store/store.js';
+import { commitInShard, mergeIntoShards } from '../helpers/shards.js';
 import { sleep } from '../helpers/carbon.js';
 import { askConsole, askHealth } from '../helpers/console.js';
-import { testPrefix } from '../helpers/redis.js';
+import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { startDaemon, testConfig } from '../helpers/tallyd.js';
 
@@ -85,7 +89,8 @@ describe('console health from facts', () => {
   test('down when no period was committed for three flush intervals (the lease held elsewhere), up after', async () => {
     await waitForReply(port, (r) => r === UP, 'health: up');
     const r = new Redis(redis.url);
-    const lease = new Keys(prefix).lease;
+    // Shard 0's lease (every shard has its own; until the flush side leads each, its one Flusher leads shard 0).
+    const lease = daemon.store!.keys.lease;
     try {
       // Another token takes the lease as soon as it is free; this process can then neither rotate nor commit.
       const deadline = Date.now() + 10_000;
@@ -94,7 +99,7 @@ describe('console health from facts', () => {
         await r.del(lease);
       }
       const reply = await waitForReply(port, (x) => x.startsWith('health: down\n'), 'health: down', 4 * FLUSH_MS + 3000);
-      assert.match(reply, /^health: down\nreason: no period committed for 3 flush intervals \(3 s\); last committed period: \S+Z, [34] s ago\n$/);
+      assert.match(reply, /^health: down\nreason: no period committed on shard 0 of 16 \(the shard with the oldest commit\) for 3 flush intervals \(3 s\); last committed period: \S+Z, [34] s ago\n$/);
       assert.match(await askConsole(port, 'stats'), /\nflush\.leader: no\n/);
     } finally {
       await r.del(lease);
@@ -125,5 +130,48 @@ describe('console health from facts', () => {
     assert.match(reply, /^health: down\nreason: redis does not answer: redis connection is (connecting|reconnecting|close|end)\n$/);
     await redis.restart();
     await waitForReply(port, (r) => r === UP, 'health: up after the restart', 15_000);
+  });
+});
+
+describe('health facts over shards (real scripts, 4 shards)', () => {
+  const prefix = testPrefix('health-shards');
+  let store: Store;
+  before(async () => {
+    store = await Store.open({ url: REDIS_URL, keyPrefix: prefix, shards: 4 }, createLogger('silent'));
+  });
+  after(async () => {
+    await store.quit();
+    await cleanup(prefix);
+  });
+
+  test('outboxes summed over the shards, the shard with the oldest commit decides, the shards led reported', async () => {
+    const P = Math.floor(Date.now() / FLUSH_MS) * FLUSH_MS - 10 * FLUSH_MS;
+    let now = P + FLUSH_MS;
+    const flush = { leader: true, lastCommittedTs: 0, shardsLed: [3, 1] };
+    const facts = new HealthFacts(store, flush, null, new SelfStats(), { flushIntervalMs: FLUSH_MS, operatorStatus: 'up', now: () => now });
+    // Period P committed on every shard with an outbox chunk of a different size each; shard 2 also commits P+1.
+    await mergeIntoShards(store, [0, 1, 2, 3].map((i) => ({ c: `h.c${i}`, v: 1 })), P);
+    const chunks = [0, 1, 2, 3].map((i) => `h.x ${'9'.repeat(i + 1)} 1\n`);
+    for (const st of store.shards) await commitInShard(st, P, [chunks[st.shard]!]);
+    await commitInShard(store.shards[2]!, P + FLUSH_MS, ['h.y 1 1\n', 'h.z 2 1\n']);
+    const bytes = [...chunks, 'h.y 1 1\n', 'h.z 2 1\n'].reduce((a, c) => a + Buffer.byteLength(c), 0);
+    let r = await facts.report();
+    assert.deepEqual(r.outbox && [r.outbox.entries, r.outbox.bytes], [6, bytes], JSON.stringify(r.outbox));
+    assert.ok(r.outbox!.oldestMs !== null && r.outbox!.oldestMs <= Date.now());
+    assert.deepEqual(r.shards, { count: 4, led: [1, 3] });
+    assert.deepEqual(r.lastCommit, { boundaryMs: P, ageMs: FLUSH_MS, shard: 0 });
+    assert.equal(r.status, 'up');
+    // Shards 0, 1 and 3 commit P+1 too, shard 3 then P+2 and P+3: shard 0 (lowest index among the oldest) decides.
+    for (const i of [0, 1, 3]) await commitInShard(store.shards[i]!, P + FLUSH_MS, []);
+    for (const b of [P + 2 * FLUSH_MS, P + 3 * FLUSH_MS]) await commitInShard(store.shards[3]!, b, []);
+    now = P + 4 * FLUSH_MS + 1;
+    r = await facts.report();
+    assert.deepEqual(r.lastCommit, { boundaryMs: P + FLUSH_MS, ageMs: 3 * FLUSH_MS + 1, shard: 0 });
+    assert.equal(r.status, 'down');
+    assert.match(r.reasons[0]!, /^no period committed on shard 0 of 4 \(the shard with the oldest commit\) for 3 flush intervals \(3 s\); /);
+    for (const i of [0, 1, 2]) await commitInShard(store.shards[i]!, P + 2 * FLUSH_MS, []);
+    r = await facts.report();
+    assert.equal(r.status, 'up', JSON.stringify(r.reasons));
+    assert.deepEqual(r.lastCommit.boundaryMs, P + 2 * FLUSH_MS);
   });
 });

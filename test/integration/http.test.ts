@@ -18,9 +18,15 @@ import { alignToPeriod, CarbonListener, freePort, freeUdpPort, sendUdp } from '.
 import { askConsole, askHealth } from '../helpers/console.js';
 import { getJson, httpGet, waitForAnswer } from '../helpers/http.js';
 import { Keys } from '../../src/store/keys.js';
-import { cleanup, client, testPrefix } from '../helpers/redis.js';
+import { RecentPeriods } from '../../src/store/recent.js';
+import { ShardMap } from '../../src/store/shards.js';
+import { Store } from '../../src/store/store.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { commitInShard, mergeIntoShards } from '../helpers/shards.js';
+import { cleanup, client, REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { spawnTallyd, startDaemon, testConfig, waitForHttpPort, type ChildTallyd } from '../helpers/tallyd.js';
+import type { Daemon } from '../../src/daemon.js';
 
 const PROMTOOL = '/usr/bin/promtool';
 const FLUSH_MS = 1000;
@@ -178,6 +184,9 @@ describe('http server', () => {
     assert.ok(Number.isInteger(s.uptimeS) && s.uptimeS >= 0);
     assert.equal(s.leader, s.health.leader);
     assert.equal(s.health.status, 'up');
+    const { shards } = s.health as unknown as { shards: { count: number; led: number[] } };
+    assert.equal(shards.count, 16);
+    assert.equal(s.leader, shards.led.length > 0);
   });
 
   test('/metrics passes promtool and its counters move by exactly the traffic sent', async (t) => {
@@ -215,6 +224,9 @@ describe('http server', () => {
     }
     assert.equal(await metricValue(port, 'tallyd_redis_up'), 1);
     assert.equal(await metricValue(port, 'tallyd_leader'), 1);
+    assert.equal(await metricValue(port, 'tallyd_shards'), 16, 'the default redis.shards');
+    const led = await metricValue(port, 'tallyd_shards_led');
+    assert.ok(led !== null && led >= 1 && led <= 16, `shards led: ${led}`);
   });
 
   test('/api/names finds a name sent in a past period and /api/series has its value of each period, as Carbon got them', async () => {
@@ -374,7 +386,8 @@ describe('http history that cannot be written', () => {
     await carbon.start();
     // The history's index key holds a string: every write of it fails with WRONGTYPE, as a real fault would.
     const r = client();
-    await r.set(new Keys(prefix).recent, 'not a sorted set');
+    // Shard 0's (the default 16 shards): its history cannot be written, and a read over every shard fails with it.
+    await r.set(new Keys(prefix, new ShardMap(16).tags[0]).recent, 'not a sorted set');
     r.disconnect();
     const udp = await freeUdpPort();
     child = spawnTallyd(
@@ -448,5 +461,62 @@ describe('http absent from the config', () => {
       await daemon.stop();
       await cleanup(prefix);
     }
+  });
+});
+
+describe('http over shards: names, series, outbox and commits from several shards', () => {
+  const prefix = testPrefix('http-shards');
+  const HOUR = 3_600_000;
+  /** The daemon's flushInterval: no boundary passes during the test (unless it runs across midnight UTC). */
+  const DAY = 24 * HOUR;
+  let store: Store;
+  let daemon: Daemon | null = null;
+  after(async () => {
+    await daemon?.stop();
+    await store?.quit();
+    await cleanup(prefix);
+  });
+
+  test('/api/names merges every shard\'s names, /api/series reads the shard that has one, /metrics sums the outboxes', async () => {
+    store = await Store.open({ url: REDIS_URL, keyPrefix: prefix, shards: 4 }, createLogger('silent'));
+    // The last day boundary committed on every shard (as their leaders would), each with an outbox chunk; then the
+    // recent history of two periods, each name in its own shard, as each shard's HistorySink keeps it.
+    const P = Math.floor(Date.now() / DAY) * DAY;
+    await mergeIntoShards(store, [0, 1, 2, 3].map((i) => ({ c: `hs.c${i}`, v: i })), P);
+    const chunks = store.shards.map((st) => `hs.outbox.${st.shard} ${st.shard} ${P / 1000}\n`.repeat(st.shard + 1));
+    for (const st of store.shards) await commitInShard(st, P, [chunks[st.shard]!]);
+    const names = Array.from({ length: 24 }, (_, i) => `stats.hs.n${String(i).padStart(2, '0')}`);
+    const bounds = { maxBytes: 1e9, maxPeriods: 10, ttlMs: HOUR };
+    for (const [k, b] of [P - 2 * HOUR, P - HOUR].entries()) {
+      for (const st of store.shards) {
+        const own = names.filter((n) => store.shardOf(n) === st.shard);
+        await new RecentPeriods(store.redis, st.keys).append(b, own, own.map((n) => String(10 * k + Number(n.slice(-2)))), 100, bounds);
+      }
+    }
+    const shardsHolding = new Set(names.map((n) => store.shardOf(n)));
+    assert.equal(shardsHolding.size, 4, 'names in every shard');
+    // Carbon unreachable: the outbox stays; a day's period: nothing else is committed during the test.
+    daemon = await startDaemon(testConfig(prefix, await freePort(), { flushInterval: DAY, http: { port: 0 }, redis: { url: REDIS_URL, keyPrefix: prefix, shards: 4 } }));
+    const port = daemon.ports.http as number;
+
+    const listed = await getJson<Names>(port, '/api/names?q=stats.hs.&limit=500');
+    assert.deepEqual(listed, { boundaryMs: P - HOUR, names, truncated: false });
+    assert.deepEqual(await getJson<Names>(port, '/api/names?q=stats.hs.n1&limit=5'), { boundaryMs: P - HOUR, names: names.slice(10, 15), truncated: true });
+    for (const n of [names[0]!, names[7]!, names[23]!]) {
+      const k = Number(n.slice(-2));
+      assert.deepEqual(await getJson<Series>(port, `/api/series?name=${n}`), { name: n, t: [(P - 2 * HOUR) / 1000, (P - HOUR) / 1000], v: [k, 10 + k] }, `${n} in shard ${store.shardOf(n)}`);
+    }
+
+    const m = (await httpGet(port, '/metrics')).body;
+    assert.equal(sampleOf(m, 'tallyd_shards'), 4);
+    assert.equal(sampleOf(m, 'tallyd_outbox_entries'), 4);
+    assert.equal(sampleOf(m, 'tallyd_outbox_bytes'), chunks.reduce((a, c) => a + Buffer.byteLength(c), 0));
+    const status = await getJson<{ leader: boolean; health: { status: string; lastCommit: { boundaryMs: number | null; shard: number | null }; shards: { count: number; led: number[] } } }>(port, '/api/status');
+    assert.equal(status.health.status, 'up');
+    assert.deepEqual(status.health.lastCommit.boundaryMs, P, 'every shard committed P');
+    assert.equal(status.health.shards.count, 4);
+    assert.equal(sampleOf(m, 'tallyd_shards_led'), status.health.shards.led.length);
+    assert.equal(sampleOf(m, 'tallyd_leader'), status.leader ? 1 : 0);
+    assert.deepEqual(await httpGet(port, '/readyz').then((a) => [a.status, JSON.parse(a.body)]), [200, { status: 'up', reasons: [] }]);
   });
 });

@@ -44,7 +44,7 @@ function fakeRedis(count = 1): RedisFacts & { last: number | null; down: string 
 function setup(count = 1) {
   const clock = { now: T0 };
   const redis = fakeRedis(count);
-  const flush: { leader: boolean; lastCommittedTs: number; shards?: number[] } = { leader: true, lastCommittedTs: 0 };
+  const flush: { leader: boolean; lastCommittedTs: number; shardsLed?: number[] } = { leader: true, lastCommittedTs: 0 };
   const facts = new HealthFacts(redis, flush, { backlog: 2 }, losses, {
     flushIntervalMs: INTERVAL,
     operatorStatus: 'up',
@@ -156,7 +156,8 @@ describe('HealthFacts', () => {
   });
 
   it('with shards, the shard whose last commit is oldest decides (one that never committed counts as oldest)', async () => {
-    const { clock, redis, facts } = setup(4);
+    const { clock, redis, flush, facts } = setup(4);
+    flush.shardsLed = [0, 1, 2, 3];
     for (const sh of redis.shards) sh.last = T0 + 2 * INTERVAL;
     redis.shards[2]!.last = T0 + INTERVAL;
     clock.now = T0 + 4 * INTERVAL;
@@ -179,6 +180,18 @@ describe('HealthFacts', () => {
     assert.match(r.reasons[0]!, /^no period committed on shard 3 of 4 .*; last committed period: none yet$/);
   });
 
+  it('with shards but a flush side that reports no shard list (one Flusher, shard 0), shard 0 alone decides', async () => {
+    const { clock, redis, facts } = setup(4);
+    redis.shards[0]!.last = T0 + 2 * INTERVAL;
+    clock.now = T0 + 5 * INTERVAL;
+    let r = await facts.report();
+    assert.equal(r.status, 'up', 'shards 1-3 never committed: nobody flushes them yet');
+    assert.deepEqual(r.lastCommit, { boundaryMs: T0 + 2 * INTERVAL, ageMs: 3 * INTERVAL, shard: 0 });
+    clock.now += 1;
+    r = await facts.report();
+    assert.match(r.reasons[0]!, /^no period committed on shard 0 of 4 /);
+  });
+
   it('with shards, sums the outboxes (oldest entry of any) and weighs the sum against outboxMaxBytes', async () => {
     const redis = fakeRedis(3);
     redis.shards[1]!.outbox = { entries: 2, bytes: 50, oldestMs: T0 - 5000 };
@@ -193,11 +206,11 @@ describe('HealthFacts', () => {
 
   it('reports the shards the flush side says it leads', async () => {
     const { flush, facts } = setup(8);
-    flush.shards = [5, 1, 6];
+    flush.shardsLed = [5, 1, 6];
     let r = await facts.report();
     assert.deepEqual(r.shards, { count: 8, led: [1, 5, 6] });
     assert.equal(r.leader, true);
-    flush.shards = [];
+    flush.shardsLed = [];
     r = await facts.report();
     assert.deepEqual(r.shards, { count: 8, led: [] }, 'the list wins over the leader flag');
     assert.equal(r.leader, false);

@@ -149,9 +149,16 @@ function fact(dl, term, value) {
   dl.append(div);
 }
 
+/** Leadership in words: how many of the shards this process leads (leads: it flushes them). */
+function shardsText(shards, leader) {
+  if (!shards) return leader ? 'leader (flushes)' : 'not the leader';
+  if (shards.led.length === 0) return `leads none of ${shards.count} shard${shards.count === 1 ? '' : 's'}`;
+  return `leads ${shards.led.length} of ${shards.count} shard${shards.count === 1 ? '' : 's'} (flushes them)`;
+}
+
 function drawStatus(s) {
   const h = s.health;
-  $('process').textContent = `version ${s.version} · pid ${s.pid} · up ${fmtDuration(s.uptimeS)} · ${s.leader ? 'leader (flushes)' : 'not the leader'}`;
+  $('process').textContent = `version ${s.version} · pid ${s.pid} · up ${fmtDuration(s.uptimeS)} · ${shardsText(h.shards, s.leader)}`;
   const badge = $('health-status');
   setText(badge, h.status);
   badge.dataset.status = h.status;
@@ -163,7 +170,8 @@ function drawStatus(s) {
   const dl = $('health-facts');
   dl.replaceChildren();
   fact(dl, 'Redis', h.redis.answers ? `answers (${fmt(h.redis.pingMs)} ms)` : `does not answer${h.redis.error ? `: ${h.redis.error}` : ''}`);
-  fact(dl, 'last committed period', h.lastCommit.boundaryMs === null ? 'none yet' : `${fmtTime(h.lastCommit.boundaryMs)} (${fmtDuration(h.lastCommit.ageMs / 1000)} ago)`);
+  fact(dl, 'shards', `${fmt(h.shards.count)}; this process leads ${h.shards.led.length === 0 ? 'none' : `${h.shards.led.length}: ${h.shards.led.join(', ')}`}`);
+  fact(dl, h.shards.count > 1 && h.lastCommit.shard !== null ? `last committed period (shard ${h.lastCommit.shard}, the oldest)` : 'last committed period', h.lastCommit.boundaryMs === null ? 'none yet' : `${fmtTime(h.lastCommit.boundaryMs)} (${fmtDuration(h.lastCommit.ageMs / 1000)} ago)`);
   fact(dl, 'flush interval', fmtDuration(h.flushIntervalMs / 1000));
   fact(dl, 'outbox', h.outbox === null ? 'unknown' : `${fmt(h.outbox.entries)} entries, ${fmt(h.outbox.bytes)} bytes`);
   fact(dl, 'oldest outbox entry', h.outbox === null || h.outbox.oldestAgeMs === null ? '–' : `${fmtDuration(h.outbox.oldestAgeMs / 1000)} old`);

@@ -245,6 +245,7 @@ export function* encodePeriodSliced(
     }
   }
 
+  if (period.selfMetrics === false) return period.numStats; // shard 0's leader emits the fleet's (flush/fleet-stats.ts)
   add(namer.numStats(), period.numStats);
   add(namer.calculationTime(), busy + now() - resumed);
   add(namer.statsdMetric('processing_time'), period.processingTimeMs);

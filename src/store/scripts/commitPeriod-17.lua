@@ -1,6 +1,8 @@
 --[[
-commitPeriod-16: publish a computed (closed) period and drop its state, fenced by
-the lease, exactly once per period. (The period's new names were added to
+commitPeriod-17: publish a computed (closed) period and drop its state, fenced by
+the lease, exactly once per period, and record the period's numStats and
+processing ms in the shard's fleet hash (shard 0's leader sums them,
+flush/fleet-stats.ts). (The period's new names were added to
 known:* before this, in short HSETs: Store.rememberSeen.)
 
 KEYS[1] lease   KEYS[2] pending   KEYS[3] outbox   KEYS[4] gauges
@@ -9,6 +11,8 @@ KEYS[7..12] p:<ts>:{counters,timers,timer_counts,sets,gauges,gauge_values}
 KEYS[13] outbox_bytes   KEYS[14] outbox_claim:<sink> (the outbox reader's claim)
 KEYS[15..16] p:<ts>:{names,set_names}: closePeriod-10 deletes them; unlinked
         here too, for a period closed by a tallyd older than the name bound
+KEYS[17] fleet: field ts -> "<numStats> <processing ms>"; fields older than
+        ts - keep ms are removed
 
 ARGV[1] lease token, ARGV[2] ts (the period's boundary, ms), ARGV[3] outbox
 bound (bytes), then sections:
@@ -16,6 +20,7 @@ bound (bytes), then sections:
   gauge ttls     n, (name, ttl) * n
   gauge deletes  n, name * n             (idle past gaugesMaxTTL: a later
                                           period's op brings one back when it closes)
+  fleet          numStats, processing ms, keep ms
 
 Returns {-1, 0, 0} not the leader, {0, 0, 0} already committed,
 {1, lines, bytes} done, where lines and bytes are what the outbox bound
@@ -47,6 +52,12 @@ for k = 7, 12 do
   redis.call('UNLINK', KEYS[k]) -- freed in the background: a big period never stalls Redis
 end
 redis.call('UNLINK', KEYS[15], KEYS[16])
+local num, ms, keep = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+redis.call('HSET', KEYS[17], ARGV[2], num .. ' ' .. ms)
+local cutoff = tonumber(ARGV[2]) - keep
+for _, f in ipairs(redis.call('HKEYS', KEYS[17])) do
+  if tonumber(f) < cutoff then redis.call('HDEL', KEYS[17], f) end
+end
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[6], ARGV[2])
 local lines, bytes = outbox_trim(KEYS[3], KEYS[13], KEYS[14], tonumber(ARGV[3]))
