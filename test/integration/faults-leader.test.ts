@@ -33,8 +33,8 @@ const CHECK_MS = LEASE_TTL_MS / 3;
  * takes each shard at its next lease check (up to another check later; the two timers run independently).
  */
 const TAKEOVER_BOUND_MS = LEASE_TTL_MS + 2 * CHECK_MS;
-/** The leases are polled every 25 ms by a test process sharing 2 cores with two tallyd: what the reading may trail by. */
-const POLL_SLACK_MS = 500;
+/** The leases polled every 25 ms, and the timers of two tallyd and this process running late on 2 busy cores. */
+const POLL_SLACK_MS = 1000;
 /** What the killed process may have received but not yet merged (batchInterval 50 ms + a merge round trip, with margin). */
 const UNMERGED_MS = 300;
 
@@ -111,7 +111,7 @@ describe('faults: leader killed', () => {
     const after = await waitHolders(REDIS_URL, prefix, 'every shard led by the survivor', (h) => h.every((tk) => tk === survivorToken), 15_000);
     const takeoverMs = Date.now() - killedAt;
     t.diagnostic(`the victim's ${victimShards.length} shards led by the survivor ${takeoverMs} ms after the kill `
-      + `(within leaseTtl + a check: ${takeoverMs <= LEASE_TTL_MS + CHECK_MS}; bound: leaseTtl ${LEASE_TTL_MS} + heartbeat ${CHECK_MS} + lease check ${CHECK_MS} + poll slack ${POLL_SLACK_MS})`);
+      + `(within leaseTtl + a check: ${takeoverMs <= LEASE_TTL_MS + CHECK_MS}; bound: leaseTtl ${LEASE_TTL_MS} + heartbeat ${CHECK_MS} + lease check ${CHECK_MS} + slack ${POLL_SLACK_MS})`);
     assert.equal(after.length, 16);
     assert.ok(takeoverMs <= TAKEOVER_BOUND_MS + POLL_SLACK_MS, `the killed process's shards ${victimShards.join(',')} led again after ${takeoverMs} ms`);
 
