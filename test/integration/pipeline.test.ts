@@ -55,6 +55,9 @@ describe('statsd ingest to Carbon', () => {
       await closeClient(client);
 
       await carbon.waitFor(() => carbon.series('stats.timers.app.latency.count').some((l) => l.value === '100'), 5000, 'timer count 100');
+      // The names sit in different shards, each delivered by its own shard's leader.
+      await carbon.waitForEach(['stats_counts.app.requests;route=home', 'stats.app.requests;route=home', 'stats.timers.app.latency.upper',
+        'stats.timers.app.size.count', 'stats.gauges.app.temperature', 'stats.sets.app.users.count'], 5000, (l) => l.value !== '0');
       const at = (name: string) => {
         const s = carbon.series(name).filter((l) => l.value !== '0');
         assert.equal(s.length, 1, `${name}: one non-zero point, got ${JSON.stringify(carbon.series(name))}`);
@@ -107,6 +110,8 @@ describe('statsd ingest to Carbon', () => {
     await new Promise<void>((r) => sock.send(packet, daemon!.ports.udp[0], '127.0.0.1', () => r()));
     sock.close();
     await carbon.waitFor(() => carbon.sum('stats_counts.good.a') === 4, 5000, 'good.a = 4');
+    // good.b and good.sampled may sit in other shards, delivered by their own shard's leader.
+    await carbon.waitForEach(['stats_counts.good.b', 'stats_counts.good.sampled'], 5000, (l) => l.value !== '0');
     assert.equal(carbon.sum('stats_counts.good.b'), 2);
     assert.equal(carbon.sum('stats_counts.good.sampled'), 4);
     await carbon.waitFor(() => carbon.sum('stats_counts.statsd.bad_lines_seen') === 4, 3000, 'bad_lines_seen = 4');
@@ -125,6 +130,7 @@ describe('statsd ingest to Carbon', () => {
     const big = Array.from({ length: 10 }, () => 'big.lines:1|c').join('\n');
     await sendUdp(daemon.ports.udp[0]!, [big, 'small.line:1|c']);
     await carbon.waitFor(() => carbon.sum('stats_counts.statsd.oversized_packets') === 1, 5000, 'oversized_packets = 1');
+    await carbon.waitForEach(['stats_counts.small.line'], 5000, (l) => l.value !== '0');
     assert.equal(carbon.sum('stats_counts.small.line'), 1);
     assert.equal(carbon.sum('stats_counts.big.lines'), 0);
   });
@@ -163,6 +169,9 @@ describe('no value that is not finite reaches Carbon', () => {
       await carbon.waitFor(() => self.batchesMerged > merged, 2000, 'the wave merged');
     }
     await carbon.waitFor(() => carbon.series('stats_counts.stick').length > 0 && carbon.series('stats_counts.statsd.bad_lines_seen').length > 0, 8000, 'the period at Carbon');
+    // Every name's shard delivered the period (each shard has its own leader).
+    await carbon.waitForEach(['stats_counts.neg', 'stats_counts.loc', 'stats.gauges.g.neg', 'stats.gauges.g.loc', 'stats.timers.t.big.sum',
+      'stats.timers.h.mix.count'], 8000);
     const value = (name: string) => {
       const s = carbon.series(name);
       assert.equal(s.length, 1, `${name}: ${JSON.stringify(s)}`);
