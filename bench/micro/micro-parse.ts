@@ -5,7 +5,7 @@
  * does every batchInterval.
  *
  *   node --import tsx bench/micro/micro-parse.ts [--modes counters-1,counters-32,mixed-1,mixed-32,unique-32]
- *        [--runs 7] [--lines 1000000] [--merge-every 40000] [--no-sanitize] [--via-name] [--zmq-general] [--json]
+ *        [--runs 7] [--lines 1000000] [--merge-every 40000] [--shards 1] [--no-sanitize] [--via-name] [--zmq-general] [--json]
  *
  * Corpus (fixed seed): 1,000 distinct names per type (`bench.c.123`, `bench.t.7`,
  * `bench.g.9`, `bench.s.4`, like bench/lib/load.ts); mixed is c 70 / ms 20 / g 5 / s 5.
@@ -23,6 +23,9 @@
  * value and rate but not the intern key id, like a SampleSink that only knows
  * names (the Batcher, unless it forwards the key): the Batch then finds each
  * sample's slot by hashing the name.
+ * --shards N splits each merge by shard as the Batcher does at seal time
+ * (encodeMergeParts, one ARGV per shard; redis.shards defaults to 16); the
+ * default 1 is the one-ARGV encoding.
  *
  * Figures:
  * - lines/s: the median of --runs timed runs of --lines lines (after one warm-up run), default GC settings.
@@ -35,7 +38,8 @@
  */
 import v8 from 'node:v8';
 import { Batch } from '../../src/aggregate/batch.js';
-import { encodeMerge } from '../../src/aggregate/merge-args.js';
+import { encodeMergeParts } from '../../src/aggregate/merge-args.js';
+import { ShardMap } from '../../src/store/shards.js';
 import type { SampleSink } from '../../src/parse/sample-sink.js';
 import { StatsdLineParser } from '../../src/parse/statsd-line.js';
 import { deflateSync } from 'node:zlib';
@@ -130,10 +134,11 @@ interface Options {
   sanitize: boolean;
   viaName: boolean;
   json: boolean;
+  shards: number;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { modes: ['counters-1', 'counters-32', 'mixed-1', 'mixed-32'], runs: 7, lines: 1_000_000, mergeEvery: 40_000, sanitize: true, viaName: false, json: false };
+  const o: Options = { modes: ['counters-1', 'counters-32', 'mixed-1', 'mixed-32'], runs: 7, lines: 1_000_000, mergeEvery: 40_000, sanitize: true, viaName: false, json: false, shards: 1 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = (): string => {
@@ -148,6 +153,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--no-sanitize') o.sanitize = false;
     else if (a === '--via-name') o.viaName = true;
     else if (a === '--json') o.json = true;
+    else if (a === '--shards') o.shards = Number(next());
     else if (a === '--zmq-general') zmqFast = false;
     else throw new Error(`unknown argument ${a}`);
   }
@@ -183,6 +189,14 @@ class NameOnly implements SampleSink {
 
 let viaName = false;
 let zmqFast = true;
+let shardMap = new ShardMap(1);
+
+/** The merge ARGV of a sealed batch, split by shard as the Batcher does; returns the number of args (kept). */
+function encode(batch: Batch, id: string): number {
+  let n = 0;
+  for (const part of encodeMergeParts(batch, id, shardMap.count, (name) => shardMap.of(name))) n += part.args.length;
+  return n;
+}
 
 /** Feeds `lines` lines (whole datagrams) through parser + Batch + encodeMerge; returns wall ms. */
 function run(sc: Scenario, parser: StatsdLineParser, lines: number, mergeEvery: number): number {
@@ -203,12 +217,12 @@ function run(sc: Scenario, parser: StatsdLineParser, lines: number, mergeEvery: 
     else parser.parsePacket(buf, 0, buf.length, sink);
     if (++d === dgrams.length) d = 0;
     if ((p + 1) % packetsPerMerge === 0) {
-      blackhole += encodeMerge(batch, `bench:${++seq}`).length;
+      blackhole += encode(batch, `bench:${++seq}`);
       fwd.batch = batch = new Batch();
       if (!viaName) sink = batch;
     }
   }
-  blackhole += encodeMerge(batch, `bench:${++seq}`).length;
+  blackhole += encode(batch, `bench:${++seq}`);
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
@@ -280,9 +294,10 @@ function fmt(n: number): string {
 function main(): void {
   const o = parseArgs(process.argv.slice(2));
   viaName = o.viaName;
+  shardMap = new ShardMap(o.shards);
   const results: Result[] = [];
   if (!o.json) {
-    console.log(`node ${process.version}, keyNameSanitize ${o.sanitize}${o.viaName ? ', via a name-only sink' : ''}, ${o.runs} runs x ${fmt(o.lines)} lines, merge every ${fmt(o.mergeEvery)} lines`);
+    console.log(`node ${process.version}, keyNameSanitize ${o.sanitize}${o.viaName ? ', via a name-only sink' : ''}, ${o.runs} runs x ${fmt(o.lines)} lines, merge every ${fmt(o.mergeEvery)} lines, ${o.shards} shard(s)`);
     console.log('mode          lines/s (median)   min..max                ns/line   B/line   GC %');
   }
   for (const spec of o.modes) {
