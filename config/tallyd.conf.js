@@ -221,10 +221,11 @@ at most 1 MiB.
   // true: a key tallyd does not know is an error, not a warning.
   strictConfig: false,
 
-  // ms the flushing leader's lease lasts without renewal; also how long a
-  // process may go without reporting to Redis before the leader stops waiting
-  // for its samples of a period (it is taken for dead; its unmerged samples
-  // went with it). A failover closes the periods it missed within about this.
+  // ms a shard's flushing lease lasts without renewal (checked every third of
+  // it); also how long a process may go without reporting to Redis before the
+  // leader stops waiting for its samples of a period (it is taken for dead;
+  // its unmerged samples went with it). A dead leader's shards move to the
+  // others within about this and a check, and their missed periods close.
   leaseTtl: 5000,
 
   // ms a clean stop (SIGTERM, SIGINT) may take: stop listening, merge the last

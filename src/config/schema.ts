@@ -111,7 +111,8 @@ export const TOP_FIELDS = {
     return batchInterval;
   }),
   leaseTtl: millis(5000, {
-    doc: 'ms the flushing leader\'s lease lasts without renewal; a dead leader is replaced within this time. Also a process\'s liveness: '
+    doc: 'ms a shard\'s flushing lease lasts without renewal (checked every third of it); a dead leader\'s shards move to the others '
+      + 'within this time and a check. Also a process\'s liveness: '
       + 'one that reports nothing to Redis for this long is taken for dead, and the leader stops waiting for its samples of a period',
   }),
   stopTimeout: millis(10000, {

@@ -52,29 +52,29 @@ export function buildPeriod(
  * A name is new when the map did not hold it before this period's value was
  * set: known names (and statsd's own three) are put in first. With a
  * delete* option on, idle names are not re-emitted, so none are remembered.
- * With several shards, statsd's own three are put in only by the shard
- * that holds each (owns): another shard's 0 would be a second value for
- * the same line.
+ * seedInternal false (a shard other than 0 of several): statsd's own three
+ * are not put in, and never become known names; shard 0 emits them for the
+ * fleet (fleet-stats.ts).
  */
 export function* buildPeriodSliced(
   raw: RawPeriod,
   known: Record<KnownType, Iterable<string>>,
   cfg: BuildConfig,
   extraGauges: ReadonlyArray<[string, number]> = [],
-  owns: (name: string) => boolean = () => true,
+  seedInternal = true,
 ): Sliced<BuiltPeriod> {
   const internal = new Set(internalCounterNames(cfg.prefixStats));
   const newKnown: Record<KnownType, string[]> = { counters: [], timers: [], sets: [] };
   let n = 0;
 
   const counters = new Map<string, number>();
-  for (const name of internal) if (owns(name)) counters.set(name, 0);
+  if (seedInternal) for (const name of internal) counters.set(name, 0);
   for (const name of known.counters) {
     if (keepsIdleCounter(cfg, name)) counters.set(name, 0);
     if (++n % SLICE === 0) yield;
   }
   for (const [name, v] of raw.counters) {
-    if (!counters.has(name) && keepsIdleCounter(cfg, name)) newKnown.counters.push(name);
+    if (!counters.has(name) && keepsIdleCounter(cfg, name) && !internal.has(name)) newKnown.counters.push(name);
     counters.set(name, redisNumber(v));
     if (++n % SLICE === 0) yield;
   }

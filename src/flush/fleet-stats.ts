@@ -2,17 +2,23 @@
  * One set of self-metrics per period for the whole fleet (issue 11,
  * deliverable 4). With S > 1 shards every shard's commit records its
  * period's numStats and processing ms in its own `fleet` hash
- * (commitPeriod-17); shard 0's leader, before processing period P, waits
- * until every other shard committed P or later, then adds their records for
- * P to its own: it alone emits numStats, calculationtime, processing_time,
- * the graphiteStats lines and timestamp_lag (its own lag: it starts last). A
- * shard that skipped P (an empty catch-up) has no record and counts 0. With
- * one shard nothing waits and nothing is added: the output is statsd's.
+ * and the values of statsd's own three counters (bad_lines_seen,
+ * packets_received, metrics_received) in its own `fleet` hash
+ * (commitPeriod-17) and emits none of them; shard 0's leader, before
+ * processing period P, waits until every other shard committed P or later,
+ * then adds their records for P to its own: it alone emits numStats,
+ * calculationtime, processing_time, the graphiteStats lines, timestamp_lag
+ * (its own lag: it starts last) and the three counters (summed: wherever a
+ * process merged them, each appears once, and an idle fleet still emits
+ * their 0). A shard that skipped P (an empty catch-up) has no record and
+ * counts 0. With one shard nothing waits and nothing is added: the output
+ * is statsd's.
  */
 import type { Clock } from '../clock.js';
 import type { Logger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { Store } from '../store/store.js';
+import { internalCounterNames } from './build-period.js';
 
 /** While another shard has not committed the period yet, ask again this often. */
 const POLL_MS = 100;
@@ -22,6 +28,8 @@ const WARN_AFTER_MS = 5000;
 export interface FleetTotals {
   numStats: number;
   processingMs: number;
+  /** statsd's own counters, in internalCounterNames order. */
+  counters: number[];
 }
 
 export class FleetStats {
@@ -38,6 +46,21 @@ export class FleetStats {
   /** Whether this shard's periods carry the self-metrics: with one shard, or on shard 0 of several. */
   get emitsSelfMetrics(): boolean {
     return this.store.shards.length === 1 || this.store.shard === 0;
+  }
+
+  /**
+   * With several shards: takes statsd's own counters out of a shard's counters (not shard 0), or adds the
+   * others' values to shard 0's (others, from othersOf). Returns this shard's own values, for its record.
+   */
+  takeCounters(counters: Map<string, number>, prefixStats: string, others: FleetTotals | null): number[] {
+    if (this.store.shards.length === 1) return [];
+    const names = internalCounterNames(prefixStats);
+    const own = names.map((n) => counters.get(n) ?? 0);
+    names.forEach((n, i) => {
+      if (!this.emitsSelfMetrics) counters.delete(n);
+      else if (others) counters.set(n, (own[i] ?? 0) + (others.counters[i] ?? 0));
+    });
+    return own;
   }
 
   /** Whether this shard adds the other shards' records to its own (shard 0 of several). */
@@ -69,11 +92,12 @@ export class FleetStats {
       await new Promise<void>((resolve) => this.clock.setTimeout(resolve, POLL_MS));
     }
     const records = await Promise.all(others.map((s) => s.fleetRecord(boundaryMs)));
-    const total: FleetTotals = { numStats: 0, processingMs: 0 };
+    const total: FleetTotals = { numStats: 0, processingMs: 0, counters: [] };
     for (const r of records) {
       if (r === null) continue;
       total.numStats += r.numStats;
       total.processingMs += r.processingMs;
+      r.counters.forEach((v, i) => (total.counters[i] = (total.counters[i] ?? 0) + v));
     }
     return total;
   }

@@ -175,9 +175,14 @@ export class Flusher {
     }
   }
 
+  /** Nothing of the shard is being closed, processed or written to Carbon: the lease can go without a line sent twice. */
+  private idleForHandover(): boolean {
+    return !this.processing && !this.closing && !this.sinks.some((s) => s.busy?.() ?? false);
+  }
+
   /**
    * Asks Redis for the lease, if this process may hold it: always without a gate; with one, when
-   * preferred for the shard, when already holding it and still busy with a period (handed over once
+   * preferred for the shard, when already holding it and still busy with a period or its delivery (handed over once
    * idle), or when it has been free for a full leaseTtl (a preferred process that is wedged).
    * Returns whether this process holds the lease now.
    */
@@ -188,7 +193,7 @@ export class Flusher {
       return (await this.store.tryAcquireLease(this.token, this.cfg.leaseTtl)) > 0;
     }
     if (this.leader) {
-      if (this.processing || this.closing) return (await this.store.tryAcquireLease(this.token, this.cfg.leaseTtl)) > 0;
+      if (!this.idleForHandover()) return (await this.store.tryAcquireLease(this.token, this.cfg.leaseTtl)) > 0;
       // Handover: no longer first for the shard and idle. Not the leader from here on (nothing starts a close or a
       // commit), then the lease goes; the preferred process takes it at its next check.
       this.leader = false;
@@ -221,7 +226,7 @@ export class Flusher {
     try {
       const was = this.leader;
       const asked = this.clock.now();
-      const handover = this.opts.gate !== undefined && was && !this.opts.gate.prefers(this.store.shard) && !this.processing && !this.closing;
+      const handover = this.opts.gate !== undefined && was && !this.opts.gate.prefers(this.store.shard) && this.idleForHandover();
       this.leader = await this.askLease(asked);
       const now = this.clock.now();
       // Redis went unanswered (down, paused, unreachable) for longer than a member's ttl: every member's heartbeat
@@ -408,14 +413,16 @@ export class Flusher {
     const ts = Math.round(boundaryMs / 1000);
     const lag = Math.round(started / 1000) - ts;
     const extraGauges: Array<[string, number]> = this.committedBefore && selfMetrics ? [[`${cfg.prefixStats}.timestamp_lag`, lag]] : [];
-    const owns = this.store.shards.length > 1 ? (name: string) => this.store.shardOf(name) === this.store.shard : undefined;
-    const built = await runSliced(buildPeriodSliced(raw, known, cfg, extraGauges, owns));
+    const built = await runSliced(buildPeriodSliced(raw, known, cfg, extraGauges, selfMetrics));
     const { data, newKnown } = built.value;
+    // statsd's own counters are fleet self-metrics too: each shard records its values, shard 0 emits the sums.
+    // (buildPeriodSliced made the counters a Map of this period's own, read only from here on.)
+    const ownCounters = this.fleet.takeCounters(data.counters as Map<string, number>, cfg.prefixStats, others);
     if (!this.leader) return;
     const t2 = performance.now();
     const computed = await runSliced(computeMetricsSliced(data, cfg));
     // statsd's processing_time: from the stored period to the computed values.
-    const own = { numStats: computed.value.numStats, processingMs: built.busyMs + computed.busyMs };
+    const own = { numStats: computed.value.numStats, processingMs: built.busyMs + computed.busyMs, counters: ownCounters };
     const period: ComputedPeriod = {
       ...computed.value,
       timestampS: ts,

@@ -19,6 +19,8 @@ export interface PeriodSink {
   encode(period: ComputedPeriod): Promise<string[]>;
   /** The period was committed (by this leader, once). */
   committed(period: ComputedPeriod): void;
+  /** Whether it is writing lines of its shard now (a handover of the shard waits until it is not). Default: never. */
+  busy?(): boolean;
   /** Stops, after delivering what it can for up to timeoutMs. */
   stop(timeoutMs: number): Promise<void>;
 }

@@ -56,7 +56,7 @@ export class Keys {
   }
 
   /**
-   * Hash on each shard: period boundary ms -> "<numStats> <processing ms>" of that shard's committed period, written by
+   * Hash on each shard: period boundary ms -> "<numStats> <processing ms> <statsd's own counters>" of that shard's committed period, written by
    * its commit and read by shard 0's leader, which emits the fleet's self-metrics for the period once (flusher.ts).
    */
   get fleet(): string {

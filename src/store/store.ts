@@ -64,8 +64,16 @@ export interface CommitPayload {
   gaugeDeletes: string[];
   /** outboxMaxBytes: the commit trims the oldest unclaimed entries beyond it. */
   outboxMaxBytes: number;
-  /** This shard's numStats and processing ms of the period, kept in its fleet hash (flush/fleet-stats.ts); 0 0 when absent. */
-  fleet?: { numStats: number; processingMs: number };
+  /** This shard's record of the period, kept in its fleet hash (flush/fleet-stats.ts); zeros when absent. */
+  fleet?: FleetRecord;
+}
+
+/** A shard's self-metrics of one committed period (flush/fleet-stats.ts). */
+export interface FleetRecord {
+  numStats: number;
+  processingMs: number;
+  /** statsd's own counters (internalCounterNames order); [] with one shard. */
+  counters: number[];
 }
 
 export interface CommitResult {
@@ -480,7 +488,8 @@ export class Store {
     args.push(p.gaugeTtl.length);
     for (const [name, ttl] of p.gaugeTtl) args.push(name, ttl);
     append(p.gaugeDeletes);
-    args.push(Math.round(p.fleet?.numStats ?? 0), Math.round(p.fleet?.processingMs ?? 0), FLEET_KEEP_MS);
+    const f = p.fleet ?? { numStats: 0, processingMs: 0, counters: [] };
+    args.push([Math.round(f.numStats), Math.round(f.processingMs), ...f.counters.map(String)].join(' '), FLEET_KEEP_MS);
     const res = (await this.run('commit', keys, args)) as [number, number, number];
     return { status: Number(res[0]), droppedLines: Number(res[1]), droppedBytes: Number(res[2]) };
   }
@@ -515,11 +524,11 @@ export class Store {
   }
 
   /** This shard's record of the period at boundaryMs (commitPeriod-17), or null if it has none (skipped or trimmed). */
-  async fleetRecord(boundaryMs: number): Promise<{ numStats: number; processingMs: number } | null> {
+  async fleetRecord(boundaryMs: number): Promise<FleetRecord | null> {
     const v = await this.redis.hget(this.keys.fleet, String(boundaryMs));
     if (v === null) return null;
-    const [num, ms] = v.split(' ');
-    return { numStats: Number(num), processingMs: Number(ms) };
+    const [num, ms, ...counters] = v.split(' ');
+    return { numStats: Number(num), processingMs: Number(ms), counters: counters.map(Number) };
   }
 
   /** Boundary (ms) of the last period anyone committed on this prefix, or null if none yet. */

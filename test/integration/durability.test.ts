@@ -174,5 +174,9 @@ describe('durability', () => {
     const byHolder = shardsByHolder(holders);
     assert.ok(holders.length > 1 && holders.every((h) => h !== null && tokens.includes(h)), `every shard led by one of ${tokens.join(', ')}: ${JSON.stringify(holders)}`);
     assert.deepEqual(tokens.map((tk) => (tk === null ? 0 : (byHolder.get(tk)?.length ?? 0)) > 0), [true, true], `both lead shards: ${JSON.stringify([...byHolder])}`);
+    // The fleet's self-metrics once per period too (shard 0's leader sums the shards', flush/fleet-stats.ts).
+    const numStatsPerTs = new Map<number, number>();
+    for (const l of carbon.series('statsd.numStats')) numStatsPerTs.set(l.ts, (numStatsPerTs.get(l.ts) ?? 0) + 1);
+    for (const [ts, n] of numStatsPerTs) assert.equal(n, 1, `period ${ts}: numStats emitted ${n} times`);
   });
 });

@@ -90,6 +90,8 @@ describe('statsd ingest to Carbon', () => {
     for (let i = 0; i < 5000; i++) client.increment(`buf.c${i % 50}`, 1);
     await closeClient(client);
     await carbon.waitFor(() => sumOver('stats_counts.buf.c', 50) === 5000, 8000, 'all 5000 increments');
+    // statsd's own counters come with shard 0's delivery, which may follow the others'.
+    await carbon.waitFor(() => carbon.sum('stats_counts.statsd.metrics_received') === 5000, 5000, 'metrics_received 5000');
     for (let i = 0; i < 50; i++) assert.equal(carbon.sum(`stats_counts.buf.c${i}`), 100);
     const packets = carbon.sum('stats_counts.statsd.packets_received');
     assert.ok(packets < 5000 / 10, `buffered: far fewer packets than metrics (${packets})`);
@@ -109,6 +111,7 @@ describe('statsd ingest to Carbon', () => {
     const packet = ['good.a:1|c', 'good.sampled:1|c|@0.25', 'nocolon', 'bad.value:abc|c', 'good.b:2|c', 'bad.type:1|x', 'bad.rate:1|c|@0', 'good.a:3|c', ''].join('\n');
     await new Promise<void>((r) => sock.send(packet, daemon!.ports.udp[0], '127.0.0.1', () => r()));
     sock.close();
+    // Names on different shards arrive in their shards' own deliveries: each is waited for.
     await carbon.waitFor(() => carbon.sum('stats_counts.good.a') === 4, 5000, 'good.a = 4');
     // good.b and good.sampled may sit in other shards, delivered by their own shard's leader.
     await carbon.waitForEach(['stats_counts.good.b', 'stats_counts.good.sampled'], 5000, (l) => l.value !== '0');

@@ -55,6 +55,9 @@ describe('workers', () => {
     const holders = await leaseHolders(prefix);
     assert.equal(holders.length, 16);
     assert.ok(holders.every((h) => h !== null && tokens.has(h)), `every shard led by a worker: ${JSON.stringify(holders)}`);
+    // The fleet's flush of a period is one numStats line.
+    const numStatsTs = carbon.series('statsd.numStats').map((l) => l.ts);
+    assert.equal(new Set(numStatsTs).size, numStatsTs.length, `numStats once per period: ${numStatsTs.join(',')}`);
     child.proc.kill('SIGTERM');
     assert.equal(await child.exited, 0, child.output());
     assert.equal(child.output().match(/"msg":"tallyd stopped"/g)?.length, 2);

@@ -53,6 +53,8 @@ export class CarbonSink {
   /** Every pending idle(), so stop() never waits out a backoff. */
   private readonly sleepers = new Set<() => void>();
   private current: Delivery | null = null;
+  /** From a claim to its ack: entries are on their way (a handover waits for this to end, flush/flusher.ts). */
+  private inFlight = false;
   private backoff = BACKOFF_MIN_MS;
   private readonly errLog: RateLimitedLog;
   private readonly clock: Clock;
@@ -73,6 +75,11 @@ export class CarbonSink {
   start(): void {
     this.running = true;
     this.loop = this.run();
+  }
+
+  /** Whether claimed entries are being written or acknowledged now. */
+  get busy(): boolean {
+    return this.inFlight;
   }
 
   /** New entries were committed: deliver now rather than at the next poll. */
@@ -103,18 +110,25 @@ export class CarbonSink {
         continue;
       }
       let entries: OutboxEntry[] | null;
+      this.inFlight = true;
       try {
         entries = await this.store.claimOutbox(token, OUTBOX_READER, this.opts.readBytes ?? READ_BYTES, READ_ENTRIES);
       } catch (err) {
+        this.inFlight = false;
         this.errLog.warn(() => ({ msg: 'reading the outbox failed', fields: { err: (err as Error).message } }));
         await this.idle(IDLE_POLL_MS);
         continue;
       }
       if (entries === null || entries.length === 0) {
+        this.inFlight = false;
         await this.idle(IDLE_POLL_MS);
         continue;
       }
-      if (await this.send(entries)) await this.ack(token, entries);
+      try {
+        if (await this.send(entries)) await this.ack(token, entries);
+      } finally {
+        this.inFlight = false;
+      }
     }
   }
 
@@ -128,6 +142,8 @@ export class CarbonSink {
       await this.current.done;
     } catch (err) {
       if (!this.running) return false;
+      // Nothing of this delivery will be acknowledged: the shard may be handed over during the backoff.
+      this.inFlight = false;
       this.self.carbonErrors++;
       this.self.graphite.last_exception = Math.round(this.clock.now() / 1000);
       const retryInMs = this.backoff;

@@ -19,7 +19,7 @@ export class GraphiteSink implements PeriodSink {
   constructor(
     private readonly cfg: EncodeConfig,
     private readonly self: SelfStats,
-    private readonly carbon: Pick<CarbonSink, 'start' | 'kick' | 'stop'>,
+    private readonly carbon: Pick<CarbonSink, 'start' | 'kick' | 'stop'> & Partial<Pick<CarbonSink, 'busy'>>,
   ) {}
 
   start(): void {
@@ -31,6 +31,10 @@ export class GraphiteSink implements PeriodSink {
     const graphite = { ...this.self.graphite };
     await runSliced(encodePeriodSliced(period, graphite, this.cfg, (line) => chunker.add(line)));
     return chunker.finish();
+  }
+
+  busy(): boolean {
+    return this.carbon.busy ?? false;
   }
 
   committed(): void {

@@ -11,7 +11,8 @@ KEYS[7..12] p:<ts>:{counters,timers,timer_counts,sets,gauges,gauge_values}
 KEYS[13] outbox_bytes   KEYS[14] outbox_claim:<sink> (the outbox reader's claim)
 KEYS[15..16] p:<ts>:{names,set_names}: closePeriod-10 deletes them; unlinked
         here too, for a period closed by a tallyd older than the name bound
-KEYS[17] fleet: field ts -> "<numStats> <processing ms>"; fields older than
+KEYS[17] fleet: field ts -> the shard's record of the period ("<numStats>
+        <processing ms> <statsd's own counters...>"); fields older than
         ts - keep ms are removed
 
 ARGV[1] lease token, ARGV[2] ts (the period's boundary, ms), ARGV[3] outbox
@@ -20,7 +21,7 @@ bound (bytes), then sections:
   gauge ttls     n, (name, ttl) * n
   gauge deletes  n, name * n             (idle past gaugesMaxTTL: a later
                                           period's op brings one back when it closes)
-  fleet          numStats, processing ms, keep ms
+  fleet          record, keep ms
 
 Returns {-1, 0, 0} not the leader, {0, 0, 0} already committed,
 {1, lines, bytes} done, where lines and bytes are what the outbox bound
@@ -52,8 +53,8 @@ for k = 7, 12 do
   redis.call('UNLINK', KEYS[k]) -- freed in the background: a big period never stalls Redis
 end
 redis.call('UNLINK', KEYS[15], KEYS[16])
-local num, ms, keep = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-redis.call('HSET', KEYS[17], ARGV[2], num .. ' ' .. ms)
+local keep = tonumber(ARGV[i + 1])
+redis.call('HSET', KEYS[17], ARGV[2], ARGV[i])
 local cutoff = tonumber(ARGV[2]) - keep
 for _, f in ipairs(redis.call('HKEYS', KEYS[17])) do
   if tonumber(f) < cutoff then redis.call('HDEL', KEYS[17], f) end
