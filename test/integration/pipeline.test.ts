@@ -171,20 +171,22 @@ describe('no value that is not finite reaches Carbon', () => {
       await sendUdp(port, wave);
       await carbon.waitFor(() => self.batchesMerged > merged, 2000, 'the wave merged');
     }
-    await carbon.waitFor(() => carbon.series('stats_counts.stick').length > 0 && carbon.series('stats_counts.statsd.bad_lines_seen').length > 0, 8000, 'the period at Carbon');
-    // Every name's shard delivered the period (each shard has its own leader).
-    await carbon.waitForEach(['stats_counts.neg', 'stats_counts.loc', 'stats.gauges.g.neg', 'stats.gauges.g.loc', 'stats.timers.t.big.sum',
-      'stats.timers.h.mix.count'], 8000);
-    const value = (name: string) => {
-      const s = carbon.series(name);
-      assert.equal(s.length, 1, `${name}: ${JSON.stringify(s)}`);
-      return s[0]!.value;
-    };
     // statsd: counters[key] += ... reaches Infinity and stays; graphite.js prints it as `Infinity` (rate and count).
     const infinite: Record<string, string> = {
       'stats.stick': 'Infinity', 'stats_counts.stick': 'Infinity',
       'stats.neg': '-Infinity', 'stats_counts.neg': '-Infinity',
       'stats.loc': 'Infinity', 'stats_counts.loc': 'Infinity',
+    };
+    // The names sit in different shards, each delivered with its shard's period: wait for every one of them.
+    const names = [...Object.keys(infinite), 'stats.gauges.g.neg', 'stats.gauges.g.loc', 'stats.timers.t.big.sum_squares', 'stats.timers.t.big.sum',
+      'stats.timers.h.mix.count'];
+    await carbon.waitFor(() => names.every((n) => carbon.series(n).length > 0) && carbon.sum('stats_counts.statsd.bad_lines_seen') > 0, 8000,
+      'the period at Carbon');
+    const ts = carbon.series('stats_counts.stick')[0]!.ts;
+    const value = (name: string) => {
+      const s = carbon.series(name).filter((l) => l.ts === ts);
+      assert.equal(s.length, 1, `${name}: ${JSON.stringify(carbon.series(name))}`);
+      return s[0]!.value;
     };
     for (const [name, v] of Object.entries(infinite)) assert.equal(value(name), v, name);
     assert.equal(value('stats.gauges.g.neg'), String(-Number.MAX_VALUE));
