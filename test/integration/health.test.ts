@@ -46,7 +46,7 @@ describe('console health from facts', () => {
   before(async () => {
     redis = await RedisServer.start();
     daemon = await startDaemon(
-      testConfig(prefix, null, { flushInterval: FLUSH_MS, leaseTtl: 3000, redis: { url: redis.url, keyPrefix: prefix, commandTimeout: COMMAND_TIMEOUT_MS, shards: 1 } }),
+      testConfig(prefix, null, { flushInterval: FLUSH_MS, leaseTtl: 3000, redis: { url: redis.url, keyPrefix: prefix, commandTimeout: COMMAND_TIMEOUT_MS } }),
     );
     port = daemon.ports.mgmt;
   });
