@@ -199,7 +199,7 @@ export class Flusher {
       this.leader = false;
       this.known.reset();
       await this.store.releaseLease(this.token);
-      this.log.info({ token: this.token, shard: this.store.shard }, 'handed the shard over to the process now preferred for it');
+      this.log.info({ token: this.token }, 'handed the shard over to the process now preferred for it');
       return false;
     }
     const holder = await this.store.leaseHolder();
@@ -210,7 +210,7 @@ export class Flusher {
     this.freeSince ??= asked;
     if (asked - this.freeSince < this.cfg.leaseTtl) return false;
     const got = (await this.store.tryAcquireLease(this.token, this.cfg.leaseTtl)) > 0;
-    if (got) this.log.warn({ shard: this.store.shard, freeMs: asked - this.freeSince }, 'took a shard whose preferred process left its lease free for a full leaseTtl');
+    if (got) this.log.warn({ freeMs: asked - this.freeSince }, 'took a shard whose preferred process left its lease free for a full leaseTtl');
     this.freeSince = null;
     return got;
   }
@@ -236,12 +236,12 @@ export class Flusher {
       if (this.leader) this.renewedAt = asked;
       if (!this.leader) this.known.reset();
       if (this.leader && !was) {
-        this.log.info({ token: this.token, shard: this.store.shard }, 'became the flushing leader');
+        this.log.info({ token: this.token }, 'became the flushing leader');
         this.kickProcessing();
         this.scheduleClose(0);
       } else if (!this.leader && was && !handover) {
         const holder = await this.store.leaseHolder().catch(() => null);
-        this.log.warn({ shard: this.store.shard, holder, sinceRenewalMs: this.clock.now() - this.renewedAt, leaseTtl: this.cfg.leaseTtl }, 'lost the leader lease');
+        this.log.warn({ holder, sinceRenewalMs: this.clock.now() - this.renewedAt, leaseTtl: this.cfg.leaseTtl }, 'lost the leader lease');
       }
     } catch (err) {
       // Can't renew: behave as a follower until Redis answers again.
