@@ -14,6 +14,7 @@ import { ensureBuilt } from './lib/build.js';
 import { Corpus, DEFAULT_MODES, parseMode, UDP_MODES, type Mode } from './lib/load.js';
 import { buildLoadgen, BUILD_DIR, loadgenSettings } from './lib/loadgen.js';
 import { machine, machineText, modeTitle, progress, ratio, ratios, saveJson, summarize, table, type Summary } from './lib/report.js';
+import { resultLine, tinyCurve } from './scale/scale-curve.js';
 import { runScaleSuite, type ScaleReport, type ScaleSettings } from './scale/scale-suite.js';
 import { median, search, type SearchOptions, type SearchResult } from './throughput/search.js';
 import { closeRedis, FLUSH_INTERVAL, isTallyd, parseServer, ROOT, SERVERS, type ServerName } from './lib/servers.js';
@@ -38,7 +39,8 @@ const USAGE = `npm run bench -- [options]
   --quick            under 2 minutes: modes counters-1,mixed-32, servers tallyd,statsd, 1 run, 2 s trials, coarse search;
                      scale at 1k and 10k names
   --ci               plumbing check: one trial per server and mode (counters-1, mixed-32, zmq-push-100) at a low fixed rate,
-                     tallyd-w2 included (not in zmq-push-100); no scale
+                     tallyd-w2 included (not in zmq-push-100); no scale curves, only the scale curve's plumbing
+                     (bench/scale/scale-curve.ts: 1,000 names, 2 processes, its own redis-server, 2 s periods)
   --modes a,b        ${DEFAULT_MODES.join(',')} (default all);
                      any <counters|timers|gauges|sets|mixed>-<per datagram> or zmq-<push|pub>-<items per message>
   --scale            only the scale curves (1k, 10k, 100k, 1M names; rss-flat; ingest during 100k-name flushes)
@@ -173,6 +175,7 @@ async function main(): Promise<number> {
   const fixed: TrialResult[] = [];
   const summaries: Summary[] = [];
   let scaleReport: ScaleReport | null = null;
+  let curveCheck: Awaited<ReturnType<typeof tinyCurve>> | null = null;
   let crashed = false;
   try {
     for (const mode of modes) {
@@ -209,6 +212,13 @@ async function main(): Promise<number> {
       const rows = modeServers.map((s) => summarize(mode.name, s, results));
       summaries.push(...rows);
       console.log(`\n${table(title, rows, m.nproc, zmq ? { udp: batchedUdp(summaries) } : undefined)}`);
+    }
+    if (profile === 'ci') {
+      // The scale curve's plumbing (bench/scale/scale-curve.ts): its own redis-server, 2 tallyd processes on one prefix.
+      console.log('\nscale curve plumbing: 1,000 names, 2 processes, own redis-server, 2 s periods');
+      curveCheck = await tinyCurve(work);
+      console.log(`  ${resultLine(curveCheck)}`);
+      if (curveCheck.error) crashed = true;
     }
     if (scale) {
       const c32 = summaries.find((x) => x.mode === 'counters-32' && x.server === 'statsd' && x.lossFreeRate > 0);
@@ -253,6 +263,7 @@ async function main(): Promise<number> {
     searches: results,
     trials: fixed,
     scale: scaleReport,
+    scaleCurveCheck: curveCheck,
   });
   console.log(`\nresults: ${path.relative(ROOT, file)} (and bench/results/latest.json); ${Math.round((Date.now() - started) / 1000)} s`);
   if (crashed) console.log('a trial crashed or a scale run failed: see "error" in the JSON');

@@ -184,10 +184,18 @@ at most 1 MiB.
   // ---- tallyd: Redis state -----------------------------------------------
 
   redis: {
-    // redis:// or rediss:// (TLS); user, password and db number go in the URL.
+    // redis:// or rediss:// (TLS); user, password and db number go in the URL
+    // (or the password in password below, not both).
     url: "redis://127.0.0.1:6379",
     // A Redis Cluster instead of url (not both): its seed nodes, "host:port".
     // nodes: ["10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"],
+    // The password for every node of nodes (a Cluster with requirepass and
+    // masterauth) or for url; TALLYD_REDIS_PASSWORD overrides it. Never
+    // shown: --check, the console's config, logs and errors print ***.
+    // password: "...",
+    // An ACL user (Redis 6+) to authenticate as with that password; without
+    // it, the password is the default user's (requirepass).
+    // username: "tallyd",
     // Replicas that must confirm (WAIT) each merge before it counts;
     // default 1 with nodes, 0 without. 0: a master killed right after a merge
     // may lose it on failover (counts silently missing).

@@ -39,8 +39,8 @@ async function checkRedis(cfg: Config, timeoutMs: number): Promise<{ ok: boolean
     return { ok: true, line: `redis ${redactUrl(cfg.redis.url)}: not used: ${plan.why}; tallyd would start a private ${plan.bin} with its data in ${plan.dir} (redis.embedded)` };
   }
   const probe = cfg.redis.nodes.length > 0
-    ? await probeCluster(cfg.redis.nodes, cfg.redis.keyPrefix, cfg.redis.shards, timeoutMs)
-    : await probeRedis(cfg.redis.url, cfg.redis.keyPrefix, cfg.redis.shards, timeoutMs);
+    ? await probeCluster(cfg.redis.nodes, cfg.redis.keyPrefix, cfg.redis.shards, timeoutMs, cfg.redis)
+    : await probeRedis(cfg.redis.url, cfg.redis.keyPrefix, cfg.redis.shards, timeoutMs, cfg.redis);
   return { ok: probe.ok, line: probe.text };
 }
 

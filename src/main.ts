@@ -41,6 +41,7 @@ Environment:
   REDIS_URL                 overrides redis.url
   TALLYD_REDIS_URL          same, takes precedence over REDIS_URL
   TALLYD_REDIS_KEY_PREFIX   overrides redis.keyPrefix
+  TALLYD_REDIS_PASSWORD     overrides redis.password (for redis.nodes or url)
   TALLYD_FLUSH_INTERVAL     overrides flushInterval (ms)
   TALLYD_LOG_LEVEL          overrides log.level
   XDG_STATE_HOME            the trial Redis keeps its data in
@@ -205,45 +206,55 @@ async function run(config: Config, worker: number | null, log: Logger): Promise<
 
   const bindings = worker === null ? {} : { worker };
   const daemon = new Daemon(config, log.child(bindings), { zmq: (worker ?? 0) === 0 }, bindings);
-  try {
-    await daemon.start();
-  } catch (err) {
-    const e = err as Error;
-    const hint = e instanceof StoreError && e.code === 'EREDIS_UNREACHABLE' && worker === null ? unreachableHint(config) : '';
-    reportToPrimary({ type: 'failed', error: e.message });
-    return fail(log, `${e.message}${hint}`);
-  }
-  reportToPrimary({ type: 'up' });
 
-  return new Promise<number>((resolve) => {
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals) => {
-      signals++;
-      // A worker may get the terminal's SIGINT and the primary's SIGTERM: both mean "stop".
-      if (signals > 1 && worker !== null) return;
-      if (signals > 1) {
-        log.warn({ sig }, 'second signal: exiting without waiting');
-        resolve(1);
-        return;
-      }
-      log.info({ sig }, 'stopping');
-      daemon.stop().then(
-        () => resolve(0),
-        (err: unknown) => {
-          log.error({ err: (err as Error).message }, 'error while stopping');
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    if (worker === null) {
-      watchParent((parent) => {
-        log.info({ parent }, 'the shell npm started tallyd with went away (npm was stopped)');
-        onSignal('SIGTERM');
-      });
+  // The handlers go in before start(): a SIGINT/SIGTERM while starting (or the moment "tallyd is up" reaches a
+  // terminal, before this function's next line would have run) stops cleanly instead of killing the process
+  // by the signal's default action (exit 130/143 with a batch received and not merged).
+  let started = false;
+  let starting: Promise<void> = Promise.resolve();
+  let settle: (code: number) => void = () => undefined;
+  const stopped = new Promise<number>((resolve) => (settle = resolve));
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    // A worker may get the terminal's SIGINT and the primary's SIGTERM: both mean "stop".
+    if (signals > 1 && worker !== null) return;
+    if (signals > 1) {
+      log.warn({ sig }, 'second signal: exiting without waiting');
+      settle(1);
+      return;
     }
-  });
+    log.info({ sig }, started ? 'stopping' : 'stopping once started');
+    // A failed start is reported by the start path below; stop() then has nothing left to do.
+    starting.then(() => daemon.stop(), () => undefined).then(
+      () => settle(0),
+      (err: unknown) => {
+        log.error({ err: (err as Error).message }, 'error while stopping');
+        settle(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  starting = daemon.start();
+  // A second signal while starting leaves without waiting for start() (a Redis that does not answer, say).
+  const early = await Promise.race([starting.then(() => null, (err: unknown) => (err instanceof Error ? err : new Error(String(err)))), stopped.then((code) => ({ code }))]);
+  if (early instanceof Error) {
+    const hint = early instanceof StoreError && early.code === 'EREDIS_UNREACHABLE' && worker === null ? unreachableHint(config) : '';
+    reportToPrimary({ type: 'failed', error: early.message });
+    return fail(log, `${early.message}${hint}`);
+  }
+  if (early !== null) return early.code;
+  started = true;
+  reportToPrimary({ type: 'up' });
+  if (worker === null) {
+    watchParent((parent) => {
+      log.info({ parent }, 'the shell npm started tallyd with went away (npm was stopped)');
+      onSignal('SIGTERM');
+    });
+  }
+  return stopped;
 }
 
 main(process.argv.slice(2)).then(

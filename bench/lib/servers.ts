@@ -116,6 +116,16 @@ export interface ServerOptions {
   flushInterval?: number;
   /** tallyd's log level (default warn); at debug, `period committed` lines are parsed into RunningServer.commits. */
   logLevel?: 'warn' | 'debug';
+  /** tallyd: this key prefix instead of a fresh one (processes sharing a prefix act as one). */
+  keyPrefix?: string;
+  /** tallyd: the `redis` section's url or nodes and shards (default: REDIS_URL, tallyd's default shards). */
+  redis?: { url?: string; nodes?: readonly string[]; shards?: number };
+  /** tallyd: more top-level config keys (e.g. maxNamesPerPeriod). */
+  config?: Record<string, unknown>;
+  /** node's own flags before dist/main.js (e.g. --cpu-prof). */
+  execArgv?: readonly string[];
+  /** tallyd: stop() leaves the Redis keys to the caller (shared by several processes, or on a Redis Cluster). */
+  keepKeys?: boolean;
 }
 
 /** A `period committed` log line of tallyd's flusher (debug level). */
@@ -124,7 +134,8 @@ export interface Commit {
   ts: number;
   /** Date.now() when the commit was logged: rotate, read, compute and commit are done. */
   at: number;
-  lines: number;
+  /** Lines of the period; null: tallyd's log line no longer says (since 37235b8 it logs chunks only). */
+  lines: number | null;
   chunks: number;
   /** Wall ms of each step (read, build, remember, encode, commit), from the flusher's log line. */
   stagesMs: Record<string, number>;
@@ -152,7 +163,7 @@ export async function startServer(name: ServerName, carbonPort: number, o: Serve
   let args: string[];
   let keyPrefix: string | null = null;
   if (tallyd) {
-    keyPrefix = `tallyd-bench:${randomBytes(4).toString('hex')}:`;
+    keyPrefix = o.keyPrefix ?? `tallyd-bench:${randomBytes(4).toString('hex')}:`;
     file = path.join(dir, 'config.json');
     const cfg = {
       ...common,
@@ -163,11 +174,12 @@ export async function startServer(name: ServerName, carbonPort: number, o: Serve
       ],
       batchInterval: TALLYD_BATCH_INTERVAL,
       ...(workers > 1 ? { workers } : {}),
-      redis: { url: REDIS_URL, keyPrefix },
+      redis: { ...(o.redis?.nodes ? { nodes: o.redis.nodes } : { url: o.redis?.url ?? REDIS_URL }), keyPrefix, ...(o.redis?.shards ? { shards: o.redis.shards } : {}) },
       log: { level: logLevel },
+      ...o.config,
     };
     writeFileSync(file, JSON.stringify(cfg, null, 2));
-    args = [path.join(ROOT, 'dist', 'main.js'), file];
+    args = [...(o.execArgv ?? []), path.join(ROOT, 'dist', 'main.js'), file];
   } else {
     file = path.join(dir, 'config.js');
     // statsd evaluates the file as a JS object literal; JSON is one.
@@ -230,7 +242,7 @@ export async function startServer(name: ServerName, carbonPort: number, o: Serve
         clean: !tallyd || (!killed && proc.exitCode === 0 && leftover.length === 0),
       };
       rmSync(dir, { recursive: true, force: true });
-      if (keyPrefix) await cleanup(keyPrefix, REDIS_URL);
+      if (keyPrefix && !o.keepKeys) await cleanup(keyPrefix, o.redis?.url ?? REDIS_URL);
       return result;
     })();
     return stopping;
@@ -319,8 +331,8 @@ function killIfNode(pid: number): void {
 }
 
 function parseCommit(line: string): Commit {
-  const j = JSON.parse(line) as { time: string; ts: number; lines: number; chunks: number; stagesMs?: Record<string, number> };
-  return { ts: j.ts, at: Date.parse(j.time), lines: j.lines, chunks: j.chunks, stagesMs: j.stagesMs ?? {} };
+  const j = JSON.parse(line) as { time: string; ts: number; lines?: number; chunks: number; stagesMs?: Record<string, number> };
+  return { ts: j.ts, at: Date.parse(j.time), lines: j.lines ?? null, chunks: j.chunks, stagesMs: j.stagesMs ?? {} };
 }
 
 function warningText(line: string): string {

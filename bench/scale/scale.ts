@@ -156,7 +156,7 @@ export async function runScale(spec: ScaleSpec, corpusFile: string, datagramsPer
     // In: every name's counter line, or (names lost on the way in never get one) as many lines as tallyd committed.
     const complete = (ts: number) => {
       const commit = server.commits.find((x) => x.ts === ts);
-      return commit !== undefined && (scaleLines.completeAt(ts) !== null || (carbon.periods.get(ts)?.lines ?? 0) >= commit.lines);
+      return commit !== undefined && (scaleLines.completeAt(ts) !== null || (commit.lines !== null && (carbon.periods.get(ts)?.lines ?? 0) >= commit.lines));
     };
     // A flush that fails is retried every flush interval and fails the same way: two intervals of that is enough.
     const failing = () => server.warnings.some((w) => w.startsWith('processing a pending period failed')) && Date.now() > sendEnd + 2 * F;
@@ -174,7 +174,7 @@ export async function runScale(spec: ScaleSpec, corpusFile: string, datagramsPer
     for (let ts = boundary0 / 1000 + F / 1000; ts <= lastTs; ts += F / 1000) {
       const commit = server.commits.find((x) => x.ts === ts);
       const arr = carbon.periods.get(ts);
-      const done = scaleLines.completeAt(ts) ?? (arr && commit && arr.lines >= commit.lines ? arr.last : null);
+      const done = scaleLines.completeAt(ts) ?? (arr && commit?.lines != null && arr.lines >= commit.lines ? arr.last : null);
       const step = stepEnds.findIndex((end) => ts * 1000 <= end + START_AFTER_BOUNDARY_MS);
       result.periods.push({
         ts,
@@ -183,7 +183,8 @@ export async function runScale(spec: ScaleSpec, corpusFile: string, datagramsPer
         processMs: commit ? commit.at - Math.max(ts * 1000, prevCommit) : null,
         carbonFirstMs: arr ? arr.first - ts * 1000 : null,
         carbonCompleteMs: done === null ? null : done - ts * 1000,
-        lines: commit?.lines ?? null,
+        // tallyd no longer logs a period's lines: those that reached Carbon (a re-sent line counts twice)
+        lines: commit?.lines ?? (commit && arr ? arr.lines : null),
         carbonLines: arr?.lines ?? 0,
         stagesMs: commit?.stagesMs ?? {},
       });

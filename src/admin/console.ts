@@ -357,7 +357,7 @@ export function existingStats(names: readonly string[], bucket: string): string[
   return matches;
 }
 
-/** statsd's helpers.writeConfig, with secrets (the redis url's password) hidden. */
+/** statsd's helpers.writeConfig, with secrets (redis.password, the redis url's password) hidden. */
 function writeConfig(cfg: Config): string {
   let text = '\n';
   for (const [prop, val] of Object.entries(cfg)) {
@@ -365,9 +365,9 @@ function writeConfig(cfg: Config): string {
       text += `${prop}: ${String(val)}\n`;
       continue;
     }
-    for (const [sub, v] of Object.entries(val as Record<string, unknown>)) {
-      const shown = redactConfig(v);
-      text += `${prop} > ${sub}: ${typeof shown === 'object' ? JSON.stringify(shown) : String(shown)}\n`;
+    // The whole section at once: a secret is known by its key (redis > password), which a value alone does not carry.
+    for (const [sub, shown] of Object.entries(redactConfig(val) as Record<string, unknown>)) {
+      text += `${prop} > ${sub}: ${typeof shown === 'object' && shown !== null ? JSON.stringify(shown) : String(shown)}\n`;
     }
   }
   return text;

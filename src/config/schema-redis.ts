@@ -1,6 +1,7 @@
 /**
- * The readers of `redis.nodes` (a Redis Cluster's seed nodes) and
- * `redis.waitReplicas`, whose default depends on `nodes`.
+ * The readers of `redis.nodes` (a Redis Cluster's seed nodes),
+ * `redis.username` / `redis.password` (the credentials for `nodes` or `url`)
+ * and `redis.waitReplicas`, whose default depends on `nodes`.
  */
 import { type Checker, type Raw, join } from './checker.js';
 import { describe } from './describe.js';
@@ -31,4 +32,35 @@ export function readWaitReplicas(c: Checker, o: Raw, k: string, p: string, done:
   const nodes = done.nodes as ReadonlyArray<string> | undefined;
   const def = nodes !== undefined && nodes.length > 0 ? 1 : 0;
   return c.int(o, k, p, def, 0, 16, 'an integer 0..16 (replicas that confirm each merge)');
+}
+
+/** The user and password `url` itself carries (as ioredis reads them), '' when none. */
+function urlCredentials(url: unknown): { username: string; password: string } {
+  if (typeof url !== 'string' || !URL.canParse(url)) return { username: '', password: '' };
+  const u = new URL(url);
+  return { username: u.username, password: u.password || (u.searchParams.get('password') ?? '') };
+}
+
+/**
+ * `redis.username` / `redis.password`: a string, '' for none. A wrong value is
+ * never echoed (a password's problem names the key, not the value). Set while
+ * `url` carries credentials too is an error: one place for them.
+ */
+export function readCredential(which: 'username' | 'password'): (c: Checker, o: Raw, k: string, p: string, done: Done) => string {
+  return (c, o, k, p, done) => {
+    const value = o[k];
+    if (value === undefined || value === null) return '';
+    if (typeof value !== 'string') {
+      c.problem(join(p, k), `must be a string, got ${which === 'password' ? `a ${typeof value} (not shown)` : describe(value)}`);
+      return '';
+    }
+    const inUrl = urlCredentials(done.url);
+    if (value !== '' && (inUrl.username !== '' || inUrl.password !== '')) {
+      c.problem(join(p, k), `and the user or password in ${join(p, 'url')} are both set: give the credentials in one place`);
+    }
+    if (which === 'username' && value !== '' && (o.password === undefined || o.password === null || o.password === '')) {
+      c.problem(join(p, k), `needs ${join(p, 'password')} (Redis authenticates a user with its password)`);
+    }
+    return value;
+  };
 }

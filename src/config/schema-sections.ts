@@ -4,7 +4,7 @@
  */
 import { describe } from './describe.js';
 import { bool, count, custom, defaultsOf, type Field, int, millis, oneOf, port, type Resolved, section, str } from './field.js';
-import { readNodes, readWaitReplicas } from './schema-redis.js';
+import { readCredential, readNodes, readWaitReplicas } from './schema-redis.js';
 import { redactUrl } from './redact.js';
 
 export const GRAPHITE_FIELDS = {
@@ -49,6 +49,16 @@ export const REDIS_FIELDS = {
   nodes: custom<ReadonlyArray<string>>(Object.freeze([]), {
     defaultText: 'none', doc: 'a Redis Cluster\'s seed nodes (`["host:port", ...]`): tallyd opens a Cluster client; not together with `url`',
   }, readNodes),
+  username: custom('', {
+    defaultText: 'none',
+    doc: 'the ACL user (Redis 6+) tallyd authenticates as, on every node of `nodes` or at `url`; needs `password`. Without it, `password` is '
+      + 'the `default` user\'s (`requirepass`)',
+  }, readCredential('username')),
+  password: custom('', {
+    defaultText: 'none',
+    doc: 'the password for `nodes` (every node of a Redis Cluster with `requirepass` and `masterauth`, or an ACL user\'s) or for `url` (instead '
+      + 'of `redis://user:pw@host`); overridden by `TALLYD_REDIS_PASSWORD`. Never shown: `--check` and the console\'s `config` print `***`, and no log line or error holds it',
+  }, readCredential('password')),
   waitReplicas: custom(0, {
     defaultText: '1 with `nodes`, else 0',
     doc: 'replicas that must confirm (`WAIT`) each merge before it counts (commits are waited for too); 0 risks losing acknowledged merges on a failover',

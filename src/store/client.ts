@@ -19,6 +19,29 @@ export type RedisClient = Redis | Cluster;
 export interface ClientConfig {
   readonly url: string;
   readonly nodes?: ReadonlyArray<string>;
+  /** redis.username / redis.password ('' or absent: none; the url's own, if it has any). */
+  readonly username?: string;
+  readonly password?: string;
+}
+
+/** ioredis's username/password options for cfg: on every node of a Cluster (redisOptions), or over the url's. */
+export function authOptions(cfg: Pick<ClientConfig, 'username' | 'password'>): { username?: string; password?: string } {
+  if (cfg.password === undefined || cfg.password === '') return {};
+  return cfg.username === undefined || cfg.username === '' ? { password: cfg.password } : { username: cfg.username, password: cfg.password };
+}
+
+/** Redis's answers to a wrong or missing password (AUTH, or any command before it). */
+const AUTH_REFUSED = /\b(WRONGPASS|NOAUTH|NOPERM)\b|invalid password|no password is set/i;
+
+/**
+ * The Redis answer behind a failed connect, as one line: ioredis's Cluster
+ * reports "Failed to refresh slots cache." and keeps the node's own reply
+ * (WRONGPASS, NOAUTH, ECONNREFUSED) in lastNodeError.
+ */
+export function connectFailure(err: Error): { why: string; auth: boolean } {
+  const node = (err as Error & { lastNodeError?: Error }).lastNodeError;
+  const why = node !== undefined && !err.message.includes(node.message) ? `${err.message} ${node.message}` : err.message;
+  return { why, auth: AUTH_REFUSED.test(why) };
 }
 
 /** Redis replies that mean "not now, here" on a Cluster (a slot moving, a failover), never "bad command". */
@@ -48,10 +71,12 @@ export function createClient(cfg: ClientConfig, commandTimeout: number): RedisCl
       retryDelayOnClusterDown: 200,
       retryDelayOnTryAgain: 100,
       clusterRetryStrategy: retry,
-      redisOptions: { commandTimeout, connectionName, maxRetriesPerRequest: 2 },
+      redisOptions: { commandTimeout, connectionName, maxRetriesPerRequest: 2, ...authOptions(cfg) },
     });
   }
-  return new Redis(cfg.url, { commandTimeout, lazyConnect: true, maxRetriesPerRequest: 2, enableAutoPipelining: false, retryStrategy: retry, connectionName });
+  return new Redis(cfg.url, {
+    commandTimeout, lazyConnect: true, maxRetriesPerRequest: 2, enableAutoPipelining: false, retryStrategy: retry, connectionName, ...authOptions(cfg),
+  });
 }
 
 /**

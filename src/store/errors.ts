@@ -2,7 +2,7 @@
 export class StoreError extends Error {
   override readonly name = 'StoreError';
   constructor(
-    readonly code: 'EREDIS_UNREACHABLE' | 'ESCRIPT' | 'EREDIS' | 'EREDIS_CLUSTER' | 'EREDIS_WAIT' | 'ESHARDS',
+    readonly code: 'EREDIS_UNREACHABLE' | 'EREDIS_AUTH' | 'ESCRIPT' | 'EREDIS' | 'EREDIS_CLUSTER' | 'EREDIS_WAIT' | 'ESHARDS',
     message: string,
     options?: { cause?: unknown },
   ) {

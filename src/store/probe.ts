@@ -7,8 +7,15 @@
  */
 import { Cluster, Redis } from 'ioredis';
 import { redactUrl } from '../config/redact.js';
+import { authOptions, connectFailure } from './client.js';
 import { LAYOUT_VERSION } from './keys.js';
 import { readShardsRecord, shardsMismatchMessage } from './shards-record.js';
+
+/** redis.username / redis.password ('' for none). */
+export interface ProbeAuth {
+  readonly username?: string;
+  readonly password?: string;
+}
 
 export interface RedisProbe {
   ok: boolean;
@@ -39,6 +46,12 @@ async function layoutsUnder(redis: Redis, keyPrefix: string): Promise<{ versions
   return { versions, complete: false };
 }
 
+/** Why a probe failed, as one line: unreachable, or the credentials refused. */
+function failureText(where: string, err: Error): string {
+  const { why, auth } = connectFailure(err);
+  return auth ? `redis ${where}: refused the credentials (redis.username, redis.password): ${why}` : `redis ${where}: unreachable: ${why}`;
+}
+
 /** What the prefix holds, as a sentence: this layout, others, none. */
 function describeData(keyPrefix: string, versions: Set<number>, complete: boolean): string {
   const ours = versions.has(LAYOUT_VERSION);
@@ -63,7 +76,7 @@ async function describeShards(redis: Redis | Cluster, keyPrefix: string, configu
  * The same look at a Redis Cluster (redis.nodes): its state (CLUSTER INFO),
  * how many masters, the version, and the prefix's layouts, scanned on every master.
  */
-export async function probeCluster(nodes: ReadonlyArray<string>, keyPrefix: string, shards: number, timeoutMs: number): Promise<RedisProbe> {
+export async function probeCluster(nodes: ReadonlyArray<string>, keyPrefix: string, shards: number, timeoutMs: number, auth: ProbeAuth = {}): Promise<RedisProbe> {
   const where = `cluster nodes ${nodes.join(',')}`;
   const cluster = new Cluster(nodes.map((n) => {
     const colon = n.lastIndexOf(':');
@@ -73,7 +86,7 @@ export async function probeCluster(nodes: ReadonlyArray<string>, keyPrefix: stri
     lazyConnect: true,
     clusterRetryStrategy: () => null,
     slotsRefreshTimeout: timeoutMs,
-    redisOptions: { connectTimeout: timeoutMs, commandTimeout: timeoutMs, maxRetriesPerRequest: 0, connectionName: `tallyd-check:${process.pid}` },
+    redisOptions: { connectTimeout: timeoutMs, commandTimeout: timeoutMs, maxRetriesPerRequest: 0, connectionName: `tallyd-check:${process.pid}`, ...authOptions(auth) },
   });
   let lastError: Error | undefined;
   cluster.on('error', (err: Error) => {
@@ -97,14 +110,13 @@ export async function probeCluster(nodes: ReadonlyArray<string>, keyPrefix: stri
     const text = `redis ${where}: reachable, Redis ${version}, ${masters.length} masters, cluster_state ${state}; ${describeData(keyPrefix, versions, complete)}; ${sh.text}`;
     return { ok: state === 'ok' && sh.ok, text };
   } catch (err) {
-    const why = (lastError ?? (err as Error)).message;
-    return { ok: false, text: `redis ${where}: unreachable: ${why}` };
+    return { ok: false, text: failureText(where, lastError ?? (err as Error)) };
   } finally {
     cluster.disconnect();
   }
 }
 
-export async function probeRedis(url: string, keyPrefix: string, shards: number, timeoutMs: number): Promise<RedisProbe> {
+export async function probeRedis(url: string, keyPrefix: string, shards: number, timeoutMs: number, auth: ProbeAuth = {}): Promise<RedisProbe> {
   const where = redactUrl(url);
   const redis = new Redis(url, {
     lazyConnect: true,
@@ -114,6 +126,7 @@ export async function probeRedis(url: string, keyPrefix: string, shards: number,
     retryStrategy: () => null,
     enableOfflineQueue: false,
     connectionName: `tallyd-check:${process.pid}`,
+    ...authOptions(auth),
   });
   let lastError: Error | undefined;
   redis.on('error', (err: Error) => {
@@ -128,8 +141,7 @@ export async function probeRedis(url: string, keyPrefix: string, shards: number,
     const sh = await describeShards(redis, keyPrefix, shards);
     return { ok: sh.ok, text: `redis ${where}: reachable, Redis ${version}; ${describeData(keyPrefix, versions, complete)}; ${sh.text}` };
   } catch (err) {
-    const why = (lastError ?? (err as Error)).message;
-    return { ok: false, text: `redis ${where}: unreachable: ${why}` };
+    return { ok: false, text: failureText(where, lastError ?? (err as Error)) };
   } finally {
     redis.disconnect();
   }

@@ -10,7 +10,7 @@ import type { RedisConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import { withTimeout } from '../clock.js';
 import { isCommandTimeout, watchCommandTimeouts } from './command-timeouts.js';
-import { clusterTransient, createClient, runConfirmed, type RedisClient, type WaitPolicy } from './client.js';
+import { clusterTransient, connectFailure, createClient, runConfirmed, type RedisClient, type WaitPolicy } from './client.js';
 import { StoreError } from './errors.js';
 import { ShardMap } from './shards.js';
 import { checkShards } from './shards-record.js';
@@ -106,7 +106,8 @@ export const SEEN_TYPES = [...KNOWN_TYPES, 'gauges'] as const;
 export type SeenType = (typeof SEEN_TYPES)[number];
 
 /** What Store.open needs of RedisConfig; commandTimeout defaults to DEFAULT_COMMAND_TIMEOUT_MS. */
-export type StoreConnectConfig = Pick<RedisConfig, 'url' | 'keyPrefix'> & Partial<Pick<RedisConfig, 'nodes' | 'waitReplicas' | 'waitTimeout' | 'shards'>>
+export type StoreConnectConfig = Pick<RedisConfig, 'url' | 'keyPrefix'>
+  & Partial<Pick<RedisConfig, 'nodes' | 'username' | 'password' | 'waitReplicas' | 'waitTimeout' | 'shards'>>
   & { readonly commandTimeout?: number };
 
 /**
@@ -183,7 +184,10 @@ export class Store {
       await withTimeout(redis.connect(), connectTimeoutMs);
     } catch (err) {
       redis.disconnect();
-      const why = (lastError ?? (err as Error)).message;
+      const { why, auth } = connectFailure(lastError ?? (err as Error));
+      if (auth) {
+        throw new StoreError('EREDIS_AUTH', `redis at ${where} refused tallyd's credentials (redis.username, redis.password): ${why}`, { cause: err });
+      }
       throw new StoreError('EREDIS_UNREACHABLE', `redis unreachable at ${where}: ${why}`, { cause: err });
     }
     let warned = false;

@@ -6,7 +6,10 @@
  * tests: the master owning a slot, kill -9 and restart a node, wait for a
  * failover, and a slot migration done step by step (IMPORTING/MIGRATING,
  * MIGRATE, SETSLOT NODE) so a test can hold a slot mid-migration. Always
- * stop() it in an after hook: every process is killed by pid.
+ * stop() it in an after hook: every process is killed by pid. With
+ * `{ password }` every node has `requirepass` and `masterauth` (the default
+ * user's password, as a Cluster with AUTH is set up), and the helpers
+ * authenticate with it.
  */
 import { execFile } from 'node:child_process';
 import { Redis } from 'ioredis';
@@ -22,13 +25,16 @@ export class ClusterNode {
   private constructor(
     private readonly server: RedisServer,
     readonly busPort: number,
+    /** requirepass and masterauth, or null for none. */
+    readonly password: string | null,
   ) {}
 
   /** A node on port and busPort in a fresh temp dir, not started yet (launch() starts it). */
-  static async create(port: number, busPort: number): Promise<ClusterNode> {
+  static async create(port: number, busPort: number, password: string | null = null): Promise<ClusterNode> {
     const args = ['--cluster-port', String(busPort), '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf',
       '--cluster-node-timeout', String(NODE_TIMEOUT_MS)];
-    return new ClusterNode(await RedisServer.create({ port, aof: true, args }), busPort);
+    if (password !== null) args.push('--requirepass', password, '--masterauth', password);
+    return new ClusterNode(await RedisServer.create({ port, aof: true, args }), busPort, password);
   }
 
   get port(): number {
@@ -58,7 +64,8 @@ export class ClusterNode {
 
   /** One command on a fresh connection (no retries): the node's own answer. */
   async call(...args: Array<string | number>): Promise<unknown> {
-    const r = new Redis({ host: '127.0.0.1', port: this.port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+    const r = new Redis({ host: '127.0.0.1', port: this.port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000,
+      ...(this.password === null ? {} : { password: this.password }) });
     r.on('error', () => undefined);
     try {
       await r.connect();
@@ -135,18 +142,23 @@ export class RedisCluster {
     return (await runs(REDIS_CLI_BIN)) && (await runs(REDIS_SERVER_BIN));
   }
 
-  /** Starts six nodes, creates the cluster (3 masters, 1 replica each) and waits until it is ok and in sync. */
-  static async start(): Promise<RedisCluster> {
+  /**
+   * Starts six nodes, creates the cluster (3 masters, 1 replica each) and waits until it is ok and in sync;
+   * with `password`, every node requires it (requirepass) and replicas use it (masterauth).
+   */
+  static async start(opts: { password?: string } = {}): Promise<RedisCluster> {
+    const password = opts.password ?? null;
     const nodes: ClusterNode[] = [];
     const cluster = new RedisCluster(nodes);
     try {
       const ports = new Set<number>();
       while (ports.size < 12) ports.add(await freePort());
       const list = [...ports];
-      for (let i = 0; i < 6; i++) nodes.push(await ClusterNode.create(list[i] as number, list[i + 6] as number));
+      for (let i = 0; i < 6; i++) nodes.push(await ClusterNode.create(list[i] as number, list[i + 6] as number, password));
       await Promise.all(nodes.map((n) => n.launch()));
+      const auth = password === null ? [] : ['-a', password, '--no-auth-warning'];
       await new Promise<void>((resolve, reject) => {
-        execFile(REDIS_CLI_BIN, ['--cluster', 'create', ...nodes.map((n) => n.addr), '--cluster-replicas', '1', '--cluster-yes'],
+        execFile(REDIS_CLI_BIN, [...auth, '--cluster', 'create', ...nodes.map((n) => n.addr), '--cluster-replicas', '1', '--cluster-yes'],
           { timeout: 60_000 }, (err, stdout, stderr) => (err ? reject(new Error(`redis-cli --cluster create failed: ${err.message}\n${stdout}\n${stderr}`)) : resolve()));
       });
       await cluster.waitHealthy(30_000);

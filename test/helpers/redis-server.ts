@@ -26,7 +26,7 @@ export interface RedisServerOptions {
   args?: readonly string[];
 }
 
-/** Sends PING on a fresh connection; true when +PONG comes back within timeoutMs. */
+/** Sends PING on a fresh connection; true when the server answers within timeoutMs (+PONG, or -NOAUTH from one with requirepass). */
 export function pingOnce(port: number, timeoutMs = 300): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect(port, '127.0.0.1');
@@ -40,7 +40,7 @@ export function pingOnce(port: number, timeoutMs = 300): Promise<boolean> {
     sock.on('connect', () => sock.write('PING\r\n'));
     sock.on('data', (d: Buffer) => {
       got += d.toString('latin1');
-      if (got.includes('\r\n')) done(got.startsWith('+PONG'));
+      if (got.includes('\r\n')) done(got.startsWith('+PONG') || got.startsWith('-NOAUTH'));
     });
     sock.on('error', () => done(false));
   });

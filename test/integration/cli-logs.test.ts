@@ -20,8 +20,12 @@ function runUntilUp(raw: RawConfig, terminal: boolean): Promise<{ code: number |
   const file = path.join(dir, `${Math.random().toString(36).slice(2)}.json`);
   writeFileSync(file, JSON.stringify(raw));
   const argv = [process.execPath, '--import', 'tsx', path.join(ROOT, 'src', 'main.ts'), file];
-  const [cmd, ...args] = terminal ? ['script', '-qfec', argv.join(' '), '/dev/null'] : argv;
-  const env = { ...process.env };
+  // `script -c` runs the command with `$SHELL -c` (/bin/sh when SHELL is unset, as under CI). dash does not exec
+  // it: it stays the pty's session leader, gets the Ctrl-C's SIGINT too, waits for tallyd, then kills itself with
+  // it, and `script -e` reports 130 for tallyd's clean 0. `exec` makes tallyd the pty's only process under any
+  // shell, and SHELL is pinned so that the test runs the same here and under CI.
+  const [cmd, ...args] = terminal ? ['script', '-qfec', `exec ${argv.join(' ')}`, '/dev/null'] : argv;
+  const env: NodeJS.ProcessEnv = { ...process.env, SHELL: '/bin/sh' };
   delete env.REDIS_URL;
   delete env.TALLYD_REDIS_URL;
   return new Promise((resolve) => {

@@ -1,7 +1,8 @@
 /**
  * The command line as a user meets it: --help and --version, a bad config
  * (exit 2, every problem named), a port in use and an unreachable Redis
- * (exit 1, one line naming what and where).
+ * (exit 1, one line naming what and where), a SIGTERM while starting (exit 0
+ * once started and stopped).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -124,7 +125,8 @@ describe('command line', () => {
     const enc = encodeURIComponent(pw);
     const port = await freePort();
     const url = `rediss://alice:${enc}@127.0.0.1:${port}/0?password=${enc}`;
-    const file = writeConfig('secret.json', JSON.stringify({ redis: { url, password: pw }, flushInterval: 1000 }));
+    // redis.auth is no key of tallyd's: its warning names the key, not the value (redis.password with a password in url is a config error).
+    const file = writeConfig('secret.json', JSON.stringify({ redis: { url, auth: pw }, flushInterval: 1000 }));
     const check = await run(['--check', file], { REDIS_URL: '', TALLYD_REDIS_URL: '' });
     assert.equal(check.code, 1, check.stderr); // the config is good, nothing answers at its Redis
     assert.match(check.stderr, new RegExp(`FAIL redis rediss://alice:\\*\\*\\*@127\\.0\\.0\\.1:${port}/0\\?password=\\*\\*\\*: unreachable`));
@@ -153,6 +155,38 @@ describe('command line', () => {
     const b = await run(['--check', bomb]);
     assert.equal(b.code, 2);
     assert.deepEqual(plain(b.stderr), ['tallyd: bad config', `${bomb}: too many YAML aliases (more than 100 expansions; an alias bomb?)`]);
+  });
+
+  test('SIGTERM while starting (right after it connected to Redis): it finishes starting, then stops cleanly, exit 0', async () => {
+    const prefix = testPrefix('cli-early-term');
+    const file = writeConfig('early.json', JSON.stringify(testConfig(prefix, null, {
+      servers: [{ server: 'udp', address: '127.0.0.1', port: 0 }], log: { level: 'info' }, redis: { url: REDIS_URL, keyPrefix: prefix },
+    })));
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'), file], {
+      cwd: ROOT, env: { ...process.env, REDIS_URL: '', TALLYD_REDIS_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let sent = false;
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      // Inside Daemon.start(): the flush thread, the listeners and the console are still to come.
+      if (sent || !out.includes('"msg":"connected to redis"')) return;
+      sent = true;
+      child.kill('SIGTERM');
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const code = await new Promise<number | string | null>((resolve) => child.on('exit', (c, sig) => resolve(c ?? sig)));
+    clearTimeout(kill);
+    try {
+      assert.equal(code, 0, out);
+      assert.ok(sent, out);
+      const order = ['"msg":"connected to redis"', '"msg":"stopping once started"', '"msg":"tallyd is up"', '"msg":"tallyd stopped"'].map((m) => out.indexOf(m));
+      assert.ok(order.every((at, i) => at >= 0 && (i === 0 || at > (order[i - 1] as number))), out);
+    } finally {
+      await cleanup(prefix);
+    }
   });
 
   test("Etsy statsd's own exampleConfig.js, plus keys statsd never reads and a 100 ms flushInterval, starts", async () => {

@@ -113,7 +113,7 @@ describe('file formats', () => {
     assert.deepEqual({ ...json.config, source: null }, { ...yaml.config, source: null });
     assert.deepEqual(statsdServers(json.config).map((s) => [s.server, s.address]), [['udp', '0.0.0.0'], ['tcp', '127.0.0.1']]);
     assert.deepEqual(json.config.histogram, [{ metric: 'render', bins: [0.1, 1, 10, 'inf'] }]);
-    assert.deepEqual(json.config.redis, { url: 'redis://10.0.0.5:6380/2', keyPrefix: 'app:', shards: 16, nodes: [], waitReplicas: 0, waitTimeout: 1000, commandTimeout: 10000, embedded: 'auto' });
+    assert.deepEqual(json.config.redis, { url: 'redis://10.0.0.5:6380/2', keyPrefix: 'app:', shards: 16, nodes: [], username: '', password: '', waitReplicas: 0, waitTimeout: 1000, commandTimeout: 10000, embedded: 'auto' });
   });
 
   it('strips module.exports / export default / parentheses without moving line numbers', () => {
@@ -238,7 +238,7 @@ describe('layering', () => {
     assert.deepEqual([config.redis.url, config.redis.keyPrefix, config.flushInterval, config.log.level],
       ['rediss://tallyd:6380', 'env:', 2000, 'debug']);
     const over = load(file, { 'redis.keyPrefix': 'flag:', redis: { url: 'redis://flag:1' } }, env).config;
-    assert.deepEqual(over.redis, { url: 'redis://flag:1', keyPrefix: 'flag:', shards: 16, nodes: [], waitReplicas: 0, waitTimeout: 1000, commandTimeout: 10000, embedded: 'auto' });
+    assert.deepEqual(over.redis, { url: 'redis://flag:1', keyPrefix: 'flag:', shards: 16, nodes: [], username: '', password: '', waitReplicas: 0, waitTimeout: 1000, commandTimeout: 10000, embedded: 'auto' });
     assert.equal(load(file, {}, { REDIS_URL: '' }).config.redis.url, 'redis://10.0.0.5:6380/2');
   });
 
@@ -264,6 +264,24 @@ describe('layering', () => {
       'overrides: redis.nodes: must list at least one "host:port" (or leave it out for a single Redis at url)');
     assert.equal(configError(() => load(null, { redis: { nodes: ['h:1'], waitReplicas: -1 } })).message,
       'overrides: redis.waitReplicas: must be an integer 0..16 (replicas that confirm each merge), got -1');
+  });
+
+  it('reads redis.username / redis.password (TALLYD_REDIS_PASSWORD wins); a bad one is never quoted; not with a password in url', () => {
+    const seeds = ['h:7000'];
+    assert.deepEqual(load(null, { redis: { nodes: seeds } }).config.redis.password, '');
+    const acl = load(null, { redis: { nodes: seeds, username: 'tallyd', password: 'pw1' } }).config.redis;
+    assert.deepEqual([acl.username, acl.password], ['tallyd', 'pw1']);
+    const withPassword = tempFile('pw.json', JSON.stringify({ redis: { nodes: seeds, password: 'pw-file' } }));
+    assert.equal(load(withPassword).config.redis.password, 'pw-file');
+    assert.equal(load(withPassword, {}, { TALLYD_REDIS_PASSWORD: 'pw-env' }).config.redis.password, 'pw-env');
+    assert.equal(load(null, {}, { TALLYD_REDIS_PASSWORD: 'pw-env' }).config.redis.password, 'pw-env');
+    assert.equal(configError(() => load(null, { redis: { nodes: seeds, password: 12345678 } })).message,
+      'overrides: redis.password: must be a string, got a number (not shown)');
+    assert.equal(configError(() => load(null, { redis: { nodes: seeds, username: 'tallyd' } })).message,
+      'overrides: redis.username: needs redis.password (Redis authenticates a user with its password)');
+    assert.equal(configError(() => load(null, { redis: { url: 'redis://:pw0@h:6379', password: 'pw1' } })).message,
+      'overrides: redis.password: and the user or password in redis.url are both set: give the credentials in one place');
+    assert.equal(load(null, { redis: { url: 'redis://h:6379', password: 'pw1' } }).config.redis.password, 'pw1');
   });
 
   it('names the environment variable behind a bad value', () => {

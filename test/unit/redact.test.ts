@@ -55,6 +55,14 @@ describe('redactConfig', () => {
     assert.ok(!JSON.stringify(redactConfig(config)).includes(PW));
   });
 
+  it('a loaded config with redis.password (a Redis Cluster with requirepass) prints without it', () => {
+    const { config } = loadConfig({ file: null, env: {}, overrides: { redis: { nodes: ['h:7000'], username: 'tallyd', password: PW } } });
+    assert.equal(config.redis.password, PW);
+    const shown = redactConfig(config) as { redis: { username: string; password: string } };
+    assert.deepEqual([shown.redis.username, shown.redis.password], ['tallyd', '***']);
+    assert.ok(!JSON.stringify(shown).includes(PW));
+  });
+
   it('config errors about redis.url never quote the password', () => {
     for (const url of [`http://u:${PW}@db`, `redis://u:${PW}/x@db`]) {
       assert.throws(() => loadConfig({ file: null, env: {}, overrides: { redis: { url } } }),
