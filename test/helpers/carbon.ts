@@ -64,6 +64,18 @@ export class CarbonListener {
     return this.series(name).reduce((a, l) => a + Number(l.value), 0);
   }
 
+  /**
+   * Waits until every name has a line that `ok` accepts (default: any line). With shards, each name's lines come from
+   * its own shard's leader, so one name's arrival says nothing of another's: wait for each before comparing. Throws
+   * naming the ones still missing.
+   */
+  async waitForEach(names: readonly string[], timeoutMs = 10_000, ok: (line: CarbonLine) => boolean = () => true): Promise<void> {
+    const missing = (): string[] => names.filter((n) => !this.series(n).some(ok));
+    await this.waitFor(() => missing().length === 0, timeoutMs, 'every name').catch(() => {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for a line of each of ${names.length} names; missing: ${missing().join(', ')}`);
+    });
+  }
+
   async waitFor(pred: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!pred()) {

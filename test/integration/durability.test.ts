@@ -2,16 +2,18 @@
  * What the Redis state buys: a kill -9 after the batches were merged loses
  * nothing; SIGTERM merges the last in-memory batch before exit; Carbon being
  * unreachable for three periods delays their lines but keeps each period's
- * own timestamp; two processes on one prefix flush each period once.
+ * own timestamp; two processes on one prefix flush each period once. On the
+ * default of 16 shards: each name is read from its own shard, the outbox
+ * from every shard's, and the two processes share the shards' leases.
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { alignToPeriod, CarbonListener, freePort, freeUdpPort, sendUdp, sleep } from '../helpers/carbon.js';
+import { leaseHolders, shardsByHolder, tokenOf, waitHolders } from '../helpers/lease.js';
+import { prefixOutboxText } from '../helpers/outbox.js';
 import { udpSocketStats } from '../helpers/proc-udp.js';
-import { cleanup, client, openCounter, shardKeys, testPrefix } from '../helpers/redis.js';
+import { cleanup, openCounter, REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
-import { leaseKey } from '../helpers/lease.js';
-import { ShardMap } from '../../src/store/shards.js';
 
 const UP = 'tallyd is up';
 
@@ -24,8 +26,6 @@ function childConfig(prefix: string, carbonPort: number, udpPort: number, extra:
 }
 
 const curCounter = openCounter;
-/** redis.shards as the children run it (the default). */
-const SHARDS = 16;
 
 function counterLines(n: number, name: string): string[] {
   return Array.from({ length: n }, () => `${name}:1|c`);
@@ -40,20 +40,8 @@ function waitPublishedAfter(carbon: CarbonListener, name: string, afterTs: numbe
   return carbon.waitFor(() => carbon.series(name).some((l) => l.ts > afterTs), timeoutMs, `a ${name} line after ${afterTs}`);
 }
 
-/** The Graphite text committed to the prefix's outboxes (one a shard) so far (entries' `d` fields). */
-async function outboxText(prefix: string): Promise<string> {
-  const r = client();
-  try {
-    let text = '';
-    for (const k of (await shardKeys(r, prefix)).keys) {
-      const rows = await r.xrange(k.outbox, '-', '+');
-      text += rows.map(([, f]) => f[f.indexOf('d') + 1] ?? '').join('');
-    }
-    return text;
-  } finally {
-    r.disconnect();
-  }
-}
+/** The Graphite text committed to the prefix's outboxes (every shard's) so far. */
+const outboxText = (prefix: string): Promise<string> => prefixOutboxText(prefix);
 
 describe('durability', () => {
   const children: ChildTallyd[] = [];
@@ -167,6 +155,8 @@ describe('durability', () => {
     const procs = ports.map((p) => spawnTallyd(childConfig(prefix, carbon.port, p, { flushInterval: 1000 })));
     children.push(...procs);
     for (const p of procs) await waitForOutput(p, UP);
+    // Both lead some of the shards (rendezvous hashing; a process takes its share within a lease check).
+    await waitHolders(REDIS_URL, prefix, 'both processes leading shards', (h) => new Set(h).size === 2);
     for (let round = 0; round < 3; round++) {
       await alignToPeriod(1000, 200);
       await Promise.all(ports.map((p) => sendUdp(p, counterLines(100, 'shared.hits'))));
@@ -178,19 +168,15 @@ describe('durability', () => {
     const perTs = new Map<number, number>();
     for (const l of carbon.series('stats_counts.shared.hits')) perTs.set(l.ts, (perTs.get(l.ts) ?? 0) + 1);
     for (const [ts, n] of perTs) assert.equal(n, 1, `period ${ts} flushed ${n} times`);
+    // Every shard led by exactly one of the two (a lease holds one token), and each of them leads some.
+    const holders = await leaseHolders(prefix);
+    const tokens = procs.map(tokenOf);
+    const byHolder = shardsByHolder(holders);
+    assert.ok(holders.length > 1 && holders.every((h) => h !== null && tokens.includes(h)), `every shard led by one of ${tokens.join(', ')}: ${JSON.stringify(holders)}`);
+    assert.deepEqual(tokens.map((tk) => (tk === null ? 0 : (byHolder.get(tk)?.length ?? 0)) > 0), [true, true], `both lead shards: ${JSON.stringify([...byHolder])}`);
     // The fleet's self-metrics once per period too (shard 0's leader sums the shards', flush/fleet-stats.ts).
     const numStatsPerTs = new Map<number, number>();
     for (const l of carbon.series('statsd.numStats')) numStatsPerTs.set(l.ts, (numStatsPerTs.get(l.ts) ?? 0) + 1);
     for (const [ts, n] of numStatsPerTs) assert.equal(n, 1, `period ${ts}: numStats emitted ${n} times`);
-    // One leader per shard: every shard's lease names one of the two processes' flush threads.
-    const r = client();
-    try {
-      const holders = await Promise.all(new ShardMap(SHARDS).tags.map((tag) => r.get(leaseKey(prefix, tag))));
-      for (const [shard, token] of holders.entries()) {
-        assert.ok(token !== null && procs.filter((p) => p.output().includes(token)).length === 1, `shard ${shard}'s lease (${token}) names one process`);
-      }
-    } finally {
-      r.disconnect();
-    }
   });
 });

@@ -9,8 +9,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, test, type TestContext } from 'node:test';
 import { CarbonListener, freeUdpPort, sleep } from '../helpers/carbon.js';
 import { FaultFixture } from '../helpers/fault-fixture.js';
-import { waitForLeaseHolder } from '../helpers/lease.js';
-import { ShardMap } from '../../src/store/shards.js';
+import { waitAllLed } from '../helpers/lease.js';
 import { testPrefix } from '../helpers/redis.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { assertPeriods, diagnoseLines, periodOf, SteadySender, waitSettled } from '../helpers/steady-traffic.js';
@@ -44,8 +43,7 @@ describe('faults: redis', () => {
     );
     f.children.push(child);
     await waitForOutput(child, 'tallyd is up');
-    // Shard 0's lease (the default 16 shards; this one process leads them all).
-    await waitForLeaseHolder(redis.url, prefix, 10_000, new ShardMap(16).tags[0]).catch((err: unknown) => {
+    await waitAllLed(redis.url, prefix).catch((err: unknown) => {
       throw new Error(`${(err as Error).message}\n--- tallyd output ---\n${child.output().slice(-4000)}\n--- redis-server ---\n${redis.output().slice(-2000)}`);
     });
     const sender = new SteadySender({ port: udp, name: NAME, everyMs: 10, incrementsPerDatagram: 3 });

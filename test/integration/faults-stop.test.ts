@@ -34,8 +34,7 @@ import { freeUdpPort, sleep } from '../helpers/carbon.js';
 import { GoodCarbon } from '../helpers/fault-carbon.js';
 import { FaultFixture } from '../helpers/fault-fixture.js';
 import { udpSocketStats } from '../helpers/proc-udp.js';
-import { waitForLeaseHolder } from '../helpers/lease.js';
-import { ShardMap } from '../../src/store/shards.js';
+import { waitAllLed } from '../helpers/lease.js';
 import { REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { checkPeriods, diagnoseLines, periodOf, SteadySender, waitUntil } from '../helpers/steady-traffic.js';
 import { spawnTallyd, testConfig, waitForOutput } from '../helpers/tallyd.js';
@@ -111,8 +110,7 @@ describe('faults: SIGTERM under load', () => {
     const child = spawnTallyd(config(udp));
     f.children.push(child);
     await waitForOutput(child, 'tallyd is up');
-    // Shard 0's lease (the default 16 shards; this one process leads them all).
-    await waitForLeaseHolder(REDIS_URL, prefix, 10_000, new ShardMap(16).tags[0]);
+    await waitAllLed(REDIS_URL, prefix);
 
     const sender = new SteadySender({ port: udp, name: NAME, everyMs: 10, datagramsPerTick: 10, incrementsPerDatagram: INCREMENTS, seqGauge: SEQ, connect: true });
     f.senders.push(sender);

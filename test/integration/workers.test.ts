@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { alignToPeriod, CarbonListener, freeUdpPort, sendUdp } from '../helpers/carbon.js';
+import { leaseHolders } from '../helpers/lease.js';
 import { cleanup, testPrefix } from '../helpers/redis.js';
 import { spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
 
@@ -47,9 +48,14 @@ describe('workers', () => {
     assert.equal(carbon.sum('stats_counts.workers.hits'), 2000);
     const out = child.output();
     assert.equal(out.match(/"msg":"tallyd is up"/g)?.length, 2, 'two workers started');
-    // Every shard (redis.shards, default 16) got a leader; the fleet's flush of a period is one numStats line.
-    const ledShards = new Set(out.split('\n').filter((l) => l.includes('became the flushing leader')).map((l) => (JSON.parse(l) as { shard: number }).shard));
-    assert.equal(ledShards.size, 16, `every shard led: ${[...ledShards].join(',')}`);
+    // Each shard is led by one flush thread at a time (its lease holds one token); the workers' flush threads share
+    // the 16 shards, so the tokens that led are at most the two workers' own.
+    const tokens = new Set([...out.matchAll(/"token":"([^"]+)"[^\n]*became the flushing leader/g)].map((m) => m[1] as string));
+    assert.ok(tokens.size >= 1 && tokens.size <= 2, `the flush threads that led: ${[...tokens].join(', ')}`);
+    const holders = await leaseHolders(prefix);
+    assert.equal(holders.length, 16);
+    assert.ok(holders.every((h) => h !== null && tokens.has(h)), `every shard led by a worker: ${JSON.stringify(holders)}`);
+    // The fleet's flush of a period is one numStats line.
     const numStatsTs = carbon.series('statsd.numStats').map((l) => l.ts);
     assert.equal(new Set(numStatsTs).size, numStatsTs.length, `numStats once per period: ${numStatsTs.join(',')}`);
     child.proc.kill('SIGTERM');
