@@ -122,6 +122,10 @@ export class Batcher implements SampleSink {
   private ticker: NodeJS.Timeout | null = null;
   private boundaryTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  /** Shards with a heartbeat in flight. */
+  private readonly beating = new Set<number>();
+  /** Shards with a part of the current round being merged. */
+  private readonly merging = new Set<number>();
   /** When this process last told Redis its watermark (a merge or a heartbeat), ms. */
   private reportedAt = 0;
   private readonly node = randomBytes(6).toString('hex');
@@ -223,8 +227,10 @@ export class Batcher implements SampleSink {
     this.ticker = setInterval(() => this.tick(), this.opts.batchInterval);
     this.scheduleBoundary();
     const every = Math.max(50, Math.min(1000, Math.floor(this.opts.leaseTtl / 3)));
+    // Also while a round is in flight: a part stuck on a failing master must not keep the other shards' leaders
+    // from hearing of this process for a member's ttl (they would close its periods without it).
     this.heartbeatTimer = setInterval(() => {
-      if (this.clock.now() - this.reportedAt >= every && !this.inFlight) this.heartbeat();
+      if (this.clock.now() - this.reportedAt >= every) this.heartbeat();
     }, every);
     this.heartbeat();
   }
@@ -236,8 +242,8 @@ export class Batcher implements SampleSink {
     this.boundaryTimer = this.clock.setTimeout(() => {
       this.swap(b + this.opts.flushInterval);
       this.startDrain();
-      // Nothing to merge: say at once that this process is past the period, so the leader need not wait for a heartbeat.
-      if (!this.inFlight) this.heartbeat();
+      // Say at once where this process is, so a leader need not wait for the timer's heartbeat.
+      this.heartbeat();
       this.scheduleBoundary();
     }, b - now);
   }
@@ -260,14 +266,22 @@ export class Batcher implements SampleSink {
   private heartbeat(): void {
     this.reportedAt = this.clock.now();
     const w = this.watermarks(null);
-    for (let s = 0; s < this.shards.length; s++) this.heartbeatShard(s, w[s]!).catch(() => undefined);
+    // A shard with a part being merged hears from that merge (a heartbeat sent beside it could land after it and
+    // set the shard's watermark back).
+    for (let s = 0; s < this.shards.length; s++) if (!this.merging.has(s)) this.heartbeatShard(s, w[s]!).catch(() => undefined);
   }
 
+  /**
+   * One shard's heartbeat; at most one in flight per shard (a shard whose master fails over does not pile them up).
+   * A watermark computed while a round is in flight counts that round's parts as unmerged: never too high.
+   */
   private heartbeatShard(shard: number, watermarkMs: number): Promise<void> {
+    if (this.beating.has(shard)) return Promise.resolve();
+    this.beating.add(shard);
     return this.shards[shard]!.heartbeat(this.memberId, watermarkMs).catch((err: unknown) => {
       this.mergeLog.warn(() => ({ msg: 'heartbeat to redis failed', fields: { shard, err: (err as Error).message } }));
       throw err;
-    });
+    }).finally(() => this.beating.delete(shard));
   }
 
   /** Batches waiting for Redis (for /health and tests). */
@@ -391,10 +405,12 @@ export class Batcher implements SampleSink {
     const w = this.watermarks(e);
     const sending = e.parts.filter((p) => !p.done);
     const busy = new Set(sending.map((p) => p.shard));
-    const beats: Array<Promise<void>> = [];
-    for (let s = 0; s < this.shards.length; s++) if (!busy.has(s)) beats.push(this.heartbeatShard(s, w[s]!));
+    // Not waited for: a heartbeat to a shard whose master is failing over must not hold the other shards' merges.
+    for (let s = 0; s < this.shards.length; s++) if (!busy.has(s)) this.heartbeatShard(s, w[s]!).catch(() => undefined);
+    for (const sh of busy) this.merging.add(sh);
     const merges = sending.map((p) => this.shards[p.shard]!.merge(e.id, p.boundaryMs, this.memberId, w[p.shard]!, p.args, p.late, this.bound));
-    const [results] = await Promise.all([Promise.allSettled(merges), Promise.allSettled(beats)]);
+    const results = await Promise.allSettled(merges);
+    this.merging.clear();
     const failed: unknown[] = [];
     results.forEach((r, i) => {
       const p = sending[i] as Part;
