@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { LAYOUT_VERSION } from '../../src/store/keys.js';
+import { rankFor } from '../../src/flush/shard-leases.js';
 import { ShardMap } from '../../src/store/shards.js';
 import { CarbonListener, freeUdpPort, sendUdp, sleep, type CarbonLine } from '../helpers/carbon.js';
 import { FaultFixture } from '../helpers/fault-fixture.js';
@@ -47,6 +48,16 @@ async function leaseState(redis: Redis, prefix: string): Promise<{ holders: Arra
 /** The process whose output names token (its 'became the flushing leader' lines carry it), or -1. */
 function ownerOf(procs: readonly Proc[], token: string | null): number {
   return token === null ? -1 : procs.findIndex((p) => p.child.output().includes(token));
+}
+
+/**
+ * Whether every shard is led by the flush thread that ranks first for it (rendezvous hashing) among the `count` flush
+ * threads heartbeating in `flushers`: the leases settled. Tokens are random, so which process that is varies.
+ */
+async function settled(redis: Redis, prefix: string, count: number): Promise<boolean> {
+  const { holders, flushers } = await leaseState(redis, prefix);
+  const tokens = Object.keys(flushers);
+  return tokens.length === count && holders.every((h, s) => h !== null && h === rankFor(tokens, s)[0]);
 }
 
 /** Shards led per process (index into procs), -1 for unled or unknown. */
@@ -140,12 +151,13 @@ describe('shards: a flusher per shard, leases by rendezvous hashing, one set of 
 
     // Both lead some shards within a couple of lease checks of the second one's start.
     let led: number[] = [];
-    const shared = await waitUntil(async () => {
-      led = await ledBy(redis, prefix, procs);
-      return led.every((i) => i >= 0) && led.includes(0) && led.includes(1);
-    }, LEASE_TTL_MS * 3);
+    const shared = await waitUntil(async () => (await settled(redis, prefix, 2)) && (led = await ledBy(redis, prefix, procs)).every((i) => i >= 0),
+      LEASE_TTL_MS * 3);
     const state = await leaseState(redis, prefix);
-    assert.ok(shared, `both processes lead shards: ${JSON.stringify(led)}; flushers ${JSON.stringify(state.flushers)}`);
+    assert.ok(shared, `every shard led by the process ranked first for it: ${JSON.stringify(led)}; flushers ${JSON.stringify(state.flushers)}`);
+    // Rendezvous hashing gives one of two processes none of 8 shards with probability 2 x 2^-8: the ranking decides.
+    const expected2 = TAGS.map((_, sh) => ownerOf(procs, rankFor(Object.keys(state.flushers), sh)[0]!));
+    assert.deepEqual(led, expected2);
     assert.equal(Object.keys(state.flushers).length, 2, `two flush threads heartbeat: ${JSON.stringify(state.flushers)}`);
     for (const token of Object.keys(state.flushers)) assert.ok(ownerOf(procs, token) >= 0, `flusher ${token} is one of the processes`);
     t.diagnostic(`shards led by process (2 running): ${led.join(' ')}`);
@@ -156,9 +168,13 @@ describe('shards: a flusher per shard, leases by rendezvous hashing, one set of 
     procs.push(third);
     const joinedAt = Date.now();
     for (const s of third.senders) await s.start();
-    const tookShare = await waitUntil(async () => (led = await ledBy(redis, prefix, procs)).includes(2) && led.every((i) => i >= 0), LEASE_TTL_MS * 3);
+    const tookShare = await waitUntil(async () => (await settled(redis, prefix, 3)) && (led = await ledBy(redis, prefix, procs)).every((i) => i >= 0),
+      LEASE_TTL_MS * 3);
     t.diagnostic(`shards led by process (3 running, ${Date.now() - joinedAt} ms after the third was up): ${led.join(' ')}`);
-    assert.ok(tookShare, `the third process leads some shards: ${JSON.stringify(led)}`);
+    assert.ok(tookShare, `the third process takes the shards it ranks first for: ${JSON.stringify(led)}`);
+    const tokens3 = Object.keys((await leaseState(redis, prefix)).flushers);
+    const third3 = TAGS.map((_, sh) => rankFor(tokens3, sh)[0]).filter((tk) => ownerOf(procs, tk!) === 2).length;
+    t.diagnostic(`the third process ranks first for ${third3} of ${SHARDS} shards`);
     assert.equal(Object.keys((await leaseState(redis, prefix)).flushers).length, 3);
     await sleep(4000);
     for (const s of procs.flatMap((p) => p.senders)) await s.stop();
@@ -197,8 +213,8 @@ describe('shards: a flusher per shard, leases by rendezvous hashing, one set of 
     const firstTs = Math.floor(Date.now() / FLUSH_MS) + 2;
     for (const s of procs.flatMap((p) => p.senders)) await s.start();
     let led: number[] = [];
-    assert.ok(await waitUntil(async () => (led = await ledBy(redis, prefix, procs)).every((i) => i >= 0) && led.includes(0) && led.includes(1), LEASE_TTL_MS * 3),
-      `both processes lead shards: ${JSON.stringify(led)}`);
+    assert.ok(await waitUntil(async () => (await settled(redis, prefix, 2)) && (led = await ledBy(redis, prefix, procs)).every((i) => i >= 0),
+      LEASE_TTL_MS * 3), `every shard led by the process ranked first for it: ${JSON.stringify(led)}`);
     await sleep(3000);
 
     // Kill the one leading shard 0 (the fleet's self-metrics move too); its traffic ends at the kill.
