@@ -64,6 +64,8 @@ export interface LeaseGate {
 export class ShardLeases implements LeaseGate {
   private timer: NodeJS.Timeout | null = null;
   private live: string[];
+  /** The flushers hash as last read (token -> heartbeat ms), null before the first read. */
+  private entries: Record<string, string> | null = null;
   private stopped = false;
   private readonly errLog: RateLimitedLog;
 
@@ -84,13 +86,24 @@ export class ShardLeases implements LeaseGate {
     await this.beat();
   }
 
+  /**
+   * Judged at the time of asking from the heartbeat times last read, not from the live list of the last heartbeat:
+   * a process that died is out of the ranking as soon as its entry is leaseTtl old (its lease expires then too), not
+   * a heartbeat later.
+   */
   prefers(shard: number): boolean {
-    return rankFor(this.live, shard)[0] === this.token;
+    return rankFor(this.liveNow(), shard)[0] === this.token;
+  }
+
+  private liveNow(): string[] {
+    if (this.entries === null) return this.live;
+    const { live } = liveTokens(this.entries, this.clock.now(), this.leaseTtlMs);
+    return live.includes(this.token) ? live : [...live, this.token];
   }
 
   /** The shards this process is preferred for now (reports, logs). */
   preferred(count: number): number[] {
-    return shardsOf(this.token, this.live, count);
+    return shardsOf(this.token, this.liveNow(), count);
   }
 
   /** The live tokens as last read (this one always among them). */
@@ -111,7 +124,10 @@ export class ShardLeases implements LeaseGate {
       const key = this.store.keys.flushers;
       const now = this.clock.now();
       await this.store.redis.hset(key, this.token, String(now));
-      const { live, stale } = liveTokens(await this.store.redis.hgetall(key), this.clock.now(), this.leaseTtlMs);
+      const entries = await this.store.redis.hgetall(key);
+      const { live, stale } = liveTokens(entries, this.clock.now(), this.leaseTtlMs);
+      for (const t of stale) delete entries[t];
+      this.entries = entries;
       if (stale.length > 0) await this.store.redis.hdel(key, ...stale);
       // This process counts as live whatever its entry says: after a Redis outage every entry is old.
       this.live = live.includes(this.token) ? live : [...live, this.token];
