@@ -290,7 +290,8 @@ at most 1 MiB.
   // HTTP listener at all, as with statsd. port: 0 picks a free port.
   // historyMaxBytes / historyPeriods: the memory bound of the Redis history
   // of committed periods behind /api/names and /api/series (bytes of Graphite
-  // lines [33554432], and periods [360]: one hour at flushInterval 10000).
+  // lines [33554432], over all shards, and periods [360]: one hour at
+  // flushInterval 10000).
   http: {
     port: 8127,
     address: "127.0.0.1",

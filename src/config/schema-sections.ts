@@ -131,7 +131,8 @@ export const HTTP_FIELDS = {
   address: str('127.0.0.1', { nonEmpty: true, doc: 'the HTTP server\'s bind address' }),
   historyMaxBytes: count(32 * 1024 * 1024, {
     doc: 'bytes of Graphite lines of the recent committed periods kept in Redis for `/api/names` and `/api/series` (32 MiB; Redis holds '
-      + '~1.6-1.8x that); the oldest periods beyond it are deleted, a period larger than all of it is not kept (`tallyd_history_skipped_total`)',
+      + '~1.6-1.8x that); the oldest periods beyond it are deleted, a period larger than all of it is not kept (`tallyd_history_skipped_total`). With '
+      + 'several shards each keeps its share, `historyMaxBytes / redis.shards`',
   }),
   historyPeriods: int(360, 1, 100000, 'an integer number of periods from 1 to 100000', {
     doc: 'most committed periods kept for `/api/names` and `/api/series` (one hour at `flushInterval` 10000)',

@@ -31,9 +31,14 @@ export function buildSinks(config: Config, store: Store, leaderToken: () => stri
   return sinks;
 }
 
-/** The Redis history's bounds from the config; hashes expire after twice the periods' span (at least an hour). */
+/**
+ * One shard's Redis history bounds from the config (a HistorySink runs per shard): historyMaxBytes is the whole
+ * history's, so each shard keeps its share (names spread evenly over the shards); hashes expire after twice the
+ * periods' span (at least an hour).
+ */
 export function historyBounds(config: Config): { maxBytes: number; maxPeriods: number; ttlMs: number } {
   const http = config.http;
   const maxPeriods = http?.historyPeriods ?? 1;
-  return { maxBytes: http?.historyMaxBytes ?? 0, maxPeriods, ttlMs: Math.max(3_600_000, 2 * maxPeriods * config.flushInterval) };
+  const maxBytes = Math.ceil((http?.historyMaxBytes ?? 0) / Math.max(1, config.redis.shards));
+  return { maxBytes, maxPeriods, ttlMs: Math.max(3_600_000, 2 * maxPeriods * config.flushInterval) };
 }
