@@ -18,8 +18,10 @@
  * bytes each (the datagram's real length, also when it was longer than its
  * slot: MSG_TRUNC; only slotSize bytes of it are there); n < 0 is -errno of
  * a failed read. kind 1 (POLL_ERROR): the socket reported an error (POLLERR: an
- * ICMP error, e.g. ECONNREFUSED), n = -errno of it (0 when the kernel kept none);
- * the reader cleared it and polls again. kind 2 (STOPPED): the same, but the
+ * ICMP error, e.g. ECONNREFUSED), n = -errno of it; the reader cleared it and
+ * polls again (a POLLERR that finds nothing pending, or only the second copy of
+ * an error already reported, is cleared silently: recverr_on). One error, one
+ * callback, also when a read meets it first. kind 2 (STOPPED): the same, but the
  * reader could not poll again and has stopped; only close() is left. The
  * buffer is reused right after the callback returns. Everything runs on the
  * event loop thread.
@@ -135,6 +137,9 @@ static void call_js(reader_t *r, int n, int kind) {
  * Reads up to MAX_ROUNDS full batches. Returns how many datagrams it read; *more is set when the rounds ran out
  * with the last batch full (more are likely waiting), clear when the queue was emptied (or a read failed).
  */
+static int clear_socket_error(reader_t *r, int *queued);
+static int recverr_on(reader_t *r);
+
 static int drain(reader_t *r, int *more) {
   int got = 0;
   *more = 0;
@@ -143,7 +148,15 @@ static int drain(reader_t *r, int *more) {
     int n = recvmmsg(r->fd, r->msgs, r->slots, MSG_DONTWAIT | MSG_TRUNC, NULL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) call_js(r, -errno, KIND_READ);
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        /* The read returned the socket's pending error (and cleared it). With IP_RECVERR on, the same error also
+         * sits in the error queue and would raise POLLERR next, to be counted a second time: it is cleared with
+         * this one. When the queue held nothing though IP_RECVERR is on, its entry was taken (and reported) by
+         * an earlier clear: this is the second copy (see clear_socket_error). One error, one count. */
+        int e = errno, queued = 0;
+        (void)clear_socket_error(r, &queued);
+        if (queued > 0 || !recverr_on(r)) call_js(r, -e, KIND_READ);
+      }
       return got;
     }
     if (n == 0) return got;
@@ -182,11 +195,30 @@ static void hold(reader_t *r) {
 }
 
 /*
+ * Whether another holder of the socket turned IP_RECVERR (IPV6_RECVERR) on. Then the kernel reports each ICMP error
+ * twice: an error-queue entry (which raises POLLERR at once) and, a moment later in the same softirq, SO_ERROR. A
+ * reader woken between the two takes the entry, and finds SO_ERROR set on its next look: the same error, not
+ * counted again. (Should the queue be too full to take the entry, the kernel sets SO_ERROR alone and that error
+ * goes uncounted; tallyd itself never sets IP_RECVERR, and without it an unconnected UDP socket gets no ICMP
+ * errors at all.)
+ */
+static int recverr_on(reader_t *r) {
+  int domain = 0, on = 0;
+  socklen_t len = sizeof domain;
+  if (getsockopt(r->fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return 0;
+  len = sizeof on;
+  if (getsockopt(r->fd, domain == AF_INET6 ? SOL_IPV6 : SOL_IP, domain == AF_INET6 ? IPV6_RECVERR : IP_RECVERR, &on, &len) != 0) return 0;
+  return on != 0;
+}
+
+/*
  * The socket's pending error, cleared: SO_ERROR (reading it resets it) and the entries of its error queue (only
  * there when someone set IP_RECVERR on the socket). Either keeps EPOLLERR raised until cleared. Returns the errno
- * (0 when the kernel kept none), or -1 when the fd is no usable socket any more.
+ * (0 when the kernel kept none), or -1 when the fd is no usable socket any more; *queued is the number of
+ * error-queue entries taken.
  */
-static int clear_socket_error(reader_t *r) {
+static int clear_socket_error(reader_t *r, int *queued) {
+  *queued = 0;
   int err = 0;
   socklen_t len = sizeof err;
   if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -1;
@@ -200,6 +232,7 @@ static int clear_socket_error(reader_t *r) {
     mh.msg_control = control;
     mh.msg_controllen = sizeof control;
     if (recvmsg(r->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
+    (*queued)++;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); err == 0 && c != NULL; c = CMSG_NXTHDR(&mh, c)) {
       if ((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) || (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR)) {
         struct sock_extended_err ee;
@@ -219,11 +252,15 @@ static int clear_socket_error(reader_t *r) {
 static void on_poll_error(reader_t *r, int status) {
   r->polling = 0; /* libuv stopped the handle */
   uv_poll_stop(&r->poll);
-  int err = clear_socket_error(r);
+  int queued = 0;
+  int err = clear_socket_error(r, &queued);
+  /* Nothing pending (a read took the error and reported it), or SO_ERROR alone while IP_RECVERR is on (the second
+   * copy of an error whose queue entry was taken and reported: recverr_on): cleared, not counted again. */
+  int again = err == 0 || (err > 0 && queued == 0 && recverr_on(r));
   int rc = err < 0 ? status : r->fault == FAULT_POLL_RESTART ? UV_EBADF : uv_poll_start(&r->poll, UV_READABLE, on_readable);
   if (rc == 0) {
     r->polling = 1;
-    call_js(r, -err, KIND_POLL_ERROR);
+    if (!again) call_js(r, -err, KIND_POLL_ERROR);
   } else {
     call_js(r, err > 0 ? -err : rc, KIND_STOPPED);
   }
