@@ -11,15 +11,17 @@ evaluates `config = ` + the file, which accepts them too). The same settings
 may also be written as JSON (.json) or YAML (.yaml / .yml).
 
 Precedence: built-in defaults < this file < environment (TALLYD_REDIS_URL or
-REDIS_URL, TALLYD_REDIS_KEY_PREFIX, TALLYD_FLUSH_INTERVAL, TALLYD_LOG_LEVEL)
-< command-line overrides. A key tallyd does not know loads with a warning
+REDIS_URL, TALLYD_REDIS_KEY_PREFIX, TALLYD_REDIS_PASSWORD,
+TALLYD_FLUSH_INTERVAL, TALLYD_LOG_LEVEL); the command line names the file
+and sets no key. A key tallyd does not know loads with a warning
 and is ignored, as statsd ignores keys it does not read ("unknown key,
 ignored (did you mean ...?)" for a likely typo); with strictConfig: true it
 is an error instead. statsd keys tallyd does not implement (keyFlush,
 automaticConfigReload, debug, repeater, repeaterProtocol, title, socket,
-log.backend, backends other than graphite and console) and the retired
-outboxMaxChunks load with a warning and are ignored. A config file may be
-at most 1 MiB.
+socket_mod, log.backend, log.application, backends other than graphite and
+console) and the retired outboxMaxChunks load with a warning and are
+ignored (debug: false and automaticConfigReload: false without one). A
+config file may be at most 1 MiB.
 */
 // eslint-disable-next-line @typescript-eslint/no-unused-expressions -- statsd evaluates `config = ` + this file
 ({

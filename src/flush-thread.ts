@@ -96,6 +96,9 @@ async function run(port: NonNullable<typeof parentPort>, config: Config, logBind
     port.postMessage(msg);
   };
   await leases.start();
+  // The token names this thread in every lease it holds and in the flushers hash: say it once at start, so an operator
+  // (or a test) can tell which process holds a shard even before it leads one.
+  log.info({ token, shards: store.shards.length, preferred: sharded ? leases.preferred(store.shards.length) : [0] }, 'flush thread joined the flushers');
   for (const sink of allSinks) sink.start();
   await Promise.all(flushers.map((f) => f.start()));
   const ticker = setInterval(report, REPORT_EVERY_MS);

@@ -63,12 +63,24 @@ Logs: readable lines when stderr is a terminal, JSON lines otherwise
 (log.format: "auto", "pretty", "json").
 
 Signals: SIGINT/SIGTERM stop listening, merge the last batch into Redis, exit 0.
+A second signal exits at once, with 1 (with workers: 1; under npm the same
+signal again within 1 s is not a second one: npm passes on a process
+group's signal).
 Started by npm (npm start, npx tallyd), tallyd also stops when the shell npm
 started it with goes away.
 `;
 
 /** How often a tallyd started by npm looks whether its parent (npm's shell) is still there. */
 const PARENT_POLL_MS = 500;
+
+/**
+ * The signal that began the stop, again within this long, is the same signal, not a second one. A SIGINT or
+ * SIGTERM sent to a process group (a terminal's Ctrl-C, a supervisor's or a CI runner's cancel) reaches tallyd
+ * and its parent alike, and a parent that passes signals on sends tallyd its copy too: npm does, for the script
+ * it runs (`npm start` execs tallyd, so npm is the parent), a few ms after the group's. An operator's second
+ * Ctrl-C comes later than this and still forces the exit.
+ */
+const SAME_SIGNAL_MS = 1000;
 
 /** Resolves log.format's 'auto' here (a worker thread's stderr is never a terminal) and swaps in a redis url. */
 function withRuntime(config: Config, redisUrl: string | null): Config {
@@ -214,16 +226,24 @@ async function run(config: Config, worker: number | null, log: Logger): Promise<
   let starting: Promise<void> = Promise.resolve();
   let settle: (code: number) => void = () => undefined;
   const stopped = new Promise<number>((resolve) => (settle = resolve));
-  let signals = 0;
+  let first: { sig: NodeJS.Signals; atMs: number } | null = null;
+  const underNpm = process.env.npm_lifecycle_event !== undefined;
   const onSignal = (sig: NodeJS.Signals) => {
-    signals++;
-    // A worker may get the terminal's SIGINT and the primary's SIGTERM: both mean "stop".
-    if (signals > 1 && worker !== null) return;
-    if (signals > 1) {
+    const atMs = performance.now();
+    if (first !== null) {
+      // A worker may get the terminal's SIGINT and the primary's SIGTERM: both mean "stop".
+      if (worker !== null) return;
+      // Under npm (npm start, npx tallyd) npm passes on the signal a process group got, so the same signal arrives
+      // twice; started otherwise (systemd, a shell, node dist/main.js) a second Ctrl-C is the operator's.
+      if (underNpm && sig === first.sig && atMs - first.atMs < SAME_SIGNAL_MS) {
+        log.info({ sig }, `${sig} again within ${SAME_SIGNAL_MS} ms: the same stop (npm passes on a process group's signal); send it again to exit at once`);
+        return;
+      }
       log.warn({ sig }, 'second signal: exiting without waiting');
       settle(1);
       return;
     }
+    first = { sig, atMs };
     log.info({ sig }, started ? 'stopping' : 'stopping once started');
     // A failed start is reported by the start path below; stop() then has nothing left to do.
     starting.then(() => daemon.stop(), () => undefined).then(
@@ -251,7 +271,8 @@ async function run(config: Config, worker: number | null, log: Logger): Promise<
   if (worker === null) {
     watchParent((parent) => {
       log.info({ parent }, 'the shell npm started tallyd with went away (npm was stopped)');
-      onSignal('SIGTERM');
+      // A process group's signal stops tallyd and kills that shell alike: stopping already, this is no second signal.
+      if (first === null) onSignal('SIGTERM');
     });
   }
   return stopped;

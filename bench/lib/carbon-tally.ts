@@ -8,7 +8,7 @@
  * scale curves it can also note when each period's lines arrived and hand
  * chosen lines to a callback.
  */
-import net from 'node:net';
+import { PlaintextServer } from '../../test/helpers/plaintext-server.js';
 import { emptyTotals, type Totals } from './load.js';
 
 /** Lines arriving after this much silence start a new flush burst. */
@@ -42,7 +42,7 @@ export interface Burst {
   lines: number;
 }
 
-export class CarbonTally {
+export class CarbonTally extends PlaintextServer {
   readonly received: Totals;
   readonly bursts: Burst[] = [];
   /** By line timestamp (unix s), with trackPeriods. */
@@ -50,46 +50,17 @@ export class CarbonTally {
   lines = 0;
   /** Lines that look like ours but don't parse (a bug in a server or here). */
   malformed = 0;
-  port = 0;
-  private server: net.Server | null = null;
-  private readonly conns = new Set<net.Socket>();
 
   constructor(
     private readonly names: number,
     private readonly opts: TallyOptions = {},
   ) {
+    super('latin1'); // Graphite plaintext is ASCII; latin1 skips UTF-8 decoding
     this.received = emptyTotals(names);
   }
 
-  async start(): Promise<number> {
-    const server = net.createServer((sock) => {
-      this.conns.add(sock);
-      let rest = '';
-      sock.setEncoding('latin1'); // Graphite plaintext is ASCII; latin1 skips UTF-8 decoding
-      sock.on('data', (chunk: string) => {
-        const text = rest + chunk;
-        const cut = text.lastIndexOf('\n');
-        rest = text.slice(cut + 1);
-        if (cut >= 0) this.onLines(text.slice(0, cut));
-      });
-      sock.on('error', () => undefined);
-      sock.on('close', () => this.conns.delete(sock));
-    });
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    const addr = server.address();
-    this.port = typeof addr === 'object' && addr ? addr.port : 0;
-    return this.port;
-  }
-
-  async stop(): Promise<void> {
-    for (const s of this.conns) s.destroy();
-    const server = this.server;
-    this.server = null;
-    if (server) await new Promise<void>((r) => server.close(() => r()));
+  protected onData(text: string, end: number): void {
+    this.onLines(text.slice(0, end));
   }
 
   private onLines(block: string): void {

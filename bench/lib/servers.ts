@@ -96,6 +96,8 @@ export interface RunningServer {
   readonly commits: readonly Commit[];
   /** tallyd's warn and error log lines as `msg: err` (at debug level only; the first 100). */
   readonly warnings: readonly string[];
+  /** The leaders' compactions of open periods, from tallyd's debug log (`compacted an open period's parts`), in log order. */
+  readonly compactions: readonly Compaction[];
   output(): string;
   /** The spawned process runs and (tallyd-w<N>) no worker died since the start. */
   alive(): boolean;
@@ -126,6 +128,16 @@ export interface ServerOptions {
   execArgv?: readonly string[];
   /** tallyd: stop() leaves the Redis keys to the caller (shared by several processes, or on a Redis Cluster). */
   keepKeys?: boolean;
+}
+
+/** A `compacted an open period's parts` log line of tallyd's flusher (debug level). */
+export interface Compaction {
+  time: number | string;
+  boundaryMs: number;
+  bytesIn: number;
+  bytesOut: number;
+  bytesNow: number;
+  busyMs: number;
 }
 
 /** A `period committed` log line of tallyd's flusher (debug level). */
@@ -193,6 +205,7 @@ export async function startServer(name: ServerName, carbonPort: number, o: Serve
   let out = '';
   const commits: Commit[] = [];
   const warnings: string[] = [];
+  const compactions: Compaction[] = [];
   /** Cluster: worker index -> pid, from each worker's "tallyd is up" line (the workers share our pipes). */
   const workerPids = new Map<number, number>();
   let allUp = false;
@@ -206,6 +219,7 @@ export async function startServer(name: ServerName, carbonPort: number, o: Serve
     partial = lines.pop() ?? '';
     for (const l of lines) {
       if (l.includes('"period committed"')) commits.push(parseCommit(l));
+      else if (l.includes('"compacted an open period\'s parts"')) compactions.push(JSON.parse(l) as Compaction);
       else if (l.includes('"all workers are up"')) allUp = true;
       else if (l.includes('"tallyd is up"')) workerUp(l, workerPids);
       else if (l.includes('"worker died')) workerDied = true;
@@ -277,6 +291,7 @@ export async function startServer(name: ServerName, carbonPort: number, o: Serve
     zmqEndpoint,
     commits,
     warnings,
+    compactions,
     output: () => out,
     alive,
     stop,

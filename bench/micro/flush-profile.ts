@@ -2,7 +2,7 @@
  * One flush of N distinct counter names, timed step by step, for CPU
  * profiles of the flush path (`node --cpu-prof --import tsx
  * bench/micro/flush-profile.ts 100000`). It fills a period straight into Redis
- * (pipelined HSETs under a fresh key prefix, the names already known as in
+ * (packed parts appended under a fresh key prefix, the names already known as in
  * steady state, or new with `--new`), and lets a Flusher close and process it
  * and prints where the time went. No Carbon: the outbox is left in Redis and
  * deleted with the prefix.
@@ -16,6 +16,9 @@ import { createLogger } from '../../src/observability/logger.js';
 import { SelfStats } from '../../src/observability/self-stats.js';
 import { GraphiteSink } from '../../src/sink/graphite/graphite-sink.js';
 import { Store } from '../../src/store/store.js';
+import { Batch } from '../../src/aggregate/batch.js';
+import { encodeMerge } from '../../src/aggregate/merge-args.js';
+import { commandSplit, commandStats, cpuOf, dropPrefix } from '../lib/redis-stats.js';
 
 const args = process.argv.slice(2);
 const names = Number(args.find((a) => /^\d+$/.test(a)) ?? 100_000);
@@ -28,14 +31,15 @@ async function fill(store: Store, boundaryMs: number, n: number, known: boolean)
   const k = store.keys;
   const STEP = 10_000;
   for (let i = 0; i < n; i += STEP) {
-    const fields: string[] = [];
+    // The period's packed parts as merges append them (one part a batch of STEP names).
+    const b = new Batch();
     const names: string[] = [];
     for (let j = i; j < Math.min(n, i + STEP); j++) {
-      fields.push(`scale.${j}`, String((j % 7) + 1));
+      b.counter(`scale.${j}`, (j % 7) + 1, 1);
       names.push(`scale.${j}`, '1');
     }
     const p = store.redis.pipeline();
-    p.hset(k.period(boundaryMs, 'counters'), ...fields).zadd(k.open, boundaryMs, boundaryMs);
+    p.append(k.period(boundaryMs, 'parts'), encodeMerge(b)[0]!).zadd(k.open, boundaryMs, boundaryMs);
     if (known) p.hset(k.known('counters'), ...names);
     await p.exec();
   }
@@ -66,29 +70,31 @@ async function main(): Promise<void> {
       if (!(await store.tryAcquireLease(flusher.token, config.leaseTtl))) throw new Error('lease busy');
       const t1 = performance.now();
       const before = process.memoryUsage().rss;
+      const redisCpu0 = cpuOf(await store.redis.info('cpu'));
+      const stats0 = commandStats(await store.redis.info('commandstats'));
       const delay = monitorEventLoopDelay({ resolution: 5 });
       delay.enable();
       await flusher.start();
       await committed;
       const t2 = performance.now();
       delay.disable();
+      const redisCpu = cpuOf(await store.redis.info('cpu')) - redisCpu0;
+      const stats = commandSplit(stats0, commandStats(await store.redis.info('commandstats')), names);
       await flusher.stop();
       console.log(
         `run ${r + 1}: ${names} names${allNew && r === 0 ? ' (new)' : ''}: ` +
-          `close+read+compute+commit ${(t2 - t1).toFixed(0)} ms (${Object.entries(flusher.lastStages ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}), longest event-loop stall ${(delay.max / 1e6).toFixed(0)} ms, rss ${(before / 1e6).toFixed(0)} -> ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`,
+          `close+read+compute+commit ${(t2 - t1).toFixed(0)} ms (${Object.entries(flusher.lastStages ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}), longest event-loop stall ${(delay.max / 1e6).toFixed(0)} ms, ` +
+          `Redis CPU ${(redisCpu * 1000).toFixed(0)} ms (${((redisCpu * 1e6) / names).toFixed(2)} µs/name: ${stats.join(', ')}), rss ${(before / 1e6).toFixed(0)} -> ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`,
       );
       await store.redis.del(store.keys.outbox, store.keys.outboxBytes);
     }
   } finally {
-    let cursor = '0';
-    do {
-      const [next, keys] = await store.redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length) await store.redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await dropPrefix(store.redis, prefix);
     await store.quit();
   }
 }
+
+
 
 main().catch((err: unknown) => {
   console.error(err);

@@ -8,7 +8,7 @@
  * `udp_kernel_drops`, `numStats`). At 5M names a period is 10M lines, parsed
  * on the same 2 cores as what is measured: every other line costs a compare.
  */
-import net from 'node:net';
+import { PlaintextServer } from '../../test/helpers/plaintext-server.js';
 
 const SCALE = 'stats_counts.scale.';
 
@@ -32,47 +32,15 @@ export interface CurvePeriod {
   named: Map<string, number>;
 }
 
-export class CurveCarbon {
+export class CurveCarbon extends PlaintextServer {
   readonly periods = new Map<number, CurvePeriod>();
   lines = 0;
   malformed = 0;
-  port = 0;
-  private server: net.Server | null = null;
-  private readonly conns = new Set<net.Socket>();
   private lastTsText = '';
   private lastPeriod: CurvePeriod | null = null;
 
-  constructor(private readonly names: number) {}
-
-  async start(): Promise<number> {
-    const server = net.createServer((sock) => {
-      this.conns.add(sock);
-      let rest = '';
-      sock.setEncoding('latin1');
-      sock.on('data', (chunk: string) => {
-        const text = rest + chunk;
-        const cut = text.lastIndexOf('\n');
-        rest = text.slice(cut + 1);
-        if (cut >= 0) this.onBlock(text, cut);
-      });
-      sock.on('error', () => undefined);
-      sock.on('close', () => this.conns.delete(sock));
-    });
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    const addr = server.address();
-    this.port = typeof addr === 'object' && addr ? addr.port : 0;
-    return this.port;
-  }
-
-  async stop(): Promise<void> {
-    for (const s of this.conns) s.destroy();
-    const server = this.server;
-    this.server = null;
-    if (server) await new Promise<void>((r) => server.close(() => r()));
+  constructor(private readonly names: number) {
+    super('latin1');
   }
 
   /** The named value of a period (null: no such line arrived). */
@@ -80,7 +48,7 @@ export class CurveCarbon {
     return this.periods.get(ts)?.named.get(name) ?? null;
   }
 
-  private onBlock(block: string, end: number): void {
+  protected onData(block: string, end: number): void {
     const now = Date.now();
     let from = 0;
     let n = 0;

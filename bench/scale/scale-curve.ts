@@ -43,6 +43,7 @@ import { machine, RESULTS_DIR } from '../lib/report.js';
 import { closeRedis, cpuSeconds, ROOT, startServer, udpDrops, type Commit, type RunningServer } from '../lib/servers.js';
 import { median } from '../throughput/search.js';
 import { CurveCarbon } from './curve-carbon.js';
+import { commandStats, cpuOf, type CommandStat } from '../lib/redis-stats.js';
 import { PER_DATAGRAM, sleep } from './scale-stats.js';
 
 const USAGE = `npm run bench:scale-curve -- [options]
@@ -145,10 +146,14 @@ interface ConfigResult {
   misplaced: number;
   /** CPU over the load window, % of one core: tallyd (all processes), loadgens, Redis (all nodes). */
   cpuPct: { tallyd: number; loadgen: number; redis: number | null };
+  /** Redis's top commands by time over the measured window (INFO commandstats; inner script calls are counted too). */
+  redisTop: string[];
   /** Which process committed the measured periods (index: process order). */
   committedBy: number[];
   loadgenMaxBehindMs: number;
   warnings: Record<string, number>;
+  /** The leaders' compactions of open periods (all periods, warm-up included): how many, bytes read and written, busy ms. */
+  compactions: { count: number; bytesIn: number; bytesOut: number; busyMs: number; measured: number };
   profiles: string[];
   wallMs: number;
   error?: string;
@@ -161,6 +166,8 @@ interface RedisTarget {
   describe: string;
   reset(): Promise<void>;
   cpuSeconds(): Promise<number>;
+  /** INFO commandstats summed over the nodes that serve writes (CONFIG RESETSTAT at each configuration's start). */
+  commandStats(): Promise<Map<string, CommandStat>>;
   stop(): Promise<void>;
 }
 
@@ -175,6 +182,7 @@ async function startTarget(kind: Target): Promise<RedisTarget> {
       describe: `redis-server ${version} on :${server.port} (no persistence)`,
       reset: async () => void (await client.flushall()),
       cpuSeconds: async () => cpuOf(await client.info('cpu')),
+      commandStats: async () => commandStats(await client.info('commandstats')),
       stop: async () => {
         client.disconnect();
         await server.stop();
@@ -197,13 +205,13 @@ async function startTarget(kind: Target): Promise<RedisTarget> {
       for (const n of cluster.nodes) if (n.running) total += cpuOf(String(await n.call('INFO', 'cpu')));
       return total;
     },
+    commandStats: async () => {
+      const texts: string[] = [];
+      for (const n of cluster.nodes) if (n.running) texts.push(String(await n.call('INFO', 'commandstats')));
+      return commandStats(texts);
+    },
     stop: () => cluster.stop(),
   };
-}
-
-function cpuOf(info: string): number {
-  const v = (k: string) => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)?.[1] ?? 0);
-  return v('used_cpu_user') + v('used_cpu_sys');
 }
 
 /** `scale.<i>:1|c` for the names of part `part` of `parts` (i % parts === part), 32 per datagram, NUL-ended for loadgen.c. */
@@ -239,8 +247,8 @@ export async function runConfig(c: Config, target: RedisTarget, work: string, lo
   const result: ConfigResult = {
     config: c, label, loadAvgStart: os.loadavg().map(r2), loadAvgEnd: [], periods: [],
     medians: { processingTimeMs: null, flushMs: null, usPerName: null, commitWallMs: null, stagesMs: {}, lagMs: null, timestampLagS: null, lines: null },
-    steadyExact: false, kernelDrops: 0, procUdpDrops: 0, loss: 1, misplaced: 0, cpuPct: { tallyd: 0, loadgen: 0, redis: null }, committedBy: [],
-    loadgenMaxBehindMs: 0, warnings: {}, profiles: [], wallMs: 0,
+    steadyExact: false, kernelDrops: 0, procUdpDrops: 0, loss: 1, misplaced: 0, cpuPct: { tallyd: 0, loadgen: 0, redis: null }, redisTop: [], committedBy: [],
+    loadgenMaxBehindMs: 0, warnings: {}, compactions: { count: 0, bytesIn: 0, bytesOut: 0, busyMs: 0, measured: 0 }, profiles: [], wallMs: 0,
   };
   const parts = Array.from({ length: c.procs }, (_, p) => {
     const file = path.join(work, `scale-${c.names}-${p}of${c.procs}.bin`);
@@ -299,10 +307,14 @@ export async function runConfig(c: Config, target: RedisTarget, work: string, lo
     const redis0 = await target.cpuSeconds();
     let loadgenCpu = 0;
     let windowStart = 0;
+    let stats0 = new Map<string, CommandStat>();
     for (let i = 0; i < loads; i++) {
       const start = b0 + i * F + START_AFTER_MS;
-      if (i === c.warmup) windowStart = start;
       await sleep(start - Date.now());
+      if (i === c.warmup) {
+        windowStart = start;
+        stats0 = await target.commandStats();
+      }
       const late = Date.now() - start;
       if (late > 100) log(`    period ${i}: load started ${late} ms late`);
       const reports: LoadgenReport[] = await Promise.all(parts.map((part, p) =>
@@ -337,8 +349,26 @@ export async function runConfig(c: Config, target: RedisTarget, work: string, lo
     const deadline = Date.now() + c.drainMs;
     while (!complete(lastTs) && Date.now() < deadline && servers.every((s) => s.alive())) await sleep(50);
     await sleep(500); // the period's trailing lines (graphiteStats) and anything re-sent
+    // Where Redis spent its time from the first measured period's load to here: the measured periods' merges and
+    // (roughly: the warm-up's flush is in, the last flush's delivery may not be) their flushes, µs per scale name.
+    const stats1 = await target.commandStats();
+    const perName = c.names * c.periods;
+    result.redisTop = [...stats1]
+      .map(([cmd, v]) => ({ cmd, calls: v.calls - (stats0.get(cmd)?.calls ?? 0), usec: v.usec - (stats0.get(cmd)?.usec ?? 0) }))
+      .filter((x) => x.usec > 0)
+      .sort((a, b) => b.usec - a.usec)
+      .slice(0, 10)
+      .map((x) => `${x.cmd} ${(x.usec / perName).toFixed(3)} µs/name (${x.calls} calls, ${Math.round(x.usec / Math.max(1, x.calls))} µs/call)`);
     result.procUdpDrops = ports.reduce((a, port) => a + (udpDrops(port) ?? 0), 0);
     for (const s of servers) for (const w of s.warnings) result.warnings[w] = (result.warnings[w] ?? 0) + 1;
+    for (const x of servers.flatMap((s) => s.compactions)) {
+      const k = result.compactions;
+      k.count++;
+      k.bytesIn += x.bytesIn;
+      k.bytesOut += x.bytesOut;
+      k.busyMs += x.busyMs;
+      if (x.boundaryMs > b0 + c.warmup * F) k.measured++;
+    }
     const dead = servers.findIndex((s) => !s.alive());
     if (dead >= 0) throw new Error(`tallyd process ${dead} exited:\n${servers[dead]!.output().slice(-2000)}`);
     if (!complete(lastTs)) result.error = `period ${lastTs} not complete in Carbon ${Math.round((Date.now() - windowEnd) / 1000)} s after the load`;
@@ -447,7 +477,8 @@ export function resultLine(r: ConfigResult): string {
   return `${r.error ? `ERROR ${r.error.split('\n')[0]}` : 'done'}: processing_time ${fmtMs(md.processingTimeMs)} ms, flush ${fmtMs(md.flushMs)} ms (${md.usPerName ?? '-'} µs/name), ` +
     `stages ${JSON.stringify(md.stagesMs)}, lag ${fmtMs(md.lagMs)} ms, lines ${fmtMs(md.lines)}, steady ${r.steadyExact ? 'exact' : 'NOT exact'}, ` +
     `drops ${r.kernelDrops}, misplaced ${(r.misplaced * 100).toFixed(3)} %, loss ${(r.loss * 100).toFixed(3)} %, CPU % tallyd ${r.cpuPct.tallyd} loadgen ${r.cpuPct.loadgen} Redis ${r.cpuPct.redis}, ` +
-    `load ${r.loadAvgEnd.join(' ')} (${Math.round(r.wallMs / 1000)} s)`;
+    `compactions ${r.compactions.count} (${r.compactions.measured} of measured periods; read ${fmtMs(r.compactions.bytesIn / 1e6)} MB, wrote ` +
+    `${fmtMs(r.compactions.bytesOut / 1e6)} MB, ${fmtMs(r.compactions.busyMs)} ms busy), load ${r.loadAvgEnd.join(' ')} (${Math.round(r.wallMs / 1000)} s)`;
 }
 
 /** Each measured period as a line. */
@@ -596,6 +627,7 @@ async function main(): Promise<number> {
               results.push(r);
               for (const line of periodLines(r)) console.log(`      ${line}`);
               console.log(`    ${resultLine(r)}`);
+              if (r.redisTop.length) console.log(`    redis, top commands: ${r.redisTop.join('; ')}`);
               if (r.error) failed = true;
               for (const f of r.profiles) {
                 const top = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'profile', 'profile-top.ts'), f, '25'], { cwd: ROOT, encoding: 'utf8' });

@@ -12,7 +12,6 @@
  * loopback unless mgmtAllowRemoteChanges.
  */
 import net from 'node:net';
-import { unpackSamples } from '../store/sample-codec.js';
 import { redactConfig } from '../config/redact.js';
 import type { Config } from '../config/types.js';
 import { internalCounterNames } from '../flush/build-period.js';
@@ -20,7 +19,6 @@ import { ListenError } from '../ingest/listen-error.js';
 import type { HealthFacts } from '../observability/health.js';
 import type { Logger } from '../observability/logger.js';
 import type { SelfStats } from '../observability/self-stats.js';
-import { FIELD_SEP } from '../store/keys.js';
 import type { Store } from '../store/store.js';
 import { CommandFramer, MGMT_MAX_LINE_BYTES } from './command-framer.js';
 import { backlogText, healthText } from './health-text.js';
@@ -280,8 +278,8 @@ export class ManagementConsole {
           out[n] ??= 0;
           found(n, shard);
         }
-        for (const [n, v] of Object.entries(cur.counters)) {
-          out[n] = (stored.has(n) ? (out[n] as number) : 0) + Number(v);
+        for (const [n, v] of cur.counters) {
+          out[n] = (stored.has(n) ? (out[n] as number) : 0) + v;
           stored.add(n);
           found(n, shard);
         }
@@ -295,10 +293,9 @@ export class ManagementConsole {
           out[n] ??= [];
           found(n, shard);
         }
-        for (const [field, packed] of cur.timers) {
-          const n = field.slice(0, field.indexOf(FIELD_SEP));
+        for (const [n, samples] of cur.timers) {
           const values = (out[n] as number[] | undefined) ?? [];
-          unpackSamples(packed, values);
+          for (const v of samples) values.push(v);
           out[n] = values;
           found(n, shard);
         }
@@ -307,11 +304,9 @@ export class ManagementConsole {
           out[n] ??= [];
           found(n, shard);
         }
-        for (const field of cur.sets) {
-          const i = field.indexOf(FIELD_SEP);
-          const n = field.slice(0, i);
+        for (const [n, ms] of cur.sets) {
           const members = (out[n] as string[] | undefined) ?? [];
-          members.push(field.slice(i + 1));
+          for (const m of ms) members.push(m);
           out[n] = members;
           found(n, shard);
         }

@@ -33,13 +33,14 @@ import { quote, type Logger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { SelfStats } from '../observability/self-stats.js';
 import { Batch } from './batch.js';
-import type { MergeBound, MergeOutcome } from '../store/store.js';
+import type { MergeOutcome } from '../store/store.js';
+import { shardBound, type MergeBound } from '../store/bound.js';
 import { encodeMergeParts, type MergeArg, type ShardOf } from './merge-args.js';
 
 
 /** One shard's side of the store (a Store is one). */
 export interface MergeTarget {
-  /** late: boundaryMs is not the batch's own period (that one closed without it): see mergeBatch-15.lua. */
+  /** late: boundaryMs is not the batch's own period (that one closed without it): see mergeBatch-11.lua. */
   merge(batchId: string, boundaryMs: number, memberId: string, watermarkMs: number, args: MergeArg[], late: boolean, bound: MergeBound): Promise<MergeOutcome>;
   heartbeat(memberId: string, watermarkMs: number): Promise<void>;
   leave(memberId: string): Promise<void>;
@@ -74,7 +75,7 @@ export interface BatcherOptions {
   /** Distinct names (plus set members and passthrough lines) at which a batch is merged before its tick. */
   readonly maxBatchNames: number;
   /**
-   * Distinct names a period takes, fleet-wide (mergeBatch-15.lua); 0 or absent: unbounded. Each shard's period
+   * Distinct names a period takes, fleet-wide (mergeBatch-11.lua); 0 or absent: unbounded. Each shard's period
    * takes ceil(maxNamesPerPeriod / shards) of them (names spread evenly over the shards).
    */
   readonly maxNamesPerPeriod?: number;
@@ -157,7 +158,7 @@ export class Batcher implements SampleSink {
     if (this.shards.length === 0) throw new RangeError('a Batcher needs at least one shard');
     this.shardOf = (name) => target.shardOf(name);
     const maxNames = opts.maxNamesPerPeriod ?? 0;
-    this.bound = { maxNames: maxNames > 0 ? Math.ceil(maxNames / this.shards.length) : 0, exemptPrefix: `${opts.prefixStats}.` };
+    this.bound = shardBound(maxNames, this.shards.length, opts.prefixStats);
     this.currentPeriodMs = nextBoundary(clock.now(), opts.flushInterval);
     const p = opts.prefixStats;
     // statsd's own three, then tallyd's loss and ZeroMQ counters (see SelfStats), which only appear once non-zero.
@@ -352,7 +353,7 @@ export class Batcher implements SampleSink {
     if (!changed) return;
     this.current = new Batch();
     const id = `${this.node}:${++this.seq}`;
-    const parts = encodeMergeParts(b, id, this.shards.length, this.shardOf)
+    const parts = encodeMergeParts(b, this.shards.length, this.shardOf, this.bound.exemptPrefix)
       .map((p): Part => ({ shard: p.shard, args: p.args, samples: p.samples, boundaryMs: sealed, late: false, done: false }));
     this.queue.push({ id, parts, rejected: 0 });
     while (this.queue.length > this.opts.maxPendingBatches) {

@@ -1,7 +1,12 @@
 /**
- * Encodes a Batch as the ARGV of mergeBatch-15.lua (see the script's header).
- * Timer samples travel packed (store/sample-codec.ts) so percentiles stay
- * exact; numbers travel as String(x), the shortest text that round-trips.
+ * Encodes a Batch as the batch's part of mergeBatch-11.lua's ARGV (see the
+ * script's header), from ARGV[10] on: its counters, timers and sets packed
+ * into one part (store/packed-parts.ts: names and float64 values, so timer
+ * samples and sums stay exact), tallyd's own counters (the exempt prefix,
+ * never dropped) in a part of their own, the part's name count and a few of
+ * its names (for the count of a part the period's byte budget refuses), then
+ * the gauges as ARGV (name, mode, String(x)) and the passthrough lines as
+ * outbox chunks.
  *
  * With several shards (DESIGN "Shards") a sealed batch is split into one
  * ARGV per shard that holds any of its names: each distinct name (a counter
@@ -10,8 +15,8 @@
  */
 import type { Batch } from './batch.js';
 import { chunkLines } from '../sink/graphite/chunk.js';
-import { FIELD_SEP } from '../store/keys.js';
-import { packSamples } from '../store/sample-codec.js';
+import { chunkLineCount } from '../store/chunk-lines.js';
+import { PartWriter } from '../store/packed-parts.js';
 
 export type MergeArg = string | Buffer;
 
@@ -25,146 +30,113 @@ export interface MergePart {
 /** Which shard a stored name, or a passthrough line, belongs to (ShardMap.of). */
 export type ShardOf = (name: string) => number;
 
+/** Names of a part quoted when the period's byte budget refuses it. */
+const EXAMPLES = 5;
+
 /** The whole batch as one ARGV (one shard). */
-export function encodeMerge(batch: BatchView, batchId: string): MergeArg[] {
-  return encodeMergeParts(batch, batchId, 1, () => 0)[0]!.args;
+export function encodeMerge(batch: BatchView, exemptPrefix = ''): MergeArg[] {
+  return encodeMergeParts(batch, 1, () => 0, exemptPrefix)[0]!.args;
+}
+
+/** One shard's share while a batch is encoded. */
+class ShardShare {
+  readonly part = new PartWriter();
+  readonly own = new PartWriter();
+  readonly examples: string[] = [];
+  readonly gauges: MergeArg[] = [];
+  samples = 0;
+  passthrough: string[] = [];
+
+  named(name: string): void {
+    if (this.examples.length < EXAMPLES) this.examples.push(name);
+  }
+
+  get used(): boolean {
+    return this.part.items + this.own.items + this.gauges.length + this.passthrough.length > 0;
+  }
+
+  args(): MergeArg[] {
+    const part = this.part.items > 0 ? this.part.finish() : '';
+    const own = this.own.items > 0 ? this.own.finish() : '';
+    const args: MergeArg[] = [part, own, String(this.part.items), this.examples.join('\n'), String(this.gauges.length / 3)];
+    for (const g of this.gauges) args.push(g);
+    const chunks = chunkLines(this.passthrough);
+    args.push(String(chunks.length));
+    for (const c of chunks) args.push(c, String(chunkLineCount(c)));
+    return args;
+  }
 }
 
 /**
  * The batch's merge ARGV per shard, in shard order, for the shards that get
- * anything; shardCount 1 gives one part (or none for an empty batch) without
+ * anything; shardCount 1 gives one part (or an empty one for an empty batch) without
  * hashing a name. Within a part, names keep the batch's first-seen order.
+ * Counters named under exemptPrefix go in the own part. (The batch id is not
+ * in them: Store.merge sends it, for the dedupe, and no field carries it.)
  */
-export function encodeMergeParts(batch: BatchView, batchId: string, shardCount: number, shardOf: ShardOf): MergePart[] {
+export function encodeMergeParts(batch: BatchView, shardCount: number, shardOf: ShardOf, exemptPrefix = ''): MergePart[] {
   const one = shardCount === 1;
-  const parts = new Parts(shardCount);
+  const shares = Array.from({ length: shardCount }, () => new ShardShare());
+  const at = (name: string): ShardShare => {
+    const sh = shares[one ? 0 : shardOf(name)];
+    if (sh === undefined) throw new RangeError(`shardOf(${JSON.stringify(name)}) gave ${shardOf(name)}, not a shard of ${shardCount}`);
+    return sh;
+  };
 
   const counters = batch.counterNames;
-  const cs = one ? null : shardsOf(counters, shardOf);
-  parts.open();
   for (let i = 0; i < counters.length; i++) {
-    const s = cs === null ? 0 : cs[i]!;
-    parts.item(s, counters[i]!, String(batch.counterValue(i)));
-    parts.samples[s]! += batch.counterSampleCount(i);
+    const name = counters[i]!;
+    const sh = at(name);
+    if (exemptPrefix.length > 0 && name.startsWith(exemptPrefix)) {
+      sh.own.counter(name, batch.counterValue(i));
+    } else {
+      sh.part.counter(name, batch.counterValue(i));
+      sh.named(name);
+    }
+    sh.samples += batch.counterSampleCount(i);
   }
-  parts.close();
 
   const timers = batch.timerNames;
-  const ts = one ? null : shardsOf(timers, shardOf);
   const samples = batch.timerSampleArray;
-  parts.open();
   for (let i = 0; i < timers.length; i++) {
-    const s = ts === null ? 0 : ts[i]!;
-    const at = batch.timerOffset(i);
+    const sh = at(timers[i]!);
+    const from = batch.timerOffset(i);
     const n = batch.timerLength(i);
-    parts.item(s, timers[i]! + FIELD_SEP + batchId, packSamples(samples, at, at + n));
-    parts.samples[s]! += n;
+    sh.part.timer(timers[i]!, batch.timerCount(i), samples, from, from + n);
+    sh.named(timers[i]!);
+    sh.samples += n;
   }
-  parts.close();
-  parts.open();
-  for (let i = 0; i < timers.length; i++) parts.item(ts === null ? 0 : ts[i]!, timers[i]!, String(batch.timerCount(i)));
-  parts.close();
 
   const gauges = batch.gaugeNames;
-  const gs = one ? null : shardsOf(gauges, shardOf);
-  parts.open();
   for (let i = 0; i < gauges.length; i++) {
-    const s = gs === null ? 0 : gs[i]!;
-    parts.item3(s, gauges[i]!, batch.gaugeIsDelta(i) ? 'd' : 's', String(batch.gaugeValue(i)));
-    parts.samples[s]! += batch.gaugeSampleCount(i);
+    const sh = at(gauges[i]!);
+    sh.gauges.push(gauges[i]!, batch.gaugeIsDelta(i) ? 'd' : 's', String(batch.gaugeValue(i)));
+    sh.samples += batch.gaugeSampleCount(i);
   }
-  parts.close();
 
-  parts.open();
   for (const [name, entry] of batch.sets) {
-    const s = one ? 0 : shardOf(name);
-    for (const member of entry.members) parts.item1(s, name + FIELD_SEP + member);
-    parts.samples[s]! += entry.samples;
+    const sh = at(name);
+    sh.part.set(name, entry.members, entry.members.size);
+    sh.named(name);
+    sh.samples += entry.samples;
   }
-  parts.close();
 
-  const lines = batch.passthroughLines;
-  if (one) {
-    parts.chunks(0, lines);
-  } else {
-    const byShard: string[][] = Array.from({ length: shardCount }, () => []);
-    for (const line of lines) byShard[shardOf(line)]!.push(line);
-    for (let s = 0; s < shardCount; s++) parts.chunks(s, byShard[s]!);
+  for (const line of batch.passthroughLines) {
+    const sh = at(line);
+    sh.passthrough.push(line);
+    sh.samples++;
   }
-  if (one && parts.used[0] === 0) parts.used[0] = 1; // a single shard's part exists even for an empty batch (encodeMerge)
-  return parts.result();
+
+  const out: MergePart[] = [];
+  for (let s = 0; s < shardCount; s++) {
+    const sh = shares[s]!;
+    // A single shard's part exists even for an empty batch (encodeMerge).
+    if (sh.used || one) out.push({ shard: s, args: sh.args(), samples: sh.samples });
+  }
+  return out;
 }
 
 /** What encodeMergeParts reads of a Batch. */
 export type BatchView = Pick<Batch, 'counterNames' | 'counterValue' | 'counterSampleCount' | 'timerNames' | 'timerSampleArray'
   | 'timerOffset' | 'timerLength' | 'timerCount' | 'gaugeNames' | 'gaugeValue' | 'gaugeIsDelta' | 'gaugeSampleCount' | 'sets'
   | 'passthroughLines'>;
-
-function shardsOf(names: readonly string[], shardOf: ShardOf): Uint16Array {
-  const out = new Uint16Array(names.length);
-  for (let i = 0; i < names.length; i++) out[i] = shardOf(names[i]!);
-  return out;
-}
-
-/** One ARGV per shard, built section by section: each section opens with its item count, filled in at close. */
-class Parts {
-  readonly args: MergeArg[][];
-  readonly samples: number[];
-  /** Items (of any section) per shard: a shard with none gets no part. */
-  readonly used: number[];
-  private readonly countAt: number[];
-  private readonly counts: number[];
-
-  constructor(private readonly n: number) {
-    this.args = Array.from({ length: n }, () => []);
-    this.samples = new Array<number>(n).fill(0);
-    this.used = new Array<number>(n).fill(0);
-    this.countAt = new Array<number>(n).fill(0);
-    this.counts = new Array<number>(n).fill(0);
-  }
-
-  open(): void {
-    for (let s = 0; s < this.n; s++) {
-      this.countAt[s] = this.args[s]!.push('0') - 1;
-      this.counts[s] = 0;
-    }
-  }
-
-  item1(s: number, a: MergeArg): void {
-    this.args[s]!.push(a);
-    this.counts[s]!++;
-  }
-
-  item(s: number, a: MergeArg, b: MergeArg): void {
-    this.args[s]!.push(a, b);
-    this.counts[s]!++;
-  }
-
-  item3(s: number, a: MergeArg, b: MergeArg, c: MergeArg): void {
-    this.args[s]!.push(a, b, c);
-    this.counts[s]!++;
-  }
-
-  close(): void {
-    for (let s = 0; s < this.n; s++) {
-      const c = this.counts[s]!;
-      if (c === 0) continue;
-      this.args[s]![this.countAt[s]!] = String(c);
-      this.used[s]! += c;
-    }
-  }
-
-  /** The last section: passthrough lines as outbox chunks, one sample each. */
-  chunks(s: number, lines: readonly string[]): void {
-    const chunks = chunkLines(lines);
-    this.args[s]!.push(String(chunks.length), ...chunks);
-    this.samples[s]! += lines.length;
-    this.used[s]! += lines.length;
-  }
-
-  result(): MergePart[] {
-    const out: MergePart[] = [];
-    for (let s = 0; s < this.n; s++) if (this.used[s]! > 0) out.push({ shard: s, args: this.args[s]!, samples: this.samples[s]! });
-    return out;
-  }
-}

@@ -15,8 +15,9 @@ const INTRO = `# Configuration reference
 An Etsy statsd config file works as it is: the bare JS object literal of
 statsd's \`exampleConfig.js\`, JSON, or the same keys in YAML (\`.yaml\` or
 \`.yml\`). tallyd reads JS files as JSON5 and never evaluates them.
-Precedence, lowest first: defaults, then the file, then the environment, then
-command-line overrides. \`config/tallyd.conf.js\` is the shipped file, with a
+Precedence, lowest first: defaults, then the file, then the environment
+variables below; the command line names the file and sets no key.
+\`config/tallyd.conf.js\` is the shipped file, with a
 comment on every key; \`config/statsd-example.js\` is an Etsy-style file that
 tallyd loads unchanged.
 

@@ -14,7 +14,7 @@ export const GRAPHITE_FIELDS = {
   prefixTimer: str('timers', { origin: 'statsd', doc: 'timers\' part of the name when `legacyNamespace` is false' }),
   prefixGauge: str('gauges', { origin: 'statsd', doc: 'gauges\' part of the name when `legacyNamespace` is false' }),
   prefixSet: str('sets', { origin: 'statsd', doc: 'sets\' part of the name when `legacyNamespace` is false' }),
-  globalSuffix: str('', { origin: 'statsd', defaultText: 'none', doc: 'appended (after a `.`) to every name when `legacyNamespace` is false' }),
+  globalSuffix: str('', { origin: 'statsd', defaultText: 'none', doc: 'appended (after a `.`, before any tags) to every name, with the legacy namespace or without, as in statsd; e.g. a host name' }),
 };
 
 export const graphiteSection = section(GRAPHITE_FIELDS, { origin: 'statsd', doc: 'statsd\'s Graphite naming options' });

@@ -34,7 +34,7 @@ export const TOP_FIELDS = {
   backends: custom<ReadonlyArray<BackendName>>(Object.freeze(['graphite'] as const), {
     origin: 'statsd', defaultText: '`["graphite"]`',
     doc: '`graphite` and/or `console` (`./backends/graphite`, `./backends/console` work too); others load with a warning. '
-      + '`console` prints every flush like statsd\'s console backend (only the flushing leader prints)',
+      + '`console` prints every flush like statsd\'s console backend (each shard\'s leader prints its shard\'s names: one block per shard and period)',
   }, (c, o) => checkBackends(c, o)),
 
   servers: custom<ReadonlyArray<AnyServerConfig>>(Object.freeze([DEFAULT_SERVER]), {
@@ -136,10 +136,15 @@ export const TOP_FIELDS = {
   }),
   maxNamesPerPeriod: int(2_000_000, 0, Number.MAX_SAFE_INTEGER, 'an integer count of names, 0 for unbounded', {
     doc: 'distinct names one flush period takes, all processes on the prefix together: its counter, timer, gauge and set names, each '
-      + 'type apart; a gauge already held from earlier periods is not new. Past it, samples of a name new to the period are dropped and '
-      + 'counted (`names_dropped`), with a rate-limited warning quoting a few; names the period holds keep merging, and counters named '
-      + '`<prefixStats>.*` are never dropped. The bound holds per shard: each of the `redis.shards` shards takes ceil(maxNamesPerPeriod / '
-      + 'shards) names a period (names spread evenly over the shards, so the whole is about maxNamesPerPeriod). 0: unbounded',
+      + 'type apart; a gauge already held from earlier periods is not new. Gauges are admitted as they merge, then counters, timers and '
+      + 'sets in merge order when the period is flushed. Past it, samples of a name new to the period are dropped and counted '
+      + '(`names_dropped`: by the merging process for gauges, by the flushing one for the rest), with a rate-limited warning quoting a '
+      + 'few; names the period holds keep merging, and counters named `<prefixStats>.*` are never dropped. The bound holds per shard: '
+      + 'each of the `redis.shards` shards takes ceil(maxNamesPerPeriod / shards) names a period (names spread evenly over the shards, so '
+      + 'the whole is about maxNamesPerPeriod). It also bounds the memory a period takes in Redis before it is flushed: 256 bytes a name '
+      + 'of the bound, at least 1 MiB a shard (512 MB at the default); past that, a batch\'s counters, timers and sets are dropped whole '
+      + 'and counted as its names (tallyd\'s own counters still come in). Busy names do not use it up: each shard\'s leader compacts '
+      + 'the open period as it grows, each name once. 0: unbounded',
   }),
   forgetIdleAfter: int(86_400_000, 0, Number.MAX_SAFE_INTEGER, 'an integer number of milliseconds, 0 for never', {
     doc: 'ms a name statsd re-emits while idle (a counter as 0, a timer, a set, a gauge\'s last value) may go without a sample before it is '

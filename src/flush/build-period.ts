@@ -7,8 +7,7 @@
  */
 import { redisNumber } from '../store/redis-number.js';
 import type { Config } from '../config/types.js';
-import { unpackSamples } from '../store/sample-codec.js';
-import { FIELD_SEP, type KnownType } from '../store/keys.js';
+import type { KnownType } from '../store/keys.js';
 import type { RawPeriod } from '../store/store.js';
 import type { PeriodData, TimerSamples } from './period.js';
 import { runSync, SLICE, type Sliced } from './slices.js';
@@ -75,7 +74,7 @@ export function* buildPeriodSliced(
   }
   for (const [name, v] of raw.counters) {
     if (!counters.has(name) && keepsIdleCounter(cfg, name) && !internal.has(name)) newKnown.counters.push(name);
-    counters.set(name, redisNumber(v));
+    counters.set(name, v);
     if (++n % SLICE === 0) yield;
   }
 
@@ -88,17 +87,7 @@ export function* buildPeriodSliced(
   }
   for (const [name, c] of raw.timerCounts) {
     if (!cfg.deleteTimers && !timers.has(name) && !internal.has(name)) newKnown.timers.push(name);
-    timers.set(name, { values: [], count: redisNumber(c) });
-    if (++n % SLICE === 0) yield;
-  }
-  for (const [field, packed] of raw.timers) {
-    const name = field.slice(0, field.indexOf(FIELD_SEP));
-    let t = timers.get(name);
-    if (t === undefined) {
-      t = { values: [], count: 0 };
-      timers.set(name, t);
-    }
-    unpackSamples(packed, t.values);
+    timers.set(name, { values: raw.timers.get(name) ?? [], count: c });
     if (++n % SLICE === 0) yield;
   }
 
@@ -109,11 +98,9 @@ export function* buildPeriodSliced(
       if (++n % SLICE === 0) yield;
     }
   }
-  for (const field of raw.sets) {
-    const name = field.slice(0, field.indexOf(FIELD_SEP));
-    const size = sets.get(name);
-    if (size === undefined && !cfg.deleteSets && !internal.has(name)) newKnown.sets.push(name);
-    sets.set(name, (size ?? 0) + 1);
+  for (const [name, members] of raw.sets) {
+    if (!sets.has(name) && !cfg.deleteSets && !internal.has(name)) newKnown.sets.push(name);
+    sets.set(name, members.size);
     if (++n % SLICE === 0) yield;
   }
 

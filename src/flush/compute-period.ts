@@ -69,9 +69,9 @@ export function computePeriod(
   cfg: ComputeConfig,
   timestampS: number,
   processingTimeMs: number,
-  setFields: readonly string[] = [],
+  setMembers: ReadonlyMap<string, ReadonlySet<string>> = new Map(),
 ): ComputedPeriod {
-  return { ...runSync(computeMetricsSliced(data, cfg)), timestampS, processingTimeMs, setFields };
+  return { ...runSync(computeMetricsSliced(data, cfg)), timestampS, processingTimeMs, setMembers };
 }
 
 /**

@@ -64,6 +64,6 @@ export interface ComputedPeriod extends ComputedMetrics {
    * graphiteStats, timestamp_lag): shard 0's leader emits them once for the fleet (flush/fleet-stats.ts).
    */
   readonly selfMetrics?: boolean;
-  /** Set fields as stored, `name\nmember`: the members, for a sink that prints them (console). */
-  readonly setFields: readonly string[];
+  /** Each set's members, for a sink that prints them (console). */
+  readonly setMembers: ReadonlyMap<string, ReadonlySet<string>>;
 }

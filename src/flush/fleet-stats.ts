@@ -4,7 +4,7 @@
  * period's numStats and processing ms in its own `fleet` hash
  * and the values of statsd's own three counters (bad_lines_seen,
  * packets_received, metrics_received) in its own `fleet` hash
- * (commitPeriod-17) and emits none of them; shard 0's leader, before
+ * (commitPeriod-14) and emits none of them; shard 0's leader, before
  * processing period P, waits until every other shard committed P or later,
  * then adds their records for P to its own: it alone emits numStats,
  * calculationtime, processing_time, the graphiteStats lines, timestamp_lag

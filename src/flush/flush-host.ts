@@ -13,7 +13,7 @@ import type { SelfStats } from '../observability/self-stats.js';
 export type FlushThreadMessage = { type: 'stop'; drainMs: number };
 
 /** SelfStats counters the flush thread bumps; it reports them as deltas, which the main thread adds up. */
-export const MIRRORED_STATS = ['outboxDropped', 'outboxDroppedBytes', 'carbonErrors', 'linesSent', 'redisTimeouts', 'valuesClamped', 'namesForgotten', 'historyErrors', 'historySkipped'] as const;
+export const MIRRORED_STATS = ['outboxDropped', 'outboxDroppedBytes', 'carbonErrors', 'linesSent', 'redisTimeouts', 'valuesClamped', 'namesForgotten', 'namesDropped', 'historyErrors', 'historySkipped'] as const;
 export type MirroredStat = (typeof MIRRORED_STATS)[number];
 
 export type FlushThreadReport =
@@ -43,14 +43,26 @@ const RESTART_AFTER_MS = 1000;
 /** Past its drain time, the thread gets this long to release the lease and close before it is terminated. */
 const STOP_GRACE_MS = 3000;
 
+/**
+ * The flush thread's young generation (V8's semi-spaces are a third of it): a period of a million names allocates
+ * its replies, Maps and lines in a few seconds, and with V8's default most of them were copied by scavenges before
+ * being promoted. 192 MB (64 MB semi-spaces) cut the thread's GC and so the period's processing: 1M names a
+ * period, 2 processes, one Redis, interleaved runs of `npm run bench:scale-curve -- --names 1000000 --procs 2
+ * --redis single --shards 16 --periods 3`: tallyd CPU 55.6 / 55.1 -> 52.1 / 52.2 %, processing_time 633 / 638 ->
+ * 496 / 544 ms, lag after the boundary 2.87 / 2.95 -> 2.30 / 2.57 s (2026-12-05). It is an upper bound: V8 grows
+ * the semi-spaces only while a thread allocates fast, so a small deployment's thread stays small.
+ */
+const FLUSH_YOUNG_GENERATION_MB = 192;
+
 /** A worker for flush-thread, under tsx (tests, `node --import tsx`) or from dist/. */
 function spawnThread(workerData: unknown): Worker {
   const isTs = import.meta.url.endsWith('.ts');
   const url = new URL(isTs ? '../flush-thread.ts' : '../flush-thread.js', import.meta.url);
-  if (!isTs) return new Worker(url, { workerData });
+  const resourceLimits = { maxYoungGenerationSizeMb: FLUSH_YOUNG_GENERATION_MB };
+  if (!isTs) return new Worker(url, { workerData, resourceLimits });
   // Worker threads don't inherit `--import tsx` on Node 20: register it first.
   const boot = `import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(url.href)}); })`;
-  return new Worker(boot, { eval: true, workerData });
+  return new Worker(boot, { eval: true, workerData, resourceLimits });
 }
 
 export class FlushHost {

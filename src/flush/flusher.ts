@@ -1,7 +1,7 @@
 /**
  * The leader's loop. Every process runs one; the one holding the lease
  * closes each period once it is over and every live member has merged its
- * samples of it (closePeriod-10: members report watermarks with each merge),
+ * samples of it (closePeriod-8: members report watermarks with each merge),
  * one period at a time, in order, so a failover or an outage delays periods
  * but never folds two into one. Then it processes every closed (pending)
  * period oldest first: read -> build -> compute -> encode -> commit (outbox chunks +
@@ -15,6 +15,7 @@ import type { Logger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { SelfStats } from '../observability/self-stats.js';
 import type { Store } from '../store/store.js';
+import { partsBudget, shardBound, type MergeBound } from '../store/bound.js';
 import { buildPeriodSliced } from './build-period.js';
 import { KnownNames } from './known-names.js';
 import { computeMetricsSliced } from './compute-period.js';
@@ -24,6 +25,7 @@ import type { PeriodSink } from './period-sink.js';
 import type { LeaseGate } from './shard-leases.js';
 import { runSliced } from './slices.js';
 import { FleetStats } from './fleet-stats.js';
+import { CompactSchedule } from './compact-parts.js';
 
 export type FlushConfig = Omit<Config, 'servers' | 'source' | 'redis' | 'log'>;
 
@@ -73,6 +75,9 @@ export class Flusher {
   private steadySince = 0;
   private closeTimer: NodeJS.Timeout | null = null;
   private leaseTimer: NodeJS.Timeout | null = null;
+  private compactTimer: NodeJS.Timeout | null = null;
+  private compacting: Promise<void> | null = null;
+  private readonly compactSchedule: CompactSchedule;
   private closing: Promise<void> | null = null;
   private processing: Promise<void> | null = null;
   private leaseCheck: Promise<void> | null = null;
@@ -83,6 +88,9 @@ export class Flusher {
   private released = false;
   private readonly errLog: RateLimitedLog;
   private readonly waitLog: RateLimitedLog;
+  private readonly boundLog: RateLimitedLog;
+  /** This shard's share of maxNamesPerPeriod, applied by the fold (store.readPeriod) to counters, timers and sets. */
+  private readonly bound: MergeBound;
   /** The leader's copy of the known names, their last-seen times, and forgetIdleAfter (known-names.ts). */
   private readonly known: KnownNames;
   /**
@@ -112,6 +120,9 @@ export class Flusher {
     this.fleet = new FleetStats(store, log, clock);
     this.errLog = new RateLimitedLog(log, 5000);
     this.waitLog = new RateLimitedLog(log, 5000);
+    this.boundLog = new RateLimitedLog(log);
+    this.bound = shardBound(cfg.maxNamesPerPeriod, store.shards.length, cfg.prefixStats);
+    this.compactSchedule = new CompactSchedule(partsBudget(this.bound.maxNames));
     this.known = new KnownNames(store, cfg.forgetIdleAfter, self, log);
   }
 
@@ -127,6 +138,7 @@ export class Flusher {
   async start(): Promise<void> {
     await this.checkLease();
     this.scheduleClose(0);
+    this.scheduleCompact();
   }
 
   /**
@@ -165,8 +177,10 @@ export class Flusher {
     this.released = true;
     if (this.closeTimer) this.clock.clearTimeout(this.closeTimer);
     if (this.leaseTimer) this.clock.clearTimeout(this.leaseTimer);
+    if (this.compactTimer) this.clock.clearTimeout(this.compactTimer);
     // A lease check in flight must not re-take the lease after the release below.
     if (this.leaseCheck) await this.leaseCheck;
+    if (this.compacting) await this.compacting;
     if (this.closing) await this.closing;
     if (this.processing) await this.processing;
     if (this.leader) {
@@ -249,6 +263,36 @@ export class Flusher {
       this.errLog.warn(() => ({ msg: 'lease check failed', fields: { err: (err as Error).message } }));
     }
     if (!this.released) this.leaseTimer = this.clock.setTimeout(() => void this.checkLease(), Math.max(100, Math.floor(this.cfg.leaseTtl / 3)));
+  }
+
+  /** Every compactEvery ms (a fifth of flushInterval, 100 ms to 1 s), the leader looks at its open periods' parts. */
+  private scheduleCompact(): void {
+    if (this.stopped) return;
+    const every = Math.max(100, Math.min(1000, Math.floor(this.cfg.flushInterval / 5)));
+    this.compactTimer = this.clock.setTimeout(() => {
+      this.compactTimer = null;
+      if (this.leader && !this.stopped && !this.compacting) {
+        this.compacting = this.compactOpen()
+          .catch((err: unknown) => this.errLog.warn(() => ({ msg: 'compacting an open period failed; tried again later', fields: { err: (err as Error).message } })))
+          .finally(() => {
+            this.compacting = null;
+          });
+      }
+      this.scheduleCompact();
+    }, every);
+  }
+
+  /** Compacts the open periods whose parts grew past their mark (CompactSchedule, flush/compact-parts.ts). */
+  private async compactOpen(): Promise<void> {
+    const open = await this.store.openPartsSizes();
+    for (const { boundaryMs, bytes } of open) {
+      if (!this.leader || this.stopped) return;
+      if (!this.compactSchedule.due(boundaryMs, bytes)) continue;
+      const r = await this.store.compactPeriod(boundaryMs);
+      this.compactSchedule.done(boundaryMs, r);
+      if (r.status === 'compacted') this.log.debug({ boundaryMs, ...r }, "compacted an open period's parts");
+    }
+    this.compactSchedule.keep(open.map((o) => o.boundaryMs));
   }
 
   private scheduleClose(delayMs: number): void {
@@ -402,12 +446,21 @@ export class Flusher {
     const selfMetrics = this.fleet.emitsSelfMetrics;
     const t0 = performance.now();
     const [raw, known, ttls, lastCommit] = await Promise.all([
-      this.store.readPeriod(boundaryMs),
+      this.store.readPeriod(boundaryMs, this.bound),
       this.known.names(this.clock.now()),
       cfg.deleteGauges ? this.store.readGaugeTtl() : Promise.resolve({} as Record<string, string>),
       this.committedBefore ? Promise.resolve(null) : this.store.lastCommitted(),
     ]);
     if (lastCommit !== null) this.committedBefore = true;
+    if (raw.dropped > 0) {
+      // The fold refused names past maxNamesPerPeriod (counters, timers, sets; gauges are refused at the merge):
+      // counted here, once per part that carried them, and sent with the next batch like every loss counter.
+      this.self.namesDropped += raw.dropped;
+      this.boundLog.warn(() => ({
+        msg: 'a period holds maxNamesPerPeriod distinct names: samples of new names dropped',
+        fields: { boundaryMs, maxNamesPerPeriod: cfg.maxNamesPerPeriod, shardShare: this.bound.maxNames, dropped: raw.dropped, examples: raw.droppedExamples.join(' ').slice(0, 200) },
+      }));
+    }
     const t1 = performance.now();
     const started = this.clock.now();
     const ts = Math.round(boundaryMs / 1000);
@@ -428,7 +481,7 @@ export class Flusher {
       timestampS: ts,
       numStats: own.numStats + (others?.numStats ?? 0),
       processingTimeMs: own.processingMs + (others?.processingMs ?? 0),
-      setFields: raw.sets,
+      setMembers: raw.sets,
       ...(selfMetrics ? {} : { selfMetrics: false }),
     };
     if (!this.leader) return;

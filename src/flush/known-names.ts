@@ -19,7 +19,7 @@
 import type { Logger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { SelfStats } from '../observability/self-stats.js';
-import { FIELD_SEP, type KnownType } from '../store/keys.js';
+import type { KnownType } from '../store/keys.js';
 import { SEEN_TYPES, type RawPeriod, type SeenType, type Store } from '../store/store.js';
 import { runSliced, SLICE, type Sliced } from './slices.js';
 
@@ -147,8 +147,8 @@ function* seenNow(seen: Seen, raw: RawPeriod, newKnown: Record<KnownType, readon
     check('timers', name);
     if (++n % SLICE === 0) yield;
   }
-  for (const field of raw.sets) {
-    check('sets', field.slice(0, field.indexOf(FIELD_SEP)));
+  for (const name of raw.sets.keys()) {
+    check('sets', name);
     if (++n % SLICE === 0) yield;
   }
   for (const name of raw.gaugesTouched.keys()) {

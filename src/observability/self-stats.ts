@@ -29,7 +29,7 @@
  * | tcpIdleClosed    | <prefixStats>.tcp_idle_closed | TCP connections closed after tcpIdleTimeout ms without data         |
  * | udpSocketErrors  | <prefixStats>.udp_socket_errors | errors a UDP socket reported to the native reader (POLLERR, e.g. an ICMP error, or a failed read); it clears them and reads on |
  * | udpReadersStopped | (console `stats`, health down) | native UDP readers that stopped after a socket error they could not clear |
- * | namesDropped     | <prefixStats>.names_dropped  | names refused by maxNamesPerPeriod: once per name per batch that carried it (mergeBatch-15.lua) |
+ * | namesDropped     | <prefixStats>.names_dropped  | names refused by maxNamesPerPeriod: once per name per batch (gauges, mergeBatch-11.lua) or per part (the rest, at the fold: flush/fold-parts.ts) that carried it |
  * | namesForgotten   | <prefixStats>.names_forgotten | known names and gauges forgotten after forgetIdleAfter without a sample (flush/known-names.ts) |
  * | valuesClamped    | <prefixStats>.values_clamped | gauges clamped to +-Number.MAX_VALUE (batch, merge, close) and timer stats clamped when computed |
  * | batchesMerged, linesSent | (console `stats`)    | work done                                                        |

@@ -4,21 +4,25 @@
  * stored format changes, so new code never misreads old data; the braces are
  * a Redis Cluster hash tag so every script touches a single slot.
  *
- * Layout 2: each flush period has its own hashes (`p:<boundaryMs>:<part>`),
- * into which batches merge by the period in which they were received; the
- * leader closes periods in order (see closePeriod-10.lua).
+ * Layout 3: each flush period has its own keys (`p:<boundaryMs>:<part>`),
+ * into which batches merge by the period in which they were received: its
+ * counters, timers and sets as packed parts appended one a batch and shard
+ * (packed-parts.ts, folded by the leader at flush), its gauge ops in a hash;
+ * the leader closes periods in order (see closePeriod-8.lua). (Layout 2 kept
+ * counters, timers and sets in hashes, merged name by name.)
  */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
-/** Hashes holding one flush period's data, merged into until the period is closed, deleted at commit. */
-export const PERIOD_PARTS = ['counters', 'timers', 'timer_counts', 'sets', 'gauges'] as const;
+/** One flush period's data, merged into until the period is closed, deleted at commit: the packed parts, the gauge ops. */
+export const PERIOD_PARTS = ['parts', 'gauges'] as const;
 export type PeriodPart = (typeof PERIOD_PARTS)[number];
 
 /**
  * A period's gauge snapshot, taken at close (every gauge's value once the period's gauge ops were
- * applied); its name count and set names for maxNamesPerPeriod, deleted at close.
+ * applied), the count of names its merges admitted (gauges; maxNamesPerPeriod), and how many times its
+ * leader compacted its parts (compactParts-3.lua: the guard of a compaction against another), deleted at commit.
  */
-export type PeriodKey = PeriodPart | 'gauge_values' | 'names' | 'set_names';
+export type PeriodKey = PeriodPart | 'gauge_values' | 'names' | 'compactions';
 
 export const KNOWN_TYPES = ['counters', 'timers', 'sets'] as const;
 export type KnownType = (typeof KNOWN_TYPES)[number];
@@ -68,10 +72,10 @@ export class Keys {
     return `${this.base}p:${boundaryMs}:${part}`;
   }
 
-  /** Every key of one period, in PERIOD_PARTS order then the gauge snapshot. */
+  /** Every key of one period, in PERIOD_PARTS order, then the gauge snapshot, the name count and the compactions. */
   periodKeys(boundaryMs: number): string[] {
     const keys: string[] = PERIOD_PARTS.map((p) => this.period(boundaryMs, p));
-    keys.push(this.period(boundaryMs, 'gauge_values'));
+    keys.push(this.period(boundaryMs, 'gauge_values'), this.period(boundaryMs, 'names'), this.period(boundaryMs, 'compactions'));
     return keys;
   }
 
@@ -125,7 +129,7 @@ export class Keys {
     return `${this.base}known_version`;
   }
 
-  /** What a batch's merge dropped and clamped, for a retry whose first reply was lost (mergeBatch-15.lua). */
+  /** What a batch's merge dropped and clamped, for a retry whose first reply was lost (mergeBatch-11.lua). */
   mergedCounts(batchId: string): string {
     return `${this.base}merged_counts:${batchId}`;
   }

@@ -9,9 +9,10 @@ import type { RedisClient } from './client.js';
 import { StoreError } from './errors.js';
 
 export const SCRIPTS = {
-  merge: 'mergeBatch-15.lua',
-  close: 'closePeriod-10.lua',
-  commit: 'commitPeriod-17.lua',
+  merge: 'mergeBatch-11.lua',
+  close: 'closePeriod-8.lua',
+  commit: 'commitPeriod-14.lua',
+  compact: 'compactParts-3.lua',
   forgetIdle: 'forgetIdle-11.lua',
   claimOutbox: 'claimOutbox-4.lua',
   ackOutbox: 'ackOutbox-5.lua',

@@ -14,21 +14,34 @@ import { clusterTransient, connectFailure, createClient, runConfirmed, type Redi
 import { StoreError } from './errors.js';
 import { ShardMap } from './shards.js';
 import { checkShards } from './shards-record.js';
-import { FIELD_SEP, Keys, KNOWN_TYPES, OUTBOX_READER, type KnownType } from './keys.js';
+import { chunkLineCount } from './chunk-lines.js';
+import { Keys, KNOWN_TYPES, OUTBOX_READER, type KnownType } from './keys.js';
 import { loadScripts, scriptCommand, type ScriptArg, type ScriptFn, type ScriptName } from './scripts.js';
+import { markedLate, readPartsSliced, tombstonePart } from './packed-parts.js';
+import { partsBudget, UNBOUNDED, type MergeBound } from './bound.js';
+import { PartsFolder } from '../flush/fold-parts.js';
+import { compactPartsSliced } from '../flush/compact-parts.js';
+import { runSliced } from '../flush/slices.js';
 
-/** A closed period as stored: the flusher turns it into PeriodData. */
+export { BYTES_PER_NAME, MIN_PARTS_BUDGET, partsBudget, shardBound, UNBOUNDED, type MergeBound } from './bound.js';
+
+/** A closed period as read and folded: the flusher turns it into PeriodData. */
 export interface RawPeriod {
-  counters: Map<string, string>;
-  /** field `name\nbatch` -> packed samples */
-  timers: Map<string, Buffer>;
-  timerCounts: Map<string, string>;
-  /** fields `name\nmember` */
-  sets: string[];
+  /** name -> sum of value * (1/rate), in merge order of first appearance. */
+  counters: Map<string, number>;
+  /** name -> every sample of the period, in merge order. */
+  timers: Map<string, number[]>;
+  /** name -> sum of 1/rate. */
+  timerCounts: Map<string, number>;
+  /** name -> distinct members. */
+  sets: Map<string, Set<string>>;
   /** Every gauge's value once the period's ops were applied (the snapshot taken at close). */
   gauges: Map<string, string>;
   /** Gauges updated in this period (name -> op). */
   gaugesTouched: Map<string, string>;
+  /** Names the bound refused at the fold (counters, timers, sets: once per part that carried them), a few named. */
+  dropped: number;
+  droppedExamples: string[];
 }
 
 /**
@@ -42,15 +55,7 @@ export type MergeOutcome =
   | { status: 'duplicate'; namesDropped?: number; clamped?: number }
   | { status: 'late'; closedMs: number };
 
-/** maxNamesPerPeriod (0: unbounded) and the prefix (prefixStats + '.') of the counters it never drops. */
-export interface MergeBound {
-  readonly maxNames: number;
-  readonly exemptPrefix: string;
-}
-
-export const UNBOUNDED: MergeBound = Object.freeze({ maxNames: 0, exemptPrefix: '' });
-
-/** closePeriod-10's answer (see the script's header); clamped (gauges clamped at close) is absent when zero. */
+/** closePeriod-8's answer (see the script's header); clamped (gauges clamped at close) is absent when zero. */
 export type CloseOutcome =
   | { status: 'closed'; clamped?: number }
   | { status: 'not-leader' }
@@ -126,10 +131,58 @@ export const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 const DEDUPE_WINDOW_MS = 15 * 60_000;
 /** How long a shard's fleet record of a period is kept: shard 0 may lag the others by this much and still sum them. */
 const FLEET_KEEP_MS = 60 * 60_000;
-/** Fields asked per HSCAN round trip when reading a closed period or known names. */
+/** Fields asked per HSCAN round trip when reading a hash bigger than WHOLE_MAX (a closed period, known names). */
 const SCAN_COUNT = 5000;
+/**
+ * A hash of up to this many fields is read with one HGETALL (Store.readHash): a reply of ~4 MB that the flush
+ * thread parses in tens of ms. Not more: a flush thread leading 8 shards sends their reads at once, and with
+ * replies of 312k fields (5M names) it spent seconds parsing them, long enough for the later ones' command timers
+ * to expire before their replies, already in the socket, were read (52 "Command timed out" in the 5M-names bench).
+ */
+const WHOLE_MAX = 100_000;
+/** Appends ARGV[1] to KEYS[1] if it exists (a tombstone to an open period's parts). */
+const APPEND_IF_EXISTS = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('APPEND', KEYS[1], ARGV[1]) end return 0";
+/** A period's parts bigger than this are read in GETRANGE slices of it. */
+const PARTS_SLICE = 64 * 1024 * 1024;
+/** An open period's parts past this are not compacted: the compacted form travels as one script argument (Redis takes 512 MB). */
+const MAX_COMPACT_BYTES = 256 * 1024 * 1024;
 /** Names per HSET when remembering known names: a million new names never become one long command. */
 const KNOWN_SLICE = 5000;
+
+/** What Store.compactPeriod did (bytes of the parts read, written, and in the key after). */
+export type CompactOutcome =
+  | { status: 'compacted'; bytesIn: number; bytesOut: number; bytesNow: number; partsIn: number; partsOut: number; items: number; busyMs: number }
+  | { status: 'kept'; bytesIn: number }
+  | { status: 'raced' | 'closed' };
+
+/**
+ * A string key's value: one GET when it is at most `slice` bytes, else GETRANGE slices of `slice` bytes copied into
+ * one buffer (no reply bigger than a slice). Empty when the key does not exist. A key that changes length while read
+ * (it must not: a closed period's parts are only appended to while open) throws rather than return a torn value.
+ */
+export async function readString(redis: Pick<RedisClient, 'strlen' | 'getBuffer' | 'getrangeBuffer'>, key: string, slice: number): Promise<Buffer> {
+  const len = await redis.strlen(key);
+  if (len <= slice) return (await redis.getBuffer(key)) ?? Buffer.alloc(0);
+  const out = await readPrefix(redis, key, len, slice);
+  if (out === null || (await redis.strlen(key)) !== len) throw new StoreError('EREDIS', `${key} changed length while read in slices (was ${len} bytes)`);
+  return out;
+}
+
+/**
+ * The first `len` bytes of a string key that is only appended to (an open period's parts), in GETRANGE slices of
+ * `slice` bytes; null when the key holds fewer (it was rewritten since its length was read).
+ */
+export async function readPrefix(redis: Pick<RedisClient, 'getrangeBuffer'>, key: string, len: number, slice: number): Promise<Buffer | null> {
+  if (len === 0) return Buffer.alloc(0);
+  const out = Buffer.allocUnsafe(len);
+  for (let at = 0; at < len; at += slice) {
+    const end = Math.min(len, at + slice);
+    const piece = await redis.getrangeBuffer(key, at, end - 1);
+    if (piece.length !== end - at) return null;
+    piece.copy(out, at);
+  }
+  return out;
+}
 
 /**
  * One shard's view of the state (DESIGN "Shards"): every method works on the
@@ -230,9 +283,11 @@ export class Store {
   }
 
   /**
-   * mergeBatch-15: fold a batch into the period it was received in
-   * (boundaryMs, the period's boundary) and record the member's watermark;
-   * the period takes at most bound.maxNames distinct names.
+   * mergeBatch-11: fold a batch into the period it was received in
+   * (boundaryMs, the period's boundary) and record the member's watermark:
+   * its packed part appended, its gauges merged; the period takes at most
+   * bound.maxNames distinct names (the gauges here, the rest at the fold) and
+   * partsBudget(bound.maxNames) bytes of parts. args: encodeMergeParts's.
    */
   async merge(
     batchId: string,
@@ -244,12 +299,13 @@ export class Store {
     bound: MergeBound = UNBOUNDED,
   ): Promise<MergeOutcome> {
     const k = this.keys;
+    // A late batch's parts say so (the fold reads it); copies, so that the args of a retry stay as encoded.
+    const parts = late ? args.map((a, i) => (i < 2 && Buffer.isBuffer(a) ? markedLate(a) : a)) : args;
     const res = (await this.run(
       'merge',
-      [k.merged, k.closed, k.members, k.open, k.period(boundaryMs, 'counters'), k.period(boundaryMs, 'timers'),
-        k.period(boundaryMs, 'timer_counts'), k.period(boundaryMs, 'sets'), k.period(boundaryMs, 'gauges'), k.outbox, k.outboxBytes,
-        k.gauges, k.period(boundaryMs, 'names'), k.period(boundaryMs, 'set_names'), k.mergedCounts(batchId)],
-      ([batchId, Date.now(), DEDUPE_WINDOW_MS, boundaryMs, memberId, watermarkMs, late ? '1' : '0', bound.maxNames, bound.exemptPrefix] as ScriptArg[]).concat(args),
+      [k.merged, k.closed, k.members, k.open, k.period(boundaryMs, 'parts'), k.period(boundaryMs, 'gauges'), k.outbox, k.outboxBytes,
+        k.gauges, k.period(boundaryMs, 'names'), k.mergedCounts(batchId)],
+      ([batchId, Date.now(), DEDUPE_WINDOW_MS, boundaryMs, memberId, watermarkMs, late ? '1' : '0', bound.maxNames, partsBudget(bound.maxNames)] as ScriptArg[]).concat(parts),
     ).catch(async (err: unknown) => {
       // Redis answers but no replica confirmed: this member is alive and still holds the batch's period, so the
       // leader must keep waiting for it (its retries are duplicates, which record no heartbeat).
@@ -300,13 +356,12 @@ export class Store {
     return { closedMs: closed === null ? null : Number(closed), oldestOpenMs: open[0] === undefined ? null : Number(open[0]) };
   }
 
-  /** closePeriod-10: close period boundaryMs if it is next and every live member has merged its samples of it. */
+  /** closePeriod-8: close period boundaryMs if it is next and every live member has merged its samples of it. */
   async closePeriod(token: string, boundaryMs: number, memberTtlMs: number, steadySinceMs: number, nowMs = Date.now()): Promise<CloseOutcome> {
     const k = this.keys;
     const res = (await this.run(
       'close',
-      [k.lease, k.closed, k.members, k.open, k.pending, k.gauges, k.period(boundaryMs, 'gauges'), k.period(boundaryMs, 'gauge_values'),
-        k.period(boundaryMs, 'names'), k.period(boundaryMs, 'set_names')],
+      [k.lease, k.closed, k.members, k.open, k.pending, k.gauges, k.period(boundaryMs, 'gauges'), k.period(boundaryMs, 'gauge_values')],
       [token, boundaryMs, nowMs, memberTtlMs, steadySinceMs],
     )) as Array<number | string>;
     switch (Number(res[0])) {
@@ -326,60 +381,87 @@ export class Store {
   }
 
   /**
-   * Reads a closed period with HSCAN, a few thousand fields per round trip,
-   * so a period with a million names never arrives as one reply that blocks
-   * the event loop (and ingest) while it is parsed. A closed period's hashes
-   * no longer change (late merges go to an open period), so the scan sees all of them; a field HSCAN returns twice
-   * lands on the same key.
+   * Reads a closed period: its packed parts folded in merge order (no merge
+   * reaches a closed period, so they no longer change), the bound admitting
+   * counters, timers and sets after the gauges the merges admitted; the gauge
+   * snapshot and ops from their hashes (readHash). The fold takes turns with
+   * the event loop a part at a time (slices.ts), so a flush thread folding a
+   * big period still renews its leases.
    */
-  async readPeriod(ts: number): Promise<RawPeriod> {
+  async readPeriod(ts: number, bound: MergeBound = UNBOUNDED): Promise<RawPeriod> {
     const k = this.keys;
-    const [counters, timers, timerCounts, sets, gauges, gaugesTouched] = await Promise.all([
-      this.scanHash(k.period(ts, 'counters')),
-      this.scanHashBuffers(k.period(ts, 'timers')),
-      this.scanHash(k.period(ts, 'timer_counts')),
-      this.scanFields(k.period(ts, 'sets')),
-      this.scanHash(k.period(ts, 'gauge_values')),
-      this.scanHash(k.period(ts, 'gauges')),
+    const [parts, count, gauges, gaugesTouched] = await Promise.all([
+      this.readParts(k.period(ts, 'parts')),
+      this.redis.get(k.period(ts, 'names')),
+      this.readHash(k.period(ts, 'gauge_values')),
+      this.readHash(k.period(ts, 'gauges')),
     ]);
-    return { counters, timers, timerCounts, sets, gauges, gaugesTouched };
+    const folder = new PartsFolder({ maxNames: bound.maxNames, exemptPrefix: bound.exemptPrefix, held: () => false, count: Number(count ?? 0) });
+    await runSliced(readPartsSliced(parts, folder));
+    let dropped = 0;
+    const droppedExamples: string[] = [];
+    for (const o of folder.outcomes) {
+      dropped += o.dropped;
+      for (const e of o.examples) if (droppedExamples.length < 5) droppedExamples.push(e);
+    }
+    return { counters: folder.counters, timers: folder.timers, timerCounts: folder.timerCounts, sets: folder.sets, gauges, gaugesTouched, dropped, droppedExamples };
   }
 
-  private async scanHash(key: string): Promise<Map<string, string>> {
+  /** A period's packed parts: one GET, or GETRANGE slices of PARTS_SLICE bytes for a big one (a reply stays bounded). */
+  private readParts(key: string): Promise<Buffer> {
+    return readString(this.redis, key, PARTS_SLICE);
+  }
+
+  /**
+   * A hash's fields and values: up to WHOLE_MAX fields in one HGETALL, a bigger
+   * hash with HSCAN, SCAN_COUNT fields per round trip (a field HSCAN returns
+   * twice lands on the same key), so no reply is bigger than WHOLE_MAX fields.
+   * HGETALL costs Redis a third of HSCAN's time per field (~0.2 against ~0.6 µs,
+   * bench/micro/flush-profile.ts); a 16-shard period of 1M names is ~62k fields a shard.
+   */
+  private async readHash(key: string): Promise<Map<string, string>> {
     const out = new Map<string, string>();
-    let cursor = '0';
-    do {
-      const [next, flat] = await this.redis.hscan(key, cursor, 'COUNT', SCAN_COUNT);
-      for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i] as string, flat[i + 1] as string);
-      cursor = next;
-    } while (cursor !== '0');
+    if (await this.fitsOneReply(key)) {
+      const flat = (await this.redis.call('HGETALL', key)) as string[];
+      for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, flat[i + 1]!);
+    } else {
+      await this.scan(key, (field, value) => out.set(field, value));
+    }
     return out;
   }
 
-  /** A hash's field names, scanned like scanHash (HKEYS would be one reply of a million names). */
+  /** A hash's field names, read like readHash. */
+  private async readFields(key: string): Promise<string[]> {
+    return (await this.fitsOneReply(key)) ? this.redis.hkeys(key) : this.scanFields(key);
+  }
+
+  /** A hash's field names with HSCAN, SCAN_COUNT a round trip (a field HSCAN returns twice is listed once). */
   private async scanFields(key: string): Promise<string[]> {
     const seen = new Set<string>();
-    let cursor = '0';
-    do {
-      const [next, flat] = await this.redis.hscan(key, cursor, 'COUNT', SCAN_COUNT);
-      for (let i = 0; i < flat.length; i += 2) seen.add(flat[i] as string);
-      cursor = next;
-    } while (cursor !== '0');
+    await this.scan(key, (field) => seen.add(field));
     return [...seen];
   }
 
-  private async scanHashBuffers(key: string): Promise<Map<string, Buffer>> {
-    const out = new Map<string, Buffer>();
-    let cursor = '0';
-    do {
-      const [next, flat] = await this.redis.hscanBuffer(key, cursor, 'COUNT', SCAN_COUNT);
-      for (let i = 0; i + 1 < flat.length; i += 2) out.set((flat[i] as Buffer).toString(), flat[i + 1] as Buffer);
-      cursor = next.toString();
-    } while (cursor !== '0');
-    return out;
+  private async fitsOneReply(key: string): Promise<boolean> {
+    return (await this.redis.hlen(key)) <= WHOLE_MAX;
   }
 
-  /** The names statsd re-emits when idle (known:*), scanned a few thousand at a time. */
+  /** Every field and value of a hash with HSCAN, SCAN_COUNT fields a round trip. */
+  private async scan(key: string, each: (field: string, value: string) => void): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.redis.hscan(key, cursor, 'COUNT', SCAN_COUNT);
+      for (let i = 0; i + 1 < flat.length; i += 2) each(flat[i] as string, flat[i + 1] as string);
+      cursor = next;
+    } while (cursor !== '0');
+  }
+
+  /**
+   * The names statsd re-emits when idle (known:*), scanned a few thousand at a time: the console's listings read
+   * them, up to mgmtMaxConcurrent at once, and a listing that takes turns with the event loop keeps the memory of
+   * the concurrent ones bounded (console-bounds.test.ts; one HKEYS a hash let answered listings' garbage pile up to
+   * 303 MB there).
+   */
   async readKnown(): Promise<Record<KnownType, string[]>> {
     const [counters, timers, sets] = await Promise.all(KNOWN_TYPES.map((t) => this.scanFields(this.keys.known(t))));
     return { counters: counters as string[], timers: timers as string[], sets: sets as string[] };
@@ -419,9 +501,9 @@ export class Store {
   async readSeen(unknownMs: number): Promise<{ seen: Record<SeenType, Map<string, number>>; unrecorded: Record<SeenType, string[]> }> {
     const k = this.keys;
     const [counters, timers, sets, gaugeSeen, gauges] = await Promise.all([
-      ...KNOWN_TYPES.map((t) => this.scanHash(k.known(t))),
-      this.scanHash(k.gaugeSeen),
-      this.scanFields(k.gauges),
+      ...KNOWN_TYPES.map((t) => this.readHash(k.known(t))),
+      this.readHash(k.gaugeSeen),
+      this.readFields(k.gauges),
     ]) as [Map<string, string>, Map<string, string>, Map<string, string>, Map<string, string>, string[]];
     const unrecorded: Record<SeenType, string[]> = { counters: [], timers: [], sets: [], gauges: [] };
     const times = (t: SeenType, m: Map<string, string>): Map<string, number> => {
@@ -475,20 +557,19 @@ export class Store {
   }
 
   /**
-   * commitPeriod-17: publish the period's chunks (and what the outbox bound dropped), drop its state, note the commit
+   * commitPeriod-14: publish the period's chunks (and what the outbox bound dropped), drop its state, note the commit
    * and its fleet record.
    */
   async commit(token: string, ts: number, p: CommitPayload): Promise<CommitResult> {
     const k = this.keys;
-    const keys = [k.lease, k.pending, k.outbox, k.gauges, k.gaugeTtl, k.lastCommit, ...k.periodKeys(ts), k.outboxBytes, k.outboxClaim(OUTBOX_READER),
-      k.period(ts, 'names'), k.period(ts, 'set_names'), k.fleet];
+    const keys = [k.lease, k.pending, k.outbox, k.gauges, k.gaugeTtl, k.lastCommit, ...k.periodKeys(ts), k.outboxBytes, k.outboxClaim(OUTBOX_READER), k.fleet];
     // Built with loops, not spreads: these lists can hold a million names.
     const args: ScriptArg[] = [token, ts, p.outboxMaxBytes, p.chunks.length];
     const append = (list: readonly string[]): void => {
       args.push(list.length);
       for (const x of list) args.push(x);
     };
-    for (const c of p.chunks) args.push(c);
+    for (const c of p.chunks) args.push(c, chunkLineCount(c));
     args.push(p.gaugeTtl.length);
     for (const [name, ttl] of p.gaugeTtl) args.push(name, ttl);
     append(p.gaugeDeletes);
@@ -527,7 +608,7 @@ export class Store {
     return { entries: Number(res[0]), bytes: Number(res[1]), oldestMs: first };
   }
 
-  /** This shard's record of the period at boundaryMs (commitPeriod-17), or null if it has none (skipped or trimmed). */
+  /** This shard's record of the period at boundaryMs (commitPeriod-14), or null if it has none (skipped or trimmed). */
   async fleetRecord(boundaryMs: number): Promise<FleetRecord | null> {
     const v = await this.redis.hget(this.keys.fleet, String(boundaryMs));
     if (v === null) return null;
@@ -563,6 +644,65 @@ export class Store {
     return (await this.redis.zrange(this.keys.open, 0, -1)).map(Number);
   }
 
+  /** Each open period's boundary (ms) and the bytes of its parts, oldest first: what the leader may compact. */
+  async openPartsSizes(): Promise<Array<{ boundaryMs: number; bytes: number }>> {
+    const periods = await this.openPeriods();
+    if (periods.length === 0) return [];
+    const p = this.redis.pipeline();
+    for (const ts of periods) p.strlen(this.keys.period(ts, 'parts'));
+    const out = results(await p.exec());
+    return periods.map((boundaryMs, i) => ({ boundaryMs, bytes: Number(out[i]) }));
+  }
+
+  /**
+   * The leader's compaction of an open period's parts (flush/compact-parts.ts): reads the parts appended so far,
+   * rewrites them with each name once, and puts that in their place (compactParts-3; what was appended meanwhile
+   * stays after it). 'raced' when another compaction came between (nothing changed), 'closed' when the period was
+   * closed meanwhile, 'kept' when the parts hold what is not compacted (gauges; a tombstone with sets).
+   */
+  async compactPeriod(boundaryMs: number): Promise<CompactOutcome> {
+    const read = await this.readForCompaction(boundaryMs);
+    if (read === null) return { status: 'raced' };
+    if (read.parts.length > MAX_COMPACT_BYTES) return { status: 'kept', bytesIn: read.parts.length };
+    const { value: c, busyMs } = await runSliced(compactPartsSliced(read.parts));
+    // Not compacted (gauges), or no smaller (a flood of new names, each once: the compacted items carry their part
+    // counts): kept as it is, so the merges' byte budget is not spent on a compaction.
+    if (c === null || c.bytes.length >= read.parts.length) return { status: 'kept', bytesIn: read.parts.length };
+    const put = await this.putCompaction(boundaryMs, read.compactions, read.parts.length, c.bytes);
+    if (put.status !== 'compacted') return put;
+    return { status: 'compacted', bytesIn: read.parts.length, bytesOut: c.bytes.length, bytesNow: put.bytesNow, partsIn: c.partsIn, partsOut: c.partsOut, items: c.items, busyMs };
+  }
+
+  /**
+   * An open period's parts as appended so far, and the compactions they have had (the guard): read together in one
+   * MULTI, or, past PARTS_SLICE bytes, in GETRANGE slices between two reads of the count; null when another
+   * compaction rewrote the parts meanwhile.
+   */
+  async readForCompaction(boundaryMs: number): Promise<{ parts: Buffer; compactions: number } | null> {
+    const partsKey = this.keys.period(boundaryMs, 'parts');
+    const countKey = this.keys.period(boundaryMs, 'compactions');
+    const len = await this.redis.strlen(partsKey);
+    if (len <= PARTS_SLICE) {
+      const [count, parts] = results(await this.redis.multi().get(countKey).getBuffer(partsKey).exec()) as [string | null, Buffer | null];
+      return { parts: parts ?? Buffer.alloc(0), compactions: Number(count ?? 0) };
+    }
+    const count = await this.redis.get(countKey);
+    const parts = await readPrefix(this.redis, partsKey, len, PARTS_SLICE);
+    if (parts === null || (await this.redis.get(countKey)) !== count) return null;
+    return { parts, compactions: Number(count ?? 0) };
+  }
+
+  /**
+   * compactParts-3: the compacted form of the first readBytes bytes of the period's parts put in their place, if the
+   * period is still open and the parts had `compactions` compactions (none since they were read).
+   */
+  async putCompaction(boundaryMs: number, compactions: number, readBytes: number, compacted: Buffer): Promise<{ status: 'compacted'; bytesNow: number } | { status: 'raced' | 'closed' }> {
+    const k = this.keys;
+    const res = (await this.run('compact', [k.closed, k.period(boundaryMs, 'parts'), k.period(boundaryMs, 'compactions')], [boundaryMs, compactions, readBytes, compacted])) as [number, number | string];
+    if (Number(res[0]) === 1) return { status: 'compacted', bytesNow: Number(res[1]) };
+    return { status: res[1] === 'closed' ? 'closed' : 'raced' };
+  }
+
   /**
    * The console's view of what is not flushed yet: every open period summed
    * (counters added, timer samples and set members together), the gauges as
@@ -570,57 +710,50 @@ export class Store {
    * known idle names, as statsd shows them.
    */
   async readCurrent(): Promise<{
-    counters: Record<string, string>;
-    timers: Map<string, Buffer>;
+    counters: Map<string, number>;
+    timers: Map<string, number[]>;
     gauges: Record<string, string>;
-    sets: string[];
+    sets: Map<string, Set<string>>;
     known: Record<KnownType, string[]>;
   }> {
     const k = this.keys;
     const periods = await this.openPeriods();
     const p = this.redis.pipeline().hgetall(k.gauges);
-    for (const ts of periods) {
-      p.hgetall(k.period(ts, 'counters')).hgetallBuffer(k.period(ts, 'timers')).hgetall(k.period(ts, 'gauges')).hkeys(k.period(ts, 'sets'));
-    }
+    for (const ts of periods) p.getBuffer(k.period(ts, 'parts')).hgetall(k.period(ts, 'gauges'));
     const out = results(await p.exec());
     const gauges = out[0] as Record<string, string>;
-    const counters: Record<string, string> = {};
-    const timers = new Map<string, Buffer>();
-    const sets = new Set<string>();
+    // Every open period's parts folded into one, in period order, as their leaders will fold them (unbounded: the
+    // bound is applied at flush): counters summed, timer samples and set members together. A del* tombstone goes to
+    // every open period, so folding them as one takes out the same names.
+    const folder = new PartsFolder({ maxNames: 0, exemptPrefix: '', held: () => false });
     for (let i = 0; i < periods.length; i++) {
-      const at = 1 + i * 4;
-      for (const [n, v] of Object.entries(out[at] as Record<string, string>)) counters[n] = String(redisNumber(counters[n] ?? '0') + redisNumber(v));
-      for (const [f, b] of Object.entries(out[at + 1] as Record<string, Buffer>)) timers.set(f, b);
-      for (const [n, op] of Object.entries(out[at + 2] as Record<string, string>)) {
+      const at = 1 + i * 2;
+      await runSliced(readPartsSliced((out[at] as Buffer | null) ?? Buffer.alloc(0), folder));
+      for (const [n, op] of Object.entries(out[at + 1] as Record<string, string>)) {
         const v = redisNumber(op.slice(1));
         gauges[n] = String(op[0] === 'd' ? redisNumber(gauges[n] ?? '0') + v : v);
       }
-      for (const f of out[at + 3] as string[]) sets.add(f);
     }
-    return { counters, timers, gauges, sets: [...sets], known: await this.readKnown() };
+    return { counters: folder.counters, timers: folder.timers, gauges, sets: folder.sets, known: await this.readKnown() };
   }
 
-  /** The console's del* commands: forget names in the open periods and in known:*. */
+  /**
+   * The console's del* commands: forget names in the open periods and in known:*. Counters and timers leave an
+   * open period's parts by a tombstone part appended after them (packed-parts.ts), which the fold applies in order.
+   */
   async deleteNames(type: 'counters' | 'timers' | 'gauges', names: readonly string[]): Promise<void> {
     if (names.length === 0) return;
     const k = this.keys;
     const periods = await this.openPeriods();
     const p = this.redis.pipeline();
-    if (type === 'counters') {
-      for (const ts of periods) p.hdel(k.period(ts, 'counters'), ...names);
-      p.hdel(k.known('counters'), ...names);
-    } else if (type === 'gauges') {
+    if (type === 'gauges') {
       for (const ts of periods) p.hdel(k.period(ts, 'gauges'), ...names);
       p.hdel(k.gauges, ...names).hdel(k.gaugeTtl, ...names).hdel(k.gaugeSeen, ...names);
     } else {
-      const wanted = new Set(names);
-      for (const ts of periods) {
-        const key = k.period(ts, 'timers');
-        const fields = (await this.redis.hkeys(key)).filter((f) => wanted.has(f.slice(0, f.indexOf(FIELD_SEP))));
-        if (fields.length > 0) p.hdel(key, ...fields);
-        p.hdel(k.period(ts, 'timer_counts'), ...names);
-      }
-      p.hdel(k.known('timers'), ...names);
+      const tombstone = type === 'counters' ? tombstonePart(names, []) : tombstonePart([], names);
+      // Only to periods that exist: APPEND would make a closed (already read) period's key again.
+      for (const ts of periods) p.eval(APPEND_IF_EXISTS, 1, k.period(ts, 'parts'), tombstone);
+      p.hdel(k.known(type), ...names);
     }
     p.incr(k.knownVersion);
     results(await p.exec());

@@ -3,6 +3,7 @@
  * (`name value ts`). Tests read what tallyd (or Etsy statsd) really sent.
  */
 import net from 'node:net';
+import { PlaintextServer } from './plaintext-server.js';
 
 export interface CarbonLine {
   name: string;
@@ -10,48 +11,21 @@ export interface CarbonLine {
   ts: number;
 }
 
-export class CarbonListener {
+export class CarbonListener extends PlaintextServer {
   readonly lines: CarbonLine[] = [];
   /** Lines that did not split into `name value ts`. */
   readonly malformed: string[] = [];
-  private server: net.Server | null = null;
-  private readonly conns = new Set<net.Socket>();
-  port = 0;
 
-  async start(port = 0): Promise<number> {
-    const server = net.createServer((sock) => {
-      this.conns.add(sock);
-      let rest = '';
-      sock.setEncoding('utf8');
-      sock.on('data', (d: string) => {
-        rest += d;
-        let i: number;
-        while ((i = rest.indexOf('\n')) !== -1) {
-          const line = rest.slice(0, i);
-          rest = rest.slice(i + 1);
-          const parts = line.split(' ');
-          if (parts.length === 3) this.lines.push({ name: parts[0] as string, value: parts[1] as string, ts: Number(parts[2]) });
-          else this.malformed.push(line);
-        }
-      });
-      sock.on('error', () => undefined);
-      sock.on('close', () => this.conns.delete(sock));
-    });
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-    const addr = server.address();
-    this.port = typeof addr === 'object' && addr ? addr.port : port;
-    return this.port;
+  constructor() {
+    super('utf8');
   }
 
-  async stop(): Promise<void> {
-    for (const s of this.conns) s.destroy();
-    const server = this.server;
-    this.server = null;
-    if (server) await new Promise<void>((r) => server.close(() => r()));
+  protected onData(text: string, end: number): void {
+    for (const line of text.slice(0, end).split('\n')) {
+      const parts = line.split(' ');
+      if (parts.length === 3) this.lines.push({ name: parts[0] as string, value: parts[1] as string, ts: Number(parts[2]) });
+      else this.malformed.push(line);
+    }
   }
 
   /** Values of a metric by timestamp, in arrival order. */

@@ -1,17 +1,12 @@
 /**
- * Carbon stand-ins that misbehave, recording plaintext lines as CarbonListener
- * does (`name value ts`):
- *
- * - ResettingCarbon records the complete lines within the first N bytes of a
- *   connection, then resets it (RST, socket.resetAndDestroy()): whatever came
- *   after byte N, in the same read or still in the buffers, is lost with the
- *   connection. It does so K times (K connections), then behaves.
- * - StalledCarbon accepts and never reads (the connection stays open, the
- *   window fills); goAway() destroys its connections and frees the port, and
- *   replaceWithGood() puts a CarbonListener on the same port.
+ * A Carbon stand-in for fault tests, recording plaintext lines as
+ * CarbonListener does (`name value ts`), that also tells how many
+ * connections are open: GoodCarbon, to wait for a peer's close. (The Carbons
+ * that reset or stall live in the tests that use them, carbon-faults.test.)
  */
 import net from 'node:net';
-import { CarbonListener, type CarbonLine } from './carbon.js';
+import type { CarbonLine } from './carbon.js';
+import { listenLoopback } from './plaintext-server.js';
 
 /** Appends the complete lines of `text` to `into`; returns the unterminated rest. */
 export function parseLines(text: string, into: CarbonLine[]): string {
@@ -36,12 +31,7 @@ abstract class RecordingServer {
 
   protected async listen(server: net.Server, port: number): Promise<number> {
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-    const addr = server.address();
-    this.port = typeof addr === 'object' && addr ? addr.port : port;
+    this.port = await listenLoopback(server, port);
     return this.port;
   }
 
@@ -62,88 +52,6 @@ abstract class RecordingServer {
 
   series(name: string): CarbonLine[] {
     return this.lines.filter((l) => l.name === name);
-  }
-}
-
-export class ResettingCarbon extends RecordingServer {
-  /** Connections reset so far. */
-  resets = 0;
-
-  /**
-   * @param resetAfterBytes N: a connection is reset once it has read this many bytes
-   * @param timesToReset K: resets before it behaves
-   */
-  constructor(
-    readonly resetAfterBytes: number,
-    readonly timesToReset: number,
-  ) {
-    super();
-  }
-
-  start(port = 0): Promise<number> {
-    const server = net.createServer((sock) => {
-      this.track(sock);
-      // Decide per connection: once K resets are used up, later connections behave.
-      const willReset = this.resets + this.pendingResets() < this.timesToReset;
-      if (willReset) this.armed.add(sock);
-      let read = 0;
-      let rest = '';
-      sock.on('data', (d: Buffer) => {
-        if (!this.armed.has(sock)) {
-          rest = parseLines(rest + d.toString('utf8'), this.lines);
-          return;
-        }
-        // Only the first N bytes count as read: a line that straddles N dies with the connection.
-        const take = Math.min(d.length, this.resetAfterBytes - read);
-        read += take;
-        rest = parseLines(rest + d.toString('utf8', 0, take), this.lines);
-        if (read >= this.resetAfterBytes) {
-          this.armed.delete(sock);
-          this.resets++;
-          sock.resetAndDestroy();
-        }
-      });
-      sock.on('close', () => this.armed.delete(sock));
-    });
-    return this.listen(server, port);
-  }
-
-  private readonly armed = new Set<net.Socket>();
-
-  private pendingResets(): number {
-    return this.armed.size;
-  }
-
-  /** Every reset used up (it now behaves). */
-  get done(): boolean {
-    return this.resets >= this.timesToReset;
-  }
-}
-
-export class StalledCarbon extends RecordingServer {
-  async start(port = 0): Promise<number> {
-    // pauseOnConnect: the socket is never read, so the peer's writes fill the buffers and stall.
-    const server = net.createServer({ pauseOnConnect: true }, (sock) => this.track(sock));
-    return this.listen(server, port);
-  }
-
-  /** Connections currently held open without reading. */
-  get open(): number {
-    return this.conns.size;
-  }
-
-  /** Drops every held connection and frees the port (nothing it held was read). */
-  goAway(): Promise<void> {
-    return this.stop();
-  }
-
-  /** goAway(), then a good CarbonListener on the same port. */
-  async replaceWithGood(): Promise<CarbonListener> {
-    const port = this.port;
-    await this.goAway();
-    const good = new CarbonListener();
-    await good.start(port);
-    return good;
   }
 }
 

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { Keys } from '../../src/store/keys.js';
 import { ShardMap } from '../../src/store/shards.js';
 import type { RedisClient } from '../../src/store/client.js';
+import { foldParts } from '../../src/flush/fold-parts.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -79,7 +80,10 @@ export async function openCounter(prefix: string, name: string, on: string | Red
     if (map === null) return 0;
     const k = keysOf(prefix, map, name);
     let sum = 0;
-    for (const p of await r.zrange(k.open, 0, -1)) sum += Number((await r.hget(k.period(Number(p), 'counters'), name)) ?? 0);
+    for (const p of await r.zrange(k.open, 0, -1)) {
+      // An open period's counters are in its packed parts (layout 3): folded as its leader will.
+      sum += foldParts(await r.getBuffer(k.period(Number(p), 'parts'))).counters.get(name) ?? 0;
+    }
     return sum;
   });
 }

@@ -1,6 +1,6 @@
 /**
  * Writing samples into the shards their names belong to, through the real
- * merge script (mergeBatch-15 via Store.merge), one batch per shard: what a
+ * merge script (mergeBatch-11 via Store.merge), one batch per shard: what a
  * batcher that splits by shard does. For tests of the readers (console,
  * health, HTTP) with names spread over several shards.
  */
@@ -42,7 +42,7 @@ export async function mergeIntoShards(store: Store, samples: readonly TestSample
   const tag = randomBytes(4).toString('hex');
   await Promise.all([...batches].map(async ([shard, batch]) => {
     const id = `test:${tag}:${shard}`;
-    const res = await (store.shards[shard] as Store).merge(id, boundaryMs, 'test-writer', boundaryMs + 86_400_000, encodeMerge(batch, id));
+    const res = await (store.shards[shard] as Store).merge(id, boundaryMs, 'test-writer', boundaryMs + 86_400_000, encodeMerge(batch));
     if (res.status !== 'merged') throw new Error(`merge into shard ${shard}: ${JSON.stringify(res)}`);
   }));
   return new Set(batches.keys());
@@ -62,8 +62,8 @@ export function namesOverShards(store: Store, prefix: string, shards: number): A
 }
 
 /**
- * Closes and commits period boundaryMs of one shard through the real scripts (acquireLease-1, closePeriod-10,
- * commitPeriod-16), as that shard's leader would, with the given outbox chunks ('\n'-terminated Graphite lines);
+ * Closes and commits period boundaryMs of one shard through the real scripts (acquireLease-1, closePeriod-8,
+ * commitPeriod-14), as that shard's leader would, with the given outbox chunks ('\n'-terminated Graphite lines);
  * the lease is released after. For tests of what readers see of committed periods and outboxes.
  */
 export async function commitInShard(shardStore: Store, boundaryMs: number, chunks: readonly string[]): Promise<void> {

@@ -3,7 +3,7 @@
  * (for signals and kill -9). Listeners bind port 0 on loopback unless told
  * otherwise; the real ports are reported back.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -57,9 +57,7 @@ export interface ChildTallyd {
  * test that points tallyd at a redis-server of its own says so in the file.
  */
 export function spawnTallyd(raw: RawConfig, env: NodeJS.ProcessEnv = {}): ChildTallyd {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tallyd-test-'));
-  const file = path.join(dir, 'config.json');
-  writeFileSync(file, JSON.stringify(raw, null, 2));
+  const file = configFile(raw);
   const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'), file], {
     cwd: ROOT,
     env: { ...withoutRedisUrl(process.env), ...env },
@@ -92,6 +90,28 @@ export async function waitForHttpPort(child: ChildTallyd, timeoutMs = 15_000): P
   const port = Number(/"port":(\d+)/.exec(line)?.[1]);
   if (!Number.isInteger(port) || port <= 0) throw new Error(`no port in tallyd's "http listening" line: ${line}`);
   return port;
+}
+
+export interface CheckResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `src/main.ts --check` on a config file written from raw, in spawnTallyd's environment (env on top), for 30 s at most. */
+export function checkTallyd(raw: RawConfig, env: NodeJS.ProcessEnv = {}): Promise<CheckResult> {
+  const file = configFile(raw);
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'), '--check', file], { cwd: ROOT, env: { ...withoutRedisUrl(process.env), ...env }, timeout: 30_000 },
+      (err, stdout, stderr) => resolve({ code: err === null ? 0 : Number((err as NodeJS.ErrnoException).code ?? 1), stdout, stderr }));
+  });
+}
+
+/** raw, written to config.json in a fresh temporary directory: its path. */
+function configFile(raw: RawConfig): string {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'tallyd-test-')), 'config.json');
+  writeFileSync(file, JSON.stringify(raw, null, 2));
+  return file;
 }
 
 function withoutRedisUrl(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {

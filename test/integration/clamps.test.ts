@@ -1,7 +1,7 @@
 /**
  * values_clamped: every clamp to the finite doubles is counted once, wherever
- * it happens: a gauge delta sum in the batch, in the merge (mergeBatch-15),
- * when the period closes (closePeriod-10), and a timer stat when the period
+ * it happens: a gauge delta sum in the batch, in the merge (mergeBatch-11),
+ * when the period closes (closePeriod-8), and a timer stat when the period
  * is computed. Real Redis; the last test goes through a whole tallyd to a
  * Carbon listener.
  */
@@ -47,7 +47,7 @@ describe('clamps are counted', () => {
       const b = new Batch();
       b.gauge('g.m', HUGE, true);
       assert.equal(b.clamped, 0);
-      return store.merge(id, P, 'm', P + 1000, encodeMerge(b, id));
+      return store.merge(id, P, 'm', P + 1000, encodeMerge(b));
     };
     assert.deepEqual(await one('m:1'), { status: 'merged' });
     assert.deepEqual(await one('m:2'), { status: 'merged', clamped: 1 });
@@ -60,7 +60,7 @@ describe('clamps are counted', () => {
     await store.redis.hset(store.keys.gauges, 'g.c', String(HUGE));
     const b = new Batch();
     b.gauge('g.c', HUGE, true);
-    await store.merge('c:1', P, 'm', P + 1000, encodeMerge(b, 'c:1'));
+    await store.merge('c:1', P, 'm', P + 1000, encodeMerge(b));
     await store.tryAcquireLease('tok', 60_000);
     // g.m (-MAX_VALUE as a delta onto nothing) does not clamp; g.c does.
     assert.deepEqual(await store.closePeriod('tok', P, 60_000, 0, P + 5000), { status: 'closed', clamped: 1 });

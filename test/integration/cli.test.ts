@@ -2,7 +2,8 @@
  * The command line as a user meets it: --help and --version, a bad config
  * (exit 2, every problem named), a port in use and an unreachable Redis
  * (exit 1, one line naming what and where), a SIGTERM while starting (exit 0
- * once started and stopped).
+ * once started and stopped), a second SIGINT during a long stop (exit 1 at
+ * once; the same SIGINT again at once is no second one).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -13,7 +14,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { freePort } from '../helpers/carbon.js';
 import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
-import { ROOT, testConfig } from '../helpers/tallyd.js';
+import { ROOT, spawnTallyd, testConfig, waitForOutput } from '../helpers/tallyd.js';
 import { LAYOUT_VERSION } from '../../src/store/keys.js';
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -222,5 +223,56 @@ describe('command line', () => {
     }
     assert.equal(await exited, 0, out);
     await cleanup(prefix);
+  });
+
+  test('a stop waiting on Carbon: SIGINT twice at once is one stop; a SIGINT 1.5 s later exits at once with 1', async () => {
+    const prefix = testPrefix('cli-second-signal');
+    const STOP_TIMEOUT_MS = 15_000;
+    // Nothing listens at Carbon's port: the periods' lines wait in the outbox, and the stop drains it for stopTimeout.
+    // Started as npm starts it (npm_lifecycle_event set), whatever runs this test.
+    const child = spawnTallyd(testConfig(prefix, await freePort(), {
+      servers: [{ server: 'udp', address: '127.0.0.1', port: 0 }], stopTimeout: STOP_TIMEOUT_MS, log: { level: 'info' },
+    }), { npm_lifecycle_event: 'start' });
+    try {
+      await waitForOutput(child, '"msg":"tallyd is up"');
+      await waitForOutput(child, 'delivery lost; its lines stay in the outbox');
+      // As a process group's SIGINT arrives under npm start: from the group, and passed on by npm.
+      child.proc.kill('SIGINT');
+      child.proc.kill('SIGINT');
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(child.proc.exitCode, null, child.output());
+      assert.doesNotMatch(child.output(), /second signal/);
+      const second = Date.now();
+      child.proc.kill('SIGINT');
+      assert.equal(await child.exited, 1, child.output());
+      assert.ok(Date.now() - second < 3000, `${Date.now() - second} ms after the second SIGINT:\n${child.output()}`);
+      assert.equal(child.output().split('\n').filter((l) => l.includes('"msg":"second signal: exiting without waiting"')).length, 1, child.output());
+      assert.doesNotMatch(child.output(), /"msg":"tallyd stopped"/);
+    } finally {
+      child.proc.kill('SIGKILL');
+      await cleanup(prefix);
+    }
+  });
+
+  test('started without npm, a second SIGINT 300 ms into a stop waiting on Carbon exits at once with 1', async () => {
+    const prefix = testPrefix('cli-second-signal-direct');
+    const child = spawnTallyd(testConfig(prefix, await freePort(), {
+      servers: [{ server: 'udp', address: '127.0.0.1', port: 0 }], stopTimeout: 15_000, log: { level: 'info' },
+    }), { npm_lifecycle_event: undefined });
+    try {
+      await waitForOutput(child, '"msg":"tallyd is up"');
+      await waitForOutput(child, 'delivery lost; its lines stay in the outbox');
+      child.proc.kill('SIGINT');
+      await waitForOutput(child, '"msg":"stopping"');
+      await new Promise((r) => setTimeout(r, 300));
+      const second = Date.now();
+      child.proc.kill('SIGINT');
+      assert.equal(await child.exited, 1, child.output());
+      assert.ok(Date.now() - second < 3000, `${Date.now() - second} ms after the second SIGINT:\n${child.output()}`);
+      assert.match(child.output(), /"msg":"second signal: exiting without waiting"/);
+    } finally {
+      child.proc.kill('SIGKILL');
+      await cleanup(prefix);
+    }
   });
 });

@@ -10,11 +10,8 @@
  * console's `config` shows `redis > password: ***`.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { existsSync } from 'node:fs';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { CarbonListener, freeUdpPort, sleep } from '../helpers/carbon.js';
 import { askConsole } from '../helpers/console.js';
@@ -23,7 +20,7 @@ import { RedisCluster, REDIS_CLI_BIN } from '../helpers/redis-cluster.js';
 import { REDIS_SERVER_BIN } from '../helpers/redis-server.js';
 import { testPrefix } from '../helpers/redis.js';
 import { assertPeriods, periodOf, SteadySender, waitSettled } from '../helpers/steady-traffic.js';
-import { ROOT, spawnTallyd, testConfig, waitForOutput } from '../helpers/tallyd.js';
+import { checkTallyd, spawnTallyd, testConfig, waitForOutput } from '../helpers/tallyd.js';
 
 const FLUSH_MS = 1000;
 const HAVE_BINARIES = existsSync(REDIS_SERVER_BIN) && existsSync(REDIS_CLI_BIN);
@@ -95,15 +92,8 @@ describe('redis cluster with requirepass', { skip }, () => {
   });
 
   test('--check with redis.username and TALLYD_REDIS_PASSWORD: reachable, the password shown as ***', async () => {
-    const file = path.join(mkdtempSync(path.join(tmpdir(), 'tallyd-cluster-auth-')), 'config.json');
-    writeFileSync(file, JSON.stringify({ graphiteHost: null, redis: { nodes: seeds().slice(0, 2), username: 'default', keyPrefix: prefix('check') } }));
-    const env: NodeJS.ProcessEnv = { ...process.env, TALLYD_REDIS_PASSWORD: PASSWORD };
-    delete env.REDIS_URL;
-    delete env.TALLYD_REDIS_URL;
-    const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'), '--check', file], { cwd: ROOT, env, timeout: 30_000 },
-        (err, stdout, stderr) => resolve({ code: err === null ? 0 : Number((err as NodeJS.ErrnoException).code ?? 1), stdout, stderr }));
-    });
+    const raw = { graphiteHost: null, redis: { nodes: seeds().slice(0, 2), username: 'default', keyPrefix: prefix('check') } };
+    const out = await checkTallyd(raw, { TALLYD_REDIS_PASSWORD: PASSWORD });
     assert.equal(out.code, 0, out.stderr);
     assert.match(out.stderr, /^ok {3}redis cluster nodes 127\.0\.0\.1:\d+,127\.0\.0\.1:\d+: reachable, Redis \d+\.\d+\.\d+, 3 masters, cluster_state ok;/m);
     const shown = JSON.parse(out.stdout) as { redis: { username: string; password: string } };

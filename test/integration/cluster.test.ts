@@ -15,10 +15,7 @@
  * keys move: batches wait and retry, nothing lost or doubled).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { existsSync, writeFileSync } from 'node:fs';
 import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
 import { Cluster } from 'ioredis';
 import { Keys } from '../../src/store/keys.js';
@@ -30,7 +27,7 @@ import { RedisCluster, REDIS_CLI_BIN, type ClusterNode } from '../helpers/redis-
 import { REDIS_SERVER_BIN } from '../helpers/redis-server.js';
 import { recordedShards, testPrefix } from '../helpers/redis.js';
 import { assertPeriods, checkPeriods, diagnoseLines, periodOf, SteadySender, waitSettled, waitUntil } from '../helpers/steady-traffic.js';
-import { ROOT, spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
+import { checkTallyd, spawnTallyd, testConfig, waitForOutput, type ChildTallyd } from '../helpers/tallyd.js';
 
 const FLUSH_MS = 1000;
 const SHARDS = 16;
@@ -185,15 +182,7 @@ describe('redis cluster', { skip }, () => {
   });
 
   test('tallyd --check probes the cluster: reachable, its masters, cluster_state ok', async () => {
-    const file = path.join(mkdtempSync(path.join(tmpdir(), 'tallyd-cluster-check-')), 'config.json');
-    writeFileSync(file, JSON.stringify({ graphiteHost: null, redis: { nodes: theCluster().seeds.slice(0, 2), keyPrefix: testPrefix('cluster-check') } }));
-    const env = { ...process.env };
-    delete env.REDIS_URL;
-    delete env.TALLYD_REDIS_URL;
-    const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'), '--check', file], { cwd: ROOT, env, timeout: 30_000 },
-        (err, stdout, stderr) => resolve({ code: err === null ? 0 : Number((err as NodeJS.ErrnoException).code ?? 1), stdout, stderr }));
-    });
+    const out = await checkTallyd({ graphiteHost: null, redis: { nodes: theCluster().seeds.slice(0, 2), keyPrefix: testPrefix('cluster-check') } });
     assert.equal(out.code, 0, out.stderr);
     assert.match(out.stderr, /^ok {3}redis cluster nodes 127\.0\.0\.1:\d+,127\.0\.0\.1:\d+: reachable, Redis \d+\.\d+\.\d+, 3 masters, cluster_state ok; key prefix "[^"]+" holds no tallyd data of layout v\d+ yet; redis\.shards 16, recorded for the prefix: none yet$/m);
     const shown = JSON.parse(out.stdout) as { redis: { nodes: string[]; waitReplicas: number } };

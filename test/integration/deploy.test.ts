@@ -201,7 +201,7 @@ describe('the npm package', () => {
     assert.ok(pack);
     const files = pack.files.map((f) => f.path);
     const required = ['LICENSE', 'README.md', 'package.json', 'config/tallyd.conf.js', 'deploy/tallyd.service', 'deploy/redis.conf', 'docs/production.md', 'binding.gyp', 'scripts/build-native.mjs', 'src/native/udp_reader.c'];
-    if (existsSync(path.join(ROOT, 'dist', 'main.js'))) required.push('dist/main.js', 'dist/http/page/index.html', 'dist/store/scripts/mergeBatch-15.lua');
+    if (existsSync(path.join(ROOT, 'dist', 'main.js'))) required.push('dist/main.js', 'dist/http/page/index.html', 'dist/store/scripts/mergeBatch-11.lua');
     for (const f of required) assert.ok(files.includes(f), `${f} is not in the package`);
     const stray = files.filter((f) => /^(test|bench|examples|node_modules|build)\//.test(f) || f.endsWith('.map') || (f.startsWith('src/') && !/^src\/native\/[\w-]+\.[ch]$/.test(f)));
     assert.deepEqual(stray, [], 'files that do not belong in the package');

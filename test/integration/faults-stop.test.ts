@@ -38,6 +38,7 @@ import { waitAllLed } from '../helpers/lease.js';
 import { REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { checkPeriods, diagnoseLines, periodOf, SteadySender, waitUntil } from '../helpers/steady-traffic.js';
 import { spawnTallyd, testConfig, waitForOutput } from '../helpers/tallyd.js';
+import { foldParts } from '../../src/flush/fold-parts.js';
 
 const FLUSH_MS = 1000;
 /** The contract's default stopTimeout (not set in the config, so the current code loads it too). */
@@ -66,10 +67,9 @@ async function leftovers(prefix: string): Promise<{ hits: number; outbox: string
       keys.push(key);
       const type = await r.type(key);
       const local = key.slice(prefix.length);
-      if (type === 'hash' && /counters$/.test(local) && !/known/.test(local)) {
-        // A period's counters (cur:, pending:<ts>:, p:<ts>:), not the names-seen hash.
-        const v = await r.hget(key, NAME);
-        if (v !== null) hits += Number(v);
+      if (type === 'string' && /:p:\d+:parts$/.test(local)) {
+        // A period's packed parts (layout 3), folded as its leader will.
+        hits += foldParts(await r.getBuffer(key)).counters.get(NAME) ?? 0;
       } else if (/:outbox$/.test(local)) {
         if (type === 'list') {
           const n = await r.llen(key);

@@ -16,6 +16,7 @@ import { Flusher } from '../../src/flush/flusher.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { SelfStats } from '../../src/observability/self-stats.js';
 import { Store } from '../../src/store/store.js';
+import { run, until } from '../helpers/drive-clock.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { graphiteOnly, outboxText } from '../helpers/outbox.js';
 import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
@@ -23,22 +24,6 @@ import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
 const log = createLogger('silent');
 const I = 10_000;
 const SELF_METRICS = /^(statsd\.numStats|stats\.statsd\.processing_time|stats\.statsd\.graphiteStats\.\w+|stats\.gauges\.statsd\.timestamp_lag) /;
-
-async function until(what: string, pred: () => Promise<boolean> | boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** Moves the clock forward in steps, letting the flushers' Redis round trips finish between steps. */
-async function run(clock: ManualClock, ms: number, stepMs = 100): Promise<void> {
-  for (let done = 0; done < ms; done += stepMs) {
-    clock.advance(Math.min(stepMs, ms - done));
-    await new Promise((r) => setTimeout(r, 15));
-  }
-}
 
 /** A name that lands on shard s. */
 function nameOn(store: Store, s: number, stem: string): string {
@@ -78,7 +63,7 @@ describe('fleet self-metrics (two shards, injected clock, real redis)', () => {
       b.counter('statsd.metrics_received', 5 + i, 1);
       if (i === 1) b.counter('statsd.bad_lines_seen', 3, 1);
       const id = `f:${++seq}`;
-      assert.deepEqual(await st.merge(id, P, 'm', P + I, encodeMerge(b, id)), { status: 'merged' });
+      assert.deepEqual(await st.merge(id, P, 'm', P + I, encodeMerge(b)), { status: 'merged' });
     }
     const clock = new ManualClock(P + 100);
     const flusherOf = (st: Store): Flusher => {

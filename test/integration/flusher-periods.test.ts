@@ -16,6 +16,7 @@ import { Flusher } from '../../src/flush/flusher.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { SelfStats } from '../../src/observability/self-stats.js';
 import { Store } from '../../src/store/store.js';
+import { run, until } from '../helpers/drive-clock.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { graphiteOnly, outboxText as readOutbox } from '../helpers/outbox.js';
 import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
@@ -23,22 +24,6 @@ import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
 const log = createLogger('silent');
 const I = 10_000;
 const TTL = 3000;
-
-async function until(what: string, pred: () => Promise<boolean> | boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** Moves the clock forward in steps of stepMs, letting the flusher's Redis round trips finish between steps. */
-async function run(clock: ManualClock, ms: number, stepMs = 100): Promise<void> {
-  for (let done = 0; done < ms; done += stepMs) {
-    clock.advance(Math.min(stepMs, ms - done));
-    await new Promise((r) => setTimeout(r, 15));
-  }
-}
 
 function counterBatch(name: string, n: number): Batch {
   const b = new Batch();
@@ -75,7 +60,7 @@ describe('flusher periods (injected clock, real redis)', () => {
 
   async function merge(boundaryMs: number, member: string, watermarkMs: number, name: string, n: number): Promise<void> {
     const id = `t:${++seq}`;
-    assert.deepEqual(await store.merge(id, boundaryMs, member, watermarkMs, encodeMerge(counterBatch(name, n), id)), { status: 'merged' });
+    assert.deepEqual(await store.merge(id, boundaryMs, member, watermarkMs, encodeMerge(counterBatch(name, n))), { status: 'merged' });
   }
 
   async function outboxText(): Promise<string> {
@@ -198,7 +183,7 @@ describe('flusher periods (injected clock, real redis)', () => {
       const b = new Batch();
       b.gauge('dg.g', value, delta);
       const id = `g:${++seq}`;
-      await store.merge(id, boundaryMs, 'src', P + 3 * I, encodeMerge(b, id));
+      await store.merge(id, boundaryMs, 'src', P + 3 * I, encodeMerge(b));
     };
     await g(P, 5, false); // set in P, idle in P + I (deleted after it, as statsd does), +1 in P + 2I
     await g(P + 2 * I, 1, true);

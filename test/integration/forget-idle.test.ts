@@ -6,7 +6,7 @@
  * fresh.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { Batch } from '../../src/aggregate/batch.js';
 import { encodeMerge } from '../../src/aggregate/merge-args.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -17,23 +17,17 @@ import { Store } from '../../src/store/store.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { graphiteOnly, outboxText } from '../helpers/outbox.js';
 import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
+import { storeOnFreshPrefix } from '../helpers/store.js';
 
 const log = createLogger('silent');
 const FORGET_MS = 60_000;
 const IDLE = ['idle.c', 'idle.t', 'idle.s', 'idle.g'];
 
 describe('forgetIdleAfter', () => {
-  const prefix = testPrefix('forget');
-  let s: Store;
-  before(async () => {
-    s = await Store.open({ url: REDIS_URL, keyPrefix: prefix }, log);
-  });
-  after(async () => {
-    await s.quit();
-    await cleanup(prefix);
-  });
+  const { prefix, store } = storeOnFreshPrefix('forget');
 
   test('idle names stop being emitted and leave Redis; active ones stay; a name that comes back starts fresh', async () => {
+    const s = store();
     const { config } = loadConfig({
       file: null,
       env: {},
@@ -51,7 +45,7 @@ describe('forgetIdleAfter', () => {
     const period = async (ts: number, fill: (b: Batch) => void): Promise<string> => {
       const b = new Batch();
       fill(b);
-      await s.merge(`f:${ts}`, ts * 1000, 'f', ts * 1000 + 1000, encodeMerge(b, `f:${ts}`));
+      await s.merge(`f:${ts}`, ts * 1000, 'f', ts * 1000 + 1000, encodeMerge(b));
       await s.leave('f');
       assert.equal((await s.closePeriod(f.token, ts * 1000, 60_000, 0)).status, 'closed');
       await f.kickProcessing();
@@ -131,7 +125,7 @@ describe('forgetIdleAfter', () => {
       const b = new Batch();
       if (ts === 1000) b.counter('old.c', 1, 1);
       b.counter('other.c', 1, 1);
-      await z.merge(`z:${ts}`, ts * 1000, 'z', ts * 1000 + 1000, encodeMerge(b, `z:${ts}`));
+      await z.merge(`z:${ts}`, ts * 1000, 'z', ts * 1000 + 1000, encodeMerge(b));
       await z.leave('z');
       assert.equal((await z.closePeriod(f.token, ts * 1000, 60_000, 0)).status, 'closed');
       await f.kickProcessing();
@@ -149,13 +143,13 @@ describe('forgetIdleAfter', () => {
       assert.equal(await st.tryAcquireLease('tok', 60_000), 2);
       const set = new Batch();
       set.gauge('race.g', 100, false);
-      await st.merge('G:1', P1, 'm', P2, encodeMerge(set, 'G:1'));
+      await st.merge('G:1', P1, 'm', P2, encodeMerge(set));
       await st.leave('m');
       assert.equal((await st.closePeriod('tok', P1, 3000, 0)).status, 'closed');
       await st.rememberSeen({ gauges: ['race.g'] }, Date.now() - 10 * 3_600_000); // last seen 10 h ago
       const delta = new Batch();
       delta.gauge('race.g', 1, true); // +1 received now, in the open period P2
-      await st.merge('G:2', P2, 'm', P2 + 1000, encodeMerge(delta, 'G:2'));
+      await st.merge('G:2', P2, 'm', P2 + 1000, encodeMerge(delta));
       const res = await st.forgetIdle('tok', Date.now() - 3_600_000, { counters: [], timers: [], sets: [], gauges: ['race.g'] });
       assert.deepEqual({ forgotten: res?.forgotten, removed: res?.removed }, { forgotten: 0, removed: 0 });
       await st.leave('m');

@@ -65,7 +65,7 @@ describe('outbox', () => {
     batch.passthrough('pt.a 1 1700000000');
     batch.passthrough('pt.b 2 1700000000');
     // Into a period far ahead of the ones these tests close; the member leaves at once, so it holds no close.
-    assert.deepEqual(await store.merge('ob:1', 9e12, 'ob', 9e12 + 1000, encodeMerge(batch, 'ob:1')), { status: 'merged' });
+    assert.deepEqual(await store.merge('ob:1', 9e12, 'ob', 9e12 + 1000, encodeMerge(batch)), { status: 'merged' });
     await store.leave('ob');
     const entries = await outboxEntries(store);
     assert.deepEqual(entries.map((e) => [e.n, e.b]), [[3, entryText(1, 3).length], [2, 36]]);

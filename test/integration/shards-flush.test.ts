@@ -9,7 +9,7 @@
  * stats the fleet emitted for that period.
  */
 import assert from 'node:assert/strict';
-import { afterEach, describe, test } from 'node:test';
+import { afterEach, describe, test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { LAYOUT_VERSION } from '../../src/store/keys.js';
 import { rankFor } from '../../src/flush/shard-leases.js';
@@ -45,7 +45,7 @@ async function leaseState(redis: Redis, prefix: string): Promise<{ holders: Arra
   return { holders, flushers };
 }
 
-/** The process whose output names token (its 'became the flushing leader' lines carry it), or -1. */
+/** The process whose output names token (its 'flush thread joined the flushers' line at start carries it), or -1. */
 function ownerOf(procs: readonly Proc[], token: string | null): number {
   return token === null ? -1 : procs.findIndex((p) => p.child.output().includes(token));
 }
@@ -133,16 +133,21 @@ describe('shards: a flusher per shard, leases by rendezvous hashing, one set of 
 
   const namesFor = (who: string): string[] => Array.from({ length: 4 }, (_, i) => `shards.flush.${who}${i}`);
 
-  test('two processes share the shards, a third takes its share by handover: every name exact per period, self-metrics once for the fleet', { timeout: 90_000 }, async (t) => {
-    const prefix = testPrefix('shards-flush');
+  /** A fresh prefix, a Carbon listener, a Redis client for the lease state, and two processes up (names a and b), not yet sending. */
+  async function twoProcesses(t: TestContext, prefixName: string): Promise<{ prefix: string; carbon: CarbonListener; redis: Redis; procs: Proc[] }> {
+    const prefix = testPrefix(prefixName);
     f.prefixes.push(prefix);
     const carbon = new CarbonListener();
     f.carbons.push(carbon);
     await carbon.start();
     const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
     t.after(() => redis.disconnect());
-
     const procs: Proc[] = [await start(prefix, carbon, namesFor('a')), await start(prefix, carbon, namesFor('b'))];
+    return { prefix, carbon, redis, procs };
+  }
+
+  test('two processes share the shards, a third takes its share by handover: every name exact per period, self-metrics once for the fleet', { timeout: 90_000 }, async (t) => {
+    const { prefix, carbon, redis, procs } = await twoProcesses(t, 'shards-flush');
     const firstTs = Math.floor(Date.now() / FLUSH_MS) + 2; // a whole period after both are up
     for (const s of procs.flatMap((p) => p.senders)) await s.start();
     // Bad lines to each process: the loss counter is an ordinary counter, so it lands once, summed over the fleet.
@@ -201,15 +206,7 @@ describe('shards: a flusher per shard, leases by rendezvous hashing, one set of 
   });
 
   test('a process killed -9 under traffic: its shards are led again within leaseTtl and a check, no period missing or doubled', { timeout: 90_000 }, async (t) => {
-    const prefix = testPrefix('shards-flush-kill');
-    f.prefixes.push(prefix);
-    const carbon = new CarbonListener();
-    f.carbons.push(carbon);
-    await carbon.start();
-    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-    t.after(() => redis.disconnect());
-
-    const procs: Proc[] = [await start(prefix, carbon, namesFor('a')), await start(prefix, carbon, namesFor('b'))];
+    const { prefix, carbon, redis, procs } = await twoProcesses(t, 'shards-flush-kill');
     const firstTs = Math.floor(Date.now() / FLUSH_MS) + 2;
     for (const s of procs.flatMap((p) => p.senders)) await s.start();
     let led: number[] = [];

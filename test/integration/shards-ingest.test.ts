@@ -15,13 +15,12 @@ import { Batcher, type MergeTarget, type ShardedTarget } from '../../src/aggrega
 import { createLogger } from '../../src/observability/logger.js';
 import { SelfStats } from '../../src/observability/self-stats.js';
 import { StatsdLineParser } from '../../src/parse/statsd-line.js';
-import { FIELD_SEP } from '../../src/store/keys.js';
-import { unpackSamples } from '../../src/store/sample-codec.js';
 import { Store } from '../../src/store/store.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { outboxText } from '../helpers/outbox.js';
 import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { foldParts } from '../../src/flush/fold-parts.js';
 
 const log = createLogger('silent');
 const I = 10_000;
@@ -99,44 +98,42 @@ interface Stored {
   shardsUsed: Set<number>;
 }
 
+/** A counter's value in period p of store st's shard (its parts folded), or undefined. */
+async function counterIn(st: Store, p: number, name: string): Promise<number | undefined> {
+  return foldParts(await st.redis.getBuffer(st.keys.period(p, 'parts'))).counters.get(name);
+}
+
 /** Reads period p from every shard (shardStore(s): the Store holding shard s) and checks each name's shard. */
 async function readPeriod(shardStore: (s: number) => Store, shardOf: (name: string) => number, p: number): Promise<Stored> {
   const out: Stored = { counters: new Map(), timers: new Map(), timerCounts: new Map(), gauges: new Map(), sets: new Map(), shardsUsed: new Set() };
   for (let s = 0; s < SHARDS; s++) {
     const st = shardStore(s);
     const r = st.redis;
-    const [counters, timerCounts, gauges, sets, timers] = await Promise.all([
-      r.hgetall(st.keys.period(p, 'counters')), r.hgetall(st.keys.period(p, 'timer_counts')), r.hgetall(st.keys.period(p, 'gauges')),
-      r.hgetall(st.keys.period(p, 'sets')), r.hgetallBuffer(st.keys.period(p, 'timers')),
-    ]);
+    const [parts, gauges] = await Promise.all([r.getBuffer(st.keys.period(p, 'parts')), r.hgetall(st.keys.period(p, 'gauges'))]);
+    const { counters, timerCounts, timers, sets } = foldParts(parts);
     const mine = (name: string, what: string) => assert.equal(shardOf(name), s, `${what} ${JSON.stringify(name)} is in shard ${s}'s keys`);
-    for (const [name, v] of Object.entries(counters)) {
+    for (const [name, v] of counters) {
       mine(name, 'counter');
       assert.ok(!out.counters.has(name), `counter ${name} in one shard only`);
-      out.counters.set(name, Number(v));
+      out.counters.set(name, v);
     }
-    for (const [name, v] of Object.entries(timerCounts)) {
+    for (const [name, v] of timerCounts) {
       mine(name, 'timer count');
-      out.timerCounts.set(name, Number(v));
+      out.timerCounts.set(name, v);
     }
     for (const [name, v] of Object.entries(gauges)) {
       mine(name, 'gauge');
       out.gauges.set(name, v);
     }
-    for (const field of Object.keys(sets)) {
-      const [name, member] = field.split(FIELD_SEP) as [string, string];
+    for (const [name, members] of sets) {
       mine(name, 'set');
-      if (!out.sets.has(name)) out.sets.set(name, new Set());
-      out.sets.get(name)!.add(member);
+      out.sets.set(name, new Set(members));
     }
-    for (const [field, packed] of Object.entries(timers)) {
-      const name = field.slice(0, field.indexOf(FIELD_SEP));
+    for (const [name, samples] of timers) {
       mine(name, 'timer');
-      const values = out.timers.get(name) ?? [];
-      unpackSamples(packed, values);
-      out.timers.set(name, values);
+      out.timers.set(name, [...samples]);
     }
-    if (Object.keys(counters).length + Object.keys(gauges).length + Object.keys(sets).length + Object.keys(timers).length > 0) out.shardsUsed.add(s);
+    if (counters.size + Object.keys(gauges).length + sets.size + timers.size > 0) out.shardsUsed.add(s);
   }
   for (const v of out.timers.values()) v.sort((a, b) => a - b);
   return out;
@@ -302,8 +299,8 @@ describe('shards: the ingest side', () => {
     await assertOutboxes(shardStore, (n) => shared.shardOf(n), [...first.passthrough, ...second.passthrough]);
     // Nothing of shard K's on the shared Redis, nothing of the others' on the test's own.
     for (const p of [P, P + I]) {
-      assert.equal(await shared.redis.exists(shared.shards[K]!.keys.period(p, 'counters')), 0);
-      for (let s = 0; s < SHARDS; s++) if (s !== K) assert.equal(await own.redis.exists(own.shards[s]!.keys.period(p, 'counters')), 0);
+      assert.equal(await shared.redis.exists(shared.shards[K]!.keys.period(p, 'parts')), 0);
+      for (let s = 0; s < SHARDS; s++) if (s !== K) assert.equal(await own.redis.exists(own.shards[s]!.keys.period(p, 'parts')), 0);
     }
     assert.ok(self.batchesMerged >= 2);
     assert.equal(self.batchesDropped, 0);
@@ -333,7 +330,7 @@ describe('shards: the ingest side', () => {
       assert.equal(rec?.split(' ')[1], String(P + I), `shard ${s} has the watermark P + I`);
     }
     assert.deepEqual(await leader.closePeriod(token, P, 60_000, Date.now()), { status: 'closed' }, 'the quiet shard closes P without waiting');
-    assert.equal(await store.shards[a]!.redis.hget(store.shards[a]!.keys.period(P, 'counters'), name), '1');
+    assert.equal(await counterIn(store.shards[a]!, P, name), 1);
     await b.stop(5000);
   });
 
@@ -361,8 +358,8 @@ describe('shards: the ingest side', () => {
       const s = store.shardOf(n);
       const st = store.shards[s] as Store;
       const into = s === L ? P + I : P;
-      assert.equal(await st.redis.hget(st.keys.period(into, 'counters'), n), '5', `${n} in shard ${s}, period ${into === P ? 'P' : 'P + I'}`);
-      assert.equal(await st.redis.hget(st.keys.period(s === L ? P : P + I, 'counters'), n), null, `${n} not in the other period`);
+      assert.equal(await counterIn(st, into, n), 5, `${n} in shard ${s}, period ${into === P ? 'P' : 'P + I'}`);
+      assert.equal(await counterIn(st, s === L ? P : P + I, n), undefined, `${n} not in the other period`);
     }
     assert.equal(self.batchesMerged, 1);
     assert.equal(self.mergeErrors, 0);

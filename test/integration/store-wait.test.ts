@@ -40,7 +40,7 @@ describe('redis.waitReplicas', () => {
   test('a batch retried for longer than the 15-minute dedupe window (a long replica outage) still merges once', async () => {
     const b = new Batch();
     b.counter('window.c', 5, 1);
-    const args = encodeMerge(b, 'W:1');
+    const args = encodeMerge(b);
     await assert.rejects(waiting.merge('W:1', P1, 'mW', P2, args)); // ran on the master; WAIT saw no replica
     const realNow = Date.now;
     try {
@@ -49,7 +49,7 @@ describe('redis.waitReplicas', () => {
         // Another member's merge trims ids older than the window from the dedupe set...
         const o = new Batch();
         o.counter('window.other', 1, 1);
-        assert.deepEqual(await plain.merge(`O:${minutes}`, P1, 'mO', P2, encodeMerge(o, `O:${minutes}`)), { status: 'merged' });
+        assert.deepEqual(await plain.merge(`O:${minutes}`, P1, 'mO', P2, encodeMerge(o)), { status: 'merged' });
         // ...but every retry of W:1 renewed its id, so it is still a duplicate.
         await assert.rejects(waiting.merge('W:1', P1, 'mW', P2, args));
       }
@@ -69,7 +69,7 @@ describe('redis.waitReplicas', () => {
       assert.equal(replicas, 0, 'this test needs a Redis without replicas at REDIS_URL');
       const batch = new Batch();
       batch.counter('w.c', 5, 1);
-      const args = encodeMerge(batch, 'w:1');
+      const args = encodeMerge(batch);
       for (let attempt = 0; attempt < 3; attempt++) {
         await assert.rejects(waiting.merge('w:1', P1, 'm1', P2, args), (err: unknown) => {
           assert.ok(err instanceof StoreError, String(err));

@@ -18,6 +18,7 @@ import { Store } from '../../src/store/store.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { graphiteOnly, outboxEntries, outboxText } from '../helpers/outbox.js';
 import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
+import { storeOnFreshPrefix } from '../helpers/store.js';
 
 const log = createLogger('silent');
 const P1 = 1_000_000;
@@ -47,26 +48,24 @@ describe('redis invariants', () => {
     batch.gauge('m.g', 5, false);
     batch.gauge('m.g', -2, true);
     batch.set('m.s', 'x');
-    const args = encodeMerge(batch, 'node:1');
+    const args = encodeMerge(batch);
     assert.deepEqual(await a.merge('node:1', P1, 'm1', P2, args), { status: 'merged' });
     assert.deepEqual(await a.merge('node:1', P1, 'm1', P2, args), { status: 'duplicate' });
     const cur = await a.readCurrent();
-    assert.equal(cur.counters['m.c'], '6');
+    assert.equal(cur.counters.get('m.c'), 6);
     assert.equal(cur.gauges['m.g'], '3');
-    const packed = cur.timers.get('m.t\nnode:1');
-    assert.ok(packed);
-    assert.deepEqual([packed.readDoubleLE(0), packed.readDoubleLE(8)], [0.1, 1e-300]);
-    assert.deepEqual(cur.sets, ['m.s\nx']);
+    assert.deepEqual(cur.timers.get('m.t'), [0.1, 1e-300]);
+    assert.deepEqual(cur.sets, new Map([['m.s', new Set(['x'])]]));
   });
 
-  test('float sums match JavaScript: stored with %.17g, read back bit-exact', async () => {
+  test('float sums match JavaScript: stored as the sender\'s shortest text or, once summed, with %.17g; read back bit-exact', async () => {
     const batch = new Batch();
     batch.counter('f.c', 0.1, 1);
-    await a.merge('node:2', P1, 'm1', P2, encodeMerge(batch, 'node:2'));
+    await a.merge('node:2', P1, 'm1', P2, encodeMerge(batch));
     const again = new Batch();
     again.counter('f.c', 0.2, 1);
-    await a.merge('node:3', P1, 'm1', P2, encodeMerge(again, 'node:3'));
-    assert.equal(Number((await a.readCurrent()).counters['f.c']), 0.1 + 0.2);
+    await a.merge('node:3', P1, 'm1', P2, encodeMerge(again));
+    assert.equal((await a.readCurrent()).counters.get('f.c'), 0.1 + 0.2);
   });
 
   test('closing is fenced by the lease and in order: a period closes once, an older one never', async () => {
@@ -79,9 +78,9 @@ describe('redis invariants', () => {
     assert.deepEqual(await a.closePeriod('token-a', P1, TTL, 0), { status: 'out-of-order', closedMs: P1 }, 'same period again');
     assert.deepEqual(await a.closePeriod('token-a', P1 - 1000, TTL, 0), { status: 'out-of-order', closedMs: P1 }, 'an older one');
     assert.deepEqual(await a.pendingPeriods(), [P1]);
-    assert.deepEqual((await a.readCurrent()).counters, {}, 'nothing is open');
+    assert.equal((await a.readCurrent()).counters.size, 0, 'nothing is open');
     const raw = await a.readPeriod(P1);
-    assert.equal(raw.counters.get('m.c'), '6');
+    assert.equal(raw.counters.get('m.c'), 6);
     assert.equal(raw.gauges.get('m.g'), '3', 'the period holds a snapshot of the gauges');
     assert.deepEqual([...raw.gaugesTouched.keys()], ['m.g']);
   });
@@ -89,21 +88,21 @@ describe('redis invariants', () => {
   test('a merge into a closed period is refused as late and changes nothing', async () => {
     const batch = new Batch();
     batch.counter('late.c', 1, 1);
-    assert.deepEqual(await a.merge('node:late', P1, 'm1', P2, encodeMerge(batch, 'node:late')), { status: 'late', closedMs: P1 });
-    assert.deepEqual(await a.merge('node:late', P2, 'm1', P2 + 1000, encodeMerge(batch, 'node:late')), { status: 'merged' }, 'the same id merges into an open period');
-    assert.equal((await a.readCurrent()).counters['late.c'], '1');
+    assert.deepEqual(await a.merge('node:late', P1, 'm1', P2, encodeMerge(batch)), { status: 'late', closedMs: P1 });
+    assert.deepEqual(await a.merge('node:late', P2, 'm1', P2 + 1000, encodeMerge(batch)), { status: 'merged' }, 'the same id merges into an open period');
+    assert.equal((await a.readCurrent()).counters.get('late.c'), 1);
   });
 
   test('a retry of a merge that ran (its reply lost) is a duplicate, not late, even once its period closed', async () => {
     const batch = new Batch();
     batch.counter('retry.c', 1, 1);
-    const args = encodeMerge(batch, 'node:retry');
+    const args = encodeMerge(batch);
     const P = P2 + 10_000;
     assert.deepEqual(await a.merge('node:retry', P, 'm1', P + 1000, args), { status: 'merged' });
     assert.deepEqual(await a.redis.set(a.keys.closed, String(P)), 'OK'); // the leader closed P meanwhile
     assert.deepEqual(await a.merge('node:retry', P, 'm1', P + 1000, args), { status: 'duplicate' });
     await a.redis.set(a.keys.closed, String(P1)); // back to where the tests below expect it
-    await a.redis.del(a.keys.period(P, 'counters'));
+    await a.redis.del(a.keys.period(P, 'parts'));
     await a.redis.zrem(a.keys.open, String(P));
     await a.leave('m1');
   });
@@ -113,12 +112,12 @@ describe('redis invariants', () => {
     const own = new Batch();
     own.gauge('late.s', 7, false);
     own.gauge('late.d', 2, true);
-    await a.merge('g:own', P, 'm1', P + 1000, encodeMerge(own, 'g:own'));
+    await a.merge('g:own', P, 'm1', P + 1000, encodeMerge(own));
     const held = new Batch(); // received in an older period, which closed without it
     held.gauge('late.s', 1, false);
     held.gauge('late.d', 10, false);
     held.gauge('late.n', 4, false);
-    await a.merge('g:held', P, 'm1', P + 1000, encodeMerge(held, 'g:held'), true);
+    await a.merge('g:held', P, 'm1', P + 1000, encodeMerge(held), true);
     const ops = await a.redis.hgetall(a.keys.period(P, 'gauges'));
     assert.deepEqual(ops, { 'late.s': 's7', 'late.d': 's12', 'late.n': 's4' });
     await a.redis.del(a.keys.period(P, 'gauges'));
@@ -143,7 +142,7 @@ describe('redis invariants', () => {
   test('a period that holds data is never skipped; empty ones may be', async () => {
     const batch = new Batch();
     batch.counter('skip.c', 1, 1);
-    await a.merge('node:skip', P2 + 2000, 'm1', P2 + 3000, encodeMerge(batch, 'node:skip'));
+    await a.merge('node:skip', P2 + 2000, 'm1', P2 + 3000, encodeMerge(batch));
     assert.deepEqual(await a.closePeriod('token-a', P2 + 3000, TTL, 0), { status: 'out-of-order', closedMs: P2 });
     assert.deepEqual(await a.closePeriod('token-a', P2 + 2000, TTL, 0), { status: 'closed' }, 'P2 + 1000 was empty');
     await a.leave('m1');
@@ -157,9 +156,9 @@ describe('redis invariants', () => {
     earlier.gauge('o.d', 2, true);
     const delta = new Batch();
     delta.gauge('o.d', 3, true);
-    await a.merge('g:later', P2 + 4000, 'm1', P2 + 5000, encodeMerge(later, 'g:later'));
-    await a.merge('g:delta', P2 + 4000, 'm1', P2 + 5000, encodeMerge(delta, 'g:delta'));
-    await a.merge('g:earlier', P2 + 3000, 'm1', P2 + 5000, encodeMerge(earlier, 'g:earlier'));
+    await a.merge('g:later', P2 + 4000, 'm1', P2 + 5000, encodeMerge(later));
+    await a.merge('g:delta', P2 + 4000, 'm1', P2 + 5000, encodeMerge(delta));
+    await a.merge('g:earlier', P2 + 3000, 'm1', P2 + 5000, encodeMerge(earlier));
     assert.deepEqual(await a.closePeriod('token-a', P2 + 3000, TTL, 0), { status: 'closed' });
     assert.equal((await a.readPeriod(P2 + 3000)).gauges.get('o.g'), '1');
     assert.deepEqual(await a.closePeriod('token-a', P2 + 4000, TTL, 0), { status: 'closed' });
@@ -210,18 +209,10 @@ describe('redis invariants', () => {
 });
 
 describe('known names (statsd re-emits idle counters as 0)', () => {
-  const prefix = testPrefix('known');
-  let s: Store;
-
-  before(async () => {
-    s = await Store.open({ url: REDIS_URL, keyPrefix: prefix }, log);
-  });
-  after(async () => {
-    await s.quit();
-    await cleanup(prefix);
-  });
+  const { prefix, store } = storeOnFreshPrefix('known');
 
   test("the leader's copy of known names is re-read after the console deletes one", async () => {
+    const s = store();
     const { config } = loadConfig({
       file: null,
       env: {},
@@ -235,7 +226,7 @@ describe('known names (statsd re-emits idle counters as 0)', () => {
     const batch = new Batch();
     batch.counter('k.a', 1, 1);
     batch.counter('k.b', 1, 1);
-    await s.merge('k:1', 1_000_000, 'k', 1_001_000, encodeMerge(batch, 'k:1'));
+    await s.merge('k:1', 1_000_000, 'k', 1_001_000, encodeMerge(batch));
     await s.leave('k');
     const period = async (ts: number): Promise<string> => {
       assert.deepEqual(await s.closePeriod(f.token, ts * 1000, TTL, 0), { status: 'closed' });
@@ -255,29 +246,51 @@ describe('known names (statsd re-emits idle counters as 0)', () => {
   });
 });
 
-describe('a period closed by an older tallyd (before the name bound)', () => {
-  const prefix = testPrefix('store-mixed');
-  let s: Store;
-  before(async () => {
-    s = await Store.open({ url: REDIS_URL, keyPrefix: prefix }, log);
-  });
-  after(async () => {
-    await s.quit();
-    await cleanup(prefix);
-  });
+describe("a committed period's keys", () => {
+  const { store } = storeOnFreshPrefix('store-commit-keys');
 
-  test("leaves no name-count key behind: the commit unlinks the period's names and set_names too", async () => {
+  test('the commit unlinks every key of the period: its parts, gauge ops and snapshot, its name count and compaction count', async () => {
+    const s = store();
     assert.equal(await s.tryAcquireLease('tok', 60_000), 2);
     const b = new Batch();
-    b.counter('mixed.c', 1, 1);
-    await s.merge('X:1', P1, 'm', P2, encodeMerge(b, 'X:1'));
+    b.counter('keys.c', 1, 1);
+    b.gauge('keys.g', 1, false);
+    await s.merge('K:1', P1, 'm', P2, encodeMerge(b));
+    await s.merge('K:2', P1, 'm', P2, encodeMerge(b));
+    assert.equal((await s.compactPeriod(P1)).status, 'compacted');
     await s.leave('m');
     assert.equal((await s.closePeriod('tok', P1, TTL, 0)).status, 'closed');
-    // What an older close (closePeriod-8, which did not know them) leaves behind after a newer tallyd merged.
-    await s.redis.set(s.keys.period(P1, 'names'), '1');
-    await s.redis.hset(s.keys.period(P1, 'set_names'), 'x', '1');
+    const keys = s.keys.periodKeys(P1);
+    assert.equal(await s.redis.exists(...keys), keys.length, `every key of the period is there before: ${keys.join(' ')}`);
     const payload = { chunks: [], gaugeTtl: [], gaugeDeletes: [], outboxMaxBytes: 1 << 20 };
     assert.equal((await s.commit('tok', P1, payload)).status, 1);
-    assert.equal(await s.redis.exists(s.keys.period(P1, 'names'), s.keys.period(P1, 'set_names')), 0);
+    assert.equal(await s.redis.exists(...keys), 0);
+  });
+});
+
+describe('a closed period of 120k names a type', () => {
+  const { store } = storeOnFreshPrefix('store-big');
+
+  test('is read and folded whole and exact: counters, timer samples and set members', async () => {
+    const s = store();
+    const N = 120_000;
+    const batch = new Batch();
+    for (let i = 0; i < N; i++) {
+      batch.counter(`big.c.${i}`, (i % 7) + 0.5, 1);
+      batch.timer(`big.t.${i}`, i / 4, 1);
+      batch.set('big.s', `m${i}`);
+    }
+    assert.deepEqual(await s.merge('big:1', P1, 'm1', P2, encodeMerge(batch)), { status: 'merged' });
+    assert.equal(await s.tryAcquireLease('tok', 60_000), 2);
+    assert.deepEqual(await s.closePeriod('tok', P1, TTL, 0), { status: 'closed' });
+    const raw = await s.readPeriod(P1);
+    assert.equal(raw.counters.size, N);
+    assert.equal(raw.timers.size, N);
+    assert.equal(raw.timerCounts.size, N);
+    assert.equal(raw.sets.get('big.s')?.size, N);
+    for (let i = 0; i < N; i++) {
+      assert.equal(raw.counters.get(`big.c.${i}`), (i % 7) + 0.5);
+      assert.deepEqual(raw.timers.get(`big.t.${i}`), [i / 4]);
+    }
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Batch + encodeMerge: the ARGV of merge-8.lua must be exactly what the
+ * Batch + encodeMerge: the ARGV of mergeBatch-11.lua must be exactly what the
  * straightforward Map-per-type fold gives (the reference below is the fold
  * tallyd had before Batch kept slots and typed arrays), for samples with and
  * without intern key ids, and whatever those ids are.
@@ -13,7 +13,7 @@ import { KEY_SPAN } from '../../src/parse/key-intern.js';
 import type { SampleSink } from '../../src/parse/sample-sink.js';
 import { StatsdLineParser } from '../../src/parse/statsd-line.js';
 import { chunkLines } from '../../src/sink/graphite/chunk.js';
-import { FIELD_SEP } from '../../src/store/keys.js';
+import { PartWriter } from '../../src/store/packed-parts.js';
 
 /** The reference fold and encoding: one Map per type, keyed by name. */
 class ReferenceBatch implements SampleSink {
@@ -49,27 +49,27 @@ class ReferenceBatch implements SampleSink {
   passthrough(line: string): void {
     this.passthroughLines.push(line);
   }
-  encode(batchId: string): MergeArg[] {
-    const args: MergeArg[] = [];
-    const pack = (values: number[]) => {
-      const buf = Buffer.alloc(values.length * 8);
-      values.forEach((v, i) => buf.writeDoubleLE(v, i * 8));
-      return buf;
-    };
-    args.push(String(this.counters.size));
-    for (const [name, v] of this.counters) args.push(name, String(v));
-    args.push(String(this.timers.size));
-    for (const [name, values] of this.timers) args.push(name + FIELD_SEP + batchId, pack(values));
-    args.push(String(this.timerCounts.size));
-    for (const [name, v] of this.timerCounts) args.push(name, String(v));
-    args.push(String(this.gauges.size));
+  /** mergeBatch-11's ARGV from ARGV[10] on (merge-args.ts), written plainly from the Maps. */
+  encode(_batchId: string): MergeArg[] {
+    const part = new PartWriter();
+    const names: string[] = [];
+    for (const [name, v] of this.counters) {
+      part.counter(name, v);
+      names.push(name);
+    }
+    for (const [name, values] of this.timers) {
+      part.timer(name, this.timerCounts.get(name)!, new Float64Array(values), 0, values.length);
+      names.push(name);
+    }
+    for (const [name, m] of this.sets) {
+      part.set(name, m, m.size);
+      names.push(name);
+    }
+    const args: MergeArg[] = [part.items > 0 ? part.finish() : '', '', String(part.items), names.slice(0, 5).join('\n'), String(this.gauges.size)];
     for (const [name, op] of this.gauges) args.push(name, op.delta ? 'd' : 's', String(op.value));
-    let members = 0;
-    for (const m of this.sets.values()) members += m.size;
-    args.push(String(members));
-    for (const [name, m] of this.sets) for (const member of m) args.push(name + FIELD_SEP + member);
     const chunks = chunkLines(this.passthroughLines);
-    args.push(String(chunks.length), ...chunks);
+    args.push(String(chunks.length));
+    for (const c of chunks) args.push(c, String(c.split('\n').length - 1));
     return args;
   }
 }
@@ -120,8 +120,8 @@ test('encodeMerge equals the reference fold on a random stream, keyed and unkeye
       batch.passthrough(line);
       ref.passthrough(line);
     }
-    const got = encodeMerge(batch, 'node:7');
-    assert.ok(got.length > 500);
+    const got = encodeMerge(batch);
+    assert.ok(Buffer.isBuffer(got[0]) && got[0].length > 20_000, "one packed part of many names");
     assert.deepEqual(got, ref.encode('node:7'), `seed ${seed}`);
     assert.equal(batch.names, ref.counters.size + ref.timers.size + ref.gauges.size + ref.sets.size);
     assert.equal(batch.samples, 20_002);
@@ -140,7 +140,7 @@ test('a key id never lands a sample on another name', () => {
     ref.timer(name, 2, 0.5);
     ref.gauge(name, 3, true);
   }
-  assert.deepEqual(encodeMerge(batch, 'id'), ref.encode('id'));
+  assert.deepEqual(encodeMerge(batch), ref.encode('id'));
 });
 
 test('ids of a newer intern generation replace the cached ones; older ones still fold by name', () => {
@@ -151,7 +151,7 @@ test('ids of a newer intern generation replace the cached ones; older ones still
     batch.counter(name, 2, 1, key);
     ref.counter(name, 2, 1);
   }
-  assert.deepEqual(encodeMerge(batch, 'g'), ref.encode('g'));
+  assert.deepEqual(encodeMerge(batch), ref.encode('g'));
 });
 
 test('timer samples keep their order across growth, interleaved with other timers', () => {
@@ -165,7 +165,7 @@ test('timer samples keep their order across growth, interleaved with other timer
       ref.timer(`small.${i % 5}`, -i, 0.25);
     }
   }
-  assert.deepEqual(encodeMerge(batch, 't'), ref.encode('t'));
+  assert.deepEqual(encodeMerge(batch), ref.encode('t'));
 });
 
 test('parser + Batch equals parser + reference, with an intern table that clears mid-batch', () => {
@@ -205,7 +205,7 @@ test('parser + Batch equals parser + reference, with an intern table that clears
   assert.ok(fast.intern.clears > 5, `${fast.intern.clears} clears`);
   assert.equal(fast.badLines, slow.badLines);
   assert.ok(fast.badLines > 0);
-  assert.deepEqual(encodeMerge(batch, 'p'), ref.encode('p'));
+  assert.deepEqual(encodeMerge(batch), ref.encode('p'));
 });
 
 test('packSamples: a Float64Array range packs exactly as writeDoubleLE does', () => {
@@ -221,7 +221,7 @@ test('packSamples: a Float64Array range packs exactly as writeDoubleLE does', ()
 test('an empty batch, and one with only passthrough lines', () => {
   const empty = new Batch();
   assert.equal(empty.isEmpty, true);
-  assert.deepEqual(encodeMerge(empty, 'e'), new ReferenceBatch().encode('e'));
+  assert.deepEqual(encodeMerge(empty), new ReferenceBatch().encode('e'));
   const pass = new Batch();
   pass.passthrough('x 1 1700000000');
   assert.equal(pass.isEmpty, false);

@@ -11,6 +11,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { SelfStats } from '../../src/observability/self-stats.js';
 import type { MergeOutcome } from '../../src/store/store.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { mergeText } from '../helpers/merge-text.js';
 
 class ScriptedTarget implements MergeTarget {
   merged: string[] = [];
@@ -18,7 +19,7 @@ class ScriptedTarget implements MergeTarget {
   async merge(batchId: string, _boundaryMs: number, _member: string, _watermarkMs: number, args: MergeArg[]): Promise<MergeOutcome> {
     const err = this.fail(batchId, args);
     if (err) throw err;
-    this.merged.push(args.map(String).join(' '));
+    this.merged.push(mergeText(args));
     return { status: 'merged' };
   }
   async heartbeat(): Promise<void> {}
@@ -36,7 +37,7 @@ const ingest = { metricsReceived: 0, badLines: 0 };
 
 test('a batch redis keeps rejecting is dropped after 3 tries and counted; later batches still land', async () => {
   const self = new SelfStats();
-  const target = new ScriptedTarget((_id, args) => (args.some((a) => String(a) === 'poison') ? replyError('ERR bad batch') : null));
+  const target = new ScriptedTarget((_id, args) => (mergeText(args).includes(' poison ') ? replyError('ERR bad batch') : null));
   const b = new Batcher(oneShard(target), opts, self, ingest, createLogger('silent'));
   b.counter('poison', 1, 1);
   b.tick(); // first try fails
@@ -85,7 +86,7 @@ class PeriodTarget implements MergeTarget {
   closedMs = 0;
   async merge(batchId: string, boundaryMs: number, _member: string, watermarkMs: number, args: MergeArg[]): Promise<MergeOutcome> {
     if (boundaryMs <= this.closedMs) return { status: 'late', closedMs: this.closedMs };
-    this.merges.push({ id: batchId, boundaryMs, watermarkMs, text: args.map(String).join(' ') });
+    this.merges.push({ id: batchId, boundaryMs, watermarkMs, text: mergeText(args) });
     return { status: 'merged' };
   }
   async heartbeat(_member: string, watermarkMs: number): Promise<void> {

@@ -7,7 +7,6 @@ import { encodePeriod, encodePeriodSliced } from '../../src/sink/graphite/encode
 import { LineChunker, chunkLines } from '../../src/sink/graphite/chunk.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { RawPeriod } from '../../src/store/store.js';
-import { packSamples } from '../../src/store/sample-codec.js';
 
 const base: BuildConfig = { deleteCounters: false, deleteTimers: false, deleteSets: false, prefixStats: 'statsd' };
 
@@ -16,9 +15,11 @@ function raw(p: Partial<RawPeriod> = {}): RawPeriod {
     counters: new Map(),
     timers: new Map(),
     timerCounts: new Map(),
-    sets: [],
+    sets: new Map(),
     gauges: new Map(),
     gaugesTouched: new Map(),
+    dropped: 0,
+    droppedExamples: [],
     ...p,
   };
 }
@@ -26,10 +27,10 @@ function raw(p: Partial<RawPeriod> = {}): RawPeriod {
 describe('buildPeriod', () => {
   it('fills in known idle names and reports only names not known yet', () => {
     const r = raw({
-      counters: new Map([['a', '2'], ['b', '3'], ['statsd.bad_lines_seen', '1']]),
-      timerCounts: new Map([['t1', '2'], ['t2', '1']]),
-      timers: new Map([['t1\nx:1', packSamples([5, 1])], ['t2\nx:1', packSamples([9])]]),
-      sets: ['s1\nm1', 's1\nm2', 's2\nm1'],
+      counters: new Map([['a', 2], ['b', 3], ['statsd.bad_lines_seen', 1]]),
+      timerCounts: new Map([['t1', 2], ['t2', 1]]),
+      timers: new Map([['t1', [5, 1]], ['t2', [9]]]),
+      sets: new Map([['s1', new Set(['m1', 'm2'])], ['s2', new Set(['m1'])]]),
       gauges: new Map([['g', '7']]),
     });
     const { data, newKnown } = buildPeriod(r, { counters: ['a', 'idle'], timers: ['t1', 'tidle'], sets: ['s2', 'sidle'] }, base);
@@ -42,9 +43,9 @@ describe('buildPeriod', () => {
 
   it('remembers nothing that a delete* option would not re-emit (but keeps statsd-named counters)', () => {
     const r = raw({
-      counters: new Map([['a', '1'], ['my.packets_received', '1']]),
-      timerCounts: new Map([['t', '1']]),
-      sets: ['s\nm'],
+      counters: new Map([['a', 1], ['my.packets_received', 1]]),
+      timerCounts: new Map([['t', 1]]),
+      sets: new Map([['s', new Set(['m'])]]),
     });
     const cfg = { ...base, deleteCounters: true, deleteTimers: true, deleteSets: true };
     const { data, newKnown } = buildPeriod(r, { counters: ['idle', 'x.bad_lines_seen'], timers: ['tidle'], sets: ['sidle'] }, cfg);
@@ -57,8 +58,8 @@ describe('buildPeriod', () => {
 
   it('sliced: yields every SLICE names and builds exactly what the one-go run builds', async () => {
     const n = SLICE * 3 + 17;
-    const counters = new Map<string, string>();
-    for (let i = 0; i < n; i++) counters.set(`c.${i}`, String(i));
+    const counters = new Map<string, number>();
+    for (let i = 0; i < n; i++) counters.set(`c.${i}`, i);
     const known = { counters: Array.from({ length: n }, (_, i) => `k.${i}`), timers: [], sets: [] };
     let yields = 0;
     const g = buildPeriodSliced(raw({ counters }), known, base);

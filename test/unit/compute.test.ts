@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import type { HistogramConfig } from '../../src/config/types.js';
 import { cleanPct, computeTimer, counterRate, type TimerOptions } from '../../src/flush/compute.js';
+import { Rand } from '../helpers/fuzz.js';
 
 const base: TimerOptions = { percentThreshold: [90], histogram: [], calculatedTimerMetrics: [], flushIntervalMs: 10000 };
 
@@ -124,17 +125,6 @@ type ProcessMetrics = (m: PmMetrics, calc: readonly string[], flushInterval: num
 const require = createRequire(import.meta.url);
 const pm = require('statsd/lib/process_metrics.js') as { process_metrics: ProcessMetrics };
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function randomTimer(rnd: () => number): { values: number[]; count: number } {
   const sizes = [0, 1, 2, 3, 7, 10, 33, 100, 257];
   const n = sizes[Math.floor(rnd() * sizes.length)] ?? 1;
@@ -173,7 +163,8 @@ const configs: TimerOptions[] = [
 describe('computeTimer vs statsd process_metrics (differential)', () => {
   configs.forEach((opts, ci) => {
     it(`config ${ci}: every sub-metric identical, in the same order`, () => {
-      const rnd = mulberry32(0x5eed + ci);
+      const rand = new Rand(0x5eed + ci);
+      const rnd = (): number => rand.next();
       const names = ['t.plain', 't.h1.x', 't.h2;env=prod', 'other', 'z.h'];
       for (let round = 0; round < 40; round++) {
         const timers: Record<string, number[]> = {};

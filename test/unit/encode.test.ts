@@ -7,6 +7,7 @@ import type { GraphiteConfig, HistogramConfig } from '../../src/config/types.js'
 import { computePeriod, type ComputeConfig } from '../../src/flush/compute-period.js';
 import type { PeriodData, TimerSamples } from '../../src/flush/period.js';
 import { encodePeriod as encodeComputed, GraphiteNamer, type EncodeConfig, type EncodedPeriod, type GraphiteStatus } from '../../src/sink/graphite/encode.js';
+import { Rand } from '../helpers/fuzz.js';
 
 const TS = 1700000000;
 const STARTUP = 1699999990;
@@ -176,17 +177,6 @@ function comparable(lines: readonly string[]): string[] {
   });
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function randomPeriod(rnd: () => number): PeriodData {
   const names = ['a.b', 'render.x', 'my key/odd!', 'tagged;env=prod;dc=1', 'z'];
   const pick = (): string => names[Math.floor(rnd() * names.length)] ?? 'a';
@@ -223,7 +213,8 @@ const diffConfigs: Array<[string, Cfg]> = [
 describe('encodePeriod vs statsd graphite backend (differential)', () => {
   diffConfigs.forEach(([label, cfg], ci) => {
     it(`${label}: same names, values and order`, () => {
-      const rnd = mulberry32(0xc0ffee + ci);
+      const rand = new Rand(0xc0ffee + ci);
+      const rnd = (): number => rand.next();
       const periods = [fixedPeriod(), ...Array.from({ length: 20 }, () => randomPeriod(rnd))];
       for (const period of periods) {
         const expected = comparable(statsdFlush(period, cfg));

@@ -13,9 +13,10 @@ import { encodeMerge, encodeMergeParts, type MergeArg } from '../../src/aggregat
 import type { SampleSink } from '../../src/parse/sample-sink.js';
 import { StatsdLineParser } from '../../src/parse/statsd-line.js';
 import { FIELD_SEP } from '../../src/store/keys.js';
+import { readParts } from '../../src/store/packed-parts.js';
 import { ShardMap } from '../../src/store/shards.js';
 
-/** mergeBatch-15's ARGV sections (after the fixed ARGV), each a list of items (an item: its args joined by ' '). */
+/** mergeBatch-11's ARGV (from ARGV[10] on) as sections, each a list of items (an item: its parts joined by ' '). */
 interface Sections {
   counters: string[];
   timers: string[];
@@ -26,27 +27,48 @@ interface Sections {
 }
 
 function decode(args: readonly MergeArg[]): Sections {
-  let at = 0;
+  const d: Sections = { counters: [], timers: [], timerCounts: [], gauges: [], sets: [], passthrough: [] };
+  let names = 0;
+  for (const part of args.slice(0, 2)) {
+    assert.ok(Buffer.isBuffer(part) || part === '', 'a packed part or none');
+    if (!Buffer.isBuffer(part)) continue;
+    readParts(part, {
+      part: () => {},
+      end: () => {},
+      counter: (n, v) => d.counters.push(`${n} ${v}`),
+      timer: (n, count, samples, from, to) => {
+        d.timerCounts.push(`${n} ${count}`);
+        d.timers.push(`${n} ${[...samples.subarray(from, to)].join(',')}`);
+      },
+      gauge: () => assert.fail('gauges travel as ARGV'),
+      set: (n, members) => {
+        for (const m of members) d.sets.push(`${n}${FIELD_SEP}${m}`);
+      },
+    });
+    if (part === args[0]) names = d.counters.length + d.timers.length + new Set(d.sets.map(nameOf)).size;
+  }
+  assert.equal(Number(args[2]), names, "the part's name count");
+  let at = 4;
   const section = (width: number): string[] => {
     const n = Number(args[at++]);
     assert.ok(Number.isInteger(n) && n >= 0, `a section count at ${at - 1}: ${String(args[at - 1])}`);
     const items: string[] = [];
     for (let i = 0; i < n; i++) {
-      const item = args.slice(at, at + width).map((a) => (Buffer.isBuffer(a) ? `<${a.toString('hex')}>` : a));
+      items.push(args.slice(at, at + width).map(String).join(' '));
       at += width;
-      items.push(item.join(' '));
     }
     return items;
   };
-  const counters = section(2);
-  const timers = section(2);
-  const timerCounts = section(2);
-  const gauges = section(3);
-  const sets = section(1);
-  const chunks = section(1);
+  d.gauges = section(3);
+  const chunks = section(2);
   assert.equal(at, args.length, 'nothing after the passthrough section');
-  const passthrough = chunks.flatMap((c) => c.split('\n').filter((l) => l !== ''));
-  return { counters, timers, timerCounts, gauges, sets, passthrough };
+  d.passthrough = chunks.flatMap((item) => {
+    const sp = item.lastIndexOf(' ');
+    const lines = item.slice(0, sp).split('\n').filter((l) => l !== '');
+    assert.equal(Number(item.slice(sp + 1)), lines.length, 'a passthrough chunk carries its line count');
+    return lines;
+  });
+  return d;
 }
 
 /** The stored name an item is about: before the first ' ' (counters, gauges) or the field separator (timers, sets). */
@@ -135,7 +157,7 @@ test('16 shards: every name and passthrough line in its own shard\'s part, the p
   const { batch, counting } = filledBatch();
   const map = new ShardMap(16);
   let hashed = 0;
-  const parts = encodeMergeParts(batch, 'node:1', 16, (name) => {
+  const parts = encodeMergeParts(batch, 16, (name) => {
     hashed++;
     return map.of(name);
   });
@@ -146,7 +168,7 @@ test('16 shards: every name and passthrough line in its own shard\'s part, the p
   assert.equal(hashed, batch.counterNames.length + batch.timerNames.length + batch.gaugeNames.length + batch.sets.size + batch.passthroughLines.length);
   assert.ok(hashed < batch.samples / 4, `${hashed} hashes for ${batch.samples} samples`);
 
-  const whole = decode(encodeMerge(batch, 'node:1'));
+  const whole = decode(encodeMerge(batch));
   const union: Sections = { counters: [], timers: [], timerCounts: [], gauges: [], sets: [], passthrough: [] };
   let samples = 0;
   for (const part of parts) {
@@ -180,8 +202,8 @@ test('16 shards: every name and passthrough line in its own shard\'s part, the p
 test('within a part, names keep the batch\'s first-seen order', () => {
   const { batch } = filledBatch();
   const map = new ShardMap(4);
-  const parts = encodeMergeParts(batch, 'node:2', 4, (n) => map.of(n));
-  const first = decode(encodeMerge(batch, 'node:2'));
+  const parts = encodeMergeParts(batch, 4, (n) => map.of(n));
+  const first = decode(encodeMerge(batch));
   for (const part of parts) {
     const d = decode(part.args);
     assert.deepEqual(d.counters, first.counters.filter((c) => map.of(nameOf(c)) === part.shard));
@@ -194,17 +216,17 @@ test('a shard with no name gets no part; one shard gives the one-shard ARGV, als
   const batch = new Batch();
   batch.counter('only.one', 3, 1);
   batch.counter('only.one', 2, 0.5);
-  const parts = encodeMergeParts(batch, 'n:3', 8, () => 5);
+  const parts = encodeMergeParts(batch, 8, () => 5);
   assert.equal(parts.length, 1);
   assert.equal(parts[0]?.shard, 5);
   assert.equal(parts[0]?.samples, 2);
-  assert.deepEqual(parts[0]?.args, ['1', 'only.one', '7', '0', '0', '0', '0', '0']);
+  assert.deepEqual(decode(parts[0]!.args), { counters: ['only.one 7'], timers: [], timerCounts: [], gauges: [], sets: [], passthrough: [] });
 
-  const one = encodeMergeParts(batch, 'n:3', 1, () => assert.fail('one shard hashes nothing'));
+  const one = encodeMergeParts(batch, 1, () => assert.fail('one shard hashes nothing'));
   assert.deepEqual(one.map((p) => [p.shard, p.samples]), [[0, 2]]);
-  assert.deepEqual(one[0]?.args, encodeMerge(batch, 'n:3'));
+  assert.deepEqual(one[0]?.args, encodeMerge(batch));
 
-  const empty = encodeMergeParts(new Batch(), 'n:4', 1, () => 0);
-  assert.deepEqual(empty.map((p) => [p.shard, p.samples, p.args]), [[0, 0, ['0', '0', '0', '0', '0', '0']]]);
-  assert.deepEqual(encodeMergeParts(new Batch(), 'n:4', 16, () => 0), [], 'an empty batch has no part on 16 shards');
+  const empty = encodeMergeParts(new Batch(), 1, () => 0);
+  assert.deepEqual(empty.map((p) => [p.shard, p.samples, p.args]), [[0, 0, ['', '', '0', '', '0', '0']]], 'no part, no gauge, no passthrough');
+  assert.deepEqual(encodeMergeParts(new Batch(), 16, () => 0), [], 'an empty batch has no part on 16 shards');
 });

@@ -23,7 +23,7 @@ const TS = 1700000000;
 const require = createRequire(import.meta.url);
 const SRC = path.resolve(import.meta.dirname, '..', '..', 'src');
 
-function period(): { data: PeriodData; setFields: string[] } {
+function period(): { data: PeriodData; setMembers: Map<string, Set<string>> } {
   return {
     data: {
       counters: new Map([['statsd.bad_lines_seen', 1], ['statsd.packets_received', 12], ['api.hits', 17], ['api.hits;env=prod', 3.5]]),
@@ -34,7 +34,7 @@ function period(): { data: PeriodData; setFields: string[] } {
       gauges: new Map([['statsd.timestamp_lag', 0], ['queue.depth', 250]]),
       sets: new Map([['users.unique', 2]]),
     },
-    setFields: ['users.unique\nalice', 'users.unique\nbob'],
+    setMembers: new Map([['users.unique', new Set(['alice', 'bob'])]]),
   };
 }
 
@@ -80,7 +80,7 @@ describe('console backend', () => {
       const p = period();
       let printed = '';
       const sink = new ConsoleSink({ ...cfg, console: { prettyprint } }, (t) => void (printed += t));
-      const computed = computePeriod(p.data, cfg, TS, 1, p.setFields);
+      const computed = computePeriod(p.data, cfg, TS, 1, p.setMembers);
       assert.deepEqual(await sink.encode(), [], 'nothing for the outbox');
       sink.committed(computed);
       const expected = statsdConsole(period().data, { 'users.unique': ['alice', 'bob'] }, prettyprint);

@@ -47,11 +47,6 @@ export function statsdMetrics(period: ComputedPeriod, cfg: StatsdMetricsConfig):
     out.timer_data[name] = td;
   });
   period.gauges.names.forEach((name, i) => (out.gauges[name] = period.gauges.values[i]!));
-  for (const name of period.sets.names) out.sets[name] = [];
-  for (const field of period.setFields) {
-    const at = field.indexOf('\n');
-    const list = out.sets[field.slice(0, at)];
-    if (list) list.push(field.slice(at + 1));
-  }
+  for (const name of period.sets.names) out.sets[name] = [...(period.setMembers.get(name) ?? [])];
   return out;
 }

@@ -35,9 +35,9 @@ local function outbox_field(fields, f)
   return nil
 end
 
--- XADDs one chunk as {d, n, b} and adds its bytes to outbox_bytes.
-local function outbox_add(stream, bytesKey, chunk)
-  local _, n = string.gsub(chunk, '\n', '')
+-- XADDs one chunk of n lines as {d, n, b} and adds its bytes to outbox_bytes. The caller counts the lines
+-- (a gsub over the chunk here copied every byte of every period through Lua: ~0.7 µs of Redis a name).
+local function outbox_add(stream, bytesKey, chunk, n)
   redis.call('XADD', stream, '*', 'd', chunk, 'n', n, 'b', #chunk)
   redis.call('INCRBY', bytesKey, #chunk)
 end

@@ -1,5 +1,5 @@
 --[[
-closePeriod-10: close the period ending at P, fenced by the lease, once every
+closePeriod-8: close the period ending at P, fenced by the lease, once every
 live member has merged everything it received in it; periods close in order.
 
 KEYS[1] lease        string  the leader's token
@@ -10,8 +10,6 @@ KEYS[5] pending      zset    closed, uncommitted periods (score = boundary ms)
 KEYS[6] gauges       hash    persistent gauges, as of the last closed period
 KEYS[7] p:<P>:gauges       hash  the period's gauge ops ("s<value>" | "d<delta>")
 KEYS[8] p:<P>:gauge_values hash  written here: the gauges once P's ops applied
-KEYS[9] p:<P>:names        string  the period's name count (mergeBatch-15's bound): deleted
-KEYS[10] p:<P>:set_names   hash    the period's set names (idem): deleted
 
 ARGV[1] lease token, ARGV[2] P (ms), ARGV[3] now (ms), ARGV[4] member ttl (ms),
 ARGV[5] steady since (ms): when the leader's view of Redis last became
@@ -68,5 +66,4 @@ end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('ZADD', KEYS[5], ARGV[2], ARGV[2])
-redis.call('DEL', KEYS[9], KEYS[10]) -- no merge reaches a closed period
 return {1, clamped}

@@ -1,5 +1,5 @@
 --[[
-commitPeriod-17: publish a computed (closed) period and drop its state, fenced by
+commitPeriod-14: publish a computed (closed) period and drop its state, fenced by
 the lease, exactly once per period, and record the period's numStats and
 processing ms in the shard's fleet hash (shard 0's leader sums them,
 flush/fleet-stats.ts). (The period's new names were added to
@@ -7,17 +7,16 @@ known:* before this, in short HSETs: Store.rememberSeen.)
 
 KEYS[1] lease   KEYS[2] pending   KEYS[3] outbox   KEYS[4] gauges
 KEYS[5] gauge_ttl   KEYS[6] last_commit (set to ts)
-KEYS[7..12] p:<ts>:{counters,timers,timer_counts,sets,gauges,gauge_values}
-KEYS[13] outbox_bytes   KEYS[14] outbox_claim:<sink> (the outbox reader's claim)
-KEYS[15..16] p:<ts>:{names,set_names}: closePeriod-10 deletes them; unlinked
-        here too, for a period closed by a tallyd older than the name bound
-KEYS[17] fleet: field ts -> the shard's record of the period ("<numStats>
+KEYS[7..11] p:<ts>:{parts,gauges,gauge_values,names,compactions}
+KEYS[12] outbox_bytes   KEYS[13] outbox_claim:<sink> (the outbox reader's claim)
+KEYS[14] fleet: field ts -> the shard's record of the period ("<numStats>
         <processing ms> <statsd's own counters...>"); fields older than
         ts - keep ms are removed
 
 ARGV[1] lease token, ARGV[2] ts (the period's boundary, ms), ARGV[3] outbox
 bound (bytes), then sections:
-  chunks:        n, chunk * n            (XADDed to the outbox in order)
+  chunks:        n, (chunk, lines) * n   (XADDed to the outbox in order; lines:
+                                          the chunk's '\n'-ended line count)
   gauge ttls     n, (name, ttl) * n
   gauge deletes  n, name * n             (idle past gaugesMaxTTL: a later
                                           period's op brings one back when it closes)
@@ -37,7 +36,7 @@ end
 local i = 4
 local n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
-  outbox_add(KEYS[3], KEYS[13], ARGV[i]); i = i + 1
+  outbox_add(KEYS[3], KEYS[12], ARGV[i], ARGV[i + 1]); i = i + 2
 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
@@ -49,17 +48,16 @@ for _ = 1, n do
   redis.call('HDEL', KEYS[5], name)
   redis.call('HDEL', KEYS[4], name)
 end
-for k = 7, 12 do
+for k = 7, 11 do
   redis.call('UNLINK', KEYS[k]) -- freed in the background: a big period never stalls Redis
 end
-redis.call('UNLINK', KEYS[15], KEYS[16])
 local keep = tonumber(ARGV[i + 1])
-redis.call('HSET', KEYS[17], ARGV[2], ARGV[i])
+redis.call('HSET', KEYS[14], ARGV[2], ARGV[i])
 local cutoff = tonumber(ARGV[2]) - keep
-for _, f in ipairs(redis.call('HKEYS', KEYS[17])) do
-  if tonumber(f) < cutoff then redis.call('HDEL', KEYS[17], f) end
+for _, f in ipairs(redis.call('HKEYS', KEYS[14])) do
+  if tonumber(f) < cutoff then redis.call('HDEL', KEYS[14], f) end
 end
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[6], ARGV[2])
-local lines, bytes = outbox_trim(KEYS[3], KEYS[13], KEYS[14], tonumber(ARGV[3]))
+local lines, bytes = outbox_trim(KEYS[3], KEYS[12], KEYS[13], tonumber(ARGV[3]))
 return {1, lines, bytes}
