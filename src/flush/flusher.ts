@@ -26,6 +26,7 @@ import type { LeaseGate } from './shard-leases.js';
 import { runSliced } from './slices.js';
 import { FleetStats } from './fleet-stats.js';
 import { CompactSchedule } from './compact-parts.js';
+import { Steadiness } from './steadiness.js';
 
 export type FlushConfig = Omit<Config, 'servers' | 'source' | 'redis' | 'log'>;
 
@@ -70,9 +71,8 @@ export class Flusher {
   private readonly fleet: FleetStats;
   /** When the last successful lease check was sent (ms). */
   private renewedAt = 0;
-  /** When the last lease check was answered, and since when they have been answered without a gap longer than the ttl. */
-  private answeredAt = 0;
-  private steadySince = 0;
+  /** Whether the shard's Redis has answered this flusher steadily, and since when (closePeriod-8's verdict on members). */
+  private readonly steady: Steadiness;
   private closeTimer: NodeJS.Timeout | null = null;
   private leaseTimer: NodeJS.Timeout | null = null;
   private compactTimer: NodeJS.Timeout | null = null;
@@ -117,6 +117,7 @@ export class Flusher {
     private readonly opts: FlusherOptions = {},
   ) {
     this.token = opts.token ?? randomUUID();
+    this.steady = new Steadiness(cfg.leaseTtl, clock);
     this.fleet = new FleetStats(store, log, clock);
     this.errLog = new RateLimitedLog(log, 5000);
     this.waitLog = new RateLimitedLog(log, 5000);
@@ -204,10 +205,10 @@ export class Flusher {
     const gate = this.opts.gate;
     if (!gate || gate.prefers(this.store.shard)) {
       this.freeSince = null;
-      return (await this.store.tryAcquireLease(this.token, this.cfg.leaseTtl)) > 0;
+      return (await this.steady.track(() => this.store.tryAcquireLease(this.token, this.cfg.leaseTtl))) > 0;
     }
     if (this.leader) {
-      if (!this.idleForHandover()) return (await this.store.tryAcquireLease(this.token, this.cfg.leaseTtl)) > 0;
+      if (!this.idleForHandover()) return (await this.steady.track(() => this.store.tryAcquireLease(this.token, this.cfg.leaseTtl))) > 0;
       // Handover: no longer first for the shard and idle. Not the leader from here on (nothing starts a close or a
       // commit), then the lease goes; the preferred process takes it at its next check.
       this.leader = false;
@@ -216,14 +217,14 @@ export class Flusher {
       this.log.info({ token: this.token }, 'handed the shard over to the process now preferred for it');
       return false;
     }
-    const holder = await this.store.leaseHolder();
+    const holder = await this.steady.track(() => this.store.leaseHolder());
     if (holder !== null) {
       this.freeSince = null;
       return false;
     }
     this.freeSince ??= asked;
     if (asked - this.freeSince < this.cfg.leaseTtl) return false;
-    const got = (await this.store.tryAcquireLease(this.token, this.cfg.leaseTtl)) > 0;
+    const got = (await this.steady.track(() => this.store.tryAcquireLease(this.token, this.cfg.leaseTtl))) > 0;
     if (got) this.log.warn({ freeMs: asked - this.freeSince }, 'took a shard whose preferred process left its lease free for a full leaseTtl');
     this.freeSince = null;
     return got;
@@ -242,11 +243,6 @@ export class Flusher {
       const asked = this.clock.now();
       const handover = this.opts.gate !== undefined && was && !this.opts.gate.prefers(this.store.shard) && this.idleForHandover();
       this.leader = await this.askLease(asked);
-      const now = this.clock.now();
-      // Redis went unanswered (down, paused, unreachable) for longer than a member's ttl: every member's heartbeat
-      // is stale through no fault of its own, so none is judged dead before it had a full ttl to report again.
-      if (this.answeredAt === 0 || now - this.answeredAt > this.cfg.leaseTtl) this.steadySince = now;
-      this.answeredAt = now;
       if (this.leader) this.renewedAt = asked;
       if (!this.leader) this.known.reset();
       if (this.leader && !was) {
@@ -348,7 +344,7 @@ export class Flusher {
    */
   private async closeStep(stopping: boolean): Promise<'closed' | 'waiting' | 'not-due' | 'not-leader' | 'retry' | 'pending'> {
     await this.kickProcessing(stopping);
-    if ((await this.store.pendingPeriods()).length > 0) return 'pending';
+    if ((await this.steady.track(() => this.store.pendingPeriods())).length > 0) return 'pending';
     const r = await this.closeNext();
     if (r === 'closed') await this.kickProcessing(stopping);
     return r;
@@ -363,7 +359,7 @@ export class Flusher {
     const interval = this.cfg.flushInterval;
     const now = this.clock.now();
     const lastOver = nextBoundary(now, interval) - interval;
-    const { closedMs, oldestOpenMs } = await this.store.closeState();
+    const { closedMs, oldestOpenMs } = await this.steady.track(() => this.store.closeState());
     let next: number;
     if (closedMs === null) {
       next = oldestOpenMs === null ? lastOver : Math.min(oldestOpenMs, lastOver);
@@ -376,7 +372,12 @@ export class Flusher {
       }
     }
     if (next > lastOver) return 'not-due';
-    const res = await this.store.closePeriod(this.token, next, this.cfg.leaseTtl, this.steadySince, now);
+    const sent = this.clock.now();
+    const res = await this.steady.track(() => this.store.closePeriod(this.token, next, this.cfg.leaseTtl, this.steady.steadySince(sent), sent));
+    if (res.gaveUp !== undefined) {
+      // Their unmerged samples, if they ever come, are late: merged into the oldest open period and counted.
+      this.log.warn({ boundaryMs: next, members: res.gaveUp, leaseTtl: this.cfg.leaseTtl }, 'gave up on processes that stopped reporting to this shard for a member\'s ttl');
+    }
     switch (res.status) {
       case 'closed':
         if (res.clamped) this.self.valuesClamped += res.clamped;

@@ -56,11 +56,23 @@ export type MergeOutcome =
   | { status: 'late'; closedMs: number };
 
 /** closePeriod-8's answer (see the script's header); clamped (gauges clamped at close) is absent when zero. */
-export type CloseOutcome =
+export type CloseOutcome = (
   | { status: 'closed'; clamped?: number }
   | { status: 'not-leader' }
   | { status: 'out-of-order'; closedMs: number }
-  | { status: 'waiting'; member: string; watermarkMs: number };
+  | { status: 'waiting'; member: string; watermarkMs: number }
+) & {
+  /** Members this call judged dead and removed (their heartbeat older than the ttl), with that heartbeat's age; absent when none. */
+  gaveUp?: Array<{ member: string; silentMs: number }>;
+};
+
+/** o, with the (id, heartbeat age) pairs closePeriod-8 appends to its answer from index `from` as gaveUp (when any). */
+function withGaveUp<T extends CloseOutcome>(o: T, res: Array<number | string>, from: number): T {
+  if (res.length <= from) return o;
+  const gaveUp: Array<{ member: string; silentMs: number }> = [];
+  for (let i = from; i + 1 < res.length; i += 2) gaveUp.push({ member: String(res[i]), silentMs: Number(res[i + 1]) });
+  return { ...o, gaveUp };
+}
 
 export interface CommitPayload {
   /** Outbox chunks of the period ('\n'-terminated lines), one stream entry each. */
@@ -366,11 +378,11 @@ export class Store {
     )) as Array<number | string>;
     switch (Number(res[0])) {
       case 1:
-        return Number(res[1] ?? 0) > 0 ? { status: 'closed', clamped: Number(res[1]) } : { status: 'closed' };
+        return withGaveUp(Number(res[1] ?? 0) > 0 ? { status: 'closed', clamped: Number(res[1]) } : { status: 'closed' }, res, 2);
       case -1:
         return { status: 'not-leader' };
       case 2:
-        return { status: 'waiting', member: String(res[1]), watermarkMs: Number(res[2]) };
+        return withGaveUp({ status: 'waiting', member: String(res[1]), watermarkMs: Number(res[2]) }, res, 3);
       default:
         return { status: 'out-of-order', closedMs: Number(res[1]) };
     }

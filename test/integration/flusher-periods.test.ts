@@ -3,7 +3,8 @@
  * time moves only when the test says so, Redis is real. A period closes only
  * after its boundary and once every live member has merged its share; a
  * member that stopped reporting is given up after its ttl, but not while
- * Redis itself had just been unreachable; a new leader closes each period a
+ * Redis itself had just been unreachable (paused: a redis-server of the
+ * test's own, SIGSTOPped); a new leader closes each period a
  * dead one left, separately, each with its own samples.
  */
 import assert from 'node:assert/strict';
@@ -20,6 +21,7 @@ import { run, until } from '../helpers/drive-clock.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { graphiteOnly, outboxText as readOutbox } from '../helpers/outbox.js';
 import { cleanup, REDIS_URL, testPrefix } from '../helpers/redis.js';
+import { RedisServer } from '../helpers/redis-server.js';
 
 const log = createLogger('silent');
 const I = 10_000;
@@ -36,6 +38,7 @@ describe('flusher periods (injected clock, real redis)', () => {
   let store: Store;
   let config: Config;
   const flushers: Flusher[] = [];
+  const servers: RedisServer[] = [];
   let seq = 0;
 
   before(() => {
@@ -44,16 +47,17 @@ describe('flusher periods (injected clock, real redis)', () => {
   afterEach(async () => {
     for (const f of flushers.splice(0)) await f.stop();
     await store?.quit();
+    for (const r of servers.splice(0)) await r.stop();
     await cleanup(prefix);
   });
   after(() => cleanup(prefix));
 
-  async function setup(extra: Record<string, unknown> = {}): Promise<void> {
+  async function setup(extra: Record<string, unknown> = {}, url = REDIS_URL): Promise<void> {
     prefix = testPrefix('flusher');
     config = loadConfig({
       file: null,
       env: {},
-      overrides: { graphiteHost: '127.0.0.1', flushInterval: I, leaseTtl: TTL, redis: { url: REDIS_URL, keyPrefix: prefix, shards: 1 }, ...extra },
+      overrides: { graphiteHost: '127.0.0.1', flushInterval: I, leaseTtl: TTL, redis: { url, keyPrefix: prefix, shards: 1 }, ...extra },
     }).config;
     store = await Store.open(config.redis, log);
   }
@@ -140,6 +144,37 @@ describe('flusher periods (injected clock, real redis)', () => {
     await until('P closed once the member is dead', async () => (await store.closeState()).closedMs === P);
     assert.equal(await store.redis.hexists(store.keys.members, 'gone'), 0);
     assert.match(await outboxText(), new RegExp(`^stats_counts\\.b\\.c 5 ${P / 1000}$`, 'm'));
+  });
+
+  test("a member whose reports stopped with Redis is not given up: Redis paused just under a ttl, the leader's own lease check held too", async () => {
+    const redis = await RedisServer.start();
+    servers.push(redis);
+    await setup({}, redis.url);
+    const P = (Math.floor(Date.now() / I) + 1) * I;
+    const clock = new ManualClock(P + 100); // P is over
+    // m's reports, at the leader's clock (a real member reports every third of the ttl, or with every merge).
+    const report = (atMs: number, watermarkMs: number): Promise<number> => store.redis.hset(store.keys.members, 'm', `${atMs} ${watermarkMs}`);
+    await merge(P, 'm', P, 'held.c', 3); // m merged part of P and still holds the rest
+    await report(P + 100, P);
+    await leader(clock); // its lease checks are answered at P + 100, P + 1100, ...; P waits for m
+    await run(clock, 900);
+    await report(P + 1000, P); // m's last report before Redis stops answering
+    await run(clock, 100); // the leader's lease check at P + 1100 answered, 100 ms after m's last report
+    assert.notEqual((await store.closeState()).closedMs, P, 'P waits for m');
+    redis.pause();
+    // Redis answers nothing for 2.95 s of the leader's time: its next lease check (P + 2100) and its close poll wait.
+    // So the gap between its lease checks' answers stays within the ttl, while m's last report ages past it.
+    await run(clock, 2950);
+    redis.resume();
+    await new Promise((r) => setTimeout(r, 300)); // the held commands answered; the close goes on at P + 4050
+    assert.notEqual((await store.closeState()).closedMs, P, 'm was not given up: its reports stopped with Redis, as the leader\'s did');
+    assert.equal(await store.redis.hexists(store.keys.members, 'm'), 1);
+    // m's reports land again: the rest of P, merged into P (not late).
+    await merge(P, 'm', P + I, 'held.c', 4);
+    await report(P + 4100, P + I);
+    await run(clock, 200);
+    await until('P closed once m moved past it', async () => (await store.closeState()).closedMs === P);
+    await until('P committed', async () => (await outboxText()).includes(`stats_counts.held.c 7 ${P / 1000}`));
   });
 
   test("after a leader died, the next closes each period it left separately, each with its own samples", async () => {

@@ -133,7 +133,12 @@ describe('redis invariants', () => {
     await a.redis.hset(k.members, 'dead', `${Date.now() - 2 * TTL} ${P1}`);
     // Redis itself was away until a moment ago: no member is judged dead before a full ttl after that.
     assert.equal((await a.closePeriod('token-a', P2, TTL, Date.now())).status, 'waiting');
-    assert.deepEqual(await a.closePeriod('token-a', P2, TTL, 0), { status: 'closed' });
+    const closed = await a.closePeriod('token-a', P2, TTL, 0);
+    assert.equal(closed.status, 'closed');
+    // The leader is told whom it gave up on, and how long that member had been silent (for its log).
+    assert.equal(closed.gaveUp?.length, 1, JSON.stringify(closed));
+    assert.equal(closed.gaveUp[0]?.member, 'dead');
+    assert.ok((closed.gaveUp[0]?.silentMs ?? 0) >= 2 * TTL && (closed.gaveUp[0]?.silentMs ?? 0) < 2 * TTL + 5000, JSON.stringify(closed));
     assert.equal(await a.redis.hexists(k.members, 'dead'), 0, 'the dead member was removed');
     await a.leave('m1');
     assert.equal(await a.redis.hlen(k.members), 0);

@@ -21,11 +21,12 @@ P must be the next period to close: later than `closed`, with no period that
 received data between them (empty periods may be skipped, data never).
 
 Returns {-1} not the leader, {0, closed} P is not the next period to close
-(nothing changed), {2, member, watermark} a live member may still hold
-samples of P (nothing changed; retry), {1, clamped} closed: gauges updated and
+(nothing changed), {2, member, watermark, dead...} a live member may still
+hold samples of P (retry), {1, clamped, dead...} closed: gauges updated and
 snapshot, P added to pending, `closed` = P, clamped = gauges whose delta
 took them past +-MAX_GAUGE (clamped to it, counted in values_clamped). Dead
-members are removed.
+members are removed; dead... lists each as its id then its heartbeat's age
+(ms), for the leader's log.
 ]]
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return {-1}
@@ -37,14 +38,19 @@ if p <= closed or #redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. closed, '(' .. AR
 end
 local now, ttl, steady = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local members = redis.call('HGETALL', KEYS[3])
+local dead = {}
 for i = 1, #members, 2 do
   local rec = members[i + 1]
   local sp = string.find(rec, ' ', 1, true)
   local hb, wm = tonumber(string.sub(rec, 1, sp - 1)), tonumber(string.sub(rec, sp + 1))
   if math.max(hb, steady) + ttl < now then
     redis.call('HDEL', KEYS[3], members[i])
+    dead[#dead + 1] = members[i]
+    dead[#dead + 1] = now - hb
   elseif wm <= p then
-    return {2, members[i], wm}
+    local out = {2, members[i], wm}
+    for j = 1, #dead do out[#out + 1] = dead[j] end
+    return out
   end
 end
 local ops = redis.call('HGETALL', KEYS[7])
@@ -66,4 +72,6 @@ end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('ZADD', KEYS[5], ARGV[2], ARGV[2])
-return {1, clamped}
+local out = {1, clamped}
+for j = 1, #dead do out[#out + 1] = dead[j] end
+return out
