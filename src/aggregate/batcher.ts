@@ -12,7 +12,8 @@
  * failed is retried with the batch's next round; the batch leaves the queue
  * once every part is done. Shards without a part in a round get a heartbeat
  * in the same round, so no shard's leader waits for a process that holds
- * nothing for it.
+ * nothing for it; a shard whose part merged while another's still waits (a
+ * master failing over) hears from the heartbeat timer meanwhile.
  *
  * Periods (DESIGN "Periods"): a batch holds the samples of one flush period,
  * the one in which this process received them: it is sealed at every
@@ -125,7 +126,7 @@ export class Batcher implements SampleSink {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   /** Shards with a heartbeat in flight. */
   private readonly beating = new Set<number>();
-  /** Shards with a part of the current round being merged. */
+  /** Shards with a part of the current round being merged (until that part's merge answers). */
   private readonly merging = new Set<number>();
   /** When this process last told Redis its watermark (a merge or a heartbeat), ms. */
   private reportedAt = 0;
@@ -400,7 +401,12 @@ export class Batcher implements SampleSink {
     }
   }
 
-  /** One round of batch e: its unmerged parts merged in parallel, every other shard heartbeated. Returns the parts' errors. */
+  /**
+   * One round of batch e: its unmerged parts merged in parallel, every other shard heartbeated. Returns the parts'
+   * errors. Each part is settled as its own merge answers, not when the round ends: a shard whose part is done
+   * hears from the heartbeat timer again while another shard's part waits (a master failing over), so its leader
+   * never takes this process for dead meanwhile.
+   */
   private async round(e: Encoded): Promise<unknown[]> {
     this.reportedAt = this.clock.now();
     const w = this.watermarks(e);
@@ -409,34 +415,32 @@ export class Batcher implements SampleSink {
     // Not waited for: a heartbeat to a shard whose master is failing over must not hold the other shards' merges.
     for (let s = 0; s < this.shards.length; s++) if (!busy.has(s)) this.heartbeatShard(s, w[s]!).catch(() => undefined);
     for (const sh of busy) this.merging.add(sh);
-    const merges = sending.map((p) => this.shards[p.shard]!.merge(e.id, p.boundaryMs, this.memberId, w[p.shard]!, p.args, p.late, this.bound));
+    const merges = sending.map((p) => this.shards[p.shard]!.merge(e.id, p.boundaryMs, this.memberId, w[p.shard]!, p.args, p.late, this.bound)
+      .then((res) => this.settle(p, res))
+      .finally(() => this.merging.delete(p.shard)));
     const results = await Promise.allSettled(merges);
-    this.merging.clear();
     const failed: unknown[] = [];
-    results.forEach((r, i) => {
-      const p = sending[i] as Part;
-      if (r.status === 'rejected') {
-        failed.push(r.reason);
-        return;
-      }
-      const res = r.value;
-      if (res.status === 'late') {
-        // Held back past its period's close in this shard (e.g. Redis unreachable longer than a member's ttl): the
-        // shard's oldest open period takes it.
-        const was = p.boundaryMs;
-        p.boundaryMs = Math.max(res.closedMs + this.opts.flushInterval, was);
-        p.late = true;
-        this.self.lateSamples += p.samples;
-        this.lateLog.warn(() => ({
-          msg: 'a batch arrived after its period was closed; merged into the oldest open period',
-          fields: { shard: p.shard, boundaryMs: was, intoMs: p.boundaryMs, samples: p.samples, lateSamples: this.self.lateSamples },
-        }));
-        return;
-      }
-      p.done = true;
-      this.counted(res, p.boundaryMs);
-    });
+    for (const r of results) if (r.status === 'rejected') failed.push(r.reason);
     return failed;
+  }
+
+  /** One part's merge answered: done, or (late) re-aimed at its shard's oldest open period for the next round. */
+  private settle(p: Part, res: MergeOutcome): void {
+    if (res.status === 'late') {
+      // Held back past its period's close in this shard (e.g. Redis unreachable longer than a member's ttl): the
+      // shard's oldest open period takes it.
+      const was = p.boundaryMs;
+      p.boundaryMs = Math.max(res.closedMs + this.opts.flushInterval, was);
+      p.late = true;
+      this.self.lateSamples += p.samples;
+      this.lateLog.warn(() => ({
+        msg: 'a batch arrived after its period was closed; merged into the oldest open period',
+        fields: { shard: p.shard, boundaryMs: was, intoMs: p.boundaryMs, samples: p.samples, lateSamples: this.self.lateSamples },
+      }));
+      return;
+    }
+    p.done = true;
+    this.counted(res, p.boundaryMs);
   }
 
   /**

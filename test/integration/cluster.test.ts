@@ -147,6 +147,9 @@ describe('redis cluster', { skip }, () => {
       for (const l of pair.carbon.series(series)) perTs.set(l.ts, (perTs.get(l.ts) ?? new Set()).add(l.value));
       for (const [ts, values] of perTs) assert.equal(values.size, 1, `period ${ts} of ${series} published with different values ${[...values].join('/')}`);
     }
+    // Both processes lived throughout: no leader may have taken either for dead (a failover is not a death).
+    const gaveUp = pair.procs.flatMap((p) => p.output().split('\n').filter((l) => l.includes('gave up on processes')));
+    assert.deepEqual(gaveUp, [], 'a leader gave up on a live process');
   }
 
   test('two tallyd on the cluster (16 shards): both lead shards, the shards spread over all 3 masters, exact totals per name and per period', { timeout: 60_000 }, async (t) => {

@@ -307,6 +307,41 @@ describe('shards: the ingest side', () => {
     assert.equal(self.lateSamples, 0);
   });
 
+  test("while one shard's part hangs, the shards whose parts merged keep hearing this process (their leaders must not take it for dead)", { timeout: 30_000 }, async () => {
+    const hung = await RedisServer.start();
+    try {
+      const prefix = testPrefix('shards-ingest-beat');
+      const shared = await open('', REDIS_URL, {}, prefix);
+      const own = await open('', hung.url, { commandTimeout: 20_000 }, prefix);
+      const K = 9;
+      const shardStore = (s: number) => (s === K ? own : shared).shards[s] as Store;
+      const clock = new ManualClock(P - I / 2);
+      const parser = new StatsdLineParser({ keyNameSanitize: true });
+      const self = new SelfStats();
+      const b = new Batcher(instrumented(shardStore, (n) => shared.shardOf(n)), { ...opts, leaseTtl: 3000, maxBatchNames: 1e6 }, self, parser, log, clock);
+      b.start();
+      await until(async () => (await shared.shards[0]!.redis.hexists(shared.shards[0]!.keys.members, b.memberId)) === 1, 'the first heartbeats');
+      const hbOf = async (s: number): Promise<number> => Number(((await shardStore(s).redis.hget(shardStore(s).keys.members, b.memberId)) ?? '0').split(' ')[0]);
+      hung.pause();
+      send(parser, b, traffic('beat', 300, 0));
+      b.tick(); // one batch, a part for every shard: K's waits (no timeout for 20 s)
+      const others = [...Array(SHARDS).keys()].filter((s) => s !== K);
+      await until(async () => (await readPeriod((s) => shared.shards[s] as Store, (n) => shared.shardOf(n), P)).shardsUsed.size === others.length, 'every other part merged');
+      const beforeBeat = await Promise.all(others.map(hbOf));
+      // The heartbeat timer (every second here) finds the round still waiting for K: the other shards hear from it.
+      clock.jump(1000);
+      await until(async () => (await Promise.all(others.map(hbOf))).every((hb, i) => hb > beforeBeat[i]!), 'a heartbeat to every shard whose part merged', 5000);
+      assert.equal(self.batchesMerged, 0, "the batch is not done: K's part is still in flight");
+      hung.resume();
+      await merged(b, 'every part merged after SIGCONT');
+      await b.stop(5000);
+      assert.equal(self.lateSamples, 0);
+    } finally {
+      hung.resume();
+      await hung.stop();
+    }
+  });
+
   test('a shard without samples in a batch still sees the watermark advance, so its leader closes the period', async () => {
     const store = await open('shards-ingest-hb');
     const clock = new ManualClock(P - I / 2);
