@@ -190,9 +190,12 @@ export class Flusher {
     }
   }
 
-  /** Nothing of the shard is being closed, processed or written to Carbon: the lease can go without a line sent twice. */
+  /**
+   * Nothing of the shard is being closed, processed, compacted or written to Carbon: the lease can go without a line
+   * sent twice (or a compaction the next leader's would be refused against).
+   */
   private idleForHandover(): boolean {
-    return !this.processing && !this.closing && !this.sinks.some((s) => s.busy?.() ?? false);
+    return !this.processing && !this.closing && !this.compacting && !this.sinks.some((s) => s.busy?.() ?? false);
   }
 
   /**
