@@ -228,12 +228,14 @@ export class Batcher implements SampleSink {
   start(): void {
     this.ticker = setInterval(() => this.tick(), this.opts.batchInterval);
     this.scheduleBoundary();
+    // Reports at least every third of the ttl (at most every second): the timer looks twice as often, so a report
+    // that came between two looks (a round, a boundary) delays the next by less than that.
     const every = Math.max(50, Math.min(1000, Math.floor(this.opts.leaseTtl / 3)));
     // Also while a round is in flight: a part stuck on a failing master must not keep the other shards' leaders
     // from hearing of this process for a member's ttl (they would close its periods without it).
     this.heartbeatTimer = setInterval(() => {
-      if (this.clock.now() - this.reportedAt >= every) this.heartbeat();
-    }, every);
+      if (this.clock.now() - this.reportedAt >= every / 2) this.heartbeat();
+    }, Math.ceil(every / 2));
     this.heartbeat();
   }
 

@@ -110,11 +110,12 @@ export const TOP_FIELDS = {
     else c.problem('flushInterval', `must be greater than batchInterval (${batchInterval}), got ${flushInterval}`);
     return batchInterval;
   }),
-  leaseTtl: millis(5000, {
+  leaseTtl: custom(5000, {
     doc: 'ms a shard\'s flushing lease lasts without renewal (checked every third of it); a dead leader\'s shards move to the others '
       + 'within this time and a check. Also a process\'s liveness: '
-      + 'one that reports nothing to Redis for this long is taken for dead, and the leader stops waiting for its samples of a period',
-  }),
+      + 'one that reports nothing to Redis for this long is taken for dead, and the leader stops waiting for its samples of a period. '
+      + 'At least 500',
+  }, (c, o, k, p) => c.int(o, k, p, 5000, 500, Number.MAX_SAFE_INTEGER, 'an integer number of milliseconds, at least 500')),
   stopTimeout: millis(10000, {
     doc: 'ms a clean stop (SIGTERM, SIGINT) may take: merge the last batches (at most half of it), close and commit the periods that are '
       + 'over, drain the outbox to Carbon, release the lease (the flush thread gets 3 s more to let go before it is terminated); the '

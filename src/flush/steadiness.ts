@@ -8,14 +8,16 @@
  *
  * The view is steady while every small command the leader sends the shard
  * (lease checks, the close loop's reads, closes) is answered within a
- * quarter of the ttl and the answers come no further apart than a lease
- * check's cadence (a third of the ttl) plus that. Why these bounds suffice:
- * a member reports at least every third of the ttl, so its heartbeat grows
- * older than the ttl only after its reports failed to land for two thirds
- * of it. The leader checks its lease every third of the ttl, so in such an
- * outage one of its checks is either answered late by at least a third of
- * the ttl, still waiting that long, or failed, leaving a gap of two thirds
- * of the ttl since the last answer; each is seen here.
+ * quarter of the ttl, none fails, and the answers come no further apart
+ * than a lease check's cadence (a third of the ttl) plus that. A command
+ * that failed, or one answered late, makes the view steady again only from
+ * the next answer on. Why this suffices: a member reports at least every
+ * third of the ttl (batcher.ts), so its heartbeat grows older than the ttl
+ * only after its reports failed to land for two thirds of it. The leader
+ * checks its lease every third of the ttl, so during such an outage one of
+ * its checks fails, or waits (answered or still waiting) longer than a
+ * quarter of the ttl; each is seen here. (leaseTtl is at least 500 ms, so
+ * the bounds stay apart.)
  *
  * The verdict is taken with the close's send time: a close that waits in a
  * queue through an outage judges the members as they were when it was sent.
@@ -29,6 +31,8 @@ export class Steadiness {
   readonly gapLimitMs: number;
   private since = 0;
   private lastAnswer = 0;
+  /** A command failed since the last answer: the next answer starts a new steady stretch. */
+  private failedSinceAnswer = false;
   private seq = 0;
   /** Commands sent and not answered yet: id -> when sent. */
   private readonly inFlight = new Map<number, number>();
@@ -47,6 +51,9 @@ export class Steadiness {
       const out = await command();
       this.answered(sent);
       return out;
+    } catch (err) {
+      this.failedSinceAnswer = true;
+      throw err;
     } finally {
       this.inFlight.delete(id);
     }
@@ -54,7 +61,8 @@ export class Steadiness {
 
   private answered(sentMs: number): void {
     const now = this.clock.now();
-    if (this.lastAnswer === 0 || now - sentMs > this.latencyLimitMs || now - this.lastAnswer > this.gapLimitMs) this.since = now;
+    if (this.lastAnswer === 0 || this.failedSinceAnswer || now - sentMs > this.latencyLimitMs || now - this.lastAnswer > this.gapLimitMs) this.since = now;
+    this.failedSinceAnswer = false;
     this.lastAnswer = Math.max(this.lastAnswer, now);
   }
 
@@ -63,7 +71,7 @@ export class Steadiness {
    * has waited too long.
    */
   steadySince(nowMs: number): number {
-    if (this.lastAnswer === 0 || nowMs - this.lastAnswer > this.gapLimitMs) return nowMs;
+    if (this.lastAnswer === 0 || this.failedSinceAnswer || nowMs - this.lastAnswer > this.gapLimitMs) return nowMs;
     for (const sent of this.inFlight.values()) if (nowMs - sent > this.latencyLimitMs) return nowMs;
     return this.since;
   }

@@ -242,6 +242,12 @@ describe('layering', () => {
     assert.equal(load(file, {}, { REDIS_URL: '' }).config.redis.url, 'redis://10.0.0.5:6380/2');
   });
 
+  it('leaseTtl is at least 500 ms (a member\'s liveness is judged against a quarter and a third of it)', () => {
+    assert.equal(load(file, { leaseTtl: 500 }).config.leaseTtl, 500);
+    assert.equal(configError(() => load(file, { leaseTtl: 499 })).message,
+      'overrides: leaseTtl: must be an integer number of milliseconds, at least 500, got 499');
+  });
+
   it('reads redis.commandTimeout (ms) and rejects a non-positive one', () => {
     assert.equal(load(file, { 'redis.commandTimeout': 250 }).config.redis.commandTimeout, 250);
     assert.equal(configError(() => load(file, { 'redis.commandTimeout': 0 })).message,

@@ -1,8 +1,9 @@
 /**
  * Steadiness (src/flush/steadiness.ts): the leader's view of its shard's
  * Redis, on an injected clock. Steady while its commands are answered within
- * a quarter of the ttl and no further apart than a lease check's cadence plus
- * that; otherwise steady again only from the answer that ends the stretch.
+ * a quarter of the ttl, none fails, and answers come no further apart than a
+ * lease check's cadence plus that; otherwise steady again only from the
+ * answer that ends the stretch.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -54,19 +55,31 @@ describe('Steadiness', () => {
     assert.equal(s.steadySince(clock.now()), answered, 'steady from the late answer on');
   });
 
-  test('a command that failed leaves a gap: not steady until answers come again, then only from then', async () => {
+  test('a command that failed: not steady until the next answer, then only from it', async () => {
+    const clock = new ManualClock(1_000_000);
+    const s = new Steadiness(TTL, clock);
+    await s.track(() => Promise.resolve(1));
+    clock.jump(200);
+    await assert.rejects(s.track(() => Promise.reject(new Error('Too many Cluster redirections'))));
+    assert.equal(s.steadySince(clock.now()), clock.now(), 'just failed');
+    clock.jump(300);
+    await s.track(() => Promise.resolve(1)); // answered at once, 0.5 s after the last answer
+    const back = clock.now();
+    clock.jump(1000);
+    await s.track(() => Promise.resolve(1));
+    assert.equal(s.steadySince(clock.now()), back, 'steady from the first answer after the failure');
+  });
+
+  test('answers too far apart: steady only from the answer after the gap', async () => {
     const clock = new ManualClock(1_000_000);
     const s = new Steadiness(TTL, clock);
     await s.track(() => Promise.resolve(1));
     const start = clock.now();
-    clock.jump(200);
-    await assert.rejects(s.track(() => Promise.reject(new Error('Too many Cluster redirections'))));
-    clock.jump(1500);
-    assert.equal(s.steadySince(clock.now()), start, '1.7 s since the last answer: within the gap limit');
-    clock.jump(100);
-    assert.equal(s.steadySince(clock.now()), clock.now(), '1.8 s since the last answer');
-    clock.jump(900);
-    await s.track(() => Promise.resolve(1)); // answered at once, but after a gap
+    clock.jump(1750);
+    assert.equal(s.steadySince(clock.now()), start, '1.75 s since the last answer: within the gap limit');
+    clock.jump(1);
+    assert.equal(s.steadySince(clock.now()), clock.now(), 'past it');
+    await s.track(() => Promise.resolve(1));
     const back = clock.now();
     clock.jump(1000);
     await s.track(() => Promise.resolve(1));
