@@ -236,6 +236,7 @@ config file may be at most 1 MiB.
   // leader stops waiting for its samples of a period (it is taken for dead;
   // its unmerged samples went with it). A dead leader's shards move to the
   // others within about this and a check, and their missed periods close.
+  // At least 500.
   leaseTtl: 5000,
 
   // ms a clean stop (SIGTERM, SIGINT) may take: stop listening, merge the last
