@@ -209,10 +209,10 @@ export class Flusher {
     const gate = this.opts.gate;
     if (!gate || gate.prefers(this.store.shard)) {
       this.freeSince = null;
-      return (await this.steady.track(() => this.store.tryAcquireLease(this.token, this.cfg.leaseTtl))) > 0;
+      return await this.tryLease();
     }
     if (this.leader) {
-      if (!this.idleForHandover()) return (await this.steady.track(() => this.store.tryAcquireLease(this.token, this.cfg.leaseTtl))) > 0;
+      if (!this.idleForHandover()) return await this.tryLease();
       // Handover: no longer first for the shard and idle. Not the leader from here on (nothing starts a close or a
       // commit), then the lease goes; the preferred process takes it at its next check.
       this.leader = false;
@@ -228,10 +228,15 @@ export class Flusher {
     }
     this.freeSince ??= asked;
     if (asked - this.freeSince < this.cfg.leaseTtl) return false;
-    const got = (await this.steady.track(() => this.store.tryAcquireLease(this.token, this.cfg.leaseTtl))) > 0;
+    const got = await this.tryLease();
     if (got) this.log.warn({ freeMs: asked - this.freeSince }, 'took a shard whose preferred process left its lease free for a full leaseTtl');
     this.freeSince = null;
     return got;
+  }
+
+  /** Takes or renews the lease (a small command: its answer counts toward the shard's steadiness). */
+  private async tryLease(): Promise<boolean> {
+    return (await this.steady.track(() => this.store.tryAcquireLease(this.token, this.cfg.leaseTtl))) > 0;
   }
 
   private checkLease(): Promise<void> {

@@ -39,6 +39,10 @@ end
 local now, ttl, steady = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local members = redis.call('HGETALL', KEYS[3])
 local dead = {}
+local function withDead(out)
+  for j = 1, #dead do out[#out + 1] = dead[j] end
+  return out
+end
 for i = 1, #members, 2 do
   local rec = members[i + 1]
   local sp = string.find(rec, ' ', 1, true)
@@ -48,9 +52,7 @@ for i = 1, #members, 2 do
     dead[#dead + 1] = members[i]
     dead[#dead + 1] = now - hb
   elseif wm <= p then
-    local out = {2, members[i], wm}
-    for j = 1, #dead do out[#out + 1] = dead[j] end
-    return out
+    return withDead({2, members[i], wm})
   end
 end
 local ops = redis.call('HGETALL', KEYS[7])
@@ -72,6 +74,4 @@ end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('ZADD', KEYS[5], ARGV[2], ARGV[2])
-local out = {1, clamped}
-for j = 1, #dead do out[#out + 1] = dead[j] end
-return out
+return withDead({1, clamped})
