@@ -216,7 +216,11 @@ describe('status page in Chromium', { skip, timeout: 180_000 }, () => {
     const api = await getJson<SeriesAnswer>(httpPort, `/api/series?name=${encodeURIComponent(COUNT_NAME)}`);
     const apiAt = new Map(api.t.map((ts, i) => [ts, api.v[i]]));
     for (let i = 0; i < shown.t.length; i++) {
-      if (apiAt.has(shown.t[i]!)) assert.equal(shown.v[i], apiAt.get(shown.t[i]!), `value at ${shown.t[i]}`);
+      if (!apiAt.has(shown.t[i]!)) continue;
+      // The newest periods may have been committed by another shard only when the plot was drawn (the name's own
+      // shard commits a period on its own): null then, the name's value by the time the API is asked.
+      if (shown.v[i] === null && i >= shown.v.length - 2) continue;
+      assert.equal(shown.v[i], apiAt.get(shown.t[i]!), `value at ${shown.t[i]}`);
     }
     assert.ok(shown.t.every((ts, i) => i === 0 || ts > shown.t[i - 1]!), 'periods in order');
     assert.ok(shown.t.every((ts) => ts % (FLUSH_MS / 1000) === 0), 'period timestamps are boundaries');
