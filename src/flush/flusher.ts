@@ -64,6 +64,12 @@ export interface FlusherOptions {
 export class Flusher {
   readonly token: string;
   private leader = false;
+  /**
+   * Leading a shard another process is now preferred for, and waiting for an idle moment to hand it over: no new
+   * close or processing starts meanwhile, so the moment comes at the next lease check even when every period keeps
+   * this flusher busy (a loaded machine).
+   */
+  private handingOver = false;
   /** Since when (ms) a lease check of a process not preferred for the shard found the lease free; null when held. */
   private freeSince: number | null = null;
   /** closeForStop's deadline: a wait for the other shards (fleet-stats.ts) gives up past it. */
@@ -209,10 +215,15 @@ export class Flusher {
     const gate = this.opts.gate;
     if (!gate || gate.prefers(this.store.shard)) {
       this.freeSince = null;
+      this.handingOver = false;
       return await this.tryLease();
     }
     if (this.leader) {
-      if (!this.idleForHandover()) return await this.tryLease();
+      if (!this.idleForHandover()) {
+        this.handingOver = true;
+        return await this.tryLease();
+      }
+      this.handingOver = false;
       // Handover: no longer first for the shard and idle. Not the leader from here on (nothing starts a close or a
       // commit), then the lease goes; the preferred process takes it at its next check.
       this.leader = false;
@@ -253,7 +264,10 @@ export class Flusher {
       const handover = this.opts.gate !== undefined && was && !this.opts.gate.prefers(this.store.shard) && this.idleForHandover();
       this.leader = await this.askLease(asked);
       if (this.leader) this.renewedAt = asked;
-      if (!this.leader) this.known.reset();
+      if (!this.leader) {
+        this.known.reset();
+        this.handingOver = false;
+      }
       if (this.leader && !was) {
         this.log.info({ token: this.token }, 'became the flushing leader');
         this.kickProcessing();
@@ -265,6 +279,7 @@ export class Flusher {
     } catch (err) {
       // Can't renew: behave as a follower until Redis answers again.
       this.leader = false;
+      this.handingOver = false;
       this.errLog.warn(() => ({ msg: 'lease check failed', fields: { err: (err as Error).message } }));
     }
     if (!this.released) this.leaseTimer = this.clock.setTimeout(() => void this.checkLease(), Math.max(100, Math.floor(this.cfg.leaseTtl / 3)));
@@ -317,6 +332,10 @@ export class Flusher {
     const interval = this.cfg.flushInterval;
     let retries = 0;
     for (let guard = 0; guard < 1000 && this.leader && !this.stopped; guard++) {
+      if (this.handingOver) {
+        this.scheduleClose(CLOSE_POLL_MS);
+        return;
+      }
       let r: Awaited<ReturnType<Flusher['closeStep']>>;
       try {
         r = await this.closeStep(false);
@@ -412,7 +431,7 @@ export class Flusher {
 
   /** Process pending periods; if already running, run once more afterwards. */
   kickProcessing(evenStopping = false): Promise<void> {
-    if (this.released || (this.stopped && !evenStopping)) return this.processing ?? Promise.resolve();
+    if (this.released || ((this.stopped || this.handingOver) && !evenStopping)) return this.processing ?? Promise.resolve();
     if (this.processing) {
       this.again = true;
       return this.processing;
@@ -421,7 +440,7 @@ export class Flusher {
       do {
         this.again = false;
         await this.processPending();
-      } while (this.again && this.leader && !this.released);
+      } while (this.again && this.leader && !this.released && (evenStopping || !this.handingOver));
     })().finally(() => {
       this.processing = null;
     });
